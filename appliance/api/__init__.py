@@ -1,0 +1,1 @@
+"""Status API and dashboard (Flask under gunicorn)."""

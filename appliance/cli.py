@@ -1,0 +1,98 @@
+"""`appliance` command line: check-config, serve, run, and the verbs each sub-package adds."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Callable
+
+from . import __version__, config as configmod, logs
+
+EXIT_CONFIG = 2
+
+# service name -> "module:function(config, args) -> int"; `serve NAME` runs one in the foreground.
+SERVICES = {
+    "dhcp": "appliance.dhcp.service:serve",
+    "tftp": "appliance.tftp.service:serve",
+    "dns": "appliance.dns.service:serve",
+    "api": "appliance.api.service:serve",
+}
+
+# verb -> "module:register" where register(subparsers) adds the verb's parser and
+# sets `func(args) -> int` (and `needs_config`) as defaults.
+VERBS = {
+    "run": "appliance.supervise:register",
+    "firmware": "appliance.firmware.cli:register",
+    "status": "appliance.api.cli:register_status",
+    "report": "appliance.api.cli:register_report",
+    "simulate": "appliance.recovery.simulator:register",
+    "demo": "appliance.recovery.demo:register",
+}
+
+
+def _load(spec: str) -> Callable:
+    module, func = spec.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="appliance", description="Cisco IP phone recovery station")
+    parser.add_argument("--config", help="config file (default $APPLIANCE_CONFIG, else config/appliance.toml)")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    check = sub.add_parser("check-config", help="validate the configuration and print it resolved")
+    check.add_argument("--json", action="store_true", help="print the resolved config as JSON")
+    check.set_defaults(func=cmd_check_config, needs_config=True)
+
+    serve = sub.add_parser("serve", help="run one service in the foreground (as supervisor does)")
+    serve.add_argument("service", choices=sorted(SERVICES))
+    serve.set_defaults(func=cmd_serve, needs_config=True)
+
+    for verb, spec in VERBS.items():
+        try:
+            _load(spec)(sub)
+        except (ImportError, AttributeError) as exc:
+            stub = sub.add_parser(verb, help=f"(unavailable: {exc})")
+            stub.set_defaults(func=lambda args, e=exc: _unavailable(e), needs_config=False)
+    return parser
+
+
+def _unavailable(exc: Exception) -> int:
+    print(f"appliance: this verb is unavailable: {exc}", file=sys.stderr)
+    return 1
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = args.cfg
+    if args.json:
+        print(json.dumps(cfg.as_dict(), indent=2))
+    else:
+        print(f"{cfg.source}: ok")
+        for section, values in cfg.as_dict().items():
+            for key, value in values.items():
+                print(f"  {section}.{key} = {value!r}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return _load(SERVICES[args.service])(args.cfg, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.setup(args.log_format, args.log_level.upper())
+    if getattr(args, "needs_config", False):
+        try:
+            args.cfg = configmod.load(args.config)
+        except configmod.ConfigError as exc:
+            print(f"appliance: bad config: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,356 @@
+"""Station configuration: one TOML file, environment overrides, strict validation.
+
+The schema below is the single source of truth for keys, types and defaults;
+`config/appliance.toml` documents each key for humans.  A bad config raises
+`ConfigError` naming the file and the key; the CLI turns it into exit status 2
+so nothing starts half-configured.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import netinfo
+
+DEFAULT_PATH = Path("config/appliance.toml")
+
+# (type, default).  Types: str, int, bool, list (of str), table (str -> str),
+# rules (list of tables), "choice:a|b|c".
+SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
+    "network": {
+        "interface": ("str", "eth0"),
+        "address": ("str", "auto"),
+    },
+    "dhcp": {
+        "enabled": ("bool", True),
+        "pool_start": ("str", "auto"),
+        "pool_end": ("str", "auto"),
+        "lease_seconds": ("int", 3600),
+        "router": ("str", ""),
+        "dns": ("list", ["auto"]),
+        "domain": ("str", "recovery.lan"),
+        "tftp_servers": ("list", []),
+        "guard": ("choice:refuse|warn|off", "refuse"),
+        "guard_interval": ("int", 60),
+        "port": ("int", 67),
+        "reservations": ("table", {}),
+    },
+    "tftp": {
+        "root": ("str", "firmware"),
+        "port": ("int", 69),
+        "max_sessions": ("int", 200),
+        "per_client": ("int", 8),
+        "max_blksize": ("int", 1468),
+        "timeout": ("int", 2),
+        "retries": ("int", 5),
+        "workers": ("int", 2),
+        "http_port": ("int", 6970),
+    },
+    "dns": {
+        "enabled": ("bool", True),
+        "port": ("int", 53),
+        "names": ("table", {"recovery": "auto", "tftp": "auto"}),
+        "upstream": ("str", ""),
+    },
+    "api": {
+        "host": ("str", "0.0.0.0"),
+        "port": ("int", 8080),
+        "token": ("str", ""),
+    },
+    "state": {
+        "dir": ("str", "state"),
+    },
+    "upgrade": {
+        "strategy": ("choice:stepwise|direct", "stepwise"),
+        "targets": ("table", {}),
+        "rules": ("rules", []),
+    },
+}
+
+PORT_KEYS = {("dhcp", "port"), ("tftp", "port"), ("tftp", "http_port"), ("dns", "port"), ("api", "port")}
+POSITIVE_KEYS = {
+    ("dhcp", "lease_seconds"), ("dhcp", "guard_interval"), ("tftp", "max_sessions"), ("tftp", "per_client"),
+    ("tftp", "timeout"), ("tftp", "retries"), ("tftp", "workers"),
+}
+MAC_RE = re.compile(r"^[0-9a-f]{12}$")
+AUTO_POOL_SIZE = 200
+
+
+class ConfigError(Exception):
+    """A configuration problem; `str()` names the file and the key."""
+
+    def __init__(self, source: str, key: str, problem: str):
+        super().__init__(f"{source}: [{key.split('.')[0]}] {key.split('.', 1)[-1]}: {problem}")
+        self.source, self.key, self.problem = source, key, problem
+
+
+def normalize_mac(text: str) -> str:
+    """`00:1B-2c.3D4e5F` -> `001b2c3d4e5f`; raises ValueError if not 12 hex digits."""
+    mac = re.sub(r"[^0-9a-fA-F]", "", text).lower()
+    if not MAC_RE.match(mac) or len(re.sub(r"[:\-.\s]", "", text)) != 12:
+        raise ValueError(f"not a MAC address: {text!r}")
+    return mac
+
+
+@dataclass(frozen=True)
+class Section:
+    """Read-only attribute view of one config section."""
+
+    _values: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    network: Section
+    dhcp: Section
+    tftp: Section
+    dns: Section
+    api: Section
+    state: Section
+    upgrade: Section
+    raw: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.state.dir)
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "station.db"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state_dir / "cache"
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: getattr(self, name).as_dict() for name in SCHEMA}
+
+
+def find_path(cli_path: str | None = None, environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    if cli_path:
+        return Path(cli_path)
+    if env.get("APPLIANCE_CONFIG"):
+        return Path(env["APPLIANCE_CONFIG"])
+    return DEFAULT_PATH
+
+
+def load(path: str | Path | None = None, environ: dict[str, str] | None = None,
+         resolve_network: bool = True) -> Config:
+    """Read, override from the environment, validate.  Raises ConfigError."""
+    env = dict(os.environ if environ is None else environ)
+    path = find_path(str(path) if path else None, env)
+    source = str(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(source, "file.path", "config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "file.syntax", f"not valid TOML: {exc}") from None
+    values = _typed_values(source, data, env)
+    if resolve_network:
+        _resolve_network(source, values)
+    _validate(source, values)
+    sections = {name: Section(vals) for name, vals in values.items()}
+    return Config(source=source, raw=data, **sections)
+
+
+def _typed_values(source: str, data: dict, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    for section, body in data.items():
+        if section not in SCHEMA:
+            raise ConfigError(source, f"{section}.*", f"unknown section (known: {', '.join(SCHEMA)})")
+        if not isinstance(body, dict):
+            raise ConfigError(source, f"{section}.*", "must be a table")
+        for key in body:
+            if key not in SCHEMA[section]:
+                raise ConfigError(source, f"{section}.{key}",
+                                  f"unknown key (known: {', '.join(SCHEMA[section])})")
+    prefix = "APPLIANCE_"
+    for name in env:
+        if name.startswith(prefix) and name != "APPLIANCE_CONFIG":
+            parts = name[len(prefix):].lower().split("_", 1)
+            if len(parts) == 2 and parts[0] in SCHEMA and parts[1] not in SCHEMA[parts[0]]:
+                raise ConfigError(f"environment {name}", f"{parts[0]}.{parts[1]}", "unknown key")
+    values: dict[str, dict[str, Any]] = {}
+    for section, keys in SCHEMA.items():
+        values[section] = {}
+        for key, (kind, default) in keys.items():
+            env_name = f"{prefix}{section.upper()}_{key.upper()}"
+            if env_name in env:
+                where = f"environment {env_name}"
+                value = _from_env(where, section, key, kind, env[env_name])
+            else:
+                where = source
+                value = data.get(section, {}).get(key, default)
+            values[section][key] = _check_type(where, section, key, kind, value)
+    return values
+
+
+def _from_env(where: str, section: str, key: str, kind: str, text: str) -> Any:
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(where, f"{section}.{key}", f"expected an integer, got {text!r}") from None
+    if kind == "bool":
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(where, f"{section}.{key}", f"expected true/false, got {text!r}")
+    if kind == "list":
+        return [item.strip() for item in text.split(",") if item.strip()]
+    if kind in ("table", "rules"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            if kind == "table":
+                pairs = [p.split("=", 1) for p in text.split(",") if p.strip()]
+                if all(len(p) == 2 for p in pairs):
+                    return {k.strip(): v.strip() for k, v in pairs}
+            raise ConfigError(where, f"{section}.{key}", "expected JSON or name=value,name=value") from None
+    return text
+
+
+def _check_type(where: str, section: str, key: str, kind: str, value: Any) -> Any:
+    full = f"{section}.{key}"
+    if kind == "str" or kind.startswith("choice:"):
+        if not isinstance(value, str):
+            raise ConfigError(where, full, f"expected a string, got {type(value).__name__}")
+        if kind.startswith("choice:"):
+            choices = kind.split(":", 1)[1].split("|")
+            if value not in choices:
+                raise ConfigError(where, full, f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(where, full, f"expected an integer, got {type(value).__name__}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(where, full, f"expected true or false, got {type(value).__name__}")
+        return value
+    if kind == "list":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(where, full, "expected a list of strings")
+        return list(value)
+    if kind == "table":
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(where, full, "expected a table of name = \"value\" strings")
+        return dict(value)
+    if kind == "rules":
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ConfigError(where, full, "expected an array of tables ([[upgrade.rules]])")
+        return [dict(v) for v in value]
+    raise AssertionError(kind)
+
+
+def _resolve_network(source: str, values: dict[str, dict[str, Any]]) -> None:
+    """Fill in "auto" values from the interface, and check the pool lies in its subnet."""
+    net = values["network"]
+    try:
+        iface = netinfo.interface_ipv4(net["interface"])
+    except netinfo.NoInterface as exc:
+        raise ConfigError(source, "network.interface", str(exc)) from None
+    if net["address"] == "auto":
+        if iface is None:
+            raise ConfigError(source, "network.address",
+                              f"\"auto\" but interface {net['interface']!r} has no IPv4 address")
+        net["address"] = str(iface.ip)
+        network = iface.network
+    else:
+        address = _ip(source, "network.address", net["address"])
+        network = iface.network if iface and address in iface.network else ipaddress.ip_network(f"{address}/24", strict=False)
+        net["address"] = str(address)
+    net["network"] = str(network)
+    net["netmask"] = str(network.netmask)
+    station = ipaddress.ip_address(net["address"])
+    dhcp = values["dhcp"]
+    if dhcp["pool_start"] == "auto" or dhcp["pool_end"] == "auto":
+        hosts_after = int(network.broadcast_address) - int(station) - 1
+        if hosts_after < 1:
+            raise ConfigError(source, "dhcp.pool_start", "\"auto\" but no addresses above the station's in its subnet")
+        first = station + 1
+        last = station + min(hosts_after, AUTO_POOL_SIZE)
+        if dhcp["pool_start"] == "auto":
+            dhcp["pool_start"] = str(first)
+        if dhcp["pool_end"] == "auto":
+            dhcp["pool_end"] = str(last)
+    start = _ip(source, "dhcp.pool_start", dhcp["pool_start"])
+    end = _ip(source, "dhcp.pool_end", dhcp["pool_end"])
+    for key, addr in (("dhcp.pool_start", start), ("dhcp.pool_end", end)):
+        if addr not in network:
+            raise ConfigError(source, key, f"{addr} is outside the interface subnet {network}")
+    if int(start) > int(end):
+        raise ConfigError(source, "dhcp.pool_start", f"{start} is after pool_end {end}")
+    dhcp["dns"] = [net["address"] if d == "auto" else d for d in dhcp["dns"]]
+    dhcp["tftp_servers"] = dhcp["tftp_servers"] or [net["address"]]
+    values["dns"]["names"] = {k: (net["address"] if v == "auto" else v) for k, v in values["dns"]["names"].items()}
+
+
+def _ip(source: str, key: str, text: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(text)
+    except ValueError:
+        raise ConfigError(source, key, f"not an IPv4 address: {text!r}") from None
+
+
+def _validate(source: str, values: dict[str, dict[str, Any]]) -> None:
+    for section, key in PORT_KEYS:
+        port = values[section][key]
+        low = 0 if (section, key) == ("tftp", "http_port") else 1
+        if not low <= port <= 65535:
+            raise ConfigError(source, f"{section}.{key}", f"port {port} out of range {low}-65535")
+    for section, key in POSITIVE_KEYS:
+        if values[section][key] < 1:
+            raise ConfigError(source, f"{section}.{key}", f"must be at least 1, got {values[section][key]}")
+    blk = values["tftp"]["max_blksize"]
+    if not 512 <= blk <= 65464:
+        raise ConfigError(source, "tftp.max_blksize", f"must be 512-65464 (RFC 2348), got {blk}")
+    root = Path(values["tftp"]["root"])
+    if not root.is_dir():
+        raise ConfigError(source, "tftp.root", f"directory {str(root)!r} does not exist")
+    for key in ("router",):
+        if values["dhcp"][key]:
+            _ip(source, f"dhcp.{key}", values["dhcp"][key])
+    for item in values["dhcp"]["dns"]:
+        if item != "auto":
+            _ip(source, "dhcp.dns", item)
+    for item in values["dhcp"]["tftp_servers"]:
+        _ip(source, "dhcp.tftp_servers", item)
+    reservations = {}
+    for mac, ip in values["dhcp"]["reservations"].items():
+        try:
+            reservations[normalize_mac(mac)] = str(_ip(source, f"dhcp.reservations.{mac}", ip))
+        except ValueError as exc:
+            raise ConfigError(source, f"dhcp.reservations.{mac}", str(exc)) from None
+    values["dhcp"]["reservations"] = reservations
+    for name, addr in values["dns"]["names"].items():
+        if addr != "auto":
+            _ip(source, f"dns.names.{name}", addr)
+    upstream = values["dns"]["upstream"]
+    if upstream:
+        host = upstream.rsplit(":", 1)[0] if upstream.count(":") == 1 else upstream
+        _ip(source, "dns.upstream", host)
+    for i, rule in enumerate(values["upgrade"]["rules"]):
+        missing = {"models", "via_min", "via_max"} - set(rule)
+        if missing:
+            raise ConfigError(source, f"upgrade.rules[{i}]", f"missing {', '.join(sorted(missing))}")

@@ -1,0 +1,1 @@
+"""DNS responder (dnslib): the station's own names, NXDOMAIN or a fixed upstream for the rest."""

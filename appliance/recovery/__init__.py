@@ -1,0 +1,1 @@
+"""Recovery tracker: stepping-stone plans, per-phone state machine, diagnosis, phone simulator."""

@@ -1,0 +1,298 @@
+"""The shared store: one SQLite database in WAL mode that every service opens.
+
+Each service process owns one `Store`.  Writes are short `BEGIN IMMEDIATE`
+transactions with a busy timeout, so several processes can write at once and
+none loses a row.  Hot paths (TFTP blocks, DHCP packets) never write per
+packet: they batch through `write_many`/`append_events`.
+
+The `events` table is the bus between services: DHCP and the file service
+append facts (see `appliance.events`), the recovery tracker tails them by id.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+BUSY_TIMEOUT_MS = 10_000
+
+# Each entry migrates the schema from version i to i+1.  Never edit a shipped
+# entry; append a new one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE leases (
+        mac TEXT PRIMARY KEY,
+        ip TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL,            -- offered | bound | released | declined
+        expires REAL NOT NULL,
+        hostname TEXT,
+        vendor_class TEXT,
+        client_id TEXT,
+        prl TEXT,                       -- option 55 as comma-separated codes
+        updated REAL NOT NULL
+    );
+    CREATE TABLE conflicts (
+        ip TEXT PRIMARY KEY,
+        until REAL NOT NULL,
+        reason TEXT NOT NULL,
+        mac TEXT
+    );
+    CREATE TABLE phones (
+        mac TEXT PRIMARY KEY,
+        model TEXT,
+        ip TEXT,
+        hostname TEXT,
+        vendor_class TEXT,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        load_before TEXT,               -- load the phone ran when first seen, once known
+        current_load TEXT,
+        target_load TEXT,
+        plan TEXT NOT NULL DEFAULT '[]', -- JSON list of load IDs, stones first
+        step INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'seen',
+        diagnosis TEXT,
+        hints TEXT NOT NULL DEFAULT '{}', -- JSON: tracker's private memory
+        updated REAL NOT NULL
+    );
+    CREATE TABLE transfers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT UNIQUE,                -- producer's id, so progress updates upsert
+        proto TEXT NOT NULL,            -- tftp | http
+        client_ip TEXT NOT NULL,
+        client_port INTEGER,
+        mac TEXT,
+        file TEXT NOT NULL,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        total INTEGER,
+        started REAL NOT NULL,
+        updated REAL NOT NULL,
+        duration REAL,
+        result TEXT NOT NULL DEFAULT 'running' -- running|complete|aborted|timeout|not found|refused
+    );
+    CREATE INDEX transfers_mac ON transfers(mac, started);
+    CREATE INDEX transfers_result ON transfers(result);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        source TEXT NOT NULL,           -- dhcp | tftp | http | dns | api | tracker | ...
+        kind TEXT NOT NULL,
+        mac TEXT,
+        data TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_mac ON events(mac, id);
+    CREATE TABLE services (
+        name TEXT PRIMARY KEY,
+        pid INTEGER,
+        started REAL,
+        heartbeat REAL,
+        last_error TEXT,
+        last_error_at REAL,
+        info TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated REAL NOT NULL
+    );
+    """,
+]
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        return default
+
+
+class Store:
+    """Thread-safe handle on the station database (one connection per thread)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self.migrate()
+
+    # -- connection handling -------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction; taken IMMEDIATE so concurrent writers queue, not fail."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        return self._conn().execute(sql, tuple(params)).fetchall()
+
+    def query_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        return self._conn().execute(sql, tuple(params)).fetchone()
+
+    def schema_version(self) -> int:
+        return self._conn().execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self) -> None:
+        with self.write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={number}")
+
+    # -- events ----------------------------------------------------------------
+    def append_events(self, events: Iterable[tuple[float, str, str, str | None, dict]]) -> None:
+        """Append (ts, source, kind, mac, data) tuples in one transaction."""
+        rows = [(ts, source, kind, mac, json.dumps(data, default=str)) for ts, source, kind, mac, data in events]
+        if rows:
+            with self.write() as conn:
+                conn.executemany("INSERT INTO events(ts, source, kind, mac, data) VALUES (?,?,?,?,?)", rows)
+
+    def event(self, source: str, kind: str, mac: str | None = None, **data: Any) -> None:
+        self.append_events([(time.time(), source, kind, mac, data)])
+
+    def events_after(self, last_id: int, limit: int = 1000, mac: str | None = None) -> list[dict]:
+        if mac:
+            rows = self.query("SELECT * FROM events WHERE id > ? AND mac = ? ORDER BY id LIMIT ?", (last_id, mac, limit))
+        else:
+            rows = self.query("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit))
+        return [dict(row, data=_loads(row["data"], {})) for row in rows]
+
+    # -- services ----------------------------------------------------------------
+    def heartbeat(self, name: str, pid: int, info: dict | None = None, started: float | None = None) -> None:
+        now = time.time()
+        with self.write() as conn:
+            conn.execute(
+                "INSERT INTO services(name, pid, started, heartbeat, info) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(name) DO UPDATE SET pid=excluded.pid, heartbeat=excluded.heartbeat, "
+                "info=excluded.info, started=COALESCE(?, services.started)",
+                (name, pid, started or now, now, json.dumps(info or {}), started),
+            )
+
+    def service_error(self, name: str, message: str) -> None:
+        with self.write() as conn:
+            conn.execute(
+                "INSERT INTO services(name, last_error, last_error_at) VALUES (?,?,?) "
+                "ON CONFLICT(name) DO UPDATE SET last_error=excluded.last_error, last_error_at=excluded.last_error_at",
+                (name, message[:2000], time.time()),
+            )
+
+    def services(self) -> list[dict]:
+        return [dict(row, info=_loads(row["info"], {})) for row in self.query("SELECT * FROM services ORDER BY name")]
+
+    # -- key/value (small shared facts: guard status, catalog generation) ---------
+    def put(self, key: str, value: Any) -> None:
+        with self.write() as conn:
+            conn.execute("INSERT INTO kv(key, value, updated) VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                         "value=excluded.value, updated=excluded.updated", (key, json.dumps(value, default=str), time.time()))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self.query_one("SELECT value FROM kv WHERE key = ?", (key,))
+        return _loads(row["value"], default) if row else default
+
+    # -- phones ----------------------------------------------------------------------
+    PHONE_JSON = {"plan": [], "hints": {}}
+
+    def phone(self, mac: str) -> dict | None:
+        row = self.query_one("SELECT * FROM phones WHERE mac = ?", (mac,))
+        return self._phone_dict(row) if row else None
+
+    def phones(self) -> list[dict]:
+        return [self._phone_dict(r) for r in self.query("SELECT * FROM phones ORDER BY first_seen, mac")]
+
+    def _phone_dict(self, row: sqlite3.Row) -> dict:
+        d = dict(row)
+        for key, default in self.PHONE_JSON.items():
+            d[key] = _loads(d[key], default)
+        return d
+
+    def upsert_phone(self, mac: str, conn: sqlite3.Connection | None = None, **fields: Any) -> None:
+        """Create the phone row if new, then set `fields` (plan/hints given as Python objects)."""
+        now = time.time()
+        for key in self.PHONE_JSON:
+            if key in fields and not isinstance(fields[key], str):
+                fields[key] = json.dumps(fields[key])
+        fields.setdefault("last_seen", now)
+        fields["updated"] = now
+
+        def run(c: sqlite3.Connection) -> None:
+            c.execute("INSERT OR IGNORE INTO phones(mac, first_seen, last_seen, updated) VALUES (?,?,?,?)",
+                      (mac, now, now, now))
+            if fields:
+                cols = ", ".join(f"{k} = ?" for k in fields)
+                c.execute(f"UPDATE phones SET {cols} WHERE mac = ?", (*fields.values(), mac))
+
+        if conn is not None:
+            run(conn)
+        else:
+            with self.write() as c:
+                run(c)
+
+    # -- transfers ---------------------------------------------------------------------
+    TRANSFER_FIELDS = ("proto", "client_ip", "client_port", "mac", "file", "bytes", "total", "started",
+                       "updated", "duration", "result")
+
+    def write_transfers(self, records: Iterable[dict]) -> None:
+        """Upsert transfer records by their `key` in one transaction (the file service batches these)."""
+        rows = []
+        for rec in records:
+            rows.append((rec["key"], *(rec.get(f) for f in self.TRANSFER_FIELDS)))
+        if not rows:
+            return
+        cols = ", ".join(self.TRANSFER_FIELDS)
+        updates = ", ".join(f"{f}=COALESCE(excluded.{f}, transfers.{f})" for f in self.TRANSFER_FIELDS)
+        with self.write() as conn:
+            conn.executemany(
+                f"INSERT INTO transfers(key, {cols}) VALUES (?{', ?' * len(self.TRANSFER_FIELDS)}) "
+                f"ON CONFLICT(key) DO UPDATE SET {updates}", rows)
+
+    def transfers(self, mac: str | None = None, limit: int = 200, running_only: bool = False) -> list[dict]:
+        where, params = [], []
+        if mac:
+            where.append("mac = ?")
+            params.append(mac)
+        if running_only:
+            where.append("result = 'running'")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return [dict(r) for r in self.query(f"SELECT * FROM transfers {clause} ORDER BY id DESC LIMIT ?",
+                                            (*params, limit))]
+
+    # -- leases ------------------------------------------------------------------------------
+    def leases(self) -> list[dict]:
+        return [dict(r) for r in self.query("SELECT * FROM leases ORDER BY ip")]
+
+    def lease_for_ip(self, ip: str) -> dict | None:
+        row = self.query_one("SELECT * FROM leases WHERE ip = ?", (ip,))
+        return dict(row) if row else None

@@ -265,18 +265,22 @@ class Store:
                        "updated", "duration", "result")
 
     def write_transfers(self, records: Iterable[dict]) -> None:
-        """Upsert transfer records by their `key` in one transaction (the file service batches these)."""
-        rows = []
-        for rec in records:
-            rows.append((rec["key"], *(rec.get(f) for f in self.TRANSFER_FIELDS)))
-        if not rows:
+        """Upsert transfer records by their `key` in one transaction (the file service batches these).
+
+        Fields absent from a record keep their stored value, so progress updates can be sparse.
+        """
+        records = list(records)
+        if not records:
             return
-        cols = ", ".join(self.TRANSFER_FIELDS)
-        updates = ", ".join(f"{f}=COALESCE(excluded.{f}, transfers.{f})" for f in self.TRANSFER_FIELDS)
+        now = time.time()
+        inserts = [(r["key"], r.get("proto") or "tftp", r.get("client_ip") or "", r.get("file") or "",
+                    r.get("started") or now, r.get("updated") or now) for r in records]
+        sets = ", ".join(f"{f} = COALESCE(?, {f})" for f in self.TRANSFER_FIELDS)
+        updates = [(*(r.get(f) for f in self.TRANSFER_FIELDS), r["key"]) for r in records]
         with self.write() as conn:
-            conn.executemany(
-                f"INSERT INTO transfers(key, {cols}) VALUES (?{', ?' * len(self.TRANSFER_FIELDS)}) "
-                f"ON CONFLICT(key) DO UPDATE SET {updates}", rows)
+            conn.executemany("INSERT OR IGNORE INTO transfers(key, proto, client_ip, file, started, updated) "
+                             "VALUES (?,?,?,?,?,?)", inserts)
+            conn.executemany(f"UPDATE transfers SET {sets} WHERE key = ?", updates)
 
     def transfers(self, mac: str | None = None, limit: int = 200, running_only: bool = False) -> list[dict]:
         where, params = [], []

@@ -1,0 +1,40 @@
+"""Shared fixtures: a station config on loopback pointing at temporary directories."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG = REPO / "config" / "appliance.toml"
+
+
+@pytest.fixture
+def station_env(tmp_path: Path) -> dict[str, str]:
+    """Environment overrides that make the shipped config valid on loopback in a temp dir."""
+    root = tmp_path / "firmware"
+    root.mkdir()
+    return {
+        "APPLIANCE_CONFIG": str(SHIPPED_CONFIG),
+        "APPLIANCE_NETWORK_INTERFACE": "lo",
+        "APPLIANCE_TFTP_ROOT": str(root),
+        "APPLIANCE_STATE_DIR": str(tmp_path / "state"),
+    }
+
+
+@pytest.fixture
+def station_config(station_env):
+    from appliance import config
+
+    return config.load(environ=station_env)
+
+
+def needs_root():
+    return pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")
+
+
+def needs_tool(*names: str):
+    missing = [n for n in names if shutil.which(n) is None]
+    return pytest.mark.skipif(bool(missing), reason=f"missing tools: {', '.join(missing)} (make test installs them)")

@@ -1,0 +1,138 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from appliance import config
+from appliance.config import ConfigError
+
+from .conftest import REPO, SHIPPED_CONFIG
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return path
+
+
+def run_check(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    full.update(env)
+    return subprocess.run([sys.executable, "-m", "appliance", *extra, "check-config"], cwd=REPO, env=full,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_shipped_config_is_accepted(station_env):
+    result = run_check(station_env)
+    assert result.returncode == 0, result.stderr
+    assert "network.address = '127.0.0.1'" in result.stdout
+
+
+def test_auto_values_resolve_from_interface(station_config):
+    cfg = station_config
+    assert cfg.network.address == "127.0.0.1"
+    assert cfg.dhcp.tftp_servers == ["127.0.0.1"]
+    assert cfg.dhcp.dns == ["127.0.0.1"]
+    assert cfg.dns.names["recovery"] == "127.0.0.1"
+    assert cfg.dhcp.pool_start == "127.0.0.2"
+    assert cfg.dhcp.pool_end == "127.0.0.201"
+
+
+def test_every_schema_key_is_documented_in_shipped_file():
+    text = SHIPPED_CONFIG.read_text()
+    for section, keys in config.SCHEMA.items():
+        assert f"[{section}]" in text
+        for key in keys:
+            assert f"{key} =" in text or f"[{section}.{key}]" in text, f"{section}.{key} undocumented"
+
+
+def test_env_overrides_file(station_env):
+    cfg = config.load(environ={**station_env, "APPLIANCE_TFTP_PORT": "6969", "APPLIANCE_DHCP_ENABLED": "no",
+                               "APPLIANCE_DHCP_DNS": "127.0.0.9, 127.0.0.8",
+                               "APPLIANCE_DNS_NAMES": '{"phones": "auto"}'})
+    assert cfg.tftp.port == 6969
+    assert cfg.dhcp.enabled is False
+    assert cfg.dhcp.dns == ["127.0.0.9", "127.0.0.8"]
+    assert cfg.dns.names == {"phones": "127.0.0.1"}
+
+
+def test_config_path_precedence(tmp_path, station_env):
+    alt = write(tmp_path, "[tftp]\nport = 7000\n")
+    env = {**station_env, "APPLIANCE_CONFIG": str(alt)}
+    assert config.load(environ=env).tftp.port == 7000
+    assert config.find_path("cli.toml", env) == Path("cli.toml")
+    assert config.find_path(None, {}) == config.DEFAULT_PATH
+
+
+BAD_CASES = [
+    ("[tftp]\nportt = 69\n", "tftp.portt", "unknown key"),
+    ("[tftpd]\nport = 69\n", "tftpd.*", "unknown section"),
+    ("[tftp]\nport = \"69\"\n", "tftp.port", "expected an integer"),
+    ("[dhcp]\nenabled = \"yes\"\n", "dhcp.enabled", "expected true or false"),
+    ("[tftp]\nport = 70000\n", "tftp.port", "out of range"),
+    ("[api]\nport = 0\n", "api.port", "out of range"),
+    ("[dhcp]\npool_start = \"10.9.9.1\"\n", "dhcp.pool_start", "outside the interface subnet"),
+    ("[dhcp]\npool_start = \"127.0.0.50\"\npool_end = \"127.0.0.10\"\n", "dhcp.pool_start", "after pool_end"),
+    ("[dhcp]\npool_end = \"not-an-ip\"\n", "dhcp.pool_end", "not an IPv4 address"),
+    ("[tftp]\nroot = \"/nonexistent/firmware\"\n", "tftp.root", "does not exist"),
+    ("[dhcp]\nguard = \"maybe\"\n", "dhcp.guard", "must be one of"),
+    ("[network]\ninterface = \"nosuch0\"\n", "network.interface", "no interface named"),
+    ("[dhcp.reservations]\n\"zz:zz\" = \"127.0.0.5\"\n", "dhcp.reservations.zz:zz", "not a MAC"),
+    ("[tftp]\nmax_blksize = 100\n", "tftp.max_blksize", "512-65464"),
+    ("[upgrade]\nstrategy = \"yolo\"\n", "upgrade.strategy", "must be one of"),
+    ("[tftp\nport = 1\n", "file.syntax", "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("text,key,problem", BAD_CASES, ids=[c[1] for c in BAD_CASES])
+def test_bad_config_names_key(tmp_path, station_env, text, key, problem):
+    path = write(tmp_path, text)
+    env = {k: v for k, v in station_env.items() if k not in ("APPLIANCE_CONFIG",)}
+    if "root" in text:
+        env.pop("APPLIANCE_TFTP_ROOT")
+    if "interface" in text:
+        env.pop("APPLIANCE_NETWORK_INTERFACE")
+    with pytest.raises(ConfigError) as info:
+        config.load(path, environ=env)
+    assert info.value.key == key
+    assert problem in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_bad_config_exits_2_and_names_key(tmp_path, station_env):
+    path = write(tmp_path, "[tftp]\nport = 99999\n")
+    result = run_check({**station_env, "APPLIANCE_CONFIG": str(path)})
+    assert result.returncode == 2
+    assert "[tftp] port" in result.stderr and "out of range" in result.stderr
+    assert str(path) in result.stderr
+
+
+def test_bad_env_value_names_variable(station_env):
+    result = run_check({**station_env, "APPLIANCE_TFTP_MAX_SESSIONS": "lots"})
+    assert result.returncode == 2
+    assert "APPLIANCE_TFTP_MAX_SESSIONS" in result.stderr
+
+
+def test_unknown_env_key_is_rejected(station_env):
+    result = run_check({**station_env, "APPLIANCE_TFTP_PROT": "69"})
+    assert result.returncode == 2
+    assert "tftp" in result.stderr and "prot" in result.stderr
+
+
+def test_serve_refuses_to_start_on_bad_config(tmp_path, station_env):
+    path = write(tmp_path, "[dhcp]\nlease_seconds = -5\n")
+    full = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    full.update({**station_env, "APPLIANCE_CONFIG": str(path)})
+    result = subprocess.run([sys.executable, "-m", "appliance", "serve", "tftp"], cwd=REPO, env=full,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "lease_seconds" in result.stderr
+
+
+def test_normalize_mac():
+    assert config.normalize_mac("00:1B-2c.3D4e5F") == "001b2c3d4e5f"
+    for bad in ("00:1b:2c", "zz1b2c3d4e5f", "001b2c3d4e5f00"):
+        with pytest.raises(ValueError):
+            config.normalize_mac(bad)

@@ -1,0 +1,123 @@
+"""Rogue-server guard, sans-I/O: is another DHCP server answering on this segment?
+
+A station plugged into a production switch by mistake must not hand out
+addresses there.  The guard sends a DISCOVER probe from its own random,
+locally administered MAC (and never a REQUEST, so the other server only holds
+an offer for a client that does not exist and its real clients are untouched),
+and listens for OFFERs/ACKs from any server id other than ours and for client
+REQUESTs naming another server.  The socket loop feeds it and asks `may_offer`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from . import codec
+from .codec import Message
+
+PROBE_WINDOW = 2.0          # seconds to collect OFFERs after a probe
+PROBE_VENDOR_CLASS = b"recovery-station-guard"
+MODES = ("refuse", "warn", "off")
+
+
+@dataclass
+class Guard:
+    mode: str
+    own_address: str
+    interval: float
+    rng: object = None
+    servers: dict[str, float] = field(default_factory=dict)    # server address -> last seen
+    probe_mac: str = ""
+    probe_xid: int = 0
+    probe_sent: float | None = None
+    checked: float | None = None                                # end of the last completed probe window
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"guard mode must be one of {MODES}")
+        self._random = self.rng.getrandbits if self.rng is not None else (
+            lambda bits: int.from_bytes(os.urandom((bits + 7) // 8), "big"))
+
+    # -- probing -------------------------------------------------------------------------------------
+    def due(self, now: float) -> bool:
+        if self.mode == "off" or self.probe_sent is not None and now - self.probe_sent < PROBE_WINDOW:
+            return False
+        return self.probe_sent is None or now - self.probe_sent >= self.interval
+
+    def probe(self, now: float) -> bytes:
+        """A fresh DISCOVER: new MAC and xid each time, broadcast flag so replies reach us without ARP."""
+        mac = (self._random(48) & 0xFEFFFFFFFFFF | 0x020000000000).to_bytes(6, "big")
+        self.probe_mac, self.probe_xid, self.probe_sent = mac.hex(), self._random(32), now
+        msg = Message(op=codec.BOOTREQUEST, xid=self.probe_xid, flags=codec.BROADCAST_FLAG, chaddr=mac, options={
+            codec.OPT_MSG_TYPE: bytes((codec.DISCOVER,)),
+            codec.OPT_VENDOR_CLASS: PROBE_VENDOR_CLASS,
+            codec.OPT_PRL: bytes((1, 3, 6, 54)),
+        })
+        return codec.serialize(msg)
+
+    def is_probe(self, msg: Message) -> bool:
+        """Our own probe, heard by our own server socket: never answer it."""
+        return msg.options.get(codec.OPT_VENDOR_CLASS) == PROBE_VENDOR_CLASS
+
+    # -- observing -------------------------------------------------------------------------------------
+    def observe_reply(self, msg: Message, source_ip: str, now: float) -> list[tuple[str, dict]]:
+        """A BOOTREPLY heard on the client port.  Returns status-change events."""
+        if msg.op != codec.BOOTREPLY or msg.msg_type not in (codec.OFFER, codec.ACK, codec.NAK):
+            return []
+        server = msg.ip_option(codec.OPT_SERVER_ID) or source_ip
+        if server == self.own_address or not server or server == "0.0.0.0":
+            return []
+        return self.seen(server, now)
+
+    def observe_request(self, server_id: str, now: float) -> list[tuple[str, dict]]:
+        """A client REQUEST (or DECLINE) naming `server_id`."""
+        if server_id == self.own_address:
+            return []
+        return self.seen(server_id, now)
+
+    def seen(self, server: str, now: float) -> list[tuple[str, dict]]:
+        if self.mode == "off":
+            return []
+        before = self.status_name(now)
+        new = server not in self.servers
+        self.servers[server] = now
+        if new or before != self.status_name(now):
+            return [("changed", self.status(now))]
+        return []
+
+    def tick(self, now: float) -> list[tuple[str, dict]]:
+        """Close a probe window and forget servers not heard from for two intervals."""
+        before = self.status_name(now), sorted(self.servers)
+        if self.probe_sent is not None and now - self.probe_sent >= PROBE_WINDOW:
+            if self.checked is None or self.checked < self.probe_sent:
+                self.checked = now
+        horizon = 2 * self.interval + PROBE_WINDOW
+        for server, seen in list(self.servers.items()):
+            if now - seen > horizon:
+                del self.servers[server]
+        if (self.status_name(now), sorted(self.servers)) != before:
+            return [("changed", self.status(now))]
+        return []
+
+    # -- decisions -----------------------------------------------------------------------------------
+    def ready(self) -> bool:
+        """In refuse mode nothing is served before the first probe window closed."""
+        return self.mode != "refuse" or self.checked is not None
+
+    def may_offer(self, now: float) -> bool:
+        if self.mode != "refuse":
+            return True
+        return self.checked is not None and not self.servers
+
+    def status_name(self, now: float) -> str:
+        if self.mode == "off":
+            return "off"
+        if self.servers:
+            return "refusing" if self.mode == "refuse" else "warning"
+        if self.mode == "refuse" and self.checked is None:
+            return "checking"
+        return "clear"
+
+    def status(self, now: float) -> dict:
+        return {"mode": self.mode, "status": self.status_name(now), "servers": sorted(self.servers),
+                "last_probe": self.probe_sent, "checked": self.checked, "serving": self.may_offer(now)}

@@ -1,0 +1,308 @@
+"""DHCP server state machine (RFC 2131 §4.3), sans-I/O.
+
+`Server.handle(data, now)` takes one received datagram and returns an `Outcome`:
+replies (bytes + where to send them), events for the bus, and whether the
+replies may only leave after the lease book's pending changes are durable.
+The socket loop (`service.py`) owns sockets, the store and time.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import struct
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .. import events as ev
+from . import codec
+from .codec import Message
+from .leases import LeaseBook
+
+CLIENT_PORT_OFFSET = 1
+BROADCAST = "255.255.255.255"
+MODEL_RE = re.compile(r"CP-(\d{4})")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What the state machine needs from the config, already resolved."""
+
+    address: str
+    netmask: str
+    pool_start: str
+    pool_end: str
+    lease_seconds: int
+    dns: tuple[str, ...]
+    domain: str
+    tftp_servers: tuple[str, ...]
+    router: str = ""
+    reservations: tuple[tuple[str, str], ...] = ()
+    server_port: int = 67
+
+    @classmethod
+    def from_config(cls, cfg) -> "ServerSettings":
+        from ..config import normalize_mac
+
+        return cls(
+            address=cfg.network.address, netmask=cfg.network.netmask,
+            pool_start=cfg.dhcp.pool_start, pool_end=cfg.dhcp.pool_end, lease_seconds=cfg.dhcp.lease_seconds,
+            dns=tuple(cfg.dhcp.dns), domain=cfg.dhcp.domain, tftp_servers=tuple(cfg.dhcp.tftp_servers),
+            router=cfg.dhcp.router,
+            reservations=tuple((normalize_mac(m), ip) for m, ip in cfg.dhcp.reservations.items()),
+            server_port=cfg.dhcp.port,
+        )
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(f"{self.address}/{self.netmask}", strict=False)
+
+
+@dataclass
+class Reply:
+    data: bytes
+    address: str
+    port: int
+    durable: bool          # may only be sent once the lease book's pending changes are committed
+    kind: str
+
+
+@dataclass
+class Outcome:
+    replies: list[Reply] = field(default_factory=list)
+    events: list[tuple[str, str | None, dict]] = field(default_factory=list)   # (kind, mac, data)
+    foreign_server: str | None = None     # a REQUEST named another server: the guard wants to know
+    malformed: str | None = None
+
+
+def model_from_vendor_class(vendor_class: str | None) -> str | None:
+    """Phone model from option 60; the firmware package owns the full table, the regex is a fallback."""
+    if not vendor_class:
+        return None
+    try:
+        from ..firmware.models import model_from_vendor_class as full
+    except ImportError:
+        full = None
+    if full is not None:
+        try:
+            return full(vendor_class)
+        except Exception:
+            pass
+    match = MODEL_RE.search(vendor_class)
+    return match.group(1) if match else None
+
+
+class Server:
+    def __init__(self, settings: ServerSettings, book: LeaseBook | None = None,
+                 may_serve: Callable[[float], bool] = lambda now: True,
+                 ignore: Callable[[Message], bool] = lambda msg: False):
+        self.s = settings
+        self.network = settings.network
+        self.book = book or LeaseBook(settings.pool_start, settings.pool_end, reserved=dict(settings.reservations),
+                                      excluded={settings.address})
+        self.may_serve = may_serve
+        self.ignore = ignore
+        self.counters = {k: 0 for k in ("received", "discovers", "offers", "requests", "acks", "naks", "declines",
+                                        "releases", "informs", "malformed", "ignored", "exhausted", "refused")}
+        self._static = self._static_options()
+
+    # -- options ----------------------------------------------------------------------------------
+    def _static_options(self) -> dict[int, bytes]:
+        s = self.s
+        opts: dict[int, bytes] = {codec.OPT_SUBNET: codec.ip_bytes(s.netmask)}
+        if s.router:
+            opts[codec.OPT_ROUTER] = codec.ip_bytes(s.router)
+        if s.dns:
+            opts[codec.OPT_DNS] = b"".join(codec.ip_bytes(d) for d in s.dns)
+        if s.domain:
+            opts[codec.OPT_DOMAIN] = s.domain.encode()
+        tftp = s.tftp_servers or (s.address,)
+        opts[codec.OPT_TFTP_NAME] = tftp[0].encode()
+        opts[codec.OPT_TFTP_SERVERS] = b"".join(codec.ip_bytes(t) for t in tftp)
+        return opts
+
+    def _reply(self, req: Message, mtype: int, yiaddr: str, lease_seconds: int | None) -> Message:
+        """Options: type and server id first, then what the client asked for in its order, then the rest
+        (phones differ in what they request, so everything is sent)."""
+        head: dict[int, bytes] = {codec.OPT_MSG_TYPE: bytes((mtype,)),
+                                  codec.OPT_SERVER_ID: codec.ip_bytes(self.s.address)}
+        rest = dict(self._static)
+        if lease_seconds is not None:
+            rest[codec.OPT_LEASE_TIME] = struct.pack("!I", lease_seconds)
+            rest[codec.OPT_T1] = struct.pack("!I", lease_seconds // 2)
+            rest[codec.OPT_T2] = struct.pack("!I", lease_seconds * 7 // 8)
+        options = dict(head)
+        for code in req.prl:
+            if code in rest:
+                options[code] = rest.pop(code)
+        options.update(rest)
+        tftp = self.s.tftp_servers or (self.s.address,)
+        return Message(op=codec.BOOTREPLY, htype=req.htype, hlen=req.hlen, xid=req.xid, flags=req.flags,
+                       ciaddr=req.ciaddr if mtype == codec.ACK else "0.0.0.0", yiaddr=yiaddr,
+                       siaddr=tftp[0], giaddr=req.giaddr, chaddr=req.chaddr, options=options)
+
+    def _nak(self, req: Message, reason: str) -> Message:
+        options = {codec.OPT_MSG_TYPE: bytes((codec.NAK,)), codec.OPT_SERVER_ID: codec.ip_bytes(self.s.address),
+                   codec.OPT_MESSAGE: reason.encode()[:255]}
+        return Message(op=codec.BOOTREPLY, htype=req.htype, hlen=req.hlen, xid=req.xid,
+                       flags=req.flags | codec.BROADCAST_FLAG, giaddr=req.giaddr, chaddr=req.chaddr, options=options)
+
+    def _destination(self, req: Message, reply: Message) -> tuple[str, int]:
+        """RFC 2131 §4.1: relay, else unicast to a configured client, else broadcast (no ARP injection)."""
+        client_port = self.s.server_port + CLIENT_PORT_OFFSET
+        if req.giaddr != "0.0.0.0":
+            return req.giaddr, self.s.server_port
+        if reply.msg_type == codec.NAK:
+            return BROADCAST, client_port
+        if req.ciaddr != "0.0.0.0" and not req.broadcast:
+            return req.ciaddr, client_port
+        return BROADCAST, client_port
+
+    def _out(self, out: Outcome, req: Message, reply: Message, durable: bool) -> None:
+        address, port = self._destination(req, reply)
+        keep = {c for c in (codec.OPT_SUBNET, codec.OPT_TFTP_SERVERS, codec.OPT_LEASE_TIME)}
+        data = codec.serialize(reply, max_size=req.max_size, keep=keep)
+        out.replies.append(Reply(data, address, port, durable, codec.TYPE_NAMES[reply.msg_type]))
+
+    # -- entry point ----------------------------------------------------------------------------------
+    def handle(self, data: bytes | Message, now: float, peer: str = "") -> Outcome:
+        out = Outcome()
+        self.counters["received"] += 1
+        if isinstance(data, Message):
+            msg = data
+        else:
+            try:
+                msg = codec.parse(data)
+            except codec.MalformedPacket as exc:
+                self.counters["malformed"] += 1
+                out.malformed = exc.reason
+                out.events.append((ev.DHCP_MALFORMED, None, {"peer": peer, "reason": exc.reason,
+                                                              "size": len(data)}))
+                return out
+        if msg.op != codec.BOOTREQUEST or msg.msg_type is None or msg.htype != 1 or msg.hlen != 6:
+            self.counters["ignored"] += 1
+            return out
+        if self.ignore(msg):
+            self.counters["ignored"] += 1
+            return out
+        unknown = msg.unknown_options()
+        if unknown:
+            out.events.append((ev.DHCP_UNKNOWN_OPTIONS, msg.mac, {"codes": unknown}))
+        handler = {codec.DISCOVER: self._discover, codec.REQUEST: self._request, codec.DECLINE: self._decline,
+                   codec.RELEASE: self._release, codec.INFORM: self._inform}.get(msg.msg_type)
+        if handler is None:
+            self.counters["ignored"] += 1
+            return out
+        handler(msg, now, out)
+        return out
+
+    def _client_info(self, msg: Message) -> dict:
+        vendor = msg.text_option(codec.OPT_VENDOR_CLASS)
+        return {"vendor_class": vendor, "hostname": msg.text_option(codec.OPT_HOSTNAME),
+                "prl": msg.prl, "model": model_from_vendor_class(vendor)}
+
+    def _lease_info(self, info: dict, msg: Message) -> dict:
+        client_id = msg.options.get(codec.OPT_CLIENT_ID)
+        return {"hostname": info["hostname"], "vendor_class": info["vendor_class"],
+                "client_id": client_id.hex() if client_id else None,
+                "prl": ",".join(map(str, info["prl"])) if info["prl"] else None}
+
+    def _serving(self, now: float) -> bool:
+        if self.may_serve(now):
+            return True
+        self.counters["refused"] += 1
+        return False
+
+    # -- message handlers ----------------------------------------------------------------------------
+    def _discover(self, msg: Message, now: float, out: Outcome) -> None:
+        self.counters["discovers"] += 1
+        info = self._client_info(msg)
+        requested = msg.ip_option(codec.OPT_REQUESTED_IP)
+        out.events.append((ev.DHCP_DISCOVER, msg.mac, {"ip": requested, **info}))
+        if not self._serving(now):
+            return
+        ip = self.book.choose(msg.mac, requested, now)
+        if ip is None:
+            self.counters["exhausted"] += 1
+            out.events.append((ev.DHCP_EXHAUSTED, msg.mac, {"pool_size": self.book.size}))
+            return
+        self.book.offer(msg.mac, ip, now, **self._lease_info(info, msg))
+        self.counters["offers"] += 1
+        out.events.append((ev.DHCP_OFFER, msg.mac, {"ip": ip}))
+        self._out(out, msg, self._reply(msg, codec.OFFER, ip, self.s.lease_seconds), durable=False)
+
+    def _request(self, msg: Message, now: float, out: Outcome) -> None:
+        self.counters["requests"] += 1
+        server_id = msg.ip_option(codec.OPT_SERVER_ID)
+        requested = msg.ip_option(codec.OPT_REQUESTED_IP)
+        if server_id is not None and server_id != self.s.address:
+            # SELECTING another server's offer: free ours, and tell the guard someone else answers here.
+            self.book.unoffer(msg.mac)
+            out.foreign_server = server_id
+            return
+        if not self._serving(now):
+            return
+        if server_id is not None:
+            state, ip = "selecting", requested
+            if ip is None:
+                return self._send_nak(msg, out, "no requested address")
+        elif requested is not None:
+            state, ip = "init-reboot", requested
+        elif msg.ciaddr != "0.0.0.0":
+            state, ip = ("rebinding" if msg.broadcast else "renewing"), msg.ciaddr
+        else:
+            return
+        if ipaddress.IPv4Address(ip) not in self.network:
+            return self._send_nak(msg, out, f"{ip} is not on this network")
+        if state == "selecting":
+            lease = self.book.by_mac.get(msg.mac)
+            if lease is None or lease.ip != ip:
+                if not self.book.available_to(ip, msg.mac, now):
+                    return self._send_nak(msg, out, f"{ip} was not offered to this client")
+        elif not self.book.available_to(ip, msg.mac, now):
+            return self._send_nak(msg, out, f"{ip} is not available")
+        reserved = self.book.reserved.get(msg.mac)
+        if reserved is not None and reserved != ip:
+            return self._send_nak(msg, out, f"this client is reserved {reserved}")
+        info = self._client_info(msg)
+        self.book.bind(msg.mac, ip, now + self.s.lease_seconds, now, **self._lease_info(info, msg))
+        self.counters["acks"] += 1
+        out.events.append((ev.DHCP_ACK, msg.mac, {"ip": ip, "state": state, **info}))
+        self._out(out, msg, self._reply(msg, codec.ACK, ip, self.s.lease_seconds), durable=True)
+
+    def _send_nak(self, msg: Message, out: Outcome, reason: str) -> None:
+        self.counters["naks"] += 1
+        out.events.append((ev.DHCP_NAK, msg.mac, {"reason": reason}))
+        self._out(out, msg, self._nak(msg, reason), durable=False)
+
+    def _decline(self, msg: Message, now: float, out: Outcome) -> None:
+        server_id = msg.ip_option(codec.OPT_SERVER_ID)
+        ip = msg.ip_option(codec.OPT_REQUESTED_IP)
+        if (server_id is not None and server_id != self.s.address) or ip is None:
+            return
+        self.counters["declines"] += 1
+        self.book.decline(msg.mac, ip, now, "declined by client")
+        out.events.append((ev.DHCP_DECLINE, msg.mac, {"ip": ip}))
+
+    def _release(self, msg: Message, now: float, out: Outcome) -> None:
+        server_id = msg.ip_option(codec.OPT_SERVER_ID)
+        if server_id is not None and server_id != self.s.address:
+            return
+        lease = self.book.by_mac.get(msg.mac)
+        if lease is None or lease.ip != msg.ciaddr:
+            return
+        self.counters["releases"] += 1
+        self.book.release(msg.mac, now)
+        out.events.append((ev.DHCP_RELEASE, msg.mac, {"ip": lease.ip}))
+
+    def _inform(self, msg: Message, now: float, out: Outcome) -> None:
+        if not self._serving(now) or msg.ciaddr == "0.0.0.0":
+            return
+        self.counters["informs"] += 1
+        self._out(out, msg, self._reply(msg, codec.ACK, "0.0.0.0", None), durable=False)
+
+    # -- status ------------------------------------------------------------------------------------
+    def pool_status(self, now: float) -> dict:
+        used = self.book.used(now)
+        return {"pool_start": self.s.pool_start, "pool_end": self.s.pool_end, "size": self.book.size,
+                "used": used, "exhausted": used >= self.book.size, "conflicts": sum(
+                    1 for until in self.book.conflicts.values() if until > now)}

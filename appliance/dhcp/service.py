@@ -1,0 +1,292 @@
+"""`appliance serve dhcp`: the thin socket loop around the sans-I/O server and guard.
+
+One thread reads bursts of datagrams, lets `Server` decide, commits the lease
+changes of the whole burst in one transaction, and only then sends the
+replies (so an ACK never leaves before its lease is durable).  Events go to a
+writer thread in batches, so the bus costs one transaction per batch, not per
+packet.  Both sockets are bound to `[network] interface`, so a station with two
+NICs never answers on the wrong one.
+"""
+from __future__ import annotations
+
+import logging
+import select
+import signal
+import socket
+import threading
+import time
+
+from ..service import ServiceContext
+from .. import events as ev
+from . import codec
+from .guard import Guard
+from .leases import LeaseBook, load_from_store, write_pending
+from .server import BROADCAST, CLIENT_PORT_OFFSET, Server, ServerSettings
+
+log = logging.getLogger("dhcp")
+
+BURST = 256                   # datagrams handled per commit
+TICK_SECONDS = 0.25
+STATUS_SECONDS = 1.0
+EVENT_FLUSH_SECONDS = 0.2
+MALFORMED_LOG_PER_WINDOW = 5
+MALFORMED_WINDOW = 10.0
+
+
+class EventWriter(threading.Thread):
+    """Appends bus events in batches from its own thread (SQLite releases the GIL while it writes)."""
+
+    def __init__(self, ctx: ServiceContext):
+        super().__init__(name="dhcp-events", daemon=True)
+        self.ctx = ctx
+        self.lock = threading.Lock()
+        self.queue: list[tuple] = []
+        self.wake = threading.Event()
+        self.dropped = 0
+
+    def add(self, rows: list[tuple]) -> None:
+        with self.lock:
+            if len(self.queue) > 200_000:
+                self.dropped += len(rows)
+                return
+            self.queue.extend(rows)
+
+    def run(self) -> None:
+        while not self.ctx.stopping.is_set():
+            self.wake.wait(EVENT_FLUSH_SECONDS)
+            self.wake.clear()
+            self.flush()
+        self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            rows, self.queue = self.queue, []
+        if rows:
+            try:
+                self.ctx.store.append_events(rows)
+            except Exception as exc:
+                self.ctx.error(f"dhcp events not recorded ({len(rows)}): {exc}")
+
+
+class RateLimitedLog:
+    def __init__(self, per_window: int, window: float):
+        self.per_window, self.window = per_window, window
+        self.start, self.count, self.suppressed = 0.0, 0, 0
+
+    def __call__(self, now: float, message: str, *args) -> None:
+        if now - self.start > self.window:
+            if self.suppressed:
+                log.warning("%d more malformed packets not logged", self.suppressed)
+            self.start, self.count, self.suppressed = now, 0, 0
+        if self.count < self.per_window:
+            self.count += 1
+            log.warning(message, *args)
+        else:
+            self.suppressed += 1
+
+
+def open_socket(interface: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+    # Our own broadcasts must not loop back to us (it would double the receive load and
+    # make the guard hear its own probe).
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind(("0.0.0.0", port))
+    sock.setblocking(False)
+    return sock
+
+
+class Loop:
+    def __init__(self, ctx: ServiceContext, cfg):
+        self.ctx, self.cfg, self.store = ctx, cfg, ctx.store
+        settings = ServerSettings.from_config(cfg)
+        self.guard = Guard(cfg.dhcp.guard, settings.address, float(cfg.dhcp.guard_interval))
+        book = LeaseBook(settings.pool_start, settings.pool_end, reserved=dict(settings.reservations),
+                         excluded={settings.address})
+        load_from_store(book, self.store)
+        self.server = Server(settings, book, may_serve=self.guard.may_offer, ignore=self.guard.is_probe)
+        self.port = cfg.dhcp.port
+        self.interface = cfg.network.interface
+        self.events = EventWriter(ctx)
+        self.malformed_log = RateLimitedLog(MALFORMED_LOG_PER_WINDOW, MALFORMED_WINDOW)
+        self.counters = self.server.counters
+        self.counters.update({"persist_failures": 0, "send_failures": 0, "guard_probes": 0})
+        self._last_status: dict | None = None
+        self._last_status_at = 0.0
+        self.sock: socket.socket | None = None
+        self.client_sock: socket.socket | None = None
+
+    # -- status --------------------------------------------------------------------------------
+    def info(self) -> dict:
+        now = time.time()
+        return {"counters": dict(self.counters), "guard": self.guard.status(now),
+                "pool": self.server.pool_status(now), "interface": self.interface, "port": self.port,
+                "serving": self.guard.may_offer(now), "events_dropped": self.events.dropped}
+
+    def publish_status(self, now: float, force: bool = False) -> None:
+        status = self.server.pool_status(now)
+        if force or status != self._last_status:
+            if status["exhausted"] and not (self._last_status or {}).get("exhausted"):
+                log.error("address pool exhausted: %d of %d addresses in use (%s - %s)", status["used"],
+                          status["size"], status["pool_start"], status["pool_end"])
+            self._last_status = status
+            try:
+                self.store.put("dhcp.status", status)
+            except Exception as exc:
+                self.ctx.error(f"dhcp status not recorded: {exc}")
+
+    def publish_guard(self, now: float, status: dict) -> None:
+        if status["servers"]:
+            verb = "refusing to serve" if status["status"] == "refusing" else "serving anyway (guard = warn)"
+            log.error("another DHCP server answers on %s: %s; %s", self.interface, ", ".join(status["servers"]),
+                      verb)
+        else:
+            log.info("guard: no other DHCP server on %s (%s)", self.interface, status["status"])
+        try:
+            self.store.put("dhcp.guard", status)
+        except Exception as exc:
+            self.ctx.error(f"dhcp guard status not recorded: {exc}")
+        self.events.add([(now, "dhcp", ev.GUARD_STATUS, None, status)])
+
+    # -- main loop -----------------------------------------------------------------------------
+    def run(self) -> int:
+        try:
+            self.sock = open_socket(self.interface, self.port)
+        except OSError as exc:
+            self.ctx.error(f"cannot listen on {self.interface} udp/{self.port}: {exc}")
+            return 1
+        if self.guard.mode != "off":
+            try:
+                self.client_sock = open_socket(self.interface, self.port + CLIENT_PORT_OFFSET)
+            except OSError as exc:
+                self.ctx.error(f"guard cannot listen on udp/{self.port + CLIENT_PORT_OFFSET}: {exc}; "
+                               "it will only notice REQUESTs naming other servers")
+        self.events.start()
+        self.ctx.start_heartbeat(self.info)
+        log.info("DHCP on %s udp/%d: pool %s - %s, TFTP %s, guard %s", self.interface, self.port,
+                 self.server.s.pool_start, self.server.s.pool_end, ",".join(self.server.s.tftp_servers),
+                 self.guard.mode)
+        self.publish_status(time.time(), force=True)
+        self.store.put("dhcp.guard", self.guard.status(time.time()))
+        if self.guard.mode == "refuse" and self.client_sock is None:
+            self.guard.checked = time.time()
+        next_tick = 0.0
+        try:
+            while not self.ctx.stopping.is_set():
+                now = time.time()
+                if now >= next_tick:
+                    self.periodic(now)
+                    next_tick = now + TICK_SECONDS
+                readable = [s for s in (self.sock, self.client_sock) if s is not None]
+                ready, _, _ = select.select(readable, [], [], max(0.0, next_tick - time.time()))
+                if self.client_sock in ready:
+                    self.read_guard()
+                if self.sock in ready:
+                    self.read_server()
+        finally:
+            self.ctx.stop()
+            self.events.flush()
+            for s in (self.sock, self.client_sock):
+                if s is not None:
+                    s.close()
+        return 0
+
+    def periodic(self, now: float) -> None:
+        if self.guard.due(now) and self.client_sock is not None:
+            try:
+                self.client_sock.sendto(self.guard.probe(now), (BROADCAST, self.port))
+                self.counters["guard_probes"] += 1
+            except OSError as exc:
+                self.ctx.error(f"guard probe not sent: {exc}")
+        for _, status in self.guard.tick(now):
+            self.publish_guard(now, status)
+        if now - self._last_status_at >= STATUS_SECONDS:
+            self._last_status_at = now
+            self.publish_status(now)
+
+    def read_guard(self) -> None:
+        now = time.time()
+        for _ in range(BURST):
+            try:
+                data, (src, _) = self.client_sock.recvfrom(4096)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            try:
+                msg = codec.parse(data)
+            except codec.MalformedPacket:
+                continue
+            for _, status in self.guard.observe_reply(msg, src, now):
+                self.publish_guard(now, status)
+
+    def read_server(self) -> None:
+        now = time.time()
+        replies, rows = [], []
+        for _ in range(BURST):
+            try:
+                data, (src, sport) = self.sock.recvfrom(4096)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self.ctx.error(f"receive failed: {exc}")
+                break
+            try:
+                out = self.server.handle(data, now, peer=f"{src}:{sport}")
+            except Exception as exc:  # a bug must cost one packet, not the service
+                self.counters["malformed"] += 1
+                self.ctx.error(f"packet from {src}:{sport} not handled: {exc!r}")
+                log.exception("packet from %s:%s not handled", src, sport)
+                continue
+            if out.malformed:
+                self.malformed_log(now, "malformed DHCP packet from %s:%s (%d bytes) dropped: %s", src, sport,
+                                   len(data), out.malformed)
+            if out.foreign_server:
+                for _, status in self.guard.observe_request(out.foreign_server, now):
+                    self.publish_guard(now, status)
+            replies.extend(out.replies)
+            rows.extend((now, "dhcp", kind, mac, data) for kind, mac, data in out.events)
+        durable_ok = self.persist()
+        for reply in replies:
+            if reply.durable and not durable_ok:
+                continue
+            try:
+                self.sock.sendto(reply.data, (reply.address, reply.port))
+            except OSError as exc:
+                self.counters["send_failures"] += 1
+                log.warning("%s to %s:%d not sent: %s", reply.kind, reply.address, reply.port, exc)
+        if rows:
+            self.events.add(rows)
+
+    def persist(self) -> bool:
+        changes = self.server.book.take_pending()
+        if not changes:
+            return True
+        try:
+            with self.store.write() as conn:
+                write_pending(conn, changes)
+            return True
+        except Exception as exc:
+            self.counters["persist_failures"] += 1
+            self.server.book.pending[:0] = changes
+            self.ctx.error(f"leases not persisted, ACKs withheld: {exc}")
+            return False
+
+
+def serve(cfg, args) -> int:
+    ctx = ServiceContext("dhcp", cfg)
+    if not cfg.dhcp.enabled:
+        log.info("DHCP disabled in the config ([dhcp] enabled = false)")
+        ctx.start_heartbeat(lambda: {"enabled": False})
+        ctx.stopping.wait()
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: ctx.stopping.set())
+    try:
+        return Loop(ctx, cfg).run()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        ctx.stop()

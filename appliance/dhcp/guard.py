@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from . import codec
 from .codec import Message
 
-PROBE_WINDOW = 2.0          # seconds to collect OFFERs after a probe
+PROBE_WINDOW = 4.0          # seconds to collect OFFERs; dnsmasq pings for 3 s before it offers
 PROBE_VENDOR_CLASS = b"recovery-station-guard"
 MODES = ("refuse", "warn", "off")
 
@@ -31,6 +31,7 @@ class Guard:
     probe_xid: int = 0
     probe_sent: float | None = None
     checked: float | None = None                                # end of the last completed probe window
+    via: dict[str, str] = field(default_factory=dict)          # server address -> "probe" | "request"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -73,14 +74,16 @@ class Guard:
         """A client REQUEST (or DECLINE) naming `server_id`."""
         if server_id == self.own_address:
             return []
-        return self.seen(server_id, now)
+        return self.seen(server_id, now, via="request")
 
-    def seen(self, server: str, now: float) -> list[tuple[str, dict]]:
+    def seen(self, server: str, now: float, via: str = "probe") -> list[tuple[str, dict]]:
         if self.mode == "off":
             return []
         before = self.status_name(now)
         new = server not in self.servers
         self.servers[server] = now
+        if self.via.get(server) != "probe":
+            self.via[server] = via
         if new or before != self.status_name(now):
             return [("changed", self.status(now))]
         return []
@@ -88,13 +91,18 @@ class Guard:
     def tick(self, now: float) -> list[tuple[str, dict]]:
         """Close a probe window and forget servers not heard from for two intervals."""
         before = self.status_name(now), sorted(self.servers)
-        if self.probe_sent is not None and now - self.probe_sent >= PROBE_WINDOW:
-            if self.checked is None or self.checked < self.probe_sent:
-                self.checked = now
+        closing = (self.probe_sent is not None and now - self.probe_sent >= PROBE_WINDOW
+                   and (self.checked is None or self.checked < self.probe_sent))
+        if closing:
+            self.checked = now
         horizon = 2 * self.interval + PROBE_WINDOW
         for server, seen in list(self.servers.items()):
-            if now - seen > horizon:
+            # A server found by probing is gone once a probe goes unanswered; one seen only through
+            # client REQUESTs (it may ignore unknown clients) is kept for two intervals.
+            silent_to_probe = closing and self.via.get(server) == "probe" and seen < self.probe_sent
+            if silent_to_probe or now - seen > horizon:
                 del self.servers[server]
+                self.via.pop(server, None)
         if (self.status_name(now), sorted(self.servers)) != before:
             return [("changed", self.status(now))]
         return []

@@ -195,14 +195,14 @@ class Loop:
         return 0
 
     def periodic(self, now: float) -> None:
+        for _, status in self.guard.tick(now):
+            self.publish_guard(now, status)
         if self.guard.due(now) and self.client_sock is not None:
             try:
                 self.client_sock.sendto(self.guard.probe(now), (BROADCAST, self.port))
                 self.counters["guard_probes"] += 1
             except OSError as exc:
                 self.ctx.error(f"guard probe not sent: {exc}")
-        for _, status in self.guard.tick(now):
-            self.publish_guard(now, status)
         if now - self._last_status_at >= STATUS_SECONDS:
             self._last_status_at = now
             self.publish_status(now)

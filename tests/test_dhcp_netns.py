@@ -1,0 +1,303 @@
+"""The DHCP service against real clients and a real second server, on a segment of namespaces the test builds.
+
+Each test makes its own bridge + veth namespaces (names carry the PID) and
+removes them; traffic never leaves them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import needs_root, needs_tool
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from bench.dhcp_lab import PYTHON, Lab, kv, start_station, wait_serving  # noqa: E402
+
+pytestmark = [pytest.mark.netns, needs_root(), needs_tool("ip")]
+
+STATION = "10.77.0.1"
+UDHCPC_SCRIPT = '#!/bin/sh\n[ "$1" = bound ] && echo "BOUND ip=$ip opt150=$opt150 siaddr=$siaddr tftp=$tftp" >> "{out}"\nexit 0\n'
+
+
+@pytest.fixture
+def lab():
+    with Lab("dh") as lab:
+        yield lab
+
+
+@pytest.fixture
+def station(lab, tmp_path):
+    """The station's DHCP service in namespace `srv`; returns (process, state_dir, log)."""
+    lab.add("srv", STATION)
+    state = tmp_path / "state"
+    log = tmp_path / "dhcp.log"
+    proc = start_station(lab, "srv", state, log, DHCP_GUARD_INTERVAL="2",
+                         DHCP_TFTP_SERVERS=f"{STATION},10.77.0.9")
+    wait_serving(state, proc)
+    return proc, state, log
+
+
+def udhcpc(lab: Lab, name: str, tmp_path: Path, *extra: str, iface: str = "lan0", tries: int = 4) -> dict:
+    out = tmp_path / f"udhcpc-{name}-{iface}.out"
+    out.unlink(missing_ok=True)
+    script = tmp_path / f"udhcpc-{name}-{iface}.sh"
+    script.write_text(UDHCPC_SCRIPT.format(out=out))
+    script.chmod(0o755)
+    result = lab.run(name, "udhcpc", "-i", iface, "-f", "-q", "-n", "-t", str(tries), "-T", "1", "-O", "150",
+            "-s", str(script), *extra, timeout=60)
+    text = out.read_text() if out.exists() else ""
+    match = re.search(r"BOUND ip=(\S+) opt150=(\S*) siaddr=(\S*) tftp=(\S*)", text)
+    return dict(zip(("ip", "opt150", "siaddr", "tftp"), match.groups())) if match else {"log": result.stderr}
+
+
+def db_rows(state: Path, sql: str, params=()) -> list[tuple]:
+    conn = sqlite3.connect(state / "station.db", timeout=10)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def events(state: Path, kind: str, wait: float = 3.0) -> list[dict]:
+    """Events of `kind` (the service writes them in batches, so allow a moment)."""
+    deadline = time.time() + wait
+    while True:
+        rows = db_rows(state, "SELECT mac, data FROM events WHERE kind = ? ORDER BY id", (kind,))
+        if rows or time.time() > deadline:
+            return [dict(json.loads(data), mac=mac) for mac, data in rows]
+        time.sleep(0.1)
+
+
+def mac_of(lab: Lab, name: str, iface: str = "lan0") -> str:
+    return lab.run(name, "cat", f"/sys/class/net/{iface}/address").stdout.strip().replace(":", "")
+
+
+@needs_tool("udhcpc")
+def test_udhcpc_gets_lease_and_option_150(lab, station, tmp_path):
+    proc, state, _ = station
+    lab.add("cli")
+    got = udhcpc(lab, "cli", tmp_path)
+    assert got, "udhcpc got no lease"
+    assert got["ip"].startswith("10.77.0.") and got["ip"] != STATION
+    # busybox prints unknown options as hex: 10.77.0.1 then 10.77.0.9
+    assert got["opt150"] == "0a4d00010a4d0009"
+    assert got["siaddr"] == STATION
+    assert got["tftp"] == STATION  # option 66 as text
+    mac = mac_of(lab, "cli")
+    assert db_rows(state, "SELECT ip, state FROM leases WHERE mac = ?", (mac,)) == [(got["ip"], "bound")]
+    acks = events(state, "dhcp.ack")
+    assert acks and acks[-1]["mac"] == mac and acks[-1]["ip"] == got["ip"]
+    assert 150 in acks[-1]["prl"]
+
+
+@needs_tool("udhcpc")
+def test_phone_vendor_class_and_hostname_are_recorded(lab, station, tmp_path):
+    proc, state, _ = station
+    lab.add("cli")
+    mac = mac_of(lab, "cli")
+    got = udhcpc(lab, "cli", tmp_path, "-V", "Cisco Systems, Inc. IP Phone CP-7965G", "-x",
+                 f"hostname:SEP{mac.upper()}")
+    assert got
+    discover = [e for e in events(state, "dhcp.discover") if e["mac"] == mac][-1]
+    assert discover["vendor_class"] == "Cisco Systems, Inc. IP Phone CP-7965G"
+    assert discover["model"] and discover["model"].startswith("7965")
+    assert discover["hostname"] == f"SEP{mac.upper()}"
+    assert db_rows(state, "SELECT hostname, vendor_class FROM leases WHERE mac = ?", (mac,)) == [
+        (f"SEP{mac.upper()}", "Cisco Systems, Inc. IP Phone CP-7965G")]
+
+
+@needs_tool("dhclient")
+def test_isc_dhclient_gets_option_150(lab, station, tmp_path):
+    lab.add("cli")
+    conf = tmp_path / "dhclient.conf"
+    conf.write_text("option tftp150 code 150 = array of ip-address;\n"
+                    "request subnet-mask, routers, domain-name-servers, domain-name, tftp150;\n")
+    out = tmp_path / "dhclient.out"
+    script = tmp_path / "dhclient.sh"
+    script.write_text(f'#!/bin/sh\necho "$reason ip=$new_ip_address tftp150=$new_tftp150 '
+                      f'mask=$new_subnet_mask domain=$new_domain_name" >> {out}\nexit 0\n')
+    script.chmod(0o755)
+    client = lab.popen("cli", "dhclient", "-d", "-1", "-cf", str(conf), "-lf", str(tmp_path / "dhclient.leases"),
+                       "-pf", str(tmp_path / "dhclient.pid"), "-sf", str(script), "lan0",
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and not (out.exists() and "BOUND" in out.read_text()):
+            time.sleep(0.1)
+    finally:
+        lab.kill(client)
+    line = next(l for l in out.read_text().splitlines() if l.startswith("BOUND"))
+    assert "tftp150=10.77.0.1 10.77.0.9" in line or "tftp150=10.77.0.1,10.77.0.9" in line, line
+    assert "mask=255.255.0.0" in line and "domain=recovery.lan" in line
+    assert re.search(r"ip=10\.77\.0\.\d+", line)
+
+
+@needs_tool("dhcpcd")
+def test_dhcpcd_gets_option_150(lab, station, tmp_path):
+    lab.add("cli")
+    conf = tmp_path / "dhcpcd.conf"
+    conf.write_text("define 150 array ipaddress tftp150\noption tftp150\nnohook resolv.conf\n")
+    out = tmp_path / "dhcpcd.out"
+    with open(out, "w") as fh:
+        client = lab.popen("cli", "dhcpcd", "-d", "-f", str(conf), "-4", "-T", "-t", "15", "lan0", stdout=fh,
+                           stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 25
+            while time.time() < deadline and "new_tftp150=" not in out.read_text():
+                time.sleep(0.1)
+        finally:
+            text = out.read_text()
+            # dhcpcd's privilege-separation helpers outlive the test-mode parent: stop those we started, by PID.
+            helpers = [int(p) for p in re.findall(r"spawned .*? on PID (\d+)", text)]
+            lab.kill(client)
+            for pid in helpers:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    assert "new_tftp150='10.77.0.1 10.77.0.9'" in text, text[-2000:]
+    assert re.search(r"new_ip_address='10\.77\.0\.\d+'", text)
+    assert "new_tftp_server_name='10.77.0.1'" in text
+
+
+@needs_tool("udhcpc", "dnsmasq")
+def test_refuse_stays_silent_while_another_server_answers(lab, tmp_path):
+    lab.add("srv", STATION)
+    lab.add("rogue", "10.77.5.1")
+    lab.add("cli")
+    rogue = lab.popen("rogue", "dnsmasq", "--no-daemon", "--log-dhcp", "--conf-file=/dev/null", "--port=0", "--interface=lan0",
+                      "--bind-interfaces", "--user=root", "--dhcp-range=10.77.5.10,10.77.5.60,255.255.0.0",
+                      f"--dhcp-leasefile={tmp_path / 'rogue.leases'}", f"--pid-file={tmp_path / 'rogue.pid'}",
+                      stdout=open(tmp_path / "dnsmasq.log", "w"), stderr=subprocess.STDOUT)
+    time.sleep(0.5)
+    assert rogue.poll() is None, "dnsmasq did not start"
+    state, log = tmp_path / "state", tmp_path / "dhcp.log"
+    # dnsmasq blocks for its 3 s ping on every DISCOVER, the guard's probe included: probe rarely.
+    proc = start_station(lab, "srv", state, log, DHCP_GUARD_INTERVAL="20")
+    deadline = time.time() + 15
+    guard = None
+    while time.time() < deadline:
+        guard = kv(state, "dhcp.guard")
+        if guard and guard.get("status") == "refusing":
+            break
+        time.sleep(0.1)
+    assert guard and guard["status"] == "refusing" and guard["servers"] == ["10.77.5.1"], guard
+    assert not guard["serving"]
+    got = udhcpc(lab, "cli", tmp_path, tries=15)  # dnsmasq pings 3 s before it offers
+    assert got.get("ip", "").startswith("10.77.5."), got   # only the other server answered
+    assert not events(state, "dhcp.offer", wait=0.5)
+    assert db_rows(state, "SELECT COUNT(*) FROM leases") == [(0,)]
+    assert "another DHCP server answers on lan0: 10.77.5.1" in log.read_text()
+    assert any(e["status"] == "refusing" and e["servers"] == ["10.77.5.1"] for e in events(state, "dhcp.guard"))
+    # The probe never REQUESTs, so dnsmasq holds no lease for the guard's made-up MAC.
+    leases = (tmp_path / "rogue.leases").read_text() if (tmp_path / "rogue.leases").exists() else ""
+    assert len([l for l in leases.splitlines() if l.strip()]) == 1, leases
+    # The other server leaves: after two guard intervals the station serves again.
+    lab.kill(rogue)
+    wait_serving(state, proc, timeout=40)   # the next probe goes unanswered
+    assert udhcpc(lab, "cli", tmp_path)["ip"].startswith("10.77.0.")
+
+
+@needs_tool("udhcpc")
+def test_leases_survive_kill_9_without_duplicates(lab, tmp_path):
+    lab.add("srv", STATION)
+    for name in ("a", "b", "c"):
+        lab.add(name)
+    state, log = tmp_path / "state", tmp_path / "dhcp.log"
+    proc = start_station(lab, "srv", state, log, DHCP_GUARD="off")
+    wait_serving(state, proc)
+    first = {name: udhcpc(lab, name, tmp_path)["ip"] for name in ("a", "b")}
+    assert len(set(first.values())) == 2
+    lab.kill(proc, signal.SIGKILL)
+    proc = start_station(lab, "srv", state, log, DHCP_GUARD="off")
+    wait_serving(state, proc)
+    # A newcomer asking for a's address must get another one; returning clients get theirs back.
+    newcomer = udhcpc(lab, "c", tmp_path, "-r", first["a"])["ip"]
+    assert newcomer not in first.values()
+    again = {name: udhcpc(lab, name, tmp_path)["ip"] for name in ("b", "a")}
+    assert again == first
+    rows = db_rows(state, "SELECT mac, ip FROM leases WHERE state = 'bound'")
+    assert len(rows) == 3 and len({ip for _, ip in rows}) == 3
+
+
+def test_malformed_packets_dropped_and_logged_server_keeps_answering(lab, station, tmp_path):
+    proc, state, log = station
+    lab.add("cli", "10.77.0.250")
+    sender = tmp_path / "send.py"
+    sender.write_text(f"""
+import socket, sys
+sys.path.insert(0, {str(REPO)!r})
+from appliance.dhcp import codec
+good = codec.serialize(codec.Message(xid=1, chaddr=bytes.fromhex('02aabbccddee'), options={{53: bytes([1])}}))
+packets = [
+    good[:100],                                          # truncated
+    good[:236] + b'\\x01\\x02\\x03\\x04' + good[240:],   # bad magic cookie
+    good[:240] + bytes([53, 1, 1, 60, 200]) + b'abc',    # option length past the end
+    good[:240] + bytes([53, 1, 1]) + bytes([55, 255]) + bytes(range(1, 256)) * 1 + bytes([55, 255]) + bytes(255) + b'\\xff',
+]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+for p in packets:
+    s.sendto(p, ('{STATION}', 67))
+""")
+    result = lab.run("cli", PYTHON, str(sender))
+    assert result.returncode == 0, result.stderr
+    got = udhcpc(lab, "cli", tmp_path)
+    assert got and got["ip"].startswith("10.77.0.")
+    assert proc.poll() is None
+    reasons = [e["reason"] for e in events(state, "dhcp.malformed")]
+    assert len(reasons) == 4, reasons
+    assert any("truncated" in r for r in reasons)
+    assert any("magic cookie" in r for r in reasons)
+    assert any("past the end" in r for r in reasons)
+    assert any("parameter request list too long" in r for r in reasons)
+    assert log.read_text().count("malformed DHCP packet from 10.77.0.250") == 4
+
+
+@needs_tool("udhcpc")
+def test_fifty_simultaneous_new_clients_all_get_offers(lab, station, tmp_path):
+    proc, state, _ = station
+    lab.add("cli")
+    count = 50
+    for i in range(count):
+        lab.run("cli", "ip", "link", "add", f"m{i}", "link", "lan0", "type", "macvlan", "mode", "bridge", check=True)
+        lab.run("cli", "ip", "link", "set", f"m{i}", "up", check=True)
+    outs = []
+    clients = []
+    for i in range(count):
+        out = tmp_path / f"burst-{i}.out"
+        script = tmp_path / f"burst-{i}.sh"
+        script.write_text(UDHCPC_SCRIPT.format(out=out))
+        script.chmod(0o755)
+        outs.append(out)
+        clients.append(lab.popen("cli", "udhcpc", "-i", f"m{i}", "-f", "-q", "-n", "-t", "5", "-T", "2", "-O", "150",
+                                 "-s", str(script), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    for client in clients:
+        client.wait(60)
+    ips = []
+    for out in outs:
+        text = out.read_text() if out.exists() else ""
+        match = re.search(r"BOUND ip=(\S+) opt150=(\S+)", text)
+        assert match, f"a client got no lease: {out.name}"
+        ips.append(match.group(1))
+        assert match.group(2) == "0a4d00010a4d0009"
+    assert len(set(ips)) == count
+    offered = {e["mac"] for e in events(state, "dhcp.offer")}
+    assert len(offered) >= count
+    status = kv(state, "dhcp.status")
+    deadline = time.time() + 5
+    while status["used"] < count and time.time() < deadline:
+        time.sleep(0.2)
+        status = kv(state, "dhcp.status")
+    assert status["used"] == count and status["size"] == 200 and not status["exhausted"]

@@ -122,8 +122,9 @@ class Loop:
     # -- status --------------------------------------------------------------------------------
     def info(self) -> dict:
         now = time.time()
+        # Runs on the heartbeat thread: read only snapshots the loop thread published.
         return {"counters": dict(self.counters), "guard": self.guard.status(now),
-                "pool": self.server.pool_status(now), "interface": self.interface, "port": self.port,
+                "pool": dict(self._last_status or {}), "interface": self.interface, "port": self.port,
                 "serving": self.guard.may_offer(now), "events_dropped": self.events.dropped}
 
     def publish_status(self, now: float, force: bool = False) -> None:

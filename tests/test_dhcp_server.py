@@ -1,0 +1,341 @@
+"""DHCP server state machine, lease book persistence and rogue-server guard, sans-I/O (no network)."""
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+
+from appliance import events as ev
+from appliance.dhcp import codec, guard as guardmod
+from appliance.dhcp.codec import Message
+from appliance.dhcp.guard import Guard
+from appliance.dhcp.leases import LeaseBook, load_from_store, write_pending
+from appliance.dhcp.server import Server, ServerSettings
+from appliance.store import Store
+
+STATION = "10.9.0.1"
+SETTINGS = ServerSettings(address=STATION, netmask="255.255.255.0", pool_start="10.9.0.10",
+                          pool_end="10.9.0.14", lease_seconds=600, dns=(STATION,), domain="recovery.lan",
+                          tftp_servers=(STATION, "10.9.0.2"))
+PHONE_VC = b"Cisco Systems, Inc. IP Phone CP-7965G\x00"
+
+
+def mac(n: int) -> bytes:
+    return bytes.fromhex(f"00aabbcc00{n:02x}")
+
+
+def discover(n: int, opts: dict | None = None) -> Message:
+    return Message(xid=n, chaddr=mac(n), options={53: bytes([codec.DISCOVER]), **(opts or {})})
+
+
+def request(n: int, ip: str | None = None, server: str | None = STATION, ciaddr: str = "0.0.0.0",
+            flags: int = 0, opts: dict | None = None) -> Message:
+    options = {53: bytes([codec.REQUEST])}
+    if ip:
+        options[50] = codec.ip_bytes(ip)
+    if server:
+        options[54] = codec.ip_bytes(server)
+    options.update(opts or {})
+    return Message(xid=n, chaddr=mac(n), ciaddr=ciaddr, flags=flags, options=options)
+
+
+def handle(srv: Server, msg: Message, now: float = 1000.0):
+    return srv.handle(codec.serialize(msg), now, peer="test")
+
+
+def reply(out) -> Message:
+    assert len(out.replies) == 1, out
+    return codec.parse(out.replies[0].data)
+
+
+def dora(srv: Server, n: int, now: float = 1000.0) -> str:
+    offer = reply(handle(srv, discover(n), now))
+    ack = reply(handle(srv, request(n, offer.yiaddr), now))
+    assert ack.msg_type == codec.ACK
+    return ack.yiaddr
+
+
+@pytest.fixture
+def srv() -> Server:
+    return Server(SETTINGS)
+
+
+def test_discover_gets_offer_with_every_phone_option_even_unrequested(srv):
+    out = handle(srv, discover(1, {55: bytes([1, 3])}))
+    offer = reply(out)
+    assert offer.msg_type == codec.OFFER and offer.op == codec.BOOTREPLY and offer.xid == 1
+    assert offer.yiaddr == "10.9.0.10"
+    assert offer.siaddr == STATION
+    assert offer.options[150] == codec.ip_bytes(STATION) + codec.ip_bytes("10.9.0.2")
+    assert offer.options[66] == STATION.encode()
+    assert offer.ip_option(54) == STATION and offer.ip_option(1) == "255.255.255.0"
+    assert offer.options[6] == codec.ip_bytes(STATION) and offer.options[15] == b"recovery.lan"
+    assert struct.unpack("!I", offer.options[51])[0] == 600
+    assert struct.unpack("!I", offer.options[58])[0] == 300 and struct.unpack("!I", offer.options[59])[0] == 525
+    assert 3 not in offer.options  # no router configured
+    assert out.replies[0].address == "255.255.255.255" and out.replies[0].port == 68
+    assert not out.replies[0].durable
+
+
+def test_options_follow_parameter_request_list_order(srv):
+    offer = reply(handle(srv, discover(1, {55: bytes([150, 66, 15, 6, 1])})))
+    assert list(offer.options)[:7] == [53, 54, 150, 66, 15, 6, 1]
+
+
+def test_router_sent_when_configured():
+    s = Server(ServerSettings(**{**SETTINGS.__dict__, "router": "10.9.0.254"}))
+    assert reply(handle(s, discover(1))).ip_option(3) == "10.9.0.254"
+
+
+def test_request_selecting_is_acked_durably_with_events(srv):
+    out = handle(srv, discover(1, {60: PHONE_VC, 12: b"SEP00AABBCC0001", 55: bytes([1, 66, 6, 3, 15, 150, 35])}))
+    kinds = [k for k, _, _ in out.events]
+    assert kinds == [ev.DHCP_DISCOVER, ev.DHCP_OFFER]
+    data = out.events[0][2]
+    assert data["vendor_class"] == "Cisco Systems, Inc. IP Phone CP-7965G"  # trailing NUL stripped
+    assert data["hostname"] == "SEP00AABBCC0001" and data["prl"] == [1, 66, 6, 3, 15, 150, 35]
+    assert data["model"].startswith("7965")
+    out = handle(srv, request(1, "10.9.0.10", opts={60: PHONE_VC}))
+    ack = reply(out)
+    assert ack.msg_type == codec.ACK and ack.yiaddr == "10.9.0.10"
+    assert out.replies[0].durable
+    assert out.events[-1][0] == ev.DHCP_ACK and out.events[-1][1] == "00aabbcc0001"
+    assert out.events[-1][2]["state"] == "selecting" and out.events[-1][2]["ip"] == "10.9.0.10"
+    pending = srv.book.take_pending()
+    assert pending and pending[0][0] == "upsert" and pending[0][1][0].state == "bound"
+
+
+def test_request_for_address_offered_to_someone_else_is_naked(srv):
+    first = reply(handle(srv, discover(1))).yiaddr
+    reply(handle(srv, discover(2)))
+    out = handle(srv, request(2, first))
+    nak = reply(out)
+    assert nak.msg_type == codec.NAK and nak.broadcast
+    assert out.replies[0].address == "255.255.255.255"
+    assert out.events[-1][0] == ev.DHCP_NAK
+
+
+def test_init_reboot_off_network_is_naked_and_on_network_is_acked(srv):
+    assert reply(handle(srv, request(1, "192.168.1.50", server=None))).msg_type == codec.NAK
+    ack = reply(handle(srv, request(2, "10.9.0.12", server=None)))
+    assert ack.msg_type == codec.ACK and ack.yiaddr == "10.9.0.12"
+
+
+def test_renewing_is_unicast_and_rebinding_broadcast(srv):
+    ip = dora(srv, 1)
+    out = handle(srv, request(1, server=None, ciaddr=ip), now=1300.0)
+    assert reply(out).msg_type == codec.ACK and (out.replies[0].address, out.replies[0].port) == (ip, 68)
+    assert out.events[-1][2]["state"] == "renewing"
+    out = handle(srv, request(1, server=None, ciaddr=ip, flags=codec.BROADCAST_FLAG), now=1500.0)
+    assert reply(out).msg_type == codec.ACK and out.replies[0].address == "255.255.255.255"
+    assert out.events[-1][2]["state"] == "rebinding"
+    assert srv.book.by_mac["00aabbcc0001"].expires == 1500.0 + 600
+
+
+def test_renewing_someone_elses_address_is_naked(srv):
+    ip = dora(srv, 1)
+    assert reply(handle(srv, request(2, server=None, ciaddr=ip))).msg_type == codec.NAK
+
+
+def test_request_naming_another_server_frees_offer_and_reports_it(srv):
+    offered = reply(handle(srv, discover(1))).yiaddr
+    out = handle(srv, request(1, "10.9.0.99", server="10.9.0.200"))
+    assert not out.replies and out.foreign_server == "10.9.0.200"
+    assert reply(handle(srv, discover(2))).yiaddr == offered
+
+
+def test_decline_quarantines_address(srv):
+    ip = dora(srv, 1)
+    out = handle(srv, Message(xid=9, chaddr=mac(1), options={53: bytes([codec.DECLINE]), 50: codec.ip_bytes(ip),
+                                                             54: codec.ip_bytes(STATION)}))
+    assert out.events[-1][0] == ev.DHCP_DECLINE and not out.replies
+    assert srv.book.conflicted(ip, 1001.0)
+    assert ("conflict", (ip, 1000.0 + 3600, "declined by client", "00aabbcc0001")) in srv.book.take_pending()
+    assert reply(handle(srv, discover(1), now=1002.0)).yiaddr != ip
+    assert reply(handle(srv, discover(3), now=1002.0)).yiaddr != ip
+
+
+def test_release_then_return_gets_same_address(srv):
+    ip = dora(srv, 1)
+    out = handle(srv, Message(xid=5, chaddr=mac(1), ciaddr=ip, options={53: bytes([codec.RELEASE]),
+                                                                      54: codec.ip_bytes(STATION)}))
+    assert out.events[-1] == (ev.DHCP_RELEASE, "00aabbcc0001", {"ip": ip})
+    assert srv.book.by_mac["00aabbcc0001"].state == "released"
+    assert reply(handle(srv, discover(1), now=1100.0)).yiaddr == ip
+
+
+def test_inform_gets_options_without_lease(srv):
+    out = handle(srv, Message(xid=7, chaddr=mac(7), ciaddr="10.9.0.77", options={53: bytes([codec.INFORM])}))
+    ack = reply(out)
+    assert ack.msg_type == codec.ACK and ack.yiaddr == "0.0.0.0" and 51 not in ack.options and 150 in ack.options
+    assert out.replies[0].address == "10.9.0.77"
+
+
+def test_reservation_wins_and_other_clients_never_get_it():
+    s = Server(ServerSettings(**{**SETTINGS.__dict__, "reservations": (("00aabbcc0005", "10.9.0.10"),)}))
+    assert reply(handle(s, discover(1))).yiaddr != "10.9.0.10"
+    assert reply(handle(s, discover(5))).yiaddr == "10.9.0.10"
+    assert reply(handle(s, request(5, "10.9.0.11"))).msg_type == codec.NAK
+
+
+def test_pool_exhaustion_is_reported(srv):
+    ips = {dora(srv, n) for n in range(1, 6)}
+    assert len(ips) == 5
+    out = handle(srv, discover(6))
+    assert not out.replies and out.events[-1][0] == ev.DHCP_EXHAUSTED
+    status = srv.pool_status(1000.0)
+    assert status["exhausted"] and status["used"] == 5 and status["size"] == 5
+    # Once leases expire, addresses are reused, the longest-expired first.
+    assert reply(handle(srv, discover(6), now=1000.0 + 601)).yiaddr in ips
+
+
+def test_relay_reply_goes_to_giaddr_server_port(srv):
+    msg = discover(1)
+    msg.giaddr = "10.9.0.254"
+    out = handle(srv, msg)
+    assert (out.replies[0].address, out.replies[0].port) == ("10.9.0.254", 67)
+
+
+def test_unicast_to_configured_client_without_broadcast_flag(srv):
+    ip = dora(srv, 1)
+    out = handle(srv, request(1, server=None, ciaddr=ip))
+    assert out.replies[0].address == ip
+
+
+def test_max_message_size_is_honoured():
+    many_dns = tuple(f"10.9.1.{i}" for i in range(1, 120))
+    s = Server(ServerSettings(**{**SETTINGS.__dict__, "dns": many_dns}))
+    data = handle(s, discover(1, {57: struct.pack("!H", 576)})).replies[0].data
+    assert len(data) <= 576 - 28
+    offer = codec.parse(data)
+    assert 150 in offer.options and 1 in offer.options and 6 not in offer.options
+
+
+def test_refused_by_guard_means_silence(srv):
+    s = Server(SETTINGS, may_serve=lambda now: False)
+    out = handle(s, discover(1))
+    assert not out.replies and out.events[0][0] == ev.DHCP_DISCOVER
+    assert not handle(s, request(1, "10.9.0.10")).replies
+    assert s.counters["refused"] == 2
+
+
+def test_malformed_and_unknown_options_become_events(srv):
+    out = srv.handle(b"\x01" * 50, 1000.0, peer="10.9.0.50:68")
+    assert not out.replies and out.malformed.startswith("truncated")
+    assert out.events == [(ev.DHCP_MALFORMED, None, {"peer": "10.9.0.50:68", "reason": out.malformed, "size": 50})]
+    out = handle(srv, discover(1, {224: b"x"}))
+    assert (ev.DHCP_UNKNOWN_OPTIONS, "00aabbcc0001", {"codes": [224]}) in out.events
+    assert srv.counters["malformed"] == 1
+
+
+def test_replies_and_bootp_and_odd_hardware_are_ignored(srv):
+    msg = discover(1)
+    msg.op = codec.BOOTREPLY
+    assert not handle(srv, msg).replies
+    assert not handle(srv, Message(xid=1, chaddr=mac(1))).replies  # plain BOOTP, no message type
+    odd = discover(2)
+    odd.htype = 6
+    assert not handle(srv, odd).replies
+
+
+# -- persistence ------------------------------------------------------------------------------------
+def test_bound_leases_survive_a_restart_without_duplicates(tmp_path):
+    store = Store(tmp_path / "station.db")
+    first = Server(SETTINGS)
+    ips = {n: dora(first, n) for n in (1, 2)}
+    reply(handle(first, discover(3)))                      # an offer: not durable, not written
+    with store.write() as conn:
+        write_pending(conn, first.book.take_pending())
+    assert {r["ip"] for r in store.leases()} == set(ips.values())
+
+    book = LeaseBook(SETTINGS.pool_start, SETTINGS.pool_end, excluded={STATION})
+    load_from_store(book, store)
+    second = Server(SETTINGS, book)
+    newcomer = reply(handle(second, discover(9, {50: codec.ip_bytes(ips[1])}), now=1010.0)).yiaddr
+    assert newcomer not in ips.values()
+    assert reply(handle(second, request(9, ips[2], server=None), now=1010.0)).msg_type == codec.NAK
+    assert reply(handle(second, discover(2), now=1010.0)).yiaddr == ips[2]
+    assert dora(second, 1, now=1010.0) == ips[1]
+
+
+def test_reusing_an_expired_address_replaces_the_old_row(tmp_path):
+    store = Store(tmp_path / "station.db")
+    small = ServerSettings(**{**SETTINGS.__dict__, "pool_end": "10.9.0.10"})
+    srv = Server(small)
+    ip = dora(srv, 1)
+    later = 1000.0 + 601
+    assert dora(srv, 2, now=later) == ip
+    with store.write() as conn:
+        write_pending(conn, srv.book.take_pending())
+    rows = store.leases()
+    assert [(r["mac"], r["ip"]) for r in rows] == [("00aabbcc0002", ip)]
+
+
+# -- guard ------------------------------------------------------------------------------------------
+def offer_from(server: str, xid: int = 1) -> Message:
+    return Message(op=codec.BOOTREPLY, xid=xid, chaddr=mac(1), yiaddr="10.9.0.50",
+                   options={53: bytes([codec.OFFER]), 54: codec.ip_bytes(server)})
+
+
+def test_guard_probe_is_a_discover_from_a_fresh_local_mac():
+    g = Guard("refuse", STATION, 60, rng=random.Random(1))
+    a = codec.parse(g.probe(0.0))
+    b = codec.parse(g.probe(100.0))
+    assert a.msg_type == codec.DISCOVER and a.broadcast
+    assert a.chaddr[0] & 0x02 and not a.chaddr[0] & 0x01      # locally administered, unicast
+    assert a.mac != b.mac and a.xid != b.xid
+    assert g.is_probe(a) and not g.is_probe(discover(1))
+
+
+def test_guard_refuses_until_first_window_then_serves_when_clear():
+    g = Guard("refuse", STATION, 60)
+    assert g.due(0.0) and not g.may_offer(0.0) and g.status_name(0.0) == "checking"
+    g.probe(0.0)
+    assert not g.due(1.0)
+    g.tick(1.0)
+    assert not g.may_offer(1.0)
+    events = g.tick(guardmod.PROBE_WINDOW + 0.1)
+    assert g.may_offer(5.0) and events[0][1]["status"] == "clear"
+    assert not g.due(30.0) and g.due(60.0)
+
+
+def test_guard_sees_other_server_and_refuses_or_warns():
+    for mode, status, serving in (("refuse", "refusing", False), ("warn", "warning", True)):
+        g = Guard(mode, STATION, 60)
+        g.probe(0.0)
+        events = g.observe_reply(offer_from("10.9.0.200"), "10.9.0.200", 1.0)
+        assert events and events[0][1]["servers"] == ["10.9.0.200"] and events[0][1]["status"] == status
+        g.tick(5.0)
+        assert g.may_offer(5.0) is serving
+
+
+def test_guard_ignores_own_offers_and_client_requests_count():
+    g = Guard("refuse", STATION, 60)
+    g.probe(0.0)
+    assert g.observe_reply(offer_from(STATION), STATION, 1.0) == []
+    g.tick(5.0)
+    assert g.may_offer(5.0)
+    assert g.observe_request("10.9.0.201", 6.0)[0][1]["servers"] == ["10.9.0.201"]
+    assert not g.may_offer(6.0)
+
+
+def test_guard_clears_when_probe_goes_unanswered():
+    g = Guard("refuse", STATION, 10)
+    g.probe(0.0)
+    g.observe_reply(offer_from("10.9.0.200"), "10.9.0.200", 1.0)
+    g.tick(5.0)
+    assert not g.may_offer(5.0)
+    g.observe_request("10.9.0.200", 6.0)                     # still a probe-confirmed server
+    assert g.due(10.0)
+    g.probe(10.0)
+    events = g.tick(14.5)
+    assert g.may_offer(14.5) and events[-1][1]["status"] == "clear"
+
+
+def test_guard_off_never_probes_or_refuses():
+    g = Guard("off", STATION, 60)
+    assert not g.due(0.0) and g.may_offer(0.0)
+    assert g.observe_reply(offer_from("10.9.0.200"), "10.9.0.200", 1.0) == []
+    with pytest.raises(ValueError):
+        Guard("maybe", STATION, 60)

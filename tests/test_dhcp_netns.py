@@ -301,3 +301,37 @@ def test_fifty_simultaneous_new_clients_all_get_offers(lab, station, tmp_path):
         time.sleep(0.2)
         status = kv(state, "dhcp.status")
     assert status["used"] == count and status["size"] == 200 and not status["exhausted"]
+
+
+@needs_tool("udhcpc")
+def test_squatted_address_is_found_by_async_probe_and_never_leased(lab, station, tmp_path):
+    """A host already using the first pool address answers the post-offer ping: the address is quarantined."""
+    proc, state, log = station
+    lab.add("squat", "10.77.0.2")         # the first address of the auto pool
+    lab.add("cli", "10.77.0.250")
+    sender = tmp_path / "discover.py"
+    sender.write_text(f"""
+import socket, sys, time
+sys.path.insert(0, {str(REPO)!r})
+from appliance.dhcp import codec
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'lan0')
+s.bind(('0.0.0.0', 68))
+s.settimeout(3)
+msg = codec.Message(xid=77, flags=codec.BROADCAST_FLAG, chaddr=bytes.fromhex('02cccccccc01'), options={{53: bytes([1])}})
+s.sendto(codec.serialize(msg), ('255.255.255.255', 67))
+offer = codec.parse(s.recv(4096))
+print(offer.yiaddr)
+""")
+    result = lab.run("cli", PYTHON, str(sender))
+    assert result.stdout.strip() == "10.77.0.2", result.stderr   # offered at once, no ping before
+    deadline = time.time() + 5
+    while time.time() < deadline and not db_rows(state, "SELECT ip FROM conflicts"):
+        time.sleep(0.1)
+    assert db_rows(state, "SELECT ip, reason FROM conflicts") == [("10.77.0.2", "answered a ping before it was leased")]
+    assert "10.77.0.2 is in use by an unknown host" in log.read_text()
+    lab.add("phone")
+    got = udhcpc(lab, "phone", tmp_path)
+    assert got["ip"] not in ("", "10.77.0.2") and got["ip"].startswith("10.77.0.")

@@ -188,11 +188,21 @@ class LeaseBook:
             self.by_ip.pop(ip, None)
             self.pending.append(("forget", (mac,)))
 
-    def mark_conflict(self, ip: str, now: float, reason: str) -> None:
-        """An address found in use by someone we never leased it to (asynchronous probe)."""
-        if self.holder(ip, now) is None:
-            self.conflicts[ip] = now + CONFLICT_SECONDS
-            self.pending.append(("conflict", (ip, now + CONFLICT_SECONDS, reason, None)))
+    def mark_conflict(self, ip: str, now: float, reason: str) -> bool:
+        """An address found in use by someone we never bound it to (asynchronous probe).
+
+        An outstanding offer for it is withdrawn, so the client's REQUEST is NAKed and it starts over.
+        """
+        mac = self.by_ip.get(ip)
+        lease = self.by_mac.get(mac) if mac else None
+        if lease is not None and lease.state == "bound" and lease.expires > now:
+            return False
+        if lease is not None:
+            del self.by_mac[mac]
+            del self.by_ip[ip]
+        self.conflicts[ip] = now + CONFLICT_SECONDS
+        self.pending.append(("conflict", (ip, now + CONFLICT_SECONDS, reason, None)))
+        return True
 
     def take_pending(self) -> list[tuple[str, tuple]]:
         out, self.pending = self.pending, []

@@ -10,6 +10,7 @@ NICs never answers on the wrong one.
 from __future__ import annotations
 
 import logging
+import os
 import select
 import signal
 import socket
@@ -20,6 +21,7 @@ from ..service import ServiceContext
 from .. import events as ev
 from . import codec
 from .guard import Guard
+from .probe import Prober
 from .leases import LeaseBook, load_from_store, write_pending
 from .server import BROADCAST, CLIENT_PORT_OFFSET, Server, ServerSettings
 
@@ -118,6 +120,9 @@ class Loop:
         self._last_status_at = 0.0
         self.sock: socket.socket | None = None
         self.client_sock: socket.socket | None = None
+        self.icmp_sock: socket.socket | None = None
+        self.prober = Prober(os.getpid())
+        self.counters.update({"conflict_probes": 0, "conflicts_found": 0})
 
     # -- status --------------------------------------------------------------------------------
     def info(self) -> dict:
@@ -165,6 +170,13 @@ class Loop:
             except OSError as exc:
                 self.ctx.error(f"guard cannot listen on udp/{self.port + CLIENT_PORT_OFFSET}: {exc}; "
                                "it will only notice REQUESTs naming other servers")
+        try:
+            self.icmp_sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            self.icmp_sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.interface.encode())
+            self.icmp_sock.setblocking(False)
+        except OSError as exc:
+            self.icmp_sock = None
+            log.info("no conflict probing (needs CAP_NET_RAW): %s; DECLINEs still quarantine addresses", exc)
         self.events.start()
         self.ctx.start_heartbeat(self.info)
         log.info("DHCP on %s udp/%d: pool %s - %s, TFTP %s, guard %s", self.interface, self.port,
@@ -181,8 +193,10 @@ class Loop:
                 if now >= next_tick:
                     self.periodic(now)
                     next_tick = now + TICK_SECONDS
-                readable = [s for s in (self.sock, self.client_sock) if s is not None]
+                readable = [s for s in (self.sock, self.client_sock, self.icmp_sock) if s is not None]
                 ready, _, _ = select.select(readable, [], [], max(0.0, next_tick - time.time()))
+                if self.icmp_sock in ready:
+                    self.read_icmp()
                 if self.client_sock in ready:
                     self.read_guard()
                 if self.sock in ready:
@@ -190,7 +204,7 @@ class Loop:
         finally:
             self.ctx.stop()
             self.events.flush()
-            for s in (self.sock, self.client_sock):
+            for s in (self.sock, self.client_sock, self.icmp_sock):
                 if s is not None:
                     s.close()
         return 0
@@ -207,6 +221,35 @@ class Loop:
         if now - self._last_status_at >= STATUS_SECONDS:
             self._last_status_at = now
             self.publish_status(now)
+
+    def read_icmp(self) -> None:
+        now = time.time()
+        for _ in range(BURST):
+            try:
+                packet = self.icmp_sock.recv(2048)
+            except OSError:
+                break
+            ip = self.prober.answered(packet, now)
+            if ip and self.server.book.mark_conflict(ip, now, "answered a ping before it was leased"):
+                self.counters["conflicts_found"] += 1
+                log.warning("address %s is in use by an unknown host: quarantined, its offer withdrawn", ip)
+                self.events.add([(now, "dhcp", ev.DHCP_DECLINE, None, {"ip": ip, "reason": "answered ping"})])
+        if self.server.book.pending:
+            self.persist()
+
+    def probe_offers(self, offered: list[str], now: float) -> None:
+        if self.icmp_sock is None:
+            return
+        self.prober.expire(now)
+        for ip in offered:
+            packet = self.prober.want(ip, now)
+            if packet is None:
+                continue
+            try:
+                self.icmp_sock.sendto(packet, (ip, 0))
+                self.counters["conflict_probes"] += 1
+            except OSError:
+                pass
 
     def read_guard(self) -> None:
         now = time.time()
@@ -261,6 +304,7 @@ class Loop:
                 log.warning("%s to %s:%d not sent: %s", reply.kind, reply.address, reply.port, exc)
         if rows:
             self.events.add(rows)
+            self.probe_offers([data["ip"] for _, _, kind, _, data in rows if kind == ev.DHCP_OFFER], now)
 
     def persist(self) -> bool:
         changes = self.server.book.take_pending()

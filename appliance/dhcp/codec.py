@@ -7,8 +7,8 @@ reason, never another exception, so the socket loop can drop, count and log it.
 """
 from __future__ import annotations
 
-import ipaddress
 import json
+import socket
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,11 +105,22 @@ class Message:
 
 
 def ip_bytes(text: str) -> bytes:
-    return ipaddress.IPv4Address(text).packed
+    try:
+        return socket.inet_pton(socket.AF_INET, text)   # dotted quad only, unlike inet_aton
+    except OSError:
+        raise ValueError(f"not an IPv4 address: {text!r}") from None
 
 
 def ip_text(raw: bytes) -> str:
-    return str(ipaddress.IPv4Address(raw))
+    return socket.inet_ntoa(raw)
+
+
+def ip_int(text: str) -> int:
+    return int.from_bytes(ip_bytes(text), "big")
+
+
+def int_ip(number: int) -> str:
+    return socket.inet_ntoa(number.to_bytes(4, "big"))
 
 
 def mac_bytes(mac: str) -> bytes:
@@ -185,8 +196,8 @@ def _scan_options(buf: bytes, pos: int, end: int, chunks: dict[int, list[bytes]]
 # -- serializing --------------------------------------------------------------------------
 def encode_option(code: int, value: bytes) -> bytes:
     """One option; values over 255 bytes are split into several instances (RFC 3396)."""
-    if not value:
-        return bytes((code, 0))
+    if len(value) <= 255:
+        return bytes((code, len(value))) + value
     out = bytearray()
     for i in range(0, len(value), 255):
         part = value[i:i + 255]

@@ -9,8 +9,9 @@ memory: losing one in a crash costs the client a retry, never a duplicate.
 from __future__ import annotations
 
 import heapq
-import ipaddress
 from dataclasses import dataclass, field
+
+from .codec import int_ip, ip_int
 
 OFFER_HOLD_SECONDS = 30.0
 CONFLICT_SECONDS = 3600.0
@@ -40,8 +41,8 @@ class LeaseBook:
     excluded: set[str] = field(default_factory=set)            # station and other fixed addresses
 
     def __post_init__(self) -> None:
-        self.first = int(ipaddress.IPv4Address(self.pool_start))
-        self.last = int(ipaddress.IPv4Address(self.pool_end))
+        self.first = ip_int(self.pool_start)
+        self.last = ip_int(self.pool_end)
         self.by_mac: dict[str, Lease] = {}
         self.by_ip: dict[str, str] = {}
         self.conflicts: dict[str, float] = {}
@@ -58,7 +59,7 @@ class LeaseBook:
             self.by_mac[lease.mac] = lease
             self.by_ip[lease.ip] = lease.mac
             if self.in_pool(lease.ip):
-                self._fresh_taken.add(int(ipaddress.IPv4Address(lease.ip)))
+                self._fresh_taken.add(ip_int(lease.ip))
         for row in conflicts:
             self.conflicts[row["ip"]] = row["until"]
 
@@ -69,7 +70,7 @@ class LeaseBook:
 
     def in_pool(self, ip: str) -> bool:
         try:
-            return self.first <= int(ipaddress.IPv4Address(ip)) <= self.last
+            return self.first <= ip_int(ip) <= self.last
         except ValueError:
             return False
 
@@ -113,7 +114,7 @@ class LeaseBook:
             n = heapq.heappop(self._fresh)
             if n in self._fresh_taken:
                 continue
-            ip = str(ipaddress.IPv4Address(n))
+            ip = int_ip(n)
             if self.available_to(ip, mac, now) and ip not in self.by_ip:
                 return ip
             if self.conflicted(ip, now):
@@ -127,7 +128,7 @@ class LeaseBook:
                     best = (lease.expires, ip)
         if best is None:
             for n in range(self.first, self.last + 1):
-                ip = str(ipaddress.IPv4Address(n))
+                ip = int_ip(n)
                 if ip not in self.by_ip and self.available_to(ip, mac, now):
                     return ip
             return None
@@ -145,7 +146,7 @@ class LeaseBook:
         self.by_mac[lease.mac] = lease
         self.by_ip[lease.ip] = lease.mac
         if self.in_pool(lease.ip):
-            self._fresh_taken.add(int(ipaddress.IPv4Address(lease.ip)))
+            self._fresh_taken.add(ip_int(lease.ip))
 
     def offer(self, mac: str, ip: str, now: float, **info) -> Lease:
         lease = self.by_mac.get(mac)
@@ -176,8 +177,8 @@ class LeaseBook:
             del self.by_mac[mac]
             if self.by_ip.get(lease.ip) == mac:
                 del self.by_ip[lease.ip]
-                heapq.heappush(self._fresh, int(ipaddress.IPv4Address(lease.ip)))
-                self._fresh_taken.discard(int(ipaddress.IPv4Address(lease.ip)))
+                heapq.heappush(self._fresh, ip_int(lease.ip))
+                self._fresh_taken.discard(ip_int(lease.ip))
 
     def decline(self, mac: str, ip: str, now: float, reason: str) -> None:
         self.conflicts[ip] = now + CONFLICT_SECONDS

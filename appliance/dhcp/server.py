@@ -74,14 +74,23 @@ class Outcome:
     malformed: str | None = None
 
 
+_full_model_lookup: list = []
+
+
 def model_from_vendor_class(vendor_class: str | None) -> str | None:
-    """Phone model from option 60; the firmware package owns the full table, the regex is a fallback."""
+    """Phone model from option 60; the firmware package owns the full table, the regex is a fallback.
+
+    The import is tried once (lazily, so the DHCP service starts even without the firmware package).
+    """
     if not vendor_class:
         return None
-    try:
-        from ..firmware.models import model_from_vendor_class as full
-    except ImportError:
-        full = None
+    if not _full_model_lookup:
+        try:
+            from ..firmware.models import model_from_vendor_class as full
+        except ImportError:
+            full = None
+        _full_model_lookup.append(full)
+    full = _full_model_lookup[0]
     if full is not None:
         try:
             return full(vendor_class)
@@ -97,6 +106,7 @@ class Server:
                  ignore: Callable[[Message], bool] = lambda msg: False):
         self.s = settings
         self.network = settings.network
+        self._mask, self._net = int(self.network.netmask), int(self.network.network_address)
         self.book = book or LeaseBook(settings.pool_start, settings.pool_end, reserved=dict(settings.reservations),
                                       excluded={settings.address})
         self.may_serve = may_serve
@@ -251,7 +261,7 @@ class Server:
             state, ip = ("rebinding" if msg.broadcast else "renewing"), msg.ciaddr
         else:
             return
-        if ipaddress.IPv4Address(ip) not in self.network:
+        if codec.ip_int(ip) & self._mask != self._net:
             return self._send_nak(msg, out, f"{ip} is not on this network")
         if state == "selecting":
             lease = self.book.by_mac.get(msg.mac)

@@ -103,13 +103,48 @@ def summary(values: list[float | None]) -> dict:
             "missing": len(values) - len(nums)}
 
 
+def print_report(report: dict) -> None:
+    kinds = list(report["rates"])
+    rates = list(next(iter(report["rates"].values())))
+    peers = [k for k in kinds if k != "station"]
+    runs, period = report["runs"], report["period_s"]
+    print()
+    print(f"DHCP sustained rate (perfdhcp, {period} s per run, median of {runs}; ratio = station / peer)")
+    print(f"{'offered/s':>9} | " + " | ".join(f"{k + ' leases/s (drop%)':>32}" for k in kinds) + " | "
+          + " | ".join(f"{'vs ' + p:>18}" for p in peers))
+    for rate in rates:
+        cells, values = [], {}
+        for kind in kinds:
+            stats = report["rates"][kind][rate]
+            values[kind] = stats["leases_per_s"]["median"] or 0.0
+            cells.append(f"{values[kind]:>21.1f} ({stats['drop_pct']['median']:6.2f}%)")
+        ratios = [f"{values['station'] / values[p]:.1f}x" if values[p] else "peer completed 0" for p in peers]
+        print(f"{rate:>9} | " + " | ".join(f"{c:>32}" for c in cells) + " | "
+              + " | ".join(f"{r:>18}" for r in ratios))
+    print()
+    print(f"Cold burst of 50 new clients: seconds to first OFFER (median of {runs})")
+    for kind, stats in report["burst"].items():
+        mean, worst = stats["mean_s"]["median"], stats["max_s"]["median"]
+        print(f"  {kind:15s} answered {stats['answered']['median']}/50, mean {mean:.4f} s, "
+              f"all within {worst:.4f} s" if mean is not None and worst is not None else
+              f"  {kind:15s} answered {stats['answered']['median']}/50")
+    st, dm = report["burst"].get("station", {}), report["burst"].get("dnsmasq", {})
+    if st.get("mean_s", {}).get("median") and dm.get("mean_s", {}).get("median"):
+        print(f"  mean time to first OFFER: dnsmasq / station = "
+              f"{dm['mean_s']['median'] / st['mean_s']['median']:.0f}x")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one run, one rate, short period (CI smoke)")
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--period", type=int, default=None, help="perfdhcp seconds per run")
     ap.add_argument("--output", type=Path, default=RESULTS)
+    ap.add_argument("--show", type=Path, metavar="JSON", help="print the table of an earlier results file and exit")
     args = ap.parse_args()
+    if args.show:
+        print_report(json.loads(args.show.read_text()))
+        return 0
     if os.geteuid() != 0:
         print("dhcp_bench: needs root (network namespaces)", file=sys.stderr)
         return 2
@@ -163,28 +198,7 @@ def main() -> int:
                                  "max_s": summary([r["max_s"] for r in rs]),
                                  "last_answered_s": summary([r["last_answered_s"] for r in rs])}
 
-    print()
-    print(f"DHCP sustained rate (perfdhcp, {period} s per run, median of {runs}; ratio = station / peer)")
-    header = f"{'offered/s':>9} | " + " | ".join(f"{k + ' leases/s (drop%)':>32}" for k in kinds) + " | ratio vs dnsmasq"
-    print(header)
-    for rate in map(str, rates):
-        cells, values = [], {}
-        for kind in kinds:
-            stats = report["rates"][kind][rate]
-            values[kind] = stats["leases_per_s"]["median"] or 0.0
-            cells.append(f"{values[kind]:>21.1f} ({stats['drop_pct']['median']:6.2f}%)")
-        peer = values.get("dnsmasq") or 0.0
-        ratio = f"{values['station'] / peer:.1f}x" if peer else "inf"
-        print(f"{rate:>9} | " + " | ".join(f"{c:>32}" for c in cells) + f" | {ratio}")
-    print()
-    print(f"Cold burst of 50 new clients: seconds to first OFFER (median of {runs})")
-    for kind, stats in report["burst"].items():
-        print(f"  {kind:15s} answered {stats['answered']['median']}/50, mean {stats['mean_s']['median']}, "
-              f"all within {stats['max_s']['median']}")
-    st, dm = report["burst"].get("station", {}), report["burst"].get("dnsmasq", {})
-    if st.get("mean_s", {}).get("median") and dm.get("mean_s", {}).get("median"):
-        print(f"  mean time to first OFFER: dnsmasq / station = "
-              f"{dm['mean_s']['median'] / st['mean_s']['median']:.0f}x")
+    print_report(report)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {args.output}")

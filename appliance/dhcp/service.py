@@ -117,6 +117,8 @@ class Loop:
         self.counters = self.server.counters
         self.counters.update({"persist_failures": 0, "send_failures": 0, "guard_probes": 0})
         self._last_status: dict | None = None
+        self._guard_status: dict = self.guard.status(time.time())
+        self._own_server_id = bytes((codec.OPT_SERVER_ID, 4)) + codec.ip_bytes(settings.address)
         self._last_status_at = 0.0
         self.sock: socket.socket | None = None
         self.client_sock: socket.socket | None = None
@@ -126,11 +128,10 @@ class Loop:
 
     # -- status --------------------------------------------------------------------------------
     def info(self) -> dict:
-        now = time.time()
         # Runs on the heartbeat thread: read only snapshots the loop thread published.
-        return {"counters": dict(self.counters), "guard": self.guard.status(now),
+        return {"counters": dict(self.counters), "guard": dict(self._guard_status),
                 "pool": dict(self._last_status or {}), "interface": self.interface, "port": self.port,
-                "serving": self.guard.may_offer(now), "events_dropped": self.events.dropped}
+                "serving": self._guard_status.get("serving"), "events_dropped": self.events.dropped}
 
     def publish_status(self, now: float, force: bool = False) -> None:
         status = self.server.pool_status(now)
@@ -212,6 +213,7 @@ class Loop:
     def periodic(self, now: float) -> None:
         for _, status in self.guard.tick(now):
             self.publish_guard(now, status)
+        self._guard_status = self.guard.status(now)
         if self.guard.due(now) and self.client_sock is not None:
             try:
                 self.client_sock.sendto(self.guard.probe(now), (BROADCAST, self.port))
@@ -260,6 +262,8 @@ class Loop:
                 break
             except OSError:
                 break
+            if self._own_server_id in data:
+                continue   # our own broadcast reply looped back: skip the parse under load
             try:
                 msg = codec.parse(data)
             except codec.MalformedPacket:

@@ -56,6 +56,19 @@ class Lab:
             sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{address}/16", "dev", IFACE)
         return ns
 
+    def link(self, ns: str, ifname: str, address: str | None = None) -> None:
+        """Plug an existing namespace (e.g. another lab's member) into this segment as `ifname`."""
+        self._n += 1
+        outer, inner = f"v{os.getpid() % 100000}x{self._n}", f"v{os.getpid() % 100000}y{self._n}"
+        sh("ip", "link", "add", outer, "type", "veth", "peer", "name", inner)
+        sh("ip", "link", "set", outer, "netns", self.switch)
+        sh("ip", "link", "set", inner, "netns", ns)
+        sh("ip", "netns", "exec", self.switch, "ip", "link", "set", outer, "master", "br0", "up")
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", inner, "name", ifname)
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", ifname, "up")
+        if address:
+            sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{address}/16", "dev", ifname)
+
     def run(self, name: str, *cmd: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess:
         return subprocess.run(["ip", "netns", "exec", self.members[name], *cmd], capture_output=True, text=True,
                               timeout=timeout, check=check)

@@ -335,3 +335,17 @@ print(offer.yiaddr)
     lab.add("phone")
     got = udhcpc(lab, "phone", tmp_path)
     assert got["ip"] not in ("", "10.77.0.2") and got["ip"].startswith("10.77.0.")
+
+
+@needs_tool("udhcpc")
+def test_second_nic_is_never_answered(lab, station, tmp_path):
+    """The station also sits on another segment (lan1): clients there get nothing, clients on lan0 do."""
+    proc, state, _ = station
+    with Lab("dx") as other:
+        other.link(lab.members["srv"], "lan1", "10.78.0.1")
+        other.add("cli")
+        (tmp_path / "other").mkdir()
+        assert udhcpc(other, "cli", tmp_path / "other", tries=3).get("ip") is None
+        assert not events(state, "dhcp.discover", wait=0.5)   # never even heard: the socket is bound to lan0
+        lab.add("cli")
+        assert udhcpc(lab, "cli", tmp_path)["ip"].startswith("10.77.0.")

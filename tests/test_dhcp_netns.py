@@ -349,3 +349,23 @@ def test_second_nic_is_never_answered(lab, station, tmp_path):
         assert not events(state, "dhcp.discover", wait=0.5)   # never even heard: the socket is bound to lan0
         lab.add("cli")
         assert udhcpc(lab, "cli", tmp_path)["ip"].startswith("10.77.0.")
+
+
+@needs_tool("udhcpc")
+def test_pool_exhaustion_is_logged_and_recorded_for_status(lab, tmp_path):
+    lab.add("srv", STATION)
+    state, log = tmp_path / "state", tmp_path / "dhcp.log"
+    proc = start_station(lab, "srv", state, log, DHCP_GUARD="off", DHCP_POOL_START="10.77.0.2",
+                         DHCP_POOL_END="10.77.0.3")
+    wait_serving(state, proc)
+    for name in ("a", "b", "c"):
+        lab.add(name)
+    assert {udhcpc(lab, n, tmp_path)["ip"] for n in ("a", "b")} == {"10.77.0.2", "10.77.0.3"}
+    assert udhcpc(lab, "c", tmp_path, tries=2).get("ip") is None
+    deadline = time.time() + 5
+    while time.time() < deadline and not (kv(state, "dhcp.status") or {}).get("exhausted"):
+        time.sleep(0.1)
+    status = kv(state, "dhcp.status")
+    assert status["exhausted"] and status["used"] == 2 and status["size"] == 2, status
+    assert "address pool exhausted: 2 of 2 addresses in use (10.77.0.2 - 10.77.0.3)" in log.read_text()
+    assert {e["mac"] for e in events(state, "dhcp.pool_exhausted")} == {mac_of(lab, "c")}

@@ -339,3 +339,58 @@ def test_guard_off_never_probes_or_refuses():
     assert g.observe_reply(offer_from("10.9.0.200"), "10.9.0.200", 1.0) == []
     with pytest.raises(ValueError):
         Guard("maybe", STATION, 60)
+
+
+# -- property: whatever clients send, no address is ever bound to two clients -------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+POOL_IPS = [f"10.9.0.{n}" for n in range(10, 15)] + ["10.9.0.99", "192.168.0.5"]
+operations = st.lists(st.tuples(
+    st.sampled_from(["discover", "select", "init-reboot", "renew", "rebind", "decline", "release", "foreign"]),
+    st.integers(min_value=1, max_value=8),            # which client
+    st.sampled_from(POOL_IPS),
+    st.floats(min_value=0, max_value=400),            # time step
+), max_size=60)
+
+
+@given(operations)
+@settings(max_examples=300, deadline=None)
+def test_property_no_address_is_ever_bound_to_two_clients(ops):
+    srv = Server(SETTINGS)
+    now = 1000.0
+    acked: dict[str, tuple[str, float]] = {}           # ip -> (mac, expires) as seen on the wire
+    for op, n, ip, step in ops:
+        now += step
+        if op == "discover":
+            msg = discover(n, {50: codec.ip_bytes(ip)})
+        elif op == "select":
+            msg = request(n, ip)
+        elif op == "init-reboot":
+            msg = request(n, ip, server=None)
+        elif op in ("renew", "rebind"):
+            msg = request(n, server=None, ciaddr=ip, flags=codec.BROADCAST_FLAG if op == "rebind" else 0)
+        elif op == "decline":
+            msg = Message(xid=n, chaddr=mac(n), options={53: bytes([codec.DECLINE]), 50: codec.ip_bytes(ip)})
+        elif op == "release":
+            msg = Message(xid=n, chaddr=mac(n), ciaddr=ip, options={53: bytes([codec.RELEASE])})
+        else:
+            msg = request(n, ip, server="10.9.0.200")
+        out = handle(srv, msg, now)
+        for r in out.replies:
+            m = codec.parse(r.data)
+            if m.msg_type == codec.ACK and m.yiaddr != "0.0.0.0":
+                holder = acked.get(m.yiaddr)
+                assert holder is None or holder[0] == m.mac or holder[1] <= now, (m.yiaddr, holder, m.mac)
+                assert srv.book.in_pool(m.yiaddr)
+                acked = {k: v for k, v in acked.items() if v[0] != m.mac}
+                acked[m.yiaddr] = (m.mac, now + SETTINGS.lease_seconds)
+            if m.msg_type == codec.OFFER:
+                holder = acked.get(m.yiaddr)
+                assert holder is None or holder[0] == m.mac or holder[1] <= now
+        if op == "release":
+            acked = {k: v for k, v in acked.items() if not (v[0] == mac(n).hex() and k == ip)}
+        if op == "decline":
+            acked = {k: v for k, v in acked.items() if not (v[0] == mac(n).hex() and k == ip)}
+        bound = [lease for lease in srv.book.by_mac.values() if lease.state == "bound" and lease.expires > now]
+        assert len({lease.ip for lease in bound}) == len(bound)

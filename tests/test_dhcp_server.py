@@ -95,7 +95,7 @@ def test_request_selecting_is_acked_durably_with_events(srv):
     data = out.events[0][2]
     assert data["vendor_class"] == "Cisco Systems, Inc. IP Phone CP-7965G"  # trailing NUL stripped
     assert data["hostname"] == "SEP00AABBCC0001" and data["prl"] == [1, 66, 6, 3, 15, 150, 35]
-    assert data["model"].startswith("7965")
+    assert "7965" in data["model"]
     out = handle(srv, request(1, "10.9.0.10", opts={60: PHONE_VC}))
     ack = reply(out)
     assert ack.msg_type == codec.ACK and ack.yiaddr == "10.9.0.10"

@@ -93,9 +93,11 @@ def model_from_vendor_class(vendor_class: str | None) -> str | None:
     full = _full_model_lookup[0]
     if full is not None:
         try:
-            return full(vendor_class)
+            model = full(vendor_class)
         except Exception:
-            pass
+            model = None
+        if model:
+            return str(model)
     match = MODEL_RE.search(vendor_class)
     return match.group(1) if match else None
 

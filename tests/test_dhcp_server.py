@@ -394,3 +394,16 @@ def test_property_no_address_is_ever_bound_to_two_clients(ops):
             acked = {k: v for k, v in acked.items() if not (v[0] == mac(n).hex() and k == ip)}
         bound = [lease for lease in srv.book.by_mac.values() if lease.state == "bound" and lease.expires > now]
         assert len({lease.ip for lease in bound}) == len(bound)
+
+
+def test_unreadable_lease_rows_are_skipped_on_load(tmp_path):
+    store = Store(tmp_path / "station.db")
+    with store.write() as conn:
+        conn.execute("INSERT INTO leases(mac, ip, state, expires, updated) VALUES ('00aabbcc0001', 'garbage', "
+                     "'bound', 99999, 0)")
+        conn.execute("INSERT INTO leases(mac, ip, state, expires, updated) VALUES ('00aabbcc0002', '10.9.0.10', "
+                     "'bound', 99999, 0)")
+    book = LeaseBook(SETTINGS.pool_start, SETTINGS.pool_end, excluded={STATION})
+    load_from_store(book, store)
+    assert set(book.by_mac) == {"00aabbcc0002"}
+    assert reply(handle(Server(SETTINGS, book), discover(3))).yiaddr == "10.9.0.11"

@@ -56,6 +56,10 @@ class LeaseBook:
     def load(self, rows: list[dict], conflicts: list[dict]) -> None:
         for row in rows:
             lease = Lease(**{k: row.get(k) for k in Lease.__dataclass_fields__})
+            try:
+                ip_int(lease.ip)
+            except (ValueError, TypeError):
+                continue   # a hand-edited or foreign row must not stop the service
             self.by_mac[lease.mac] = lease
             self.by_ip[lease.ip] = lease.mac
             if self.in_pool(lease.ip):

@@ -396,3 +396,33 @@ def test_warn_mode_serves_but_reports_the_other_server(lab, tmp_path):
     assert "serving anyway (guard = warn)" in log.read_text()
     # dnsmasq pings for 3 s before it offers, so the station's instant offer wins the race.
     assert udhcpc(lab, "cli", tmp_path)["ip"].startswith("10.77.0.")
+
+
+@needs_tool("udhcpc")
+def test_renewal_is_unicast_and_acked(lab, station, tmp_path):
+    """A configured client renews by unicast (RFC 2131 RENEWING); the ACK comes back by unicast to its address."""
+    proc, state, _ = station
+    lab.add("cli")
+    out = tmp_path / "renew.out"
+    script = tmp_path / "renew.sh"
+    script.write_text(f'#!/bin/sh\ncase "$1" in\n  bound|renew) ip addr replace "$ip/16" dev "$interface"; '
+                      f'echo "$1 ip=$ip opt150=$opt150" >> {out};;\nesac\nexit 0\n')
+    script.chmod(0o755)
+    client = lab.popen("cli", "udhcpc", "-i", "lan0", "-f", "-t", "4", "-T", "1", "-O", "150", "-s", str(script),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 15
+        while time.time() < deadline and not (out.exists() and "bound" in out.read_text()):
+            time.sleep(0.1)
+        assert "bound" in out.read_text()
+        os.kill(client.pid, signal.SIGUSR1)              # udhcpc: renew now
+        deadline = time.time() + 10
+        while time.time() < deadline and "renew" not in out.read_text():
+            time.sleep(0.1)
+    finally:
+        lab.kill(client)
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("bound ip=10.77.0.") and any(l.startswith("renew ") for l in lines), lines
+    assert lines[-1].split()[1] == lines[0].split()[1]             # same address
+    acks = events(state, "dhcp.ack", at_least=2)
+    assert [a["state"] for a in acks][-1] == "renewing"

@@ -1,0 +1,54 @@
+"""Per-phone plan: the ordered loads from the phone's current load to its target."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .rules import Rule, version_key
+
+
+@dataclass
+class Plan:
+    steps: list[str] = field(default_factory=list)
+    missing: str | None = None  # what the tech must add to the library, by name
+
+
+def make_plan(model: str, current: str | None, target: str, available: list[str],
+              rules: list[Rule], strategy: str = "stepwise") -> Plan:
+    """`available` are load IDs in the catalog for this model.
+
+    stepwise: unknown current load goes through the stone first (field procedure).
+    direct: target first; the tracker re-plans with the stone after a rejection.
+    """
+    tkey = version_key(target)
+    ckey = version_key(current) if current else None
+    if tkey is None:
+        return Plan([target])
+    if ckey is not None and ckey >= tkey:
+        return Plan([])
+    steps: list[str] = []
+    for rule in rules:
+        if not rule.applies(model, ckey, tkey):
+            continue
+        if ckey is None and strategy == "direct":
+            continue
+        stones = sorted((a for a in available if (k := version_key(a)) and rule.is_stone(k)),
+                        key=version_key, reverse=True)
+        if not stones:
+            return Plan([target], missing=_missing_text(model, rule))
+        steps.append(stones[0])
+    steps.append(target)
+    return Plan(steps)
+
+
+def _fmt(key: tuple) -> str:
+    s = f"{key[0]}.{key[1]}({key[2]})"
+    if key[3]:
+        s += f"SR{key[3]}" + (f"-{key[4]}" if key[4] else "")
+    return s
+
+
+def _missing_text(model: str, rule: Rule) -> str:
+    lo, hi = _fmt(rule.via_min), _fmt(rule.via_max)
+    span = lo if lo == hi else f"{lo}–{hi}"
+    excl = f", not {', '.join(_fmt(e) for e in rule.exclude)}" if rule.exclude else ""
+    return f"add a {span} load for {model}{excl} (stepping stone, {rule.source})"

@@ -1,0 +1,131 @@
+"""Sans-I/O per-phone state machine: events in, PHONE_STATE transitions out.
+
+Fed with plain dicts shaped like rows of the events table (kind, ts, mac, ip,
+file, model, ...); `replan(phone)` supplies the plan so this module needs no
+catalog.  A phone is "done" when it takes the config naming its target and
+fetches no load; "stuck" always carries a diagnosis a tech can act on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+TRUST_WAIT_S = 60.0
+STALL_S = 30.0
+DONE_WAIT_S = 20.0
+
+
+@dataclass
+class Phone:
+    mac: str
+    model: str = ""
+    ip: str = ""
+    current: str | None = None
+    plan: list[str] = field(default_factory=list)
+    step: int = 0
+    state: str = "seen"
+    diagnosis: str = ""
+    offered: str | None = None
+    loads_taken: bool = False
+    components: int = 0
+    asked_signed_at: float | None = None
+    took_config: bool = False
+    last: float = 0.0
+    timeline: list[tuple[float, str, str]] = field(default_factory=list)
+
+    @property
+    def target(self) -> str | None:
+        return self.plan[-1] if self.plan else self.current
+
+
+class Tracker:
+    def __init__(self, replan: Callable[[Phone], list[str]], reject_hint: Callable[[Phone], str] | None = None):
+        self.replan = replan
+        self.reject_hint = reject_hint or (lambda p: "")
+        self.phones: dict[str, Phone] = {}
+        self.by_ip: dict[str, str] = {}
+
+    def _go(self, p: Phone, ts: float, state: str, detail: str = "") -> list[dict]:
+        p.state, p.last = state, ts
+        if state == "stuck":
+            p.diagnosis = detail
+        p.timeline.append((ts, state, detail))
+        return [{"kind": "PHONE_STATE", "source": "tracker", "ts": ts, "mac": p.mac, "state": state, "detail": detail}]
+
+    def feed(self, ev: dict) -> list[dict]:
+        kind, ts = ev.get("kind", ""), float(ev.get("ts", 0.0))
+        if kind in ("DHCP_DISCOVER", "DHCP_ACK"):
+            return self._dhcp(ev, ts)
+        mac = self.by_ip.get(ev.get("ip", ""))
+        if not mac or not kind.startswith("FILE_"):
+            return []
+        return self._file(self.phones[mac], kind, ev.get("file", ""), ev, ts)
+
+    def _dhcp(self, ev: dict, ts: float) -> list[dict]:
+        mac = (ev.get("mac") or "").lower()
+        if not mac:
+            return []
+        out: list[dict] = []
+        p = self.phones.get(mac)
+        if p is None:
+            p = self.phones[mac] = Phone(mac, model=ev.get("model") or "")
+            p.plan = self.replan(p)
+            out += self._go(p, ts, "seen", f"model {p.model or '?'}")
+        if ev.get("ip") and ev.get("kind") == "DHCP_ACK":
+            p.ip = ev["ip"]
+            self.by_ip[p.ip] = mac
+        if ev.get("kind") == "DHCP_ACK" and p.state in ("rebooting", "downloading", "configured") and p.loads_taken:
+            out += self._came_back(p, ts)
+        return out
+
+    def _came_back(self, p: Phone, ts: float) -> list[dict]:
+        p.loads_taken = False
+        if p.components == 0:
+            hint = self.reject_hint(p)
+            return self._go(p, ts, "stuck", f"load {p.offered} rejected (Auth Fail / File auth error / Load rejected HC); {hint}".rstrip("; "))
+        p.current = p.offered
+        p.plan = self.replan(p)
+        p.step = 0
+        return self._go(p, ts, "rebooting", f"now on {p.current}")
+
+    def _file(self, p: Phone, kind: str, name: str, ev: dict, ts: float) -> list[dict]:
+        low = name.lower()
+        p.last = ts
+        if kind == "FILE_NOT_FOUND" and not (low.endswith(".sgn") or low.startswith(("ctl", "itl"))):
+            if low.endswith(".cnf.xml") or low.endswith(".loads") or p.loads_taken:
+                return self._go(p, ts, "stuck", f"station does not have {name}: add it to the firmware library")
+            return []
+        if low.endswith(".cnf.xml.sgn") or low.startswith(("itl", "ctl")):
+            if p.asked_signed_at is None and low.endswith(".sgn"):
+                p.asked_signed_at = ts
+            return []
+        if kind != "FILE_DONE":
+            if kind == "FILE_REQUEST" and p.loads_taken and p.state != "downloading":
+                return self._go(p, ts, "downloading", name)
+            return []
+        if low == f"sep{p.mac.replace(':', '')}.cnf.xml" or low.startswith("sep") and low.endswith(".cnf.xml"):
+            p.took_config, p.asked_signed_at = True, None
+            p.offered = p.plan[p.step] if p.plan else p.current
+            n = len(p.plan)
+            return self._go(p, ts, "configured", f"step {min(p.step + 1, n)} of {n}: {p.offered}")
+        if low.endswith(".loads") or low.startswith("os79xx"):
+            p.loads_taken, p.components = True, 0
+            return self._go(p, ts, "downloading", name)
+        if p.loads_taken:
+            p.components += 1
+            return self._go(p, ts, "downloading", f"{name} {ev.get('bytes', '')}/{ev.get('total', '')}".strip())
+        return []
+
+    def tick(self, now: float) -> list[dict]:
+        out: list[dict] = []
+        for p in self.phones.values():
+            if p.state in ("done", "stuck"):
+                continue
+            if p.asked_signed_at is not None and not p.took_config and now - p.asked_signed_at > TRUST_WAIT_S:
+                out += self._go(p, now, "stuck", "holds another cluster's trust list: erase it (Settings > Security > Trust List, **#, Erase) or factory reset")
+            elif p.state == "downloading" and now - p.last > STALL_S:
+                out += self._go(p, now, "stuck", f"transfer stalled since {p.last:.0f}")
+            elif p.state == "configured" and not p.loads_taken and now - p.last > DONE_WAIT_S and p.offered == p.target:
+                p.current = p.offered
+                out += self._go(p, now, "done", f"on {p.current}")
+        return out

@@ -1,0 +1,61 @@
+from appliance.recovery.tracker import Tracker, STALL_S, TRUST_WAIT_S, DONE_WAIT_S
+
+MAC, IP = "00:11:22:33:44:55", "10.0.0.5"
+CNF = "SEP001122334455.cnf.xml"
+
+
+def mk(plan):
+    return Tracker(lambda p: plan(p) if callable(plan) else list(plan), lambda p: "move to the stone")
+
+
+def ack(t, ts):
+    return t.feed({"kind": "DHCP_ACK", "ts": ts, "mac": MAC, "ip": IP, "model": "7965"})
+
+
+def f(t, kind, name, ts):
+    return t.feed({"kind": kind, "ts": ts, "ip": IP, "file": name})
+
+
+def test_two_step_upgrade_then_done():
+    t = mk(lambda p: [s for s in ["A", "B"] if p.current is None or s > p.current])
+    ack(t, 0)
+    f(t, "FILE_DONE", CNF, 1); f(t, "FILE_DONE", "A.loads", 2); f(t, "FILE_DONE", "A-app.sbn", 3)
+    ack(t, 10)
+    p = t.phones[MAC]
+    assert p.current == "A" and p.plan == ["B"]
+    f(t, "FILE_DONE", CNF, 11); f(t, "FILE_DONE", "B.loads", 12); f(t, "FILE_DONE", "B-app.sbn", 13)
+    ack(t, 20)
+    f(t, "FILE_DONE", CNF, 21)
+    t.tick(21 + DONE_WAIT_S + 1)
+    assert p.state == "done" and p.current == "B"
+    states = [s for _, s, _ in p.timeline]
+    assert states[0] == "seen" and states[-1] == "done" and states.count("configured") == 3
+
+
+def test_rejected_load():
+    t = mk(["B"])
+    ack(t, 0); f(t, "FILE_DONE", CNF, 1); f(t, "FILE_DONE", "B.loads", 2); ack(t, 5)
+    p = t.phones[MAC]
+    assert p.state == "stuck" and "rejected" in p.diagnosis and "stone" in p.diagnosis
+
+
+def test_trust_list():
+    t = mk(["B"])
+    ack(t, 0); f(t, "FILE_NOT_FOUND", CNF + ".sgn", 1)
+    t.tick(1 + TRUST_WAIT_S + 1)
+    assert "trust list" in t.phones[MAC].diagnosis
+
+
+def test_missing_file_and_stall():
+    t = mk(["B"])
+    ack(t, 0); f(t, "FILE_NOT_FOUND", "B.loads", 1)
+    assert "B.loads" in t.phones[MAC].diagnosis
+    t2 = mk(["B"])
+    ack(t2, 0); f(t2, "FILE_DONE", CNF, 1); f(t2, "FILE_DONE", "B.loads", 2)
+    t2.tick(2 + STALL_S + 1)
+    assert "stalled" in t2.phones[MAC].diagnosis
+
+
+def test_unknown_ip_ignored():
+    t = mk(["B"])
+    assert t.feed({"kind": "FILE_DONE", "ip": "9.9.9.9", "file": "x"}) == []

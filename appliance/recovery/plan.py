@@ -52,3 +52,46 @@ def _missing_text(model: str, rule: Rule) -> str:
     span = lo if lo == hi else f"{lo}–{hi}"
     excl = f", not {', '.join(_fmt(e) for e in rule.exclude)}" if rule.exclude else ""
     return f"add a {span} load for {model}{excl} (stepping stone, {rule.source})"
+
+
+def _catalog_ids(catalog, model: str) -> list[str]:
+    try:
+        return [l.id for l in catalog.loads_for_model(model) if getattr(l, "complete", True)]
+    except Exception:
+        return []
+
+
+def target_for(catalog, cfg, model: str) -> str | None:
+    """Config override for the model, else the newest complete load in the catalog."""
+    targets = dict(getattr(cfg.upgrade, "targets", {}) or {})
+    for key in (model, model.removeprefix("CP-").rstrip("G")):
+        if key in targets:
+            return targets[key]
+    try:
+        newest = catalog.newest_complete(model)
+    except Exception:
+        return None
+    return getattr(newest, "id", newest)
+
+
+def plan_for(catalog, cfg, model: str, current: str | None) -> Plan:
+    from .rules import all_rules
+    target = target_for(catalog, cfg, model)
+    if not target:
+        return Plan([])
+    return make_plan(model, current, target, _catalog_ids(catalog, model),
+                     all_rules(list(getattr(cfg.upgrade, "rules", []) or [])), getattr(cfg.upgrade, "strategy", "stepwise"))
+
+
+def chooser(store, catalog, cfg):
+    """Hook for the file service: which load SEP<MAC>.cnf.xml should name for this phone."""
+    def choose(mac: str, model: str) -> str | None:
+        row = store.phone(mac) if store is not None else None
+        if row and row.get("plan"):
+            steps = row["plan"]
+            return steps[min(int(row.get("step") or 0), len(steps) - 1)]
+        if row and row.get("current_load") and row.get("target_load") == row.get("current_load"):
+            return row["current_load"]
+        p = plan_for(catalog, cfg, model, row.get("current_load") if row else None)
+        return p.steps[0] if p.steps else None
+    return choose

@@ -1,0 +1,42 @@
+import logging
+import threading
+import time
+from types import SimpleNamespace
+
+from appliance.recovery import runner
+from appliance.recovery.plan import chooser
+from appliance.store import Store
+
+
+class FakeCatalog:
+    def __init__(self, ids):
+        self.ids = ids
+
+    def loads_for_model(self, model):
+        return [SimpleNamespace(id=i, complete=True) for i in self.ids]
+
+    def newest_complete(self, model):
+        return SimpleNamespace(id=self.ids[-1])
+
+
+def test_runner_tracks_events_from_real_store(tmp_path):
+    store = Store(tmp_path / "s.db")
+    store.migrate()
+    cfg = SimpleNamespace(upgrade=SimpleNamespace(strategy="stepwise", targets={}, rules=[]))
+    cat = FakeCatalog(["SCCP45.8-5-2S", "SCCP45.9-4-2SR4-3S"])
+    ctx = SimpleNamespace(store=store, config=cfg, stopping=threading.Event(), log=logging.getLogger("t"))
+    mac = "00:11:22:33:44:55"
+    store.event("dhcp", "DHCP_ACK", mac, ip="10.0.0.5", model="7965")
+    th = runner.start(ctx, cat)
+    try:
+        for _ in range(50):
+            row = store.phone(mac)
+            if row and row["state"] == "seen":
+                break
+            time.sleep(0.1)
+        assert row["plan"] == ["SCCP45.8-5-2S", "SCCP45.9-4-2SR4-3S"]
+        assert chooser(store, cat, cfg)(mac, "7965") == "SCCP45.8-5-2S"
+        assert store.get(runner.CURSOR_KEY) >= 1
+    finally:
+        ctx.stopping.set()
+        th.join(5)

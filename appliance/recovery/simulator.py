@@ -74,6 +74,7 @@ def tftp_get(server: str, port: int, name: str, timeout: float = 2.0, retries: i
 class SimPhone:
     mac: str
     model: str = "7965"
+    current: str | None = None
     log: list[tuple[str, str | None]] = field(default_factory=list)
 
     def boot(self, server: str, port: int) -> list[tuple[str, str | None]]:
@@ -88,9 +89,20 @@ class SimPhone:
             loads = m.group(1).decode().strip() + ".loads"
             body, err = tftp_get(server, port, loads)
             self.log.append((loads, err))
+            if body is not None and self._rejects(loads[:-6]):
+                self.log.append(("rejected", "Auth Fail"))
+                return self.log
             for comp in re.findall(rb"[\w.-]+\.(?:sbn|sb2|bin|zz|tlv)", body or b""):
                 self.log.append((comp.decode(), tftp_get(server, port, comp.decode())[1]))
         return self.log
+
+    def _rejects(self, load: str) -> bool:
+        """Signing rules: a phone below a rule's floor refuses loads past the rule's gate."""
+        from .rules import builtin_rules, version_key
+        cur, new = version_key(self.current or ""), version_key(load)
+        if cur is None or new is None:
+            return False
+        return any(r.applies(self.model, cur, new) for r in builtin_rules())
 
 
 def run_many(server: str, port: int, macs: list[str], workers: int = 16) -> list[list]:

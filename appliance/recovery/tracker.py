@@ -103,12 +103,12 @@ class Tracker:
             if kind == "FILE_REQUEST" and p.loads_taken and p.state != "downloading":
                 return self._go(p, ts, "downloading", name)
             return []
-        if low == f"sep{p.mac.replace(':', '')}.cnf.xml" or low.startswith("sep") and low.endswith(".cnf.xml"):
+        if (low.startswith("sep") and low.endswith(".cnf.xml")) or low == "os79xx.txt":
             p.took_config, p.asked_signed_at = True, None
             p.offered = p.plan[p.step] if p.plan else p.current
             n = len(p.plan)
             return self._go(p, ts, "configured", f"step {min(p.step + 1, n)} of {n}: {p.offered}")
-        if low.endswith(".loads") or low.startswith("os79xx"):
+        if low.endswith(".loads"):
             p.loads_taken, p.components = True, 0
             return self._go(p, ts, "downloading", name)
         if p.loads_taken:

@@ -59,3 +59,10 @@ def test_missing_file_and_stall():
 def test_unknown_ip_ignored():
     t = mk(["B"])
     assert t.feed({"kind": "FILE_DONE", "ip": "9.9.9.9", "file": "x"}) == []
+
+
+def test_direct_rejection_moves_to_stone():
+    t = mk(lambda p: ["S", "B"] if p.rejected else ["B"])
+    ack(t, 0); f(t, "FILE_DONE", CNF, 1); f(t, "FILE_DONE", "B.loads", 2); ack(t, 5)
+    p = t.phones[MAC]
+    assert p.state == "rebooting" and p.plan == ["S", "B"] and "rejected" in p.timeline[-1][2]

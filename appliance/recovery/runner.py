@@ -18,7 +18,15 @@ def start(ctx, catalog, generated=None) -> threading.Thread:
     store, cfg = ctx.store, ctx.config
 
     def replan(p):
-        return plan_for(catalog, cfg, p.model, p.current).steps
+        """After a rejection the phone is treated as unknown-load and sent through the stone."""
+        steps = plan_for(catalog, cfg, p.model, p.current).steps
+        if p.rejected and steps and steps[0] in p.rejected:
+            from .plan import make_plan, target_for, _catalog_ids
+            from .rules import all_rules
+            target = target_for(catalog, cfg, p.model)
+            steps = make_plan(p.model, None, target, _catalog_ids(catalog, p.model),
+                              all_rules(list(cfg.upgrade.rules or [])), "stepwise").steps if target else []
+        return steps
 
     def hint(p):
         plan = plan_for(catalog, cfg, p.model, None)

@@ -30,6 +30,7 @@ class Phone:
     components: int = 0
     asked_signed_at: float | None = None
     took_config: bool = False
+    rejected: set[str] = field(default_factory=set)
     last: float = 0.0
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
 
@@ -81,6 +82,11 @@ class Tracker:
     def _came_back(self, p: Phone, ts: float) -> list[dict]:
         p.loads_taken = False
         if p.components == 0:
+            p.rejected.add(p.offered or "")
+            new = self.replan(p)
+            if new and new[0] not in p.rejected:
+                p.plan, p.step = new, 0
+                return self._go(p, ts, "rebooting", f"load {p.offered} rejected; moving to {new[0]}")
             hint = self.reject_hint(p)
             return self._go(p, ts, "stuck", f"load {p.offered} rejected (Auth Fail / File auth error / Load rejected HC); {hint}".rstrip("; "))
         p.current = p.offered

@@ -41,5 +41,9 @@ test-tools:
 test: $(STAMP) test-tools
 	$(PY) -m pytest -q
 
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(PY) -m fuzz.run $(FUZZ_SECONDS)
+
 clean:
 	rm -rf $(VENV) state .pytest_cache

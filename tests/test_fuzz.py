@@ -116,3 +116,12 @@ def test_config_loader_typed_mutations(tmp_path, data):
             rendered = repr(value).replace("'", '"')
         lines[i] = f"{key} = {rendered}"
     _load_config(tmp_path, "\n".join(lines).encode())
+
+
+def test_fuzz_runner_bounded_subprocess():
+    """The same runner `make fuzz` uses, for a few seconds per target, in a memory-limited subprocess."""
+    from fuzz import run as fuzz_run
+    for target in fuzz_run.TARGETS:
+        result = fuzz_run.run(target, 2)
+        assert result["failure"] is None, result
+        assert result["inputs"] > 10

@@ -30,3 +30,8 @@ PHONE_LOAD = "phone.load"            # load, how ("step"|"option60"|"web")
 
 # Firmware catalog (source "firmware")
 CATALOG_CHANGED = "firmware.changed"  # loads, incomplete
+
+# Status API writes (source "api"): requests for the owning service to act on
+PHONE_RETRY = "phone.retry"            # by (requesting address); the tracker restarts the phone's plan
+LEASE_FORGET = "lease.forget"          # by; the lease row is already deleted, DHCP drops it from memory
+CATALOG_RESCAN = "firmware.rescan"     # by; the file service rescans the firmware volume

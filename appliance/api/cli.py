@@ -1,0 +1,63 @@
+"""`appliance status` and `appliance report`: the same views as the API, read from the store directly."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+
+from ..store import Store
+from . import views
+
+
+def register_status(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="services, guard and phones at a glance (reads the store)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status, needs_config=True)
+
+
+def register_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="every phone: MAC, model, first/last seen, load before/after, result")
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--output", "-o", help="file to write (default stdout)")
+    p.set_defaults(func=cmd_report, needs_config=True)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = args.cfg
+    store = Store(cfg.db_path)
+    health = views.health(cfg, store)
+    phones = views.phones(store)
+    if args.json:
+        print(json.dumps({"health": health, "phones": phones}, indent=2, default=str))
+        return 0 if health["ok"] else 1
+    print(f"station {'OK' if health['ok'] else 'DEGRADED'}  (guard: {health['guard']['status']}"
+          + (f", other servers: {', '.join(health['guard']['servers'])}" if health["guard"]["servers"] else "") + ")")
+    for s in health["services"]:
+        age = "never" if s["heartbeat_age"] is None else f"{s['heartbeat_age']:.1f}s ago"
+        err = f"  last error: {s['last_error']}" if s["last_error"] else ""
+        print(f"  {s['name']:<5} {s['status']:<6} heartbeat {age}{err}")
+    print(f"{len(phones)} phone(s)")
+    for p in phones:
+        step = f"step {min(p['step'] + 1, p['steps'])}/{p['steps']}" if p["steps"] else "no plan"
+        print(f"  {p['mac']}  {p['model'] or '?':<10} {p['ip'] or '-':<15} {step:<10} {p['state_words']}"
+              + (f" — {p['diagnosis']}" if p["diagnosis"] else ""))
+    return 0 if health["ok"] else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    rows = views.report(Store(args.cfg.db_path))
+    out = open(args.output, "w", newline="") if args.output else sys.stdout
+    try:
+        if args.format == "json":
+            json.dump({"generated": time.time(), "phones": rows}, out, indent=2)
+            out.write("\n")
+        else:
+            w = csv.DictWriter(out, fieldnames=views.REPORT_FIELDS, lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0

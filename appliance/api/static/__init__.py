@@ -1,0 +1,1 @@
+"""Dashboard assets (plain HTML/CSS/JS, no build step), shipped as package data."""

@@ -1,0 +1,138 @@
+"""Store rows -> the JSON shapes the API serves (one place, so the API, CLI and report agree)."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..config import Config
+from ..store import Store
+
+STALE_SECONDS = 10.0  # five missed heartbeats
+STATE_WORDS = {
+    "seen": "seen on the network",
+    "waiting": "waiting for the phone to ask for files",
+    "configuring": "fetching its configuration",
+    "downloading": "downloading firmware",
+    "upgrading": "installing firmware",
+    "rebooting": "rebooting into the new load",
+    "stepping": "on a stepping-stone load, continuing",
+    "done": "recovered",
+    "recovered": "recovered",
+    "failed": "failed",
+    "stuck": "stuck",
+    "retry": "retry requested",
+}
+
+
+def expected_services(cfg: Config) -> list[str]:
+    names = ["api", "tftp"]
+    if cfg.dhcp.enabled:
+        names.append("dhcp")
+    if cfg.dns.enabled:
+        names.append("dns")
+    return sorted(names)
+
+
+def health(cfg: Config, store: Store, now: float | None = None) -> dict:
+    now = time.time() if now is None else now
+    rows = {s["name"]: s for s in store.services()}
+    services = []
+    for name in sorted(set(expected_services(cfg)) | set(rows)):
+        row = rows.get(name, {})
+        beat = row.get("heartbeat")
+        age = None if beat is None else round(max(0.0, now - beat), 3)
+        status = "down" if age is None else ("up" if age <= STALE_SECONDS else "stale")
+        services.append({
+            "name": name, "expected": name in expected_services(cfg), "status": status,
+            "pid": row.get("pid"), "heartbeat_age": age, "started": row.get("started"),
+            "last_error": row.get("last_error"), "last_error_at": row.get("last_error_at"),
+            "info": row.get("info") or {},
+        })
+    ok = all(s["status"] == "up" for s in services if s["expected"])
+    return {"ok": ok, "time": now, "services": services, "guard": guard(store)}
+
+
+def guard(store: Store) -> dict:
+    g = store.get("dhcp.guard") or {}
+    return {"mode": g.get("mode"), "status": g.get("status") or "unknown", "servers": list(g.get("servers") or [])}
+
+
+def phone(row: dict, running: dict | None = None) -> dict:
+    plan = row.get("plan") or []
+    step = int(row.get("step") or 0)
+    return {
+        "mac": row["mac"], "model": row.get("model"), "ip": row.get("ip"), "hostname": row.get("hostname"),
+        "vendor_class": row.get("vendor_class"), "first_seen": row["first_seen"], "last_seen": row["last_seen"],
+        "load_before": row.get("load_before"), "current_load": row.get("current_load"),
+        "target_load": row.get("target_load"), "plan": [str(p) for p in plan], "step": step, "steps": len(plan),
+        "state": row.get("state") or "seen", "state_words": STATE_WORDS.get(row.get("state") or "seen",
+                                                                             row.get("state") or "seen"),
+        "diagnosis": row.get("diagnosis"), "transfer": transfer(running) if running else None,
+    }
+
+
+def running_by_mac(store: Store) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for t in store.transfers(running_only=True, limit=1000):
+        if t.get("mac") and t["mac"] not in out:
+            out[t["mac"]] = t
+    return out
+
+
+def phones(store: Store) -> list[dict]:
+    running = running_by_mac(store)
+    return [phone(r, running.get(r["mac"])) for r in store.phones()]
+
+
+def transfer(row: dict) -> dict:
+    keys = ("id", "proto", "client_ip", "client_port", "mac", "file", "bytes", "total", "started", "updated",
+            "duration", "result")
+    return {k: row.get(k) for k in keys}
+
+
+def lease(row: dict) -> dict:
+    keys = ("mac", "ip", "state", "expires", "hostname", "vendor_class", "client_id", "prl", "updated")
+    return {k: row.get(k) for k in keys}
+
+
+def timeline(store: Store, mac: str, limit: int = 500) -> list[dict]:
+    rows = store.query("SELECT * FROM (SELECT * FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+                       (mac, limit))
+    return [event(dict(r)) for r in rows]
+
+
+def event(row: dict) -> dict:
+    import json
+    data = row.get("data")
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            data = {}
+    return {"id": row["id"], "ts": row["ts"], "source": row["source"], "kind": row["kind"], "mac": row.get("mac"),
+            "data": data if isinstance(data, dict) else {}}
+
+
+REPORT_FIELDS = ["mac", "model", "ip", "first_seen", "last_seen", "load_before", "load_after", "target_load",
+                 "result", "diagnosis", "duration"]
+FINISHED = {"done": "recovered", "recovered": "recovered", "failed": "failed", "stuck": "failed"}
+
+
+def report(store: Store) -> list[dict]:
+    rows = []
+    for p in store.phones():
+        state = p.get("state") or "seen"
+        rows.append({
+            "mac": p["mac"], "model": p.get("model"), "ip": p.get("ip"),
+            "first_seen": _iso(p["first_seen"]), "last_seen": _iso(p["last_seen"]),
+            "load_before": p.get("load_before"), "load_after": p.get("current_load"),
+            "target_load": p.get("target_load"), "result": FINISHED.get(state, "in progress"),
+            "diagnosis": p.get("diagnosis"), "duration": round(p["last_seen"] - p["first_seen"], 1),
+        })
+    return rows
+
+
+def _iso(ts: Any) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(ts)))

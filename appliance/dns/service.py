@@ -46,7 +46,6 @@ class DnsServer:
 
     def open(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((self.cfg.network.address, self.cfg.dns.port))
         if self.upstream:
             self.up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

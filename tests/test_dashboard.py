@@ -1,0 +1,74 @@
+"""The dashboard in real headless Chromium (Debian's, driven by Playwright) against a running API."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.test_api_server import api  # noqa: F401  (module-scoped running API fixture)
+
+CHROMIUM = shutil.which("chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make test installs it)")
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            pg = browser.new_page(viewport={"width": 1200, "height": 700})
+            dialogs = []
+            pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            pg.dialogs = dialogs
+            yield pg
+        finally:
+            browser.close()
+
+
+def test_rows_escape_and_live_updates(api, page):
+    base, store = api
+    page.goto(base + "/")
+    row = page.locator('tr[data-mac="001b2c3d4e5f"]')
+    row.wait_for(timeout=10000)
+    text = row.inner_text()
+    assert "CP-7945G" in text and "00:1b:2c:3d:4e:5f" in text and "10.0.0.11" in text
+    assert "step 2/2" in text and "SCCP45.9-0-3S" in text and "downloading firmware" in text
+    assert "<script>alert(1)</script>" in text, "a host name from the network shows as text"
+    assert page.locator("tr[data-mac] script").count() == 0 and page.dialogs == []
+    assert row.locator('[role="progressbar"]').get_attribute("aria-valuenow") == "25"
+
+    store.write_transfers([{"key": "t1", "bytes": 15000}])
+    expect(row.locator('[role="progressbar"]')).to_have_attribute("aria-valuenow", "75", timeout=10000)
+    assert page.locator("#guard-banner").is_hidden()
+    store.put("dhcp.guard", {"mode": "refuse", "status": "refusing", "servers": ["10.0.0.254"]})
+    store.event("dhcp", "dhcp.guard", None, status="refusing")
+    page.locator("#guard-banner").wait_for(state="visible", timeout=10000)
+    assert "10.0.0.254" in page.locator("#guard-banner").inner_text()
+    store.upsert_phone("0011223344aa", model="CP-7841", ip="10.0.0.13", state="seen",
+                       vendor_class='"><img src=x onerror=alert(2)>')
+    page.locator('tr[data-mac="0011223344aa"]').wait_for(timeout=10000)
+    assert page.locator("tr[data-mac] img").count() == 0 and page.dialogs == []
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    store.put("dhcp.guard", {"mode": "refuse", "status": "clear", "servers": []})
+
+
+def test_phone_width_layout(api, page):
+    base, _ = api
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(base + "/")
+    page.locator('tr[data-mac="001b2c3d4e5f"]').wait_for(timeout=10000)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)

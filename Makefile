@@ -13,6 +13,7 @@ TEST_DEBS := busybox udhcpc isc-dhcp-client dhcpcd-base curl tftp-hpa atftp dnsu
 TEST_TOOLS := busybox udhcpc dhclient dhcpcd curl tftp atftp dig ip iptables dnsmasq perfdhcp pgrep killall chromium
 
 .PHONY: run test venv test-tools bench fuzz clean check-config
+.PHONY: image buildx kit
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
@@ -44,6 +45,34 @@ test: $(STAMP) test-tools
 FUZZ_SECONDS ?= 60
 fuzz: $(STAMP)
 	$(PY) -m fuzz.run $(FUZZ_SECONDS)
+
+# Container image.  ENGINE=podman works too; CA=/path/bundle.crt passes a CA bundle to pip (TLS proxies).
+ENGINE ?= docker
+IMAGE ?= recovery-station:latest
+PLATFORMS ?= linux/amd64,linux/arm64,linux/arm/v7
+CA ?=
+comma := ,
+CA_SECRET = $(if $(CA),--secret id=ca$(comma)src=$(CA))
+
+image:
+	DOCKER_BUILDKIT=1 $(ENGINE) build $(CA_SECRET) -t $(IMAGE) .
+
+buildx:
+	docker buildx build --platform $(PLATFORMS) $(CA_SECRET) -t $(IMAGE) $(BUILDX_FLAGS) .
+
+# make kit FIRMWARE=/path/to/firmware [KIT=station-kit.tar]: the image with that firmware baked in
+# plus a manifest of checksums, saved as one archive (load it with `docker load -i`).
+KIT ?= build/station-kit.tar
+kit: image
+	@test -d "$(FIRMWARE)" || { echo "usage: make kit FIRMWARE=/path/to/firmware"; exit 2; }
+	rm -rf build/kit && mkdir -p build/kit && cp -a "$(FIRMWARE)" build/kit/firmware
+	$(PY) -m appliance firmware manifest --root build/kit/firmware > build/kit/manifest.json 2>/dev/null || { rm -f build/kit/manifest.json; \
+	  (cd build/kit/firmware && find . -type f -print0 | sort -z | xargs -0 sha256sum) > build/kit/manifest.sha256; }
+	printf 'FROM %s\nCOPY firmware /firmware\nCOPY manifest.* /firmware-manifest/\nENV APPLIANCE_TFTP_ROOT=/firmware\n' \
+	  "$(IMAGE)" > build/kit/Dockerfile
+	$(ENGINE) build -t $(IMAGE:latest=kit) build/kit
+	$(ENGINE) save -o $(KIT) $(IMAGE:latest=kit)
+	@echo "kit: $(KIT) ($$(du -h $(KIT) | cut -f1))"
 
 clean:
 	rm -rf $(VENV) state .pytest_cache

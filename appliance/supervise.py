@@ -43,8 +43,55 @@ def supervisor_env(cfg: configmod.Config) -> dict[str, str]:
     return env
 
 
+CAPABILITIES = {"NET_BIND_SERVICE": 10, "NET_ADMIN": 12, "NET_RAW": 13}
+EXIT_CAPS = 4
+
+
+def effective_caps(status_text: str) -> int:
+    for line in status_text.splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def unprivileged_port_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    except (OSError, ValueError):
+        return 1024
+
+
+def needed_caps(cfg: configmod.Config) -> dict[str, str]:
+    """Capability -> why this config needs it."""
+    need = {}
+    low = unprivileged_port_start()
+    ports = {"dhcp": cfg.dhcp.port if cfg.dhcp.enabled else None, "tftp": cfg.tftp.port,
+             "http": cfg.tftp.http_port or None, "dns": cfg.dns.port if cfg.dns.enabled else None,
+             "api": cfg.api.port}
+    privileged = [f"{name} {port}" for name, port in ports.items() if port and port < low]
+    if privileged:
+        need["NET_BIND_SERVICE"] = "ports below " + str(low) + ": " + ", ".join(privileged)
+    if cfg.dhcp.enabled:
+        need["NET_RAW"] = f"DHCP binds to interface {cfg.network.interface} and probes addresses with ICMP"
+        need["NET_ADMIN"] = "DHCP replies to clients that have no address yet"
+    return need
+
+
+def missing_caps(cfg: configmod.Config, status_text: str | None = None) -> list[str]:
+    if status_text is None:
+        status_text = Path("/proc/self/status").read_text()
+    have = effective_caps(status_text)
+    return [f"CAP_{name} ({why})" for name, why in needed_caps(cfg).items()
+            if not have & (1 << CAPABILITIES[name])]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg: configmod.Config = args.cfg
+    missing = missing_caps(cfg)
+    if missing:
+        print("appliance: missing capabilities: " + "; ".join(missing) +
+              ". Add them (compose: cap_add: [NET_BIND_SERVICE, NET_RAW, NET_ADMIN]).", file=sys.stderr)
+        return EXIT_CAPS
     conf = Path(args.supervisord_conf) if args.supervisord_conf else Path(cfg.source).resolve().parent / SUPERVISORD_CONF
     if not conf.is_file():
         print(f"appliance: supervisord config not found: {conf}", file=sys.stderr)

@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# Recovery station: DHCP, TFTP + HTTP :6970, DNS and the status API under supervisord.
+# Multi-arch: docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 (make buildx).
+# Behind a TLS-intercepting proxy: --secret id=ca,src=/path/to/ca-bundle.crt (used by pip only).
+FROM debian:bookworm-slim
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
+
+WORKDIR /opt/station
+COPY pyproject.toml README.md ./
+COPY appliance ./appliance
+RUN --mount=type=secret,id=ca set -e; \
+    if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
+    python3 -m venv /opt/venv; \
+    /opt/venv/bin/pip install --no-compile . ; \
+    rm -rf /opt/station/appliance /opt/station/build; \
+    find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
+
+COPY config/ /opt/station/config/
+COPY config/ /config/
+RUN mkdir -p /firmware /data
+
+ENV PATH=/opt/venv/bin:$PATH \
+    APPLIANCE_CONFIG=/config/appliance.toml \
+    APPLIANCE_TFTP_ROOT=/firmware \
+    APPLIANCE_STATE_DIR=/data
+
+VOLUME ["/data"]
+EXPOSE 67/udp 69/udp 53/udp 6970/tcp 8080/tcp
+
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
+  CMD ["python", "-m", "appliance.api.healthcheck"]
+
+# Needs NET_BIND_SERVICE, NET_RAW, NET_ADMIN (see compose.yaml); `appliance run` names any that is missing.
+CMD ["appliance", "run", "--supervisord-conf", "/opt/station/config/supervisord.conf"]

@@ -1,0 +1,92 @@
+"""Container HEALTHCHECK: a real TFTP read of a generated file, then GET /api/v1/health.
+
+A port probe would call a wedged server healthy; reading XMLDefault.cnf.xml
+over TFTP exercises the file service and the catalog behind it, and the
+health endpoint proves the API and every heartbeat.  Exit 0 healthy, 1 not.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import sys
+import urllib.error
+import urllib.request
+
+from .. import config as configmod
+
+PROBE_FILE = "XMLDefault.cnf.xml"
+TIMEOUT = 3.0
+MAX_BLOCKS = 2048
+
+
+def tftp_read(host: str, port: int, filename: str, timeout: float = TIMEOUT) -> bytes:
+    """Minimal RFC 1350 octet-mode read (512-byte blocks); raises OSError on error or timeout."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(timeout)
+    try:
+        sock.sendto(b"\x00\x01" + filename.encode() + b"\x00octet\x00", (host, port))
+        data, expected, peer = bytearray(), 1, None
+        for _ in range(MAX_BLOCKS):
+            packet, addr = sock.recvfrom(65536)
+            if peer is None:
+                peer = addr
+            if addr != peer or len(packet) < 4:
+                continue
+            opcode, number = struct.unpack("!HH", packet[:4])
+            if opcode == 5:
+                message = packet[4:].split(b"\0", 1)[0].decode(errors="replace")
+                raise OSError(f"TFTP error {number}: {message}")
+            if opcode != 3:
+                continue
+            sock.sendto(struct.pack("!HH", 4, number), peer)
+            if number == expected:
+                data += packet[4:]
+                expected = (expected + 1) & 0xFFFF
+                if len(packet) - 4 < 512:
+                    return bytes(data)
+        raise OSError("TFTP file too long for a health probe")
+    finally:
+        sock.close()
+
+
+def api_health(host: str, port: int) -> dict:
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/api/v1/health", timeout=TIMEOUT) as r:
+            return json.load(r)
+    except urllib.error.HTTPError as e:
+        return json.load(e)
+
+
+def check(cfg: configmod.Config) -> list[str]:
+    problems = []
+    try:
+        body = tftp_read(cfg.network.address, cfg.tftp.port, PROBE_FILE)
+        if b"<" not in body:
+            problems.append(f"tftp: {PROBE_FILE} is not XML ({len(body)} bytes)")
+    except OSError as exc:
+        problems.append(f"tftp: reading {PROBE_FILE} from {cfg.network.address}:{cfg.tftp.port}: {exc}")
+    try:
+        doc = api_health(cfg.api.host, cfg.api.port)
+        for svc in doc.get("services", []):
+            if svc.get("expected") and svc.get("status") != "up":
+                problems.append(f"{svc['name']}: {svc['status']}" + (f" ({svc['last_error']})" if svc.get("last_error") else ""))
+    except (OSError, ValueError) as exc:
+        problems.append(f"api: {exc}")
+    return problems
+
+
+def main() -> int:
+    try:
+        cfg = configmod.load()
+    except configmod.ConfigError as exc:
+        print(f"unhealthy: bad config: {exc}")
+        return 1
+    problems = check(cfg)
+    print("healthy" if not problems else "unhealthy: " + "; ".join(problems))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

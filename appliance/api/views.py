@@ -12,6 +12,7 @@ STATE_WORDS = {
     "seen": "seen on the network",
     "waiting": "waiting for the phone to ask for files",
     "configuring": "fetching its configuration",
+    "configured": "configuration served, phone checking its load",
     "downloading": "downloading firmware",
     "upgrading": "installing firmware",
     "rebooting": "rebooting into the new load",

@@ -134,7 +134,7 @@
     es.onopen = () => { $("live").textContent = "live"; $("live").className = "pill ok"; };
     es.onerror = () => { $("live").textContent = "reconnecting"; $("live").className = "pill muted"; };
     es.onmessage = soon;
-    ["dhcp.ack", "dhcp.offer", "dhcp.guard", "file.request", "file.done", "phone.state", "phone.load",
+    ["dhcp.ack", "dhcp.offer", "dhcp.guard", "file.request", "file.done", "phone.state", "PHONE_STATE", "phone.load",
      "firmware.changed"].forEach((k) => es.addEventListener(k, soon));
   }
 

@@ -174,7 +174,7 @@ def create_app(cfg: Config, store: Store | None = None) -> Flask:
                 start = sse.latest_id(db) + start + 1 if start >= -100000 else 0
         duration = _int_arg("duration", int(sse.MAX_STREAM_SECONDS), 0, int(sse.MAX_STREAM_SECONDS))
         mac = request.args.get("mac")
-        gen = sse.stream(Store(cfg.db_path) if store is None else db, start, duration, _mac(mac) if mac is not None else None)
+        gen = sse.stream(db, start, duration, _mac(mac) if mac is not None else None)
         return Response(gen, mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

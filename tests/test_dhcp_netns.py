@@ -426,3 +426,29 @@ def test_renewal_is_unicast_and_acked(lab, station, tmp_path):
     assert lines[-1].split()[1] == lines[0].split()[1]             # same address
     acks = events(state, "dhcp.ack", at_least=2)
     assert [a["state"] for a in acks][-1] == "renewing"
+
+
+@needs_tool("udhcpc")
+def test_forgotten_lease_frees_its_address_without_restart(lab, tmp_path):
+    """DELETE /api/v1/leases/<mac> deletes the row and posts lease.forget; DHCP must let the address go."""
+    lab.add("srv", STATION)
+    state, log = tmp_path / "state", tmp_path / "dhcp.log"
+    proc = start_station(lab, "srv", state, log, DHCP_GUARD="off", DHCP_POOL_START="10.77.0.2",
+                         DHCP_POOL_END="10.77.0.2")
+    wait_serving(state, proc)
+    lab.add("old")
+    lab.add("new")
+    assert udhcpc(lab, "old", tmp_path)["ip"] == "10.77.0.2"
+    assert udhcpc(lab, "new", tmp_path, tries=2).get("ip") is None
+    old = mac_of(lab, "old")
+    conn = sqlite3.connect(state / "station.db", timeout=10)
+    with conn:
+        conn.execute("DELETE FROM leases WHERE mac = ?", (old,))
+        conn.execute("INSERT INTO events(ts, source, kind, mac, data) VALUES (?, 'api', 'lease.forget', ?, '{}')",
+                     (time.time(), old))
+    conn.close()
+    deadline = time.time() + 5
+    while time.time() < deadline and "forgotten on request" not in log.read_text():
+        time.sleep(0.1)
+    assert udhcpc(lab, "new", tmp_path)["ip"] == "10.77.0.2"
+    assert db_rows(state, "SELECT mac FROM leases WHERE ip = '10.77.0.2'") == [(mac_of(lab, "new"),)]

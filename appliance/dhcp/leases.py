@@ -184,6 +184,18 @@ class LeaseBook:
                 heapq.heappush(self._fresh, ip_int(lease.ip))
                 self._fresh_taken.discard(ip_int(lease.ip))
 
+    def drop(self, mac: str) -> str | None:
+        """The tech forgot this lease through the API (row already deleted): free its address in memory too."""
+        lease = self.by_mac.pop(mac, None)
+        if lease is None:
+            return None
+        if self.by_ip.get(lease.ip) == mac:
+            del self.by_ip[lease.ip]
+            if self.in_pool(lease.ip):
+                heapq.heappush(self._fresh, ip_int(lease.ip))
+                self._fresh_taken.discard(ip_int(lease.ip))
+        return lease.ip
+
     def decline(self, mac: str, ip: str, now: float, reason: str) -> None:
         self.conflicts[ip] = now + CONFLICT_SECONDS
         self.pending.append(("conflict", (ip, now + CONFLICT_SECONDS, reason, mac)))

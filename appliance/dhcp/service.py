@@ -30,6 +30,7 @@ log = logging.getLogger("dhcp")
 BURST = 256                   # datagrams handled per commit
 TICK_SECONDS = 0.25
 STATUS_SECONDS = 1.0
+REQUESTS_SECONDS = 1.0
 EVENT_FLUSH_SECONDS = 0.2
 MALFORMED_LOG_PER_WINDOW = 5
 MALFORMED_WINDOW = 10.0
@@ -125,6 +126,8 @@ class Loop:
         self.icmp_sock: socket.socket | None = None
         self.prober = Prober(os.getpid())
         self.counters.update({"conflict_probes": 0, "conflicts_found": 0})
+        self._requests_cursor = self._last_event_id()
+        self._requests_at = 0.0
 
     # -- status --------------------------------------------------------------------------------
     def info(self) -> dict:
@@ -223,6 +226,27 @@ class Loop:
         if now - self._last_status_at >= STATUS_SECONDS:
             self._last_status_at = now
             self.publish_status(now)
+        if now - self._requests_at >= REQUESTS_SECONDS:
+            self._requests_at = now
+            self.read_requests()
+
+    def _last_event_id(self) -> int:
+        row = self.store.query_one("SELECT COALESCE(MAX(id), 0) AS id FROM events")
+        return int(row["id"]) if row else 0
+
+    def read_requests(self) -> None:
+        """Act on API requests addressed to DHCP (a forgotten lease must not linger in memory)."""
+        try:
+            rows = self.store.query("SELECT id, mac FROM events WHERE id > ? AND kind = ? ORDER BY id",
+                                    (self._requests_cursor, ev.LEASE_FORGET))
+            self._requests_cursor = max([self._requests_cursor, *(r["id"] for r in rows)])
+        except Exception as exc:
+            self.ctx.error(f"API requests not read: {exc}")
+            return
+        for row in rows:
+            ip = self.server.book.drop(row["mac"] or "")
+            if ip:
+                log.info("lease of %s (%s) forgotten on request", row["mac"], ip)
 
     def read_icmp(self) -> None:
         now = time.time()

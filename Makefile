@@ -46,6 +46,12 @@ FUZZ_SECONDS ?= 60
 fuzz: $(STAMP)
 	$(PY) -m fuzz.run $(FUZZ_SECONDS)
 
+# Station vs dnsmasq, tftpd-hpa and Kea side by side (root; own namespaces; ~15-25 min) -> docs/benchmarks.{md,json}.
+# make bench BENCH_ARGS="--quick" is the smoke run (build/bench-quick/); --runs N, --only tftp,dhcp,fleet,footprint.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 # Container image.  ENGINE=podman works too; CA=/path/bundle.crt passes a CA bundle to pip (TLS proxies).
 ENGINE ?= docker
 IMAGE ?= recovery-station:latest

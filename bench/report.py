@@ -1,0 +1,190 @@
+"""docs/benchmarks.md from the results document: every figure and sentence here is derived from the JSON."""
+from __future__ import annotations
+
+import re
+
+SECTIONS = [("tftp", "TFTP (file-service issue)"), ("dhcp", "DHCP (DHCP issue)"),
+            ("fleet", "Fleet: phones recovering end to end"), ("footprint", "Footprint")]
+
+
+def fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 100):
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.2f}"
+
+
+def cell(stats: dict | None) -> str:
+    if not stats or stats.get("median") is None:
+        if stats and stats.get("runs"):
+            return f"— (no complete run of {stats['runs']})"
+        return "—"
+    if stats["runs"] == 1:
+        return fmt(stats["median"])
+    out = f"{fmt(stats['median'])} ({fmt(stats['min'])}–{fmt(stats['max'])})"
+    if stats.get("missing"):
+        out += f", {stats['missing']} of {stats['runs']} runs incomplete"
+    return out
+
+
+def ratio(value) -> str:
+    return "—" if value is None else f"**{value:.2f}×**"
+
+
+def servers(scenarios: list[dict]) -> list[str]:
+    seen: list[str] = []
+    for sc in scenarios:
+        for kind in sc.get("results", {}):
+            if kind not in seen:
+                seen.append(kind)
+    return sorted(seen, key=lambda k: (k != "station", seen.index(k)))
+
+
+def table(scenarios: list[dict]) -> list[str]:
+    kinds = servers(scenarios)
+    peers = [k for k in kinds if k != "station"]
+    head = ["scenario", "unit"] + kinds + [f"ratio vs {p}" for p in peers]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    gone = [sc for sc in scenarios if sc["status"] != "ok" and not sc.get("results")]
+    scenarios = [sc for sc in scenarios if sc not in gone]
+    if not scenarios:
+        lines = []
+    for sc in scenarios:
+        row = [sc["name"] + ("" if sc["status"] == "ok" else " (station: not available)"),
+               sc["unit"] + (" ↑" if sc["higher_is_better"] else " ↓")]
+        row += [cell(sc["results"].get(k)) for k in kinds]
+        row += [ratio(sc["ratios"].get(p)) if p in sc["results"] else "" for p in peers]
+        lines.append("| " + " | ".join(row) + " |")
+    reasons = sorted({sc.get("reason", "?") for sc in scenarios if sc["status"] != "ok"})
+    lines += [""] + [f"Station not available: {r}." for r in reasons] if reasons else []
+    lines += [""] + [f"- {sc['name']}: not available: {sc.get('reason', '?')}" for sc in gone] if gone else []
+    return lines[1:] if lines[:1] == [""] else lines
+
+
+def side_table(scenarios: list[dict], key: str, title: str) -> list[str]:
+    rows = [sc for sc in scenarios if sc.get(key)]
+    if not rows:
+        return []
+    kinds = servers(rows)
+    lines = ["", f"{title}:", "", "| scenario | " + " | ".join(kinds) + " |", "|" + "---|" * (len(kinds) + 1)]
+    for sc in rows:
+        vals = sc[key]
+        lines.append(f"| {sc['name']} | " + " | ".join(
+            cell(vals.get(k)) if isinstance(vals.get(k), dict) else str(vals.get(k, "—")) for k in kinds) + " |")
+    return lines
+
+
+def targets(doc: dict) -> list[str]:
+    lines = [f"- {sc['section']}: {sc['name']} — not evaluated: {sc.get('reason', '?')}"
+             for sc in doc["scenarios"] if sc["status"] != "ok"]
+    for sc in doc["scenarios"]:
+        tgt = sc.get("target")
+        if sc["status"] != "ok":
+            continue
+        if tgt:
+            st = sc["results"].get("station", {}).get("median")
+            verdict = "**met**" if tgt["met"] else "**missed**"
+            lines.append(f"- {sc['section']}: {sc['name']}: {tgt['text']} — {verdict} "
+                         f"(station {fmt(st)} {sc['unit']}){why(sc) if not tgt['met'] else ''}")
+    for sc in doc["scenarios"]:
+        if sc["section"] == "tftp" and sc["status"] == "ok" and "dnsmasq" in sc["results"]:
+            r = sc["ratios"].get("dnsmasq")
+            met = r is not None and r >= 1.0
+            miss = "" if met else (f", {100 * (1 - r):.0f}% slower" if r else ", no complete station run")
+            lines.append(f"- tftp: {sc['name']}: at least 1.0× dnsmasq — {'**met**' if met else '**missed**'} "
+                         f"({ratio(r)}{miss}){why(sc) if not met else ''}")
+    return lines
+
+
+def why(sc: dict) -> str:
+    """A reason read from the measurements themselves (CPU per block, drops, the biggest processes)."""
+    if sc["section"] == "tftp":
+        cpu = sc.get("cpu_us_per_block", {})
+        st, dm = cpu.get("station", {}).get("median"), cpu.get("dnsmasq", {}).get("median")
+        if st and dm:
+            return (f"; the station spends {fmt(st)} µs of server CPU per block against dnsmasq's {fmt(dm)} "
+                    f"({st / dm:.1f}×), and clients and servers share the same CPUs")
+    if sc["section"] == "dhcp" and "drop_pct" in sc:
+        d = sc["drop_pct"].get("station", {}).get("median")
+        return f"; {fmt(d)}% of exchanges dropped" if d is not None else ""
+    if sc["section"] == "footprint" and sc.get("processes", {}).get("station"):
+        big = sorted(sc["processes"]["station"].items(), key=lambda kv: -kv[1])[:4]
+        return "; largest: " + ", ".join(f"{name} {fmt(mib)} MiB" for name, mib in big)
+    return ""
+
+
+def short_version(text: str) -> str:
+    match = re.search(r"\d+\.\d+[\w.+~:-]*", text)
+    return match.group(0) if match else text
+
+
+def render(doc: dict) -> str:
+    m = doc["machine"]
+    out = ["# Benchmarks", "",
+           "Generated by `bench/run.py`; do not edit by hand (re-run the command below).", "",
+           f"- Command: `{doc['command']}`",
+           f"- Date: {doc['date']} · duration {doc['duration_s']:.0f} s · runs per figure: {doc['runs']}"
+           + (" · **quick mode: tiny sizes, one run — a smoke test, not figures to quote**" if doc["quick"] else ""),
+           f"- Machine: {m['cpu'] or '?'}, {m['cpus']} CPUs, {m['memory_mib']} MiB RAM, {m['os']}, kernel "
+           f"{m['kernel']}, Python {m['python']}",
+           "- Peers: " + ", ".join(f"{k} {short_version(v)}" for k, v in m["peers"].items()),
+           "- Network: a bridge and veth pairs in network namespaces this bench creates and deletes; no real "
+           "interface is touched. Servers and clients share the machine's CPUs.", "",
+           "Every figure is the median of the runs with (min–max). **Ratio = how many times better the station "
+           "is than that peer**: station/peer for rates, peer/station for times and memory. Above 1 the station "
+           "is better, below 1 it is worse. ↑ means higher is better, ↓ means lower is better. "
+           "A scenario whose part has not landed says \"not available\" and gives the reason; nothing is "
+           "estimated.", "", "## Targets", ""]
+    out += targets(doc) or ["- no target could be evaluated in this run"]
+    for section, title in SECTIONS:
+        scs = [sc for sc in doc["scenarios"] if sc["section"] == section]
+        if not scs:
+            continue
+        out += ["", f"## {title}", ""] + table(scs)
+        if section == "tftp":
+            out += side_table(scs, "cpu_us_per_block", "Server CPU per data block, µs (all processes of each server, "
+                                                        "from its cgroup or /proc/<pid>/stat)")
+            out += side_table(scs, "failures", "Transfers that failed or did not match sha256, over all runs")
+        if section == "dhcp":
+            out += side_table(scs, "drop_pct", "perfdhcp drops, % of DISCOVERs without an ACK")
+            out += side_table(scs, "answered", "Cold burst: clients that got an OFFER before the timeout")
+            out += side_table(scs, "mean_s", "Cold burst: mean seconds to first OFFER")
+        if section == "fleet":
+            out += side_table(scs, "on_target", "Phones on the target load at the end")
+            out += side_table(scs, "errors", "What stopped the phones that did not finish")
+        if section == "footprint":
+            out += side_table(scs, "pss_mib", "Proportional set size (PSS, shared pages divided among processes), MiB")
+            out += side_table(scs, "processes", "RSS per process, MiB (last idle sample)")
+        notes = sorted({n for sc in scs for n in sc.get("notes", [])})
+        if notes:
+            out += ["", "Notes:"] + [f"- {n}" for n in notes]
+        out += ["", SECTION_TEXT[section]]
+    return "\n".join(out) + "\n"
+
+
+SECTION_TEXT = {
+    "tftp": "Clients: `curl tftp://` processes started together in a client namespace "
+            "(bench/tftp_clients.py); throughput = bytes of all sha256-verified files / wall time until the last "
+            "one ends. Peers: tftpd-hpa (`in.tftpd -B 1468`) and dnsmasq `--enable-tftp` with Debian defaults.",
+    "dhcp": "perfdhcp (Kea) runs full DORA exchanges at the offered rate for a fixed period against a fresh "
+            "server; the burst sends DISCOVERs from that many new MACs at once (bench/dhcp_burst.py). dnsmasq runs with "
+            "its default ping check (which is why it completes no perfdhcp exchange in time and is slow in the "
+            "burst); `dnsmasq-noping` is dnsmasq with `--no-ping`, for reference; Kea is kea-dhcp4 with a memfile "
+            "lease database and Debian's default single-threaded configuration.",
+    "fleet": "Phones (bench/fleet_phones.py): real DHCP with option 60 and 12, then `curl tftp://` from each "
+             "phone's own leased address: trust files, SEP<MAC>.cnf.xml, the .loads and its components; a phone "
+             "that installed a load reboots (a fixed short pause, the same for both sides) and boots again, and "
+             "is done when its config names the load it runs. The hand-configured side is dnsmasq with option "
+             "150, TFTP and a static SEP<MAC>.cnf.xml per phone: stone for all, wait for all, swap to the target, "
+             "reset (the tech's reaction time is not counted).",
+    "footprint": "Memory is summed over every process of each side (`appliance run`, supervisord, every service "
+                 "and gunicorn worker; dnsmasq is one process). RSS counts shared library pages once per "
+                 "process, so the sum overstates what the machine really loses; PSS is the fairer total. "
+                 "Start-up is from launching the process until bench/first_offer.py sees an OFFER (the station "
+                 "first probes for another DHCP server, as configured by default).",
+}

@@ -67,7 +67,7 @@ class KeaServer:
 def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> list[dict]:
     rates = [500] if quick else [500, 2000, 4000]
     period = 2 if quick else 4
-    burst_count, burst_timeout = (10, 12.0) if quick else (50, 45.0)
+    burst_count, burst_timeout = (10, 8.0) if quick else (50, 45.0)
     kinds = ["station", "dnsmasq"]
     notes = []
     if shutil.which("kea-dhcp4"):

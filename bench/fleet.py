@@ -133,20 +133,28 @@ class Side:
     def stop(self) -> None:
         if self.proc is None:
             return
-        pids = tree(self.proc.pid)
+        started = {pid: start_time(pid) for pid in tree(self.proc.pid)}
         if self.proc.poll() is None:
             try:
                 self.proc.send_signal(signal.SIGTERM)
                 self.proc.wait(25)
             except subprocess.TimeoutExpired:
                 pass
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        for pid, when in started.items():
+            if when is not None and start_time(pid) == when:   # still ours, not a recycled PID
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         self.proc.wait(5)
         self.proc = None
+
+
+def start_time(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def phones(lab: Lab, count: int, current: str, timeout: float, reboot_s: float) -> dict:
@@ -222,7 +230,7 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
                 unavailable("footprint", "memory of all station processes", why),
                 unavailable("footprint", "start-up: process launched to first OFFER", why)]
     timeout = 90.0 if quick else 400.0
-    reboot_s = 0.5 if quick else 2.0
+    reboot_s = 3.0 if quick else 5.0
     raw: dict[str, list] = {"station": [], PEER: []}
     notes: list[str] = []
     with Lab("fl") as lab:

@@ -32,8 +32,14 @@ def cell(stats: dict | None) -> str:
     return out
 
 
-def ratio(value) -> str:
-    return "—" if value is None else f"**{value:.2f}×**"
+def ratio(value, sc: dict | None = None, peer: str = "") -> str:
+    if value is None:
+        peer_median = (sc or {}).get("results", {}).get(peer, {}).get("median")
+        station = (sc or {}).get("results", {}).get("station", {}).get("median")
+        if peer_median == 0 and station:
+            return f"— ({peer} completed none)"
+        return "—"
+    return f"**{value:,.0f}×**" if value >= 100 else f"**{value:.2f}×**"
 
 
 def servers(scenarios: list[dict]) -> list[str]:
@@ -58,7 +64,7 @@ def table(scenarios: list[dict]) -> list[str]:
         row = [sc["name"] + ("" if sc["status"] == "ok" else " (station: not available)"),
                sc["unit"] + (" ↑" if sc["higher_is_better"] else " ↓")]
         row += [cell(sc["results"].get(k)) for k in kinds]
-        row += [ratio(sc["ratios"].get(p)) if p in sc["results"] else "" for p in peers]
+        row += [ratio(sc["ratios"].get(p), sc, p) if p in sc["results"] else "" for p in peers]
         lines.append("| " + " | ".join(row) + " |")
     reasons = sorted({sc.get("reason", "?") for sc in scenarios if sc["status"] != "ok"})
     lines += [""] + [f"Station not available: {r}." for r in reasons] if reasons else []
@@ -80,8 +86,14 @@ def side_table(scenarios: list[dict], key: str, title: str) -> list[str]:
 
 
 def targets(doc: dict) -> list[str]:
-    lines = [f"- {sc['section']}: {sc['name']} — not evaluated: {sc.get('reason', '?')}"
-             for sc in doc["scenarios"] if sc["status"] != "ok"]
+    lines = []
+    gone: dict[tuple[str, str], list[str]] = {}
+    for sc in doc["scenarios"]:
+        if sc["status"] != "ok":
+            gone.setdefault((sc["section"], sc.get("reason", "?")), []).append(sc["name"])
+    for (section, reason), names in gone.items():
+        what = names[0] if len(names) == 1 else f"{len(names)} scenarios"
+        lines.append(f"- {section}: {what} — not evaluated: {reason}")
     for sc in doc["scenarios"]:
         tgt = sc.get("target")
         if sc["status"] != "ok":
@@ -155,6 +167,10 @@ def render(doc: dict) -> str:
             out += side_table(scs, "answered", "Cold burst: clients that got an OFFER before the timeout")
             out += side_table(scs, "mean_s", "Cold burst: mean seconds to first OFFER")
         if section == "fleet":
+            pauses = sorted({sc["reboot_s"] for sc in scs if sc.get("reboot_s")})
+            if pauses:
+                out += ["", f"Phone reboot pause: {', '.join(fmt(p) for p in pauses)} s per reboot on both sides "
+                            "(a real 79x5 takes a minute or more, which would add the same to both)."]
             out += side_table(scs, "on_target", "Phones on the target load at the end")
             out += side_table(scs, "errors", "What stopped the phones that did not finish")
         if section == "footprint":

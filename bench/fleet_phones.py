@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from appliance.dhcp import codec  # noqa: E402
 
 LOAD_RE = re.compile(rb"<loadInformation[^>]*>\s*([^<\s]+)\s*<")
-COMPONENT_RE = re.compile(rb"[\w.-]+\.(?:sbn|sb2|bin|zz|tlv|img)")
+COMPONENT_RE = re.compile(rb"[\w.-]+\.(?:sbn|sb2|bin|zz|tlv|img|sgn)")
 VENDOR = b"Cisco Systems, Inc. IP Phone CP-7965G\x00"
 PRL = bytes((1, 3, 6, 15, 66, 150, 35))
 
@@ -192,6 +192,9 @@ def main() -> int:
     for t in threads:
         t.join(max(0.1, deadline + 5 - time.monotonic()))
     wall = time.monotonic() - start
+    for phone, thread in zip(phones, threads):
+        if thread.is_alive():
+            phone.error = f"still busy after {args.timeout:.0f} s (boot {phone.boots})"
     print(json.dumps({"count": args.count, "wall_s": wall, "phones": [
         {"mac": p.mac.hex(), "final": p.current, "loads": p.loads_taken, "boots": p.boots, "bytes": p.bytes,
          "done_s": p.done_s, "error": p.error} for p in phones]}))

@@ -126,7 +126,7 @@ def why(sc: dict) -> str:
         return f"; {fmt(d)}% of exchanges dropped" if d is not None else ""
     if sc["section"] == "footprint" and sc.get("processes", {}).get("station"):
         big = sorted(sc["processes"]["station"].items(), key=lambda kv: -kv[1])[:4]
-        return "; largest: " + ", ".join(f"{name} {fmt(mib)} MiB" for name, mib in big)
+        return "; largest (RSS): " + ", ".join(f"{name} {fmt(mib)} MiB" for name, mib in big)
     return ""
 
 
@@ -174,8 +174,10 @@ def render(doc: dict) -> str:
             out += side_table(scs, "on_target", "Phones on the target load at the end")
             out += side_table(scs, "errors", "What stopped the phones that did not finish")
         if section == "footprint":
-            out += side_table(scs, "pss_mib", "Proportional set size (PSS, shared pages divided among processes), MiB")
-            out += side_table(scs, "processes", "RSS per process, MiB (last idle sample)")
+            out += side_table(scs, "rss_mib", "Sum of resident set sizes (RSS; a shared page counts in every "
+                                              "process that maps it), MiB")
+            out += side_table(scs, "processes", "RSS per process kind, MiB (last idle sample; several processes "
+                                                "of one kind are added up)")
         notes = sorted({n for sc in scs for n in sc.get("notes", [])})
         if notes:
             out += ["", "Notes:"] + [f"- {n}" for n in notes]
@@ -199,8 +201,9 @@ SECTION_TEXT = {
              "150, TFTP and a static SEP<MAC>.cnf.xml per phone: stone for all, wait for all, swap to the target, "
              "reset (the tech's reaction time is not counted).",
     "footprint": "Memory is summed over every process of each side (`appliance run`, supervisord, every service "
-                 "and gunicorn worker; dnsmasq is one process). RSS counts shared library pages once per "
-                 "process, so the sum overstates what the machine really loses; PSS is the fairer total. "
+                 "and gunicorn worker; dnsmasq is one process). The headline figure is PSS (proportional set "
+                 "size: each shared page divided among the processes mapping it), whose sum is what the machine "
+                 "really gives up; the RSS sum counts shared library pages once per process and overstates it. "
                  "Start-up is from launching the process until bench/first_offer.py sees an OFFER (the station "
                  "first probes for another DHCP server, as configured by default).",
 }

@@ -1,0 +1,103 @@
+"""Load-ID versions: one sortable key across Cisco's naming schemes.
+
+Keys are (major, minor, maint, sr, build) integer tuples, the same shape as
+appliance.recovery.rules uses for "8.5(2)SR1", so a load ID and a human
+version compare directly.  Only loads of one family are meaningfully compared;
+the key is still a total order so sorting a mixed list never fails.
+"""
+from __future__ import annotations
+
+import re
+
+# The 7940/60 "SR" form (P0030801SR02 = 8.1(2)SR2) drops the maintenance number;
+# it was only used after the last numbered maintenance release, so it sorts after them.
+SR_FORM_MAINT = 99
+
+_HUMAN = re.compile(r"^(\d+)\.(\d+)\((\d+)\)(?:SR(\d+)(?:-(\d+))?)?$", re.I)
+_P0X3 = re.compile(r"^P0[0-9A-Z][0-9A-Z](\d\d)(\d\d)(\d\d)(\d\d)$", re.I)
+_P0X3_SR = re.compile(r"^P0[0-9A-Z][0-9A-Z](\d\d)(\d\d)SR(\d\d)$", re.I)
+_P0X3_DASH = re.compile(r"^(P0[0-9A-Z][0-9A-Z])-(\d+)-(\d+)-(\d+)$", re.I)
+_CP79 = re.compile(r"^CP79\d\d(\d\d)(\d\d)(\d\d)[A-Z]", re.I)
+_ATA = re.compile(r"^ATA(\d\d)(\d\d)(\d\d)[A-Z]", re.I)
+_DOTTED = re.compile(r"^([A-Za-z][A-Za-z0-9_]*?)[.\-](\d+[.\-]\d+.*)$")
+_TOKEN = re.compile(r"SR(\d+)|(\d+)|([A-Za-z]+)", re.I)
+_FAMILY = re.compile(r"^([A-Za-z][A-Za-z0-9_]*?)(?=[.\-]\d)")
+
+
+def _numbered(text: str) -> tuple[int, ...] | None:
+    """"9-4-2SR4-3S", "1.4.1SR1", "12-0-1MN-113", "9-3-1-SR1-3" -> (major, minor, maint, sr, build)."""
+    text = text.rstrip("Ss") if re.search(r"\d[Ss]$", text) else text
+    nums: list[int] = []
+    sr = 0
+    build = 0
+    for m in _TOKEN.finditer(text):
+        if m.group(1) is not None:
+            sr = int(m.group(1))
+        elif m.group(2) is not None:
+            n = int(m.group(2))
+            if len(nums) < 3 and not sr:
+                nums.append(n)
+            else:
+                build = n
+    if len(nums) < 2:
+        return None
+    nums += [0] * (3 - len(nums))
+    return (nums[0], nums[1], nums[2], sr, build)
+
+
+def version_key(load_id: str | None) -> tuple[int, ...] | None:
+    """Sortable key for a load ID ("SCCP45.9-4-2SR4-3S", "P00308010100", "sip88xx.12-5-1SR3-74") or "8.5(2)SR1"; None if unknown."""
+    if not load_id or not isinstance(load_id, str):
+        return None
+    text = load_id.strip()
+    if text.lower().endswith(".loads"):
+        text = text[:-6]
+    if len(text) > 80 or not text.isascii():
+        return None
+    m = _HUMAN.match(text)
+    if m:
+        return tuple(int(g or 0) for g in m.groups())
+    m = _P0X3.match(text)
+    if m:
+        major, minor, maint, build = (int(g) for g in m.groups())
+        return (major, minor, maint, 0, build)
+    m = _P0X3_SR.match(text)
+    if m:
+        return (int(m.group(1)), int(m.group(2)), SR_FORM_MAINT, int(m.group(3)), 0)
+    m = _P0X3_DASH.match(text)
+    if m:
+        return (int(m.group(2)), int(m.group(3)), int(m.group(4)), 0, 0)
+    for rx in (_CP79, _ATA):
+        m = rx.match(text)
+        if m:
+            return (int(m.group(1)), int(m.group(2)), int(m.group(3)), 0, 0)
+    m = _DOTTED.match(text)
+    if m:
+        return _numbered(m.group(2))
+    return None
+
+
+def family(load_id: str | None) -> str | None:
+    """The load-ID prefix naming the hardware family: "SCCP45", "sip78xx", "P003", "CP7925G", "term65"; None if unknown."""
+    if not load_id or not isinstance(load_id, str):
+        return None
+    text = load_id.strip()
+    if text.lower().endswith(".loads"):
+        text = text[:-6]
+    if len(text) > 80 or not text.isascii():
+        return None
+    if _P0X3.match(text) or _P0X3_SR.match(text) or _P0X3_DASH.match(text):
+        return text[:4].upper()
+    m = re.match(r"^(term\d\d)\.default$", text, re.I)
+    if m:
+        return m.group(1).lower()
+    m = _CP79.match(text)
+    if m:
+        return text[:6].upper()
+    m = _ATA.match(text)
+    if m:
+        return "ATA"
+    if version_key(text) is None:
+        return None
+    m = _FAMILY.match(text)
+    return m.group(1) if m else None

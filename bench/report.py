@@ -186,8 +186,8 @@ def render(doc: dict) -> str:
 
 
 SECTION_TEXT = {
-    "tftp": "Clients: `curl tftp://` processes started together in a client namespace "
-            "(bench/tftp_clients.py); throughput = bytes of all sha256-verified files / wall time until the last "
+    "tftp": "Clients: `curl tftp://` processes started together in a client namespace, each from its own "
+            "address as phones would be (bench/tftp_clients.py); throughput = bytes of all sha256-verified files / wall time until the last "
             "one ends. Peers: tftpd-hpa (`in.tftpd -B 1468`) and dnsmasq `--enable-tftp` with Debian defaults.",
     "dhcp": "perfdhcp (Kea) runs full DORA exchanges at the offered rate for a fixed period against a fresh "
             "server; the burst sends DISCOVERs from that many new MACs at once (bench/dhcp_burst.py). dnsmasq runs with "

@@ -112,9 +112,13 @@ def make_files(root: Path, sizes: set[int]) -> dict[int, tuple[str, str]]:
     return files
 
 
+SOURCES = [f"10.78.1.{n}" for n in range(1, 51)]
+
+
 def fetch(lab: Lab, name: str, sha: str, count: int, blksize: int, timeout: float) -> dict:
     res = lab.run("cli", PYTHON, str(CLIENTS), "--url", f"tftp://{SERVER}/{name}", "--count", str(count),
-                  "--blksize", str(blksize), "--sha256", sha, "--timeout", str(timeout), timeout=timeout + 60)
+                  "--blksize", str(blksize), "--sha256", sha, "--timeout", str(timeout),
+                  "--sources", ",".join(SOURCES[:count]), timeout=timeout + 60)
     try:
         return json.loads(res.stdout)
     except json.JSONDecodeError:
@@ -136,6 +140,8 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
     with Lab("tf") as lab:
         lab.add("srv", SERVER)
         lab.add("cli", CLIENT)
+        for address in SOURCES:
+            lab.run("cli", "ip", "addr", "add", f"{address}/16", "dev", "lan0", check=True)
         files = make_files(work / "root", {size for _, size, _, _ in plan})
         for run_no in range(runs):
             if not deadline.allows(60 if not quick else 10):

@@ -1,4 +1,4 @@
-"""N concurrent `curl tftp://` downloads started together; wall time until the last one ends.
+"""N concurrent `curl tftp://` downloads started together, each from its own address; wall time until the last ends.
 
 Runs inside the client namespace (one `ip netns exec` for the whole batch, so
 namespace entry is not timed).  curl is a C client: with it the server, not the
@@ -23,14 +23,18 @@ def main() -> int:
     ap.add_argument("--blksize", type=int, default=512)
     ap.add_argument("--sha256", required=True)
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--sources", default="", help="comma-separated local addresses, one per client in turn "
+                                                  "(phones each have their own; servers cap transfers per address)")
     args = ap.parse_args()
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     with tempfile.TemporaryDirectory(prefix="tftp-cli-", dir=base) as tmp:
         outs = [os.path.join(tmp, f"f{i}") for i in range(args.count)]
         cmd = ["curl", "-s", "-S", "--max-time", str(int(args.timeout)), "--tftp-blksize", str(args.blksize)]
         start = time.monotonic()
-        procs = [subprocess.Popen(cmd + ["-o", out, args.url], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                 for out in outs]
+        sources = [a for a in args.sources.split(",") if a]
+        procs = [subprocess.Popen(cmd + (["--interface", sources[i % len(sources)]] if sources else [])
+                                  + ["-o", out, args.url], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for i, out in enumerate(outs)]
         errors = []
         for proc in procs:
             try:

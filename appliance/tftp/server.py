@@ -1,0 +1,289 @@
+"""TFTP socket loop: one epoll loop per worker process, all workers sharing the port (SO_REUSEPORT).
+
+Replaces tftpy's TftpServer.listen(), where one exception from any packet ends
+the loop for everybody, uploads are accepted and overwrite files, and one
+select() thread serves all clients.  Here each request gets its own connected
+UDP socket (its TID) bound to the address the request arrived on (so replies
+never leave from the wrong source address), every packet is handled inside a
+catch-all that costs at most that packet, write requests get an error packet
+and nothing is opened for writing, and the per-block path is: recv, one
+unpack, a slice of a preloaded file, send.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import select
+import socket
+import struct
+import time
+from dataclasses import dataclass
+
+from . import packets as pk
+from .files import Files
+from .limits import Limits
+from .session import ReadSession, Settings
+from .tracking import Tracking
+
+log = logging.getLogger("tftp")
+
+TICK = 0.1
+PROGRESS_SECONDS = 0.5
+RECV_BURST = 64
+MALFORMED_LOG_PER_WINDOW = 5
+MALFORMED_WINDOW = 10.0
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    port: int
+    address: str = "0.0.0.0"
+    settings: Settings = Settings()
+    max_sessions: int = 200
+    per_client: int = 8
+
+    @classmethod
+    def from_config(cfg_cls, cfg, address: str = "0.0.0.0") -> "ServerConfig":
+        t = cfg.tftp
+        return cfg_cls(port=t.port, address=address,
+                       settings=Settings(max_blksize=t.max_blksize, timeout=float(t.timeout), retries=t.retries),
+                       max_sessions=t.max_sessions, per_client=t.per_client)
+
+
+class RateLimitedLog:
+    def __init__(self, per_window: int = MALFORMED_LOG_PER_WINDOW, window: float = MALFORMED_WINDOW):
+        self.per_window, self.window = per_window, window
+        self.start, self.count, self.suppressed = 0.0, 0, 0
+
+    def __call__(self, now: float, message: str, *args) -> None:
+        if now - self.start > self.window:
+            if self.suppressed:
+                log.warning("%d more malformed packets not logged", self.suppressed)
+            self.start, self.count, self.suppressed = now, 0, 0
+        if self.count < self.per_window:
+            self.count += 1
+            log.warning(message, *args)
+        else:
+            self.suppressed += 1
+
+
+def listen_socket(address: str, port: int, reuseport: bool = True) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuseport:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sock.bind((address, port))
+    sock.setblocking(False)
+    return sock
+
+
+def _local_address(ancdata, fallback: str) -> str:
+    for level, kind, data in ancdata:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(data) >= 12:
+            return socket.inet_ntoa(data[8:12])      # struct in_pktinfo: ifindex, spec_dst, addr
+    return fallback
+
+
+class Active:
+    __slots__ = ("sock", "session", "transfer", "source", "ip", "send")
+
+    def __init__(self, sock, session, transfer, source, ip):
+        self.sock, self.session, self.transfer, self.source, self.ip = sock, session, transfer, source, ip
+        self.send = sock.send
+
+
+class Server:
+    """The loop of one worker.  `stopping()` is polled every tick."""
+
+    def __init__(self, config: ServerConfig, files: Files, tracking: Tracking, limits: Limits,
+                 sock: socket.socket | None = None):
+        self.config = config
+        self.files = files
+        self.tracking = tracking
+        self.limits = limits
+        self.sock = sock or listen_socket(config.address, config.port)
+        self.epoll = select.epoll()
+        self.epoll.register(self.sock.fileno(), select.EPOLLIN)
+        self.active: dict[int, Active] = {}
+        self.malformed_log = RateLimitedLog()
+        self.counters = {"requests": 0, "malformed": 0, "refused": 0, "not_found": 0, "busy": 0, "errors": 0}
+        self._progress_at = 0.0
+
+    def close(self) -> None:
+        for fd in list(self.active):
+            self._finish(fd, "aborted", time.monotonic())
+        self.epoll.close()
+        self.sock.close()
+
+    def run(self, stopping) -> None:
+        next_tick = 0.0
+        listen_fd = self.sock.fileno()
+        active = self.active
+        poll = self.epoll.poll
+        while not stopping():
+            now = time.monotonic()
+            if now >= next_tick:
+                self.tick(now)
+                next_tick = now + TICK
+            for fd, _ in poll(max(0.0, next_tick - now)):
+                if fd == listen_fd:
+                    self.read_requests()
+                    continue
+                a = active.get(fd)
+                if a is not None:
+                    self.read_session(fd, a)
+
+    # -- requests --------------------------------------------------------------------------------
+    def read_requests(self) -> None:
+        for _ in range(RECV_BURST):
+            try:
+                data, anc, _, peer = self.sock.recvmsg(2048, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.counters["errors"] += 1
+                log.warning("receive failed: %s", exc)
+                return
+            try:
+                self.handle_request(data, peer, _local_address(anc, self.config.address))
+            except Exception as exc:  # a bug must cost one packet, not the service
+                self.counters["errors"] += 1
+                log.exception("request from %s:%s not handled: %r", peer[0], peer[1], exc)
+
+    def _reply_once(self, local: str, peer, packet: bytes) -> None:
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind((local if local != "0.0.0.0" else "", 0))
+                s.sendto(packet, peer)
+        except OSError as exc:
+            log.warning("error reply to %s:%s not sent: %s", peer[0], peer[1], exc)
+
+    def _malformed(self, ip: str, port: int, size: int, reason: str) -> None:
+        self.counters["malformed"] += 1
+        self.malformed_log(time.monotonic(), "malformed TFTP packet from %s:%s (%d bytes) dropped: %s",
+                           ip, port, size, reason)
+        self.tracking.malformed(ip, reason)
+
+    def handle_request(self, data: bytes, peer, local: str) -> None:
+        ip, port = peer[0], peer[1]
+        try:
+            opcode, raw_name, mode, options = pk.parse_request(data)
+        except pk.Malformed as exc:
+            self._malformed(ip, port, len(data), str(exc))
+            return
+        shown = raw_name.decode("utf-8", "replace")[:256]
+        self.counters["requests"] += 1
+        if opcode == pk.WRQ:
+            self.counters["refused"] += 1
+            self.tracking.failed("tftp", ip, port, shown, "refused", "write request: the station is read-only")
+            self._reply_once(local, peer, pk.encode_error(pk.ERR_ACCESS, "read-only server: uploads refused"))
+            return
+        name, source = self.files.open(raw_name, ip)
+        if name is None:
+            self.counters["refused"] += 1
+            self.tracking.failed("tftp", ip, port, shown, "refused", "name not allowed")
+            self._reply_once(local, peer, pk.encode_error(pk.ERR_ACCESS, "access violation"))
+            return
+        if source is None:
+            self.counters["not_found"] += 1
+            self.tracking.failed("tftp", ip, port, name, "not found")
+            self._reply_once(local, peer, pk.encode_error(pk.ERR_NOT_FOUND, "file not found"))
+            return
+        if not self.limits.acquire(ip):
+            source.close()
+            self.counters["busy"] += 1
+            self.tracking.failed("tftp", ip, port, name, "refused", "too many transfers")
+            self._reply_once(local, peer, pk.encode_error(pk.ERR_UNDEFINED, "server busy, try again"))
+            return
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((local if local != "0.0.0.0" else "", 0))
+            sock.connect(peer)
+            sock.setblocking(False)
+        except OSError as exc:
+            self.limits.release(ip)
+            source.close()
+            log.warning("no data socket for %s:%s: %s", ip, port, exc)
+            return
+        now = time.monotonic()
+        session = ReadSession(source.size, source.read, options,
+                              self.config.settings, now)
+        transfer = self.tracking.begin("tftp", ip, port, name, source.resolved, source.size)
+        a = Active(sock, session, transfer, source, ip)
+        fd = sock.fileno()
+        self.active[fd] = a
+        self.epoll.register(fd, select.EPOLLIN)
+        self._send(fd, a, session.start(now))
+
+    # -- sessions ---------------------------------------------------------------------------------
+    def _send(self, fd: int, a: Active, packets: list) -> None:
+        send = a.send
+        for packet in packets:
+            try:
+                send(packet)
+            except BlockingIOError:
+                break      # the retransmit timer covers it
+            except OSError as exc:
+                if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+                    self._finish(fd, "aborted", time.monotonic())
+                    return
+                break
+
+    def read_session(self, fd: int, a: Active) -> None:
+        recv = a.sock.recv
+        session = a.session
+        for _ in range(RECV_BURST):
+            try:
+                data = recv(2048)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self._finish(fd, "aborted", time.monotonic())    # ICMP port unreachable: client gone
+                return
+            try:
+                out = session.on_packet(data, time.monotonic())
+            except Exception as exc:
+                log.exception("packet from %s not handled: %r", a.ip, exc)
+                continue
+            if out:
+                self._send(fd, a, out)
+            if session.result is not None:
+                self._finish(fd, session.result, time.monotonic())
+                return
+
+    def _finish(self, fd: int, result: str, now: float) -> None:
+        a = self.active.pop(fd, None)
+        if a is None:
+            return
+        try:
+            self.epoll.unregister(fd)
+        except OSError:
+            pass
+        a.sock.close()
+        a.source.close()
+        self.limits.release(a.ip)
+        self.tracking.end(a.transfer, result, a.session.bytes_acked)
+
+    def tick(self, now: float) -> None:
+        progress = now - self._progress_at >= PROGRESS_SECONDS
+        if progress:
+            self._progress_at = now
+        for fd, a in list(self.active.items()):
+            s = a.session
+            if progress and a.transfer.bytes != s.bytes_acked:
+                a.transfer.bytes = s.bytes_acked
+                a.transfer.dirty = True
+            if now >= s.deadline:
+                try:
+                    out = s.on_timeout(now)
+                except Exception as exc:
+                    log.exception("timeout of %s not handled: %r", a.ip, exc)
+                    self._finish(fd, "aborted", now)
+                    continue
+                if out:
+                    self._send(fd, a, out)
+                if s.result is not None:
+                    self._finish(fd, s.result, now)

@@ -1,0 +1,273 @@
+"""`appliance serve tftp`: the file service process.
+
+The parent builds the firmware catalog, starts the recovery tracker, serves
+HTTP :6970, beats the heartbeat, watches for "firmware.rescan" requests and
+keeps `[tftp] workers` TFTP worker processes alive.  Each worker owns one
+SO_REUSEPORT socket on the TFTP port (created by the parent, so a restarted
+worker takes over the same socket and no request is lost to a dead one) and
+runs its own epoll loop, tracking and store handle: CPU-bound block sending
+then uses every core instead of one GIL.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import time
+
+from .. import events as ev
+from ..service import ServiceContext
+from ..store import Store
+from . import http as httpmod
+from .files import Files
+from .limits import Limits
+from .server import Server, ServerConfig, listen_socket
+from .tracking import Tracking
+
+log = logging.getLogger("tftp")
+
+WATCH_SECONDS = 1.0
+REFRESH_SECONDS = 5.0
+RESTART_BACKOFF = 1.0
+COUNTERS = ("requests", "malformed", "refused", "not_found", "busy", "errors", "active")
+PR_SET_PDEATHSIG = 1
+
+
+def build_catalog(cfg, ctx: ServiceContext):
+    """The firmware Catalog, or None (then the root is served as a plain directory)."""
+    try:
+        from ..firmware.catalog import Catalog
+    except ImportError as exc:
+        log.info("no firmware catalog (%s): serving %s as a plain directory", exc, cfg.tftp.root)
+        return None
+    try:
+        catalog = Catalog.from_config(cfg)
+        catalog.scan()
+    except Exception as exc:
+        ctx.error(f"firmware catalog failed ({exc!r}): serving {cfg.tftp.root} as a plain directory")
+        return None
+    for problem in getattr(catalog, "problems", []) or []:
+        log.warning("firmware: %s", problem)
+    return catalog
+
+
+def build_generated(cfg, catalog, store):
+    if catalog is None:
+        return None
+    try:
+        from ..firmware.generated import Generated
+        from ..recovery.plan import chooser
+    except ImportError as exc:
+        log.info("no generated configs (%s)", exc)
+        return None
+    try:
+        return Generated(cfg, catalog, chooser(store, catalog, cfg))
+    except Exception as exc:
+        log.warning("generated configs unavailable: %r", exc)
+        return None
+
+
+def make_files(cfg, catalog, generated) -> Files:
+    return Files(cfg.tftp.root, catalog=catalog, generated=generated,
+                 cache_dir=cfg.cache_dir if catalog is not None else None)
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, catalog) -> None:
+    """Body of one TFTP worker process (forked: inherits the socket and the scanned catalog)."""
+    _die_with_parent()
+    parent = os.getppid()
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    store = Store(cfg.db_path)
+    tracking = Tracking(store, "tftp")
+    tracking.start()
+    files = make_files(cfg, catalog, build_generated(cfg, catalog, store))
+    server = Server(ServerConfig.from_config(cfg), files, tracking, limits, sock=sock)
+    seen = {"gen": generation.value, "at": 0.0}
+    base = index * len(COUNTERS)
+
+    def stopping() -> bool:
+        now = time.monotonic()
+        if now - seen["at"] >= 0.5:
+            seen["at"] = now
+            for i, key in enumerate(COUNTERS):
+                counters[base + i] = len(server.active) if key == "active" else server.counters.get(key, 0)
+            if generation.value != seen["gen"]:
+                seen["gen"] = generation.value
+                if catalog is not None:
+                    try:
+                        catalog.refresh()
+                    except Exception as exc:
+                        log.warning("worker %d: catalog refresh failed: %r", index, exc)
+                files.forget()
+            if os.getppid() != parent:
+                return True
+        return stop["now"]
+
+    try:
+        server.run(stopping)
+    finally:
+        server.close()
+        tracking.stop()
+
+
+class FileService:
+    def __init__(self, ctx: ServiceContext, cfg):
+        self.ctx, self.cfg = ctx, cfg
+        self.mp = multiprocessing.get_context("fork")
+        self.limits = Limits(cfg.tftp.max_sessions, cfg.tftp.per_client, self.mp)
+        self.generation = self.mp.RawValue("l", 0)
+        self.nworkers = max(1, cfg.tftp.workers)
+        self.counters = self.mp.RawArray("q", self.nworkers * len(COUNTERS))
+        self.sockets: list = []
+        self.workers: list = []
+        self.restarts = 0
+        self.catalog = None
+        self.http = None
+        self.tracking = Tracking(ctx.store, "http")
+        self._cursor = 0
+        self._refreshed = time.monotonic()
+
+    def info(self) -> dict:
+        totals = {key: sum(self.counters[w * len(COUNTERS) + i] for w in range(self.nworkers))
+                  for i, key in enumerate(COUNTERS)}
+        return {"port": self.cfg.tftp.port, "http_port": self.cfg.tftp.http_port,
+                "workers": [p.pid if p is not None and p.is_alive() else None for p in self.workers],
+                "restarts": self.restarts, "sessions": self.limits.active, "tftp": totals,
+                "http": dict(self.tracking.counters), "catalog": self.catalog is not None,
+                "loads": len(getattr(self.catalog, "loads", []) or []) if self.catalog is not None else 0,
+                "generation": self.generation.value}
+
+    def start_worker(self, index: int):
+        p = self.mp.Process(target=worker_main, name=f"tftp-worker-{index}", daemon=True,
+                            args=(self.cfg, index, self.sockets[index], self.limits, self.generation,
+                                  self.counters, self.catalog))
+        p.start()
+        return p
+
+    def run(self) -> int:
+        cfg, ctx = self.cfg, self.ctx
+        try:
+            self.sockets = [listen_socket("0.0.0.0", cfg.tftp.port) for _ in range(self.nworkers)]
+        except OSError as exc:
+            ctx.error(f"cannot listen on udp/{cfg.tftp.port}: {exc}")
+            return 1
+        self.catalog = build_catalog(cfg, ctx)
+        generated = build_generated(cfg, self.catalog, ctx.store)
+        files = make_files(cfg, self.catalog, generated)
+        if cfg.tftp.http_port:
+            try:
+                self.http = httpmod.start("0.0.0.0", cfg.tftp.http_port, files, self.tracking, self.limits)
+            except OSError as exc:
+                ctx.error(f"cannot listen on tcp/{cfg.tftp.http_port}: {exc}")
+                return 1
+        self.tracking.start()
+        ctx.store.close()        # forked workers must not inherit an open SQLite connection
+        self.workers = [self.start_worker(i) for i in range(self.nworkers)]
+        self._cursor = self._last_event_id()
+        if self.catalog is not None:
+            try:
+                from ..recovery import runner
+                runner.start(ctx, self.catalog, generated)
+            except Exception as exc:
+                ctx.error(f"recovery tracker not started: {exc!r}")
+        ctx.start_heartbeat(self.info)
+        log.info("TFTP on udp/%d (%d workers), HTTP on tcp/%s, root %s", cfg.tftp.port, self.nworkers,
+                 cfg.tftp.http_port or "off", cfg.tftp.root)
+        try:
+            while not ctx.stopping.wait(WATCH_SECONDS):
+                self.watch()
+        finally:
+            self.shutdown()
+        return 0
+
+    def watch(self) -> None:
+        for i, p in enumerate(self.workers):
+            if not p.is_alive():
+                self.ctx.error(f"TFTP worker {i} (pid {p.pid}) exited with {p.exitcode}; restarting")
+                self.restarts += 1
+                self.limits.reset()
+                time.sleep(RESTART_BACKOFF)
+                self.workers[i] = self.start_worker(i)
+        self.read_requests()
+        now = time.monotonic()
+        if self.catalog is not None and now - self._refreshed >= REFRESH_SECONDS:
+            self._refreshed = now
+            self.rescan(full=False)
+
+    def _last_event_id(self) -> int:
+        try:
+            row = self.ctx.store.query_one("SELECT COALESCE(MAX(id), 0) AS id FROM events")
+            return int(row["id"]) if row else 0
+        except Exception:
+            return 0
+
+    def read_requests(self) -> None:
+        try:
+            rows = self.ctx.store.query("SELECT id FROM events WHERE id > ? AND kind = ? ORDER BY id",
+                                        (self._cursor, ev.CATALOG_RESCAN))
+        except Exception as exc:
+            self.ctx.error(f"rescan requests not read: {exc}")
+            return
+        if rows:
+            self._cursor = rows[-1]["id"]
+            log.info("firmware rescan requested")
+            self.rescan(full=True)
+
+    def rescan(self, full: bool) -> None:
+        if self.catalog is None:
+            if full:
+                self.generation.value += 1
+            return
+        try:
+            if full:
+                self.catalog.scan()
+                changed = True
+            else:
+                changed = bool(self.catalog.refresh())
+        except Exception as exc:
+            self.ctx.error(f"firmware rescan failed: {exc!r}")
+            return
+        if changed:
+            self.generation.value += 1
+            loads = getattr(self.catalog, "loads", []) or []
+            self.ctx.store.append_events([(time.time(), "firmware", ev.CATALOG_CHANGED, None, {
+                "loads": len(loads), "incomplete": sum(1 for l in loads if not getattr(l, "complete", True))})])
+
+    def shutdown(self) -> None:
+        self.ctx.stop()
+        for p in self.workers:
+            if p.is_alive():
+                p.terminate()
+        for p in self.workers:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+        if self.http is not None:
+            self.http.shutdown()
+            self.http.server_close()
+        self.tracking.stop()
+        for s in self.sockets:
+            s.close()
+
+
+def serve(cfg, args) -> int:
+    ctx = ServiceContext("tftp", cfg)
+    signal.signal(signal.SIGTERM, lambda *_: ctx.stopping.set())
+    try:
+        return FileService(ctx, cfg).run()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        ctx.stop()

@@ -1,0 +1,148 @@
+"""Sans-I/O TFTP read session: datagrams and clock ticks in, datagrams out.
+
+Replaces tftpy's TftpContextServer/TftpStates, which negotiate only blksize and
+tsize, open any path for writing, and keep no absolute block counter.  This one
+does RFC 2347 negotiation acknowledging only the options the client asked for
+(blksize capped at `[tftp] max_blksize`, tsize also for generated files,
+timeout, RFC 7440 windowsize), counts blocks as integers so files past 65535
+blocks roll the 16-bit number over to 0 as tftp-hpa, curl and atftp expect,
+retransmits the unacknowledged window on timeout a bounded number of times,
+and never on a duplicate ACK (the Sorcerer's Apprentice bug of RFC 1350).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import packets as pk
+
+MIN_BLKSIZE = 8
+MAX_WINDOW = 64
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_blksize: int = 1468
+    timeout: float = 2.0
+    retries: int = 5
+    max_window: int = MAX_WINDOW
+
+
+def negotiate(asked: dict[str, str], size: int, settings: Settings) -> tuple[dict[str, str], int, float, int]:
+    """-> (options to acknowledge, blksize, timeout, windowsize).  Unparseable values are ignored, not fatal."""
+    reply: dict[str, str] = {}
+    blksize, timeout, window = 512, settings.timeout, 1
+    if "blksize" in asked:
+        try:
+            value = int(asked["blksize"])
+        except ValueError:
+            value = 0
+        if value >= MIN_BLKSIZE:
+            blksize = min(value, settings.max_blksize)
+            reply["blksize"] = str(blksize)
+    if "tsize" in asked:
+        reply["tsize"] = str(size)
+    if "timeout" in asked:
+        try:
+            value = int(asked["timeout"])
+        except ValueError:
+            value = 0
+        if 1 <= value <= 255:
+            timeout = float(value)
+            reply["timeout"] = str(value)
+    if "windowsize" in asked:
+        try:
+            value = int(asked["windowsize"])
+        except ValueError:
+            value = 0
+        if 1 <= value <= 65535:
+            window = min(value, settings.max_window)
+            reply["windowsize"] = str(window)
+    return reply, blksize, timeout, window
+
+
+class ReadSession:
+    """One file going to one client.  `read(offset, length)` returns the bytes there (the file source).
+
+    Results: "complete", "aborted" (client sent ERROR), "timeout" (retries spent).
+    """
+
+    def __init__(self, size: int, read: Callable[[int, int], bytes], options: dict[str, str],
+                 settings: Settings, now: float):
+        self.size = size
+        self.read = read
+        self.settings = settings
+        self.oack, self.blksize, self.timeout, self.window = negotiate(options, size, settings)
+        self.last_block = size // self.blksize + 1      # a final short (possibly empty) block ends it
+        self.acked = 0                                   # highest block the client confirmed
+        self.sent = 0                                    # highest block sent
+        self.tries = 0
+        self.deadline = now + self.timeout
+        self.result: str | None = None
+        self.started = now
+        self.ended: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None
+
+    @property
+    def bytes_acked(self) -> int:
+        return min(self.acked * self.blksize, self.size)
+
+    def start(self, now: float) -> list[bytes]:
+        if self.oack:
+            return [pk.encode_oack(self.oack)]
+        return self._window(now)
+
+    def _block(self, n: int) -> bytes:
+        offset = (n - 1) * self.blksize
+        return pk.DATA_HEADERS[n & 0xFFFF] + self.read(offset, self.blksize)
+
+    def _window(self, now: float) -> list[bytes]:
+        first = self.acked + 1
+        last = min(self.acked + self.window, self.last_block)
+        self.sent = last
+        self.deadline = now + self.timeout
+        return [self._block(n) for n in range(first, last + 1)]
+
+    def on_packet(self, data: bytes, now: float) -> list[bytes]:
+        if self.result is not None or len(data) < 4:
+            return []
+        opcode, number = pk.unpack_hh(data)
+        if opcode == pk.ACK:
+            if self.sent == 0:
+                return self._window(now) if number == 0 else []   # ACK 0 confirms our OACK
+            base = self.acked
+            block = base + ((number - base) & 0xFFFF)
+            if block <= base or block > self.sent:
+                return []                              # duplicate or stray ACK: never resend on it
+            self.acked = block
+            self.tries = 0
+            if block >= self.last_block:
+                self.result, self.ended = "complete", now
+                return []
+            if block < self.sent and self.window > 1:
+                return self._window(now)               # RFC 7440: client saw a gap, restart after `block`
+            if block == self.sent:
+                return self._window(now)
+            return []
+        if opcode == pk.ERROR:
+            self.result, self.ended = "aborted", now
+            return []
+        if opcode in (pk.RRQ, pk.WRQ):
+            return []                                  # a retransmitted request on the data port
+        self.result, self.ended = "aborted", now
+        return [pk.encode_error(pk.ERR_ILLEGAL, "illegal TFTP operation")]
+
+    def on_timeout(self, now: float) -> list[bytes]:
+        if self.result is not None or now < self.deadline:
+            return []
+        self.tries += 1
+        if self.tries > self.settings.retries:
+            self.result, self.ended = "timeout", now
+            return []
+        if self.oack and self.acked == 0 and self.sent == 0:
+            self.deadline = now + self.timeout
+            return [pk.encode_oack(self.oack)]
+        return self._window(now)

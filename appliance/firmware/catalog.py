@@ -1,0 +1,409 @@
+"""The firmware catalog: every load on the (read-only) firmware volume and in unpacked packages.
+
+The root is never written to; packages are unpacked flat into one cache
+directory per package (keyed by name, size and mtime, so a replaced package is
+unpacked again and a removed one is dropped).  Lookups go through one
+case-insensitive index of the union, because phones and TFTP servers disagree
+on case.  `refresh()` is cheap (one directory walk, at most once per
+`poll_interval`) so the file service can call it on every request.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import unpack as unpacker
+from .loads import MAX_BYTES, ManifestError, parse_manifest
+from .models import models_for_load, normalize_model
+from .versions import family, version_key
+
+MAX_DEPTH = 4
+MAX_ENTRIES = 20_000
+REFUSED_SUFFIX = ".refused"
+
+
+@dataclass
+class Load:
+    id: str
+    family: str | None
+    models: list[str]
+    version: tuple[int, ...] | None
+    manifest: str                      # the .loads file name as found
+    components: list[str]
+    missing: list[str]
+    complete: bool
+    source: str = "root"               # "root" or the package file name
+    signed: bool = False
+    size: int = 0                      # bytes of the components present
+    mismatched: list[str] = field(default_factory=list)   # present, but not the size the manifest claims
+    hardware_comp: int | None = None
+
+    @property
+    def is_term(self) -> bool:
+        return (self.family or "").lower().startswith("term")
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "name": self.id, "family": self.family, "models": list(self.models),
+                "version": list(self.version) if self.version else None, "manifest": self.manifest,
+                "components": list(self.components), "missing": list(self.missing), "complete": self.complete,
+                "files": len(self.components), "source": self.source, "signed": self.signed, "size": self.size,
+                "mismatched": list(self.mismatched), "hardware_comp": self.hardware_comp}
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: Path        # real path inside root or cache
+    rel: str          # relative path as found (for root) or "<package>/<name>" (for cache)
+    size: int
+    source: str
+
+
+class Catalog:
+    def __init__(self, root: Path | str, cache_dir: Path | str, poll_interval: float = 1.0,
+                 max_unpack: int = unpacker.MAX_TOTAL):
+        self.root = Path(root)
+        self.cache_dir = Path(cache_dir)
+        self.poll_interval = poll_interval
+        self.max_unpack = max_unpack
+        self.loads: list[Load] = []
+        self.problems: list[str] = []
+        self._by_rel: dict[str, _Entry] = {}
+        self._by_name: dict[str, list[_Entry]] = {}
+        self._signature: tuple | None = None
+        self._checked = 0.0
+        self._lock = threading.RLock()
+        self.scans = 0
+
+    @classmethod
+    def from_config(cls, cfg) -> "Catalog":
+        return cls(Path(cfg.tftp.root), Path(cfg.state.dir) / "cache" / "firmware")
+
+    # ---- scanning -------------------------------------------------------------------------------------
+    def _walk(self) -> tuple[list[tuple[str, os.stat_result, Path]], list[str]]:
+        """(relative path, stat, real path) of every regular file under root that really lives inside root."""
+        out: list[tuple[str, os.stat_result, Path]] = []
+        problems: list[str] = []
+        try:
+            real_root = self.root.resolve(strict=True)
+        except OSError as exc:
+            return out, [f"firmware root {self.root} is not readable: {exc.strerror or exc}"]
+        stack = [(real_root, "", 0)]
+        while stack:
+            d, prefix, depth = stack.pop()
+            try:
+                entries = sorted(os.scandir(d), key=lambda e: e.name)
+            except OSError as exc:
+                problems.append(f"cannot list {prefix or '.'}: {exc.strerror or exc}")
+                continue
+            for e in entries:
+                if len(out) >= MAX_ENTRIES:
+                    problems.append(f"more than {MAX_ENTRIES} files under the root; the rest are ignored")
+                    return out, problems
+                rel = f"{prefix}{e.name}"
+                try:
+                    if e.is_symlink():
+                        target = Path(os.path.realpath(e.path))
+                        if not _inside(target, real_root):
+                            problems.append(f"{rel}: symlink pointing outside the firmware root, ignored")
+                            continue
+                        st = target.stat()
+                        if not _is_reg(st):
+                            continue
+                        out.append((rel, st, target))
+                    elif e.is_dir(follow_symlinks=False):
+                        if depth + 1 < MAX_DEPTH and not e.name.startswith("."):
+                            stack.append((Path(e.path), rel + "/", depth + 1))
+                    elif e.is_file(follow_symlinks=False):
+                        out.append((rel, e.stat(follow_symlinks=False), Path(e.path)))
+                except OSError:
+                    continue
+        return out, problems
+
+    def _signature_of(self, files) -> tuple:
+        return tuple((rel, st.st_size, st.st_mtime_ns) for rel, st, _ in files)
+
+    def scan(self) -> None:
+        """Full rescan: walk the root, unpack new packages, parse every manifest, recompute completeness."""
+        with self._lock:
+            files, problems = self._walk()
+            self._signature = self._signature_of(files)
+            self._checked = time.monotonic()
+            by_rel: dict[str, _Entry] = {}
+            by_name: dict[str, list[_Entry]] = {}
+            packages = []
+            for rel, st, real in files:
+                entry = _Entry(real, rel, st.st_size, "root")
+                if unpacker.is_archive(rel):
+                    packages.append((rel, st, real))
+                by_rel[rel.lower()] = entry
+                by_name.setdefault(Path(rel).name.lower(), []).append(entry)
+            # root files win over package contents of the same name: the tech put them there on purpose
+            keep = set()
+            for rel, st, real in packages:
+                key, unpacked, why = self._unpacked(rel, st, real)
+                keep.add(key)
+                problems.extend(why)
+                if unpacked is None:
+                    continue
+                pkg = Path(rel).name
+                for name in sorted(os.listdir(unpacked)):
+                    p = unpacked / name
+                    try:
+                        pst = p.lstat()
+                    except OSError:
+                        continue
+                    if not _is_reg(pst):
+                        continue
+                    entry = _Entry(p, f"{pkg}/{name}", pst.st_size, pkg)
+                    by_name.setdefault(name.lower(), []).append(entry)
+            self._prune_cache(keep)
+            self._by_rel, self._by_name = by_rel, by_name
+            self.loads, load_problems = self._build_loads()
+            self.problems = problems + load_problems
+            self.scans += 1
+
+    def _unpacked(self, rel: str, st: os.stat_result, real: Path) -> tuple[str, Path | None, list[str]]:
+        """The cache directory holding this package's files, unpacking it if needed."""
+        name = Path(rel).name
+        digest = hashlib.sha256(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:16]
+        key = f"{_safe_dir(name)}-{digest}"
+        dest = self.cache_dir / key
+        refused = self.cache_dir / (key + REFUSED_SUFFIX)
+        if refused.exists():
+            return key, None, [f"{rel}: refused: {refused.read_text(errors='replace').strip()}"]
+        if (dest / ".complete").exists():
+            return key, dest, self._stored_problems(dest, rel)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_dir / f".tmp-{key}-{os.getpid()}-{threading.get_ident()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            result = unpacker.unpack(real, tmp, self.max_unpack)
+        except unpacker.Refused as exc:
+            refused.write_text(str(exc) + "\n")
+            return key, None, [f"{rel}: refused: {exc}"]
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return key, None, [f"{rel}: cannot unpack into {self.cache_dir}: {exc.strerror or exc}"]
+        (tmp / ".complete").write_text(json.dumps({"package": rel, "problems": result.problems}))
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)   # another process unpacked it first
+            if not (dest / ".complete").exists():
+                return key, None, [f"{rel}: could not be placed in the cache"]
+        return key, dest, [f"{rel}: {p}" for p in result.problems]
+
+    @staticmethod
+    def _stored_problems(dest: Path, rel: str) -> list[str]:
+        try:
+            return [f"{rel}: {p}" for p in json.loads((dest / ".complete").read_text()).get("problems", [])]
+        except (OSError, ValueError, AttributeError):
+            return []
+
+    def _prune_cache(self, keep: set[str]) -> None:
+        """Drop unpacked packages no longer on the volume (and leftovers of interrupted unpacks)."""
+        try:
+            entries = list(os.scandir(self.cache_dir))
+        except OSError:
+            return
+        now = time.time()
+        for e in entries:
+            name = e.name
+            if name.startswith(".tmp-"):
+                try:
+                    if now - e.stat(follow_symlinks=False).st_mtime > 3600:
+                        shutil.rmtree(e.path, ignore_errors=True)
+                except OSError:
+                    pass
+                continue
+            base = name[:-len(REFUSED_SUFFIX)] if name.endswith(REFUSED_SUFFIX) else name
+            if base not in keep:
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                else:
+                    try:
+                        os.unlink(e.path)
+                    except OSError:
+                        pass
+
+    def _build_loads(self) -> tuple[list[Load], list[str]]:
+        loads: dict[str, Load] = {}
+        problems: list[str] = []
+        for lname, entries in sorted(self._by_name.items()):
+            if not lname.endswith(".loads"):
+                continue
+            for entry in entries[:1] if not lname.startswith("term") else entries:
+                load, problem = self._load_from(entry)
+                if problem:
+                    problems.append(problem)
+                if load is None:
+                    continue
+                if load.id.lower() in loads:
+                    continue
+                loads[load.id.lower()] = load
+        ordered = sorted(loads.values(), key=lambda l: (l.family or "", l.version or (), l.id))
+        return ordered, problems
+
+    def _load_from(self, entry: _Entry) -> tuple[Load | None, str | None]:
+        name = entry.path.name if entry.source == "root" else entry.rel.split("/", 1)[1]
+        where = entry.rel
+        try:
+            with open(entry.path, "rb") as f:
+                data = f.read(MAX_BYTES + 1)
+        except OSError as exc:
+            return None, f"{where}: unreadable: {exc.strerror or exc}"
+        try:
+            m = parse_manifest(data)
+        except ManifestError as exc:
+            return None, f"{where}: malformed manifest: {exc}"
+        load_id = name[:-len(".loads")]
+        missing, mismatched, size = [], [], 0
+        for c in m.components:
+            found = self.lookup(c.name)
+            if found is None or found.size == 0:
+                missing.append(c.name)
+                continue
+            size += found.size
+            if c.size is not None and c.size != found.size:
+                mismatched.append(c.name)
+        fam = family(load_id)
+        models = models_for_load(load_id)
+        load = Load(id=load_id, family=fam, models=models, version=version_key(load_id), manifest=name,
+                    components=m.names, missing=missing, complete=not missing, source=entry.source,
+                    signed=m.signed, size=size, mismatched=mismatched, hardware_comp=m.hardware_comp)
+        if load.is_term and entry.source != "root":
+            load.id = f"{load_id}@{entry.source}"
+        return load, None
+
+    # ---- polling --------------------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Rescan if the volume changed since the last look; True if it did.  Looks at most once per poll_interval."""
+        with self._lock:
+            now = time.monotonic()
+            if self._signature is not None and now - self._checked < self.poll_interval:
+                return False
+            self._checked = now
+            files, _ = self._walk()
+            if self._signature is not None and self._signature_of(files) == self._signature:
+                return False
+            self.scan()
+            return True
+
+    def _ensure(self) -> None:
+        if self._signature is None:
+            self.scan()
+
+    # ---- lookups --------------------------------------------------------------------------------------
+    def lookup(self, name: str) -> _Entry | None:
+        key = (name or "").replace("\\", "/").lstrip("/").lower()
+        if not key or any(part in ("", ".", "..") for part in key.split("/")):
+            return None
+        entry = self._by_rel.get(key)
+        if entry is not None:
+            return entry
+        if "/" in key:
+            key = key.rsplit("/", 1)[1]
+        hits = self._by_name.get(key)
+        if not hits:
+            return None
+        for e in hits:
+            if e.source == "root" and "/" not in e.rel:
+                return e
+        return hits[0]
+
+    def resolve(self, name: str) -> Path | None:
+        """The real file for a requested name (case-insensitive, one leading '/' stripped), only inside root or cache."""
+        with self._lock:
+            self._ensure()
+            entry = self.lookup(name)
+        if entry is None:
+            return None
+        try:
+            real = entry.path.resolve(strict=True)
+            roots = [self.root.resolve(strict=True)]
+            if self.cache_dir.exists():
+                roots.append(self.cache_dir.resolve(strict=True))
+        except OSError:
+            return None
+        if not any(_inside(real, r) for r in roots) or not real.is_file():
+            return None
+        return real
+
+    def copies(self, name: str) -> list[Path]:
+        """Every file of this name in the union (packages often carry their own termNN.default.loads)."""
+        with self._lock:
+            self._ensure()
+            return [e.path for e in self._by_name.get(Path(name).name.lower(), [])]
+
+    def load(self, load_id: str) -> Load | None:
+        with self._lock:
+            self._ensure()
+            key = (load_id or "").lower().removesuffix(".loads")
+            return next((l for l in self.loads if l.id.lower() == key), None)
+
+    def loads_for_model(self, model: str) -> list[Load]:
+        """Loads (not term manifests) that run on a model, oldest first."""
+        with self._lock:
+            self._ensure()
+            name = normalize_model(model)
+            return [l for l in self.loads if name in l.models and not l.is_term]
+
+    def newest_complete(self, model: str) -> Load | None:
+        done = [l for l in self.loads_for_model(model) if l.complete and l.version is not None]
+        return max(done, key=lambda l: l.version) if done else None
+
+    def term_file_for(self, load_id: str, term_name: str) -> Path | None:
+        """The copy of termNN.default.loads that lists the same components as this load (a package's own)."""
+        load = self.load(load_id)
+        if load is None:
+            return None
+        want = [c.lower() for c in load.components]
+        for path in self.copies(term_name):
+            try:
+                m = parse_manifest(path.read_bytes()[:MAX_BYTES + 1])
+            except (OSError, ManifestError):
+                continue
+            if [n.lower() for n in m.names] == want:
+                return path
+        return None
+
+    def files(self) -> list[tuple[str, Path, int]]:
+        """(name as served, real path, size) for every file in the union, root first; packages themselves excluded."""
+        with self._lock:
+            self._ensure()
+            out, seen = [], set()
+            for entry in sorted(self._by_rel.values(), key=lambda e: e.rel):
+                if unpacker.is_archive(entry.rel):
+                    continue
+                seen.add(Path(entry.rel).name.lower())
+                out.append((entry.rel, entry.path, entry.size))
+            for key, entries in sorted(self._by_name.items()):
+                if key in seen:
+                    continue
+                e = entries[0]
+                if e.source != "root":
+                    out.append((e.path.name, e.path, e.size))
+            return out
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_reg(st: os.stat_result) -> bool:
+    import stat
+    return stat.S_ISREG(st.st_mode)
+
+
+def _safe_dir(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)[:80]

@@ -1,0 +1,180 @@
+"""Unpack Cisco firmware packages (cmterm-*.zip, *.cop.sgn) flat into a directory, refusing hostile archives.
+
+Packages come from techs' downloads, so nothing in them is trusted: members
+that would leave the archive (absolute, `..`), links and devices are refused,
+and the bytes actually written are counted against a budget instead of
+believing the sizes the archive declares.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import tarfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .loads import ManifestError, parse_header
+
+MAX_TOTAL = 4 << 30          # bytes written per archive
+MAX_MEMBERS = 10_000
+MAX_RATIO = 200              # firmware images are already compressed; far higher means a bomb
+RATIO_FLOOR = 8 << 20        # small highly compressible files (manifests, scripts) are fine
+CHUNK = 1 << 20
+
+
+class Refused(Exception):
+    """The whole archive is refused; str() says why."""
+
+
+@dataclass
+class Result:
+    files: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def is_archive(name: str) -> bool:
+    low = name.lower()
+    return low.endswith(".zip") or low.endswith(".cop.sgn") or low.endswith(".cop") or low.endswith(".tar.gz")
+
+
+def _safe_member(name: str) -> str:
+    """The flat file name for a member, or Refused if its path tries to leave the archive."""
+    norm = name.replace("\\", "/")
+    p = PurePosixPath(norm)
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":") or ".." in p.parts:
+        raise Refused(f"member {name[:120]!r} points outside the archive (path traversal)")
+    base = p.name
+    if not base or base in (".", ".."):
+        raise Refused(f"member {name[:120]!r} has no file name")
+    return base
+
+
+class _Writer:
+    def __init__(self, dest: Path, archive_size: int, max_total: int):
+        self.dest, self.total, self.archive_size, self.max_total = dest, 0, max(1, archive_size), max_total
+        self.result = Result()
+        self.seen: set[str] = set()
+
+    def add(self, base: str, stream, label: str) -> None:
+        if base.lower() in self.seen:
+            self.result.problems.append(f"duplicate file name {base!r} in the package; kept the first")
+            return
+        self.seen.add(base.lower())
+        target = self.dest / base
+        with open(target, "wb") as out:
+            while True:
+                chunk = stream.read(CHUNK)
+                if not chunk:
+                    break
+                self.total += len(chunk)
+                if self.total > self.max_total:
+                    raise Refused(f"unpacks to more than {self.max_total} bytes (decompression bomb?)")
+                if self.total > RATIO_FLOOR and self.total > MAX_RATIO * self.archive_size:
+                    raise Refused(f"expands more than {MAX_RATIO}x its size at {label!r} (decompression bomb)")
+                out.write(chunk)
+        self.result.files.append(base)
+
+
+def _unzip(path: Path, w: _Writer) -> None:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise Refused(f"not a readable zip: {exc}") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise Refused(f"{len(infos)} members (limit {MAX_MEMBERS})")
+        for info in infos:
+            base = _safe_member(info.filename) if not info.is_dir() else None
+            if info.is_dir():
+                continue
+            mode = (info.external_attr >> 16) & 0o170000
+            if mode and mode != 0o100000:
+                w.result.problems.append(f"skipped {info.filename!r}: not a regular file (symlink or device)")
+                continue
+            try:
+                with zf.open(info) as stream:
+                    w.add(base, stream, info.filename)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError,
+                    OSError, ValueError) as exc:
+                raise Refused(f"broken member {info.filename!r}: {exc}") from None
+
+
+def _tar_payload_offset(path: Path) -> int:
+    """Where the gzip stream starts: after the signature header if there is one."""
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    if head[:2] == b"\x1f\x8b":
+        return 0
+    if head[:1] == b"\x01":
+        try:
+            length, _ = parse_header(head)
+        except ManifestError as exc:
+            raise Refused(f"bad signature header: {exc}") from None
+        if head[length:length + 2] != b"\x1f\x8b":
+            raise Refused("no gzip data after the signature header")
+        return length
+    raise Refused("neither a signature header nor gzip data at the start")
+
+
+def _untar(path: Path, w: _Writer) -> None:
+    offset = _tar_payload_offset(path)
+    raw = open(path, "rb")
+    try:
+        raw.seek(offset)
+        gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        with tarfile.open(fileobj=gz, mode="r|") as tf:
+            members = 0
+            chosen: list[tuple[str, str]] = []
+            for info in tf:
+                members += 1
+                if members > MAX_MEMBERS:
+                    raise Refused(f"more than {MAX_MEMBERS} members")
+                if info.isdir():
+                    continue
+                base = _safe_member(info.name)
+                if not info.isreg():
+                    w.result.problems.append(f"skipped {info.name!r}: not a regular file (link or device)")
+                    continue
+                parts = PurePosixPath(info.name.replace("\\", "/")).parts
+                in_tftp = "tftp" in (p.lower() for p in parts[:-1])
+                if not in_tftp and len(parts) == 1 and base.lower().endswith((".sh", ".py", ".pl", ".xml", ".txt")) \
+                        and "install" in base.lower():
+                    continue
+                stream = tf.extractfile(info)
+                if stream is None:
+                    continue
+                w.add(base, stream, info.name)
+                chosen.append((info.name, base))
+    except (tarfile.TarError, EOFError, OSError, zlib_error()) as exc:
+        raise Refused(f"broken gzip tar: {exc}") from None
+    finally:
+        raw.close()
+
+
+def zlib_error():
+    import zlib
+    return zlib.error
+
+
+def unpack(path: Path, dest: Path, max_total: int = MAX_TOTAL) -> Result:
+    """Unpack `path` into the new directory `dest` (flat).  Raises Refused and removes `dest` if the archive is refused."""
+    dest.mkdir(parents=True, exist_ok=False)
+    w = _Writer(dest, path.stat().st_size, max_total)
+    try:
+        if path.name.lower().endswith(".zip"):
+            _unzip(path, w)
+        else:
+            _untar(path, w)
+        if not w.result.files:
+            raise Refused("contains no files")
+    except Refused:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    except Exception as exc:  # an archive must never take the catalog down
+        shutil.rmtree(dest, ignore_errors=True)
+        raise Refused(f"cannot unpack: {type(exc).__name__}: {exc}") from None
+    return w.result

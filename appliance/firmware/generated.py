@@ -1,0 +1,199 @@
+"""Configuration files the station generates per request (reference §2, §3): never written to the firmware volume.
+
+SEP<MAC>.cnf.xml / XMLDefault.cnf.xml name the load a phone should run;
+OS79XX.TXT, SEP<MAC>.cnf and SIPDefault.cnf / SIP<MAC>.cnf do the same for
+7940/60 loaders; termNN.default.loads is answered with the term file of the
+load the plan wants first.  Which load is one function, `choose(mac, model)`,
+owned by the recovery plan; `newest_complete_chooser` stands in without it.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Callable
+from xml.sax.saxutils import escape, quoteattr
+
+from .models import MODELS, by_name, model_from_vendor_class, normalize_model
+
+log = logging.getLogger("firmware")
+
+Choose = Callable[[str, str], "str | None"]
+SCCP_PORT = 2000
+
+_SEP_XML = re.compile(r"^SEP([0-9A-F]{12})\.cnf\.xml$", re.I)
+_SEP_CNF = re.compile(r"^SEP([0-9A-F]{12})\.cnf$", re.I)
+_SIP_CNF = re.compile(r"^SIP([0-9A-F]{12})\.cnf$", re.I)
+_TERM = re.compile(r"^(term\d\d)\.default\.loads$", re.I)
+_REFUSED = re.compile(r"^(?:(?:CTL|ITL)SEP[0-9A-F]{12}\.tlv|ITLFile\.tlv|CTLFile\.tlv|.+\.cnf\.xml(?:\.enc)?\.sgn|.+\.cnf\.sgn)$", re.I)
+_7940_DEFAULT = "CP-7940G"   # 7940 and 7960 run the same loads; either picks them
+
+
+def clean_name(name: str) -> str:
+    """What a phone asked for, as looked up: one leading '/' stripped."""
+    return (name or "").replace("\\", "/").removeprefix("/")
+
+
+def refused(name: str) -> bool:
+    """ITL/CTL trust files and signed configs: answer "file not found" at once (reference §0 item 5, §6)."""
+    return bool(_REFUSED.match(clean_name(name)))
+
+
+def newest_complete_chooser(catalog) -> Choose:
+    """Stand-in plan: the newest complete load for the model."""
+    def choose(mac: str, model: str) -> str | None:
+        load = catalog.newest_complete(model) if model else None
+        return load.id if load else None
+    return choose
+
+
+class Generated:
+    def __init__(self, cfg, catalog, choose: Choose | None = None, store=None):
+        self.cfg = cfg
+        self.catalog = catalog
+        self.choose = choose or newest_complete_chooser(catalog)
+        self._store = store
+        self.address = str(cfg.network.address)
+
+    # ---- who is asking ------------------------------------------------------------------------------
+    def store(self):
+        if self._store is None:
+            try:
+                from ..store import Store
+                self._store = Store(self.cfg.db_path)
+            except Exception as exc:  # without a store we still answer, just without per-phone knowledge
+                log.warning("generated: no store: %s", exc)
+                self._store = False
+        return self._store or None
+
+    def _phone(self, mac: str | None, client_ip: str | None) -> tuple[str | None, str | None]:
+        """(mac, model) from the phones table or the DHCP lease (option 60)."""
+        st = self.store()
+        if st is None:
+            return mac, None
+        try:
+            if mac is None and client_ip:
+                lease = st.lease_for_ip(client_ip)
+                if lease:
+                    mac = lease["mac"]
+                else:
+                    row = st.query_one("SELECT mac FROM phones WHERE ip = ? ORDER BY last_seen DESC", (client_ip,))
+                    mac = row["mac"] if row else None
+            if mac is None:
+                return None, None
+            row = st.phone(mac)
+            if row and row.get("model"):
+                return mac, normalize_model(row["model"])
+            lease = st.query_one("SELECT vendor_class FROM leases WHERE mac = ?", (mac,))
+            vc = (lease["vendor_class"] if lease else None) or (row.get("vendor_class") if row else None)
+            return mac, model_from_vendor_class(vc) if vc else None
+        except Exception as exc:
+            log.warning("generated: phone lookup failed: %s", exc)
+            return mac, None
+
+    def _choose(self, mac: str | None, model: str | None) -> str | None:
+        try:
+            return self.choose(mac or "", model or "")
+        except Exception as exc:  # a broken plan must not stop the phone from getting a config
+            log.warning("generated: choose(%s, %s) failed: %s", mac, model, exc)
+            return None
+
+    # ---- rendering ----------------------------------------------------------------------------------
+    def render(self, name: str, client_ip: str | None = None) -> bytes | None:
+        """The generated file's bytes, or None if `name` is not a generated file (or there is nothing to say)."""
+        n = clean_name(name)
+        if "/" in n:
+            return None
+        if m := _SEP_XML.match(n):
+            mac = m.group(1).lower()
+            mac, model = self._phone(mac, client_ip)
+            return self.sep_xml(self._choose(mac, model))
+        if n.lower() == "xmldefault.cnf.xml":
+            return self.xml_default()
+        if n.upper() == "OS79XX.TXT":
+            mac, model = self._phone(None, client_ip)
+            load = self._choose(mac, model or _7940_DEFAULT)
+            return self.os79xx(load) if load else None
+        if m := (_SEP_CNF.match(n) or _SIP_CNF.match(n)):
+            mac, model = self._phone(m.group(1).lower(), client_ip)
+            load = self._choose(mac, model or _7940_DEFAULT)
+            return self.image_version_cnf(load) if load else None
+        if n.lower() in ("sipdefault.cnf", "sepdefault.cnf"):
+            mac, model = self._phone(None, client_ip)
+            load = self._choose(mac, model or _7940_DEFAULT)
+            return self.image_version_cnf(load) if load else None
+        if m := _TERM.match(n):
+            return self.term_file(m.group(1).lower(), client_ip)
+        return None
+
+    def _call_manager_group(self, indent: str) -> str:
+        i = indent
+        return (f"{i}<callManagerGroup>\n{i}  <members>\n{i}    <member priority=\"0\">\n{i}      <callManager>\n"
+                f"{i}        <ports>\n{i}          <ethernetPhonePort>{SCCP_PORT}</ethernetPhonePort>\n{i}        </ports>\n"
+                f"{i}        <processNodeName>{escape(self.address)}</processNodeName>\n"
+                f"{i}      </callManager>\n{i}    </member>\n{i}  </members>\n{i}</callManagerGroup>\n")
+
+    def sep_xml(self, load: str | None) -> bytes:
+        """Per-device config (reference §3.3): the load, a callManagerGroup, web access and no peer sharing."""
+        text = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<device>\n  <devicePool>\n"
+                + self._call_manager_group("    ")
+                + "  </devicePool>\n"
+                + f"  <loadInformation>{escape(load or '')}</loadInformation>\n"
+                + "  <vendorConfig>\n    <webAccess>0</webAccess>\n    <peerFirmwareSharing>0</peerFirmwareSharing>\n"
+                + "  </vendorConfig>\n</device>\n")
+        return text.encode("utf-8")
+
+    def default_loads(self) -> list[tuple[int, str, str]]:
+        """(device type, model label, load) for every model the plan has a load for; each device type once."""
+        out: list[tuple[int, str, str]] = []
+        seen: set[int] = set()
+        for model in MODELS:
+            load = self._choose(None, model.name)
+            if not load:
+                continue
+            for dt in model.device_types:
+                if dt not in seen:
+                    seen.add(dt)
+                    out.append((dt, model.label, load))
+        return out
+
+    def xml_default(self) -> bytes:
+        """XMLDefault.cnf.xml (reference §3.2): loadInformationNNN per model with a load in the catalog."""
+        lines = ["<?xml version=\"1.0\" encoding=\"UTF-8\"?>", "<Default>", self._call_manager_group("  ").rstrip("\n")]
+        for dt, label, load in self.default_loads():
+            lines.append(f"  <loadInformation{dt} model={quoteattr(label)}>{escape(load)}</loadInformation{dt}>")
+        lines += ["</Default>", ""]
+        return "\n".join(lines).encode("utf-8")
+
+    @staticmethod
+    def os79xx(load: str) -> bytes:
+        """One line, the load, nothing after it (a trailing space breaks it, CSCdv19260)."""
+        return _one_line(load).encode("ascii", "replace")
+
+    @staticmethod
+    def image_version_cnf(load: str) -> bytes:
+        """SIPDefault.cnf / SIP<MAC>.cnf / SEP<MAC>.cnf for 7940/60: image_version names the load (reference §3.3)."""
+        return f'image_version: "{_one_line(load)}"\n'.encode("ascii", "replace")
+
+    def term_file(self, term: str, client_ip: str | None) -> bytes | None:
+        """The term file of the load the plan wants first for this model; that load's own manifest if its package had none."""
+        models = [m for m in MODELS if m.term and m.term.lower() == f"{term}.default.loads"]
+        if not models:
+            return None
+        mac, model = self._phone(None, client_ip)
+        model = model if model and by_name(model) in models else models[0].name
+        load = self._choose(mac, model)
+        if not load:
+            return None
+        path = self.catalog.term_file_for(load, f"{term}.default.loads")
+        if path is None:
+            path = self.catalog.resolve(f"{load}.loads")
+        if path is None:
+            return None
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"[\x00-\x1f\x7f\"]", "", str(text)).strip()

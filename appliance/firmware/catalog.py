@@ -72,6 +72,7 @@ class Catalog:
         self.poll_interval = poll_interval
         self.max_unpack = max_unpack
         self.loads: list[Load] = []
+        self.terms: list[Load] = []     # termNN.default.loads copies (factory-reset manifests), one per package
         self.problems: list[str] = []
         self._by_rel: dict[str, _Entry] = {}
         self._by_name: dict[str, list[_Entry]] = {}
@@ -233,20 +234,25 @@ class Catalog:
                         pass
 
     def _build_loads(self) -> tuple[list[Load], list[str]]:
+        """Loads from the first copy of each manifest name; term files from every copy (each package has its own)."""
         loads: dict[str, Load] = {}
+        terms: list[Load] = []
         problems: list[str] = []
         for lname, entries in sorted(self._by_name.items()):
             if not lname.endswith(".loads"):
                 continue
-            for entry in entries[:1] if not lname.startswith("term") else entries:
+            is_term = lname.startswith("term")
+            for entry in entries if is_term else entries[:1]:
                 load, problem = self._load_from(entry)
                 if problem:
                     problems.append(problem)
                 if load is None:
                     continue
-                if load.id.lower() in loads:
-                    continue
-                loads[load.id.lower()] = load
+                if load.is_term:
+                    terms.append(load)
+                else:
+                    loads.setdefault(load.id.lower(), load)
+        self.terms = sorted(terms, key=lambda l: (l.id, l.source))
         ordered = sorted(loads.values(), key=lambda l: (l.family or "", l.version or (), l.id))
         return ordered, problems
 
@@ -277,8 +283,6 @@ class Catalog:
         load = Load(id=load_id, family=fam, models=models, version=version_key(load_id), manifest=name,
                     components=m.names, missing=missing, complete=not missing, source=entry.source,
                     signed=m.signed, size=size, mismatched=mismatched, hardware_comp=m.hardware_comp)
-        if load.is_term and entry.source != "root":
-            load.id = f"{load_id}@{entry.source}"
         return load, None
 
     # ---- polling --------------------------------------------------------------------------------------

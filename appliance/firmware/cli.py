@@ -1,0 +1,144 @@
+"""`appliance firmware list|verify|manifest|synth`: what the station has, what is missing, and test loads."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+EXIT_INCOMPLETE = 1
+EXIT_CONFIG = 2
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("firmware", help="firmware library: list, verify, manifest, synth")
+    sub = p.add_subparsers(dest="firmware_cmd", required=True, metavar="CMD")
+    ls = sub.add_parser("list", help="print the catalog of loads")
+    ls.add_argument("--json", action="store_true", help="machine-readable catalog")
+    ls.set_defaults(func=cmd_list)
+    vf = sub.add_parser("verify", help="list incomplete loads with their missing files; exit 1 if any")
+    vf.set_defaults(func=cmd_verify)
+    mf = sub.add_parser("manifest", help="JSON of every file (size, sha256) and every load, for kits")
+    mf.add_argument("--root", help="firmware directory (default [tftp] root from the config)")
+    mf.set_defaults(func=cmd_manifest)
+    sy = sub.add_parser("synth", help="write a synthetic load (tests, demo, benchmarks)")
+    sy.add_argument("dest", help="directory to write into")
+    sy.add_argument("load_id", help="load ID, e.g. SCCP45.9-4-2SR4-3S")
+    sy.add_argument("--size", type=int, default=256 * 1024, help="total component bytes (default 262144)")
+    sy.add_argument("--components", type=int, default=5)
+    sy.add_argument("--unsigned", action="store_true", help="no signature headers")
+    sy.add_argument("--term", action="store_true", help="also write the termNN.default.loads files (loose form)")
+    kind = sy.add_mutually_exclusive_group()
+    kind.add_argument("--zip", action="store_true", help="as a cmterm-*.zip package")
+    kind.add_argument("--cop", action="store_true", help="as a .cop.sgn package")
+    sy.set_defaults(func=cmd_synth)
+    p.set_defaults(needs_config=False)
+
+
+def _config(args):
+    from .. import config as configmod
+    try:
+        return configmod.load(getattr(args, "config", None))
+    except configmod.ConfigError as exc:
+        print(f"appliance: bad config: {exc}", file=sys.stderr)
+        return None
+
+
+def _catalog(args):
+    from .catalog import Catalog
+    cfg = _config(args)
+    if cfg is None:
+        return None
+    cat = Catalog.from_config(cfg)
+    cat.scan()
+    return cat
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    cat = _catalog(args)
+    if cat is None:
+        return EXIT_CONFIG
+    if args.json:
+        print(json.dumps({"root": str(cat.root), "loads": [l.as_dict() for l in cat.loads],
+                          "terms": [t.as_dict() for t in cat.terms], "problems": cat.problems}, indent=2))
+        return 0
+    if not cat.loads:
+        print(f"no loads under {cat.root}")
+    for l in [*cat.loads, *cat.terms]:
+        state = "complete" if l.complete else f"INCOMPLETE ({len(l.missing)} missing)"
+        models = ", ".join(m.removeprefix("CP-") for m in l.models) or "?"
+        print(f"{l.id:28} {state:24} {len(l.components):2} files {l.size:>11} bytes  [{models}]  from {l.source}")
+    for p in cat.problems:
+        print(f"problem: {p}", file=sys.stderr)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Exit 1 when a load is incomplete or a manifest/package could not be read: both stop phones in the field."""
+    cat = _catalog(args)
+    if cat is None:
+        return EXIT_CONFIG
+    bad = [l for l in [*cat.loads, *cat.terms] if not l.complete]
+    for l in bad:
+        where = f" (in {l.source})" if l.is_term else ""
+        print(f"{l.id}{where}: missing {', '.join(l.missing)}")
+    for p in cat.problems:
+        print(f"problem: {p}")
+    if bad or cat.problems:
+        return EXIT_INCOMPLETE
+    print(f"ok: {len(cat.loads)} loads and {len(cat.terms)} term files complete under {cat.root}")
+    return 0
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from .catalog import Catalog
+    if args.root:
+        root = Path(args.root)
+    else:
+        cfg = _config(args)
+        if cfg is None:
+            return EXIT_CONFIG
+        root = Path(cfg.tftp.root)
+    if not root.is_dir():
+        print(f"appliance: firmware root {root} is not a directory", file=sys.stderr)
+        return EXIT_CONFIG
+    with tempfile.TemporaryDirectory(prefix="fw-manifest-") as tmp:
+        cat = Catalog(root, Path(tmp))
+        cat.scan()
+        files = []
+        for p in sorted(q for q in root.rglob("*") if q.is_file() and not q.is_symlink()):
+            files.append({"path": p.relative_to(root).as_posix(), "size": p.stat().st_size, "sha256": _sha256(p)})
+        doc = {"root": str(root), "files": files,
+               "loads": [{k: v for k, v in l.as_dict().items() if k in ("id", "complete", "missing", "models", "source")}
+                         for l in [*cat.loads, *cat.terms]],
+               "problems": cat.problems}
+    print(json.dumps(doc, indent=2))
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from . import synth
+    from .versions import family
+    if family(args.load_id) is None:
+        print(f"appliance: {args.load_id!r} is not a load ID this station understands", file=sys.stderr)
+        return EXIT_CONFIG
+    kw = dict(size_bytes=max(1, args.size), components=max(1, args.components), signed=not args.unsigned)
+    if args.zip:
+        paths = synth.write_zip(args.dest, args.load_id, **kw)
+    elif args.cop:
+        paths = synth.write_cop(args.dest, args.load_id, **kw)
+    else:
+        paths = synth.write_load(args.dest, args.load_id, term=args.term, **kw)
+    for p in paths:
+        print(p)
+    return 0

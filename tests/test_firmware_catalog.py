@@ -9,8 +9,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from appliance.firmware import synth
+from appliance.firmware import catalog as catalog_mod
 from appliance.firmware.catalog import Catalog
 
 STONE, TARGET, OLD = "SCCP45.8-5-2S", "SCCP45.9-4-2SR4-3S", "P0030801SR02"
@@ -84,7 +86,7 @@ def test_refresh_is_throttled(lib):
     assert cat.refresh() is True and [l.id for l in cat.loads] == [STONE]
 
 
-def test_removed_package_leaves_the_cache(lib):
+def test_removed_package_leaves_the_cache(lib, monkeypatch):
     root, cache = lib
     (pkg,) = synth.write_zip(root, TARGET, size_bytes=10_000)
     cat = Catalog(root, cache, poll_interval=0.0)
@@ -92,8 +94,36 @@ def test_removed_package_leaves_the_cache(lib):
     assert cat.load(TARGET) and any(cache.iterdir())
     pkg.unlink()
     assert cat.refresh() and cat.load(TARGET) is None
-    assert [p for p in cache.iterdir()] == []
     assert cat.resolve("jar45sccp.9-4-2SR4-3ES26.sbn") is None
+    assert [p for p in cache.iterdir()] != []        # young: another process may still serve from it
+    monkeypatch.setattr(catalog_mod, "PRUNE_GRACE", 0.0)
+    cat.scan()
+    assert [p for p in cache.iterdir()] == []
+
+
+def test_two_catalogs_share_one_cache(lib):
+    """The file service workers and the API each keep a Catalog on the same cache directory."""
+    root, cache = lib
+    a, b = Catalog(root, cache, poll_interval=0.0), Catalog(root, cache, poll_interval=0.0)
+    a.scan()
+    b.scan()
+    synth.write_zip(root, TARGET, size_bytes=10_000)
+    assert b.refresh() is True                       # b unpacks; a has not looked yet
+    a.scan()
+    assert a.load(TARGET).complete and b.load(TARGET).complete
+    assert len([p for p in cache.iterdir() if p.is_dir()]) == 1
+    served_a, served_b = a.resolve("JAR45SCCP.9-4-2SR4-3ES26.SBN"), b.resolve("jar45sccp.9-4-2SR4-3ES26.sbn")
+    assert served_a == served_b and served_a.is_file()
+
+
+def test_resolve_heals_when_a_file_vanishes(lib):
+    root, cache = lib
+    files = synth.write_load(root, STONE, size_bytes=5_000)
+    cat = Catalog(root, cache, poll_interval=3600.0)
+    cat.scan()
+    files[1].unlink()
+    assert cat.resolve(files[1].name) is None
+    assert cat.load(STONE).missing == [files[1].name]
 
 
 def test_malformed_manifests_are_reported(lib):
@@ -196,3 +226,42 @@ def test_from_config_puts_the_cache_under_state(station_config):
     cfg = station_config
     cat = Catalog.from_config(cfg)
     assert cat.root == Path(cfg.tftp.root) and Path(cfg.state.dir) in cat.cache_dir.parents
+
+
+def test_cop_bomb_is_refused(lib):
+    root, cache = lib
+    zeros = tarfile.TarInfo("usr/local/cm/tftp/zeros.sbn")
+    zeros.size = 48 << 20
+    (root / "bomb.cop.sgn").write_bytes(synth.cop_bytes({}, [zeros]))
+    assert (root / "bomb.cop.sgn").stat().st_size < 1 << 20
+    cat = Catalog(root, cache)
+    cat.scan()
+    assert any(p.startswith("bomb.cop.sgn: refused") and "bomb" in p for p in cat.problems)
+    assert cat.resolve("zeros.sbn") is None and not any(p.is_dir() for p in cache.iterdir())
+
+
+def test_dropped_package_shows_up_on_the_next_poll(lib):
+    """What the file service does: refresh() on every request; a new package appears after at most one poll interval."""
+    root, cache = lib
+    cat = Catalog(root, cache)           # default poll interval
+    cat.scan()
+    synth.write_cop(root, TARGET, size_bytes=10_000)
+    deadline = time.monotonic() + 10
+    while cat.load(TARGET) is None and time.monotonic() < deadline:
+        cat.refresh()
+        time.sleep(0.05)
+    assert cat.load(TARGET) is not None and cat.load(TARGET).complete
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["x.zip", "x.cop.sgn", "x.tar.gz", "SCCP45.9-4-2SR4-3S.loads"]), st.binary(max_size=3000),
+       st.sampled_from([b"", b"PK\x03\x04", b"\x1f\x8b\x08", synth.signature_header("x.cop.sgn")]))
+def test_random_packages_never_break_a_scan(tmp_path_factory, name, data, prefix):
+    base = tmp_path_factory.mktemp("fuzz")
+    root = base / "fw"
+    root.mkdir()
+    (root / name).write_bytes(prefix + data)
+    cat = Catalog(root, base / "cache")
+    cat.scan()
+    assert all(isinstance(p, str) for p in cat.problems)
+    assert not [p for p in root.iterdir() if p.name != name]

@@ -113,3 +113,22 @@ def test_table_is_consistent_and_says_where_sources_disagree():
         for s in m.option60:
             assert model_from_vendor_class(s + "\x00") == m.name, s
     assert versions.SR_FORM_MAINT > 9
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+ID_ALPHABET = "SCIPsip0123456789.-_xRSTERMtermP"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.text(alphabet=ID_ALPHABET, max_size=30)))
+def test_version_key_and_family_never_raise_and_keys_compare(text):
+    k = version_key(text)
+    assert k is None or (len(k) == 5 and all(isinstance(x, int) and x >= 0 for x in k))
+    fam = family(text)
+    assert fam is None or (fam and fam.isascii())
+    keys = [x for x in (k, version_key("SCCP45.8-5-2S"), version_key("P0030801SR02")) if x is not None]
+    sorted(keys)
+    models_for_load(text)
+    normalize_model(text)
+    model_from_vendor_class(text)

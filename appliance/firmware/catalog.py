@@ -26,6 +26,8 @@ from .versions import family, version_key
 MAX_DEPTH = 4
 MAX_ENTRIES = 20_000
 REFUSED_SUFFIX = ".refused"
+PRUNE_GRACE = 120.0    # seconds an unpacked package no longer on the volume stays (other processes may still use it)
+TMP_GRACE = 3600.0
 
 
 @dataclass
@@ -216,15 +218,17 @@ class Catalog:
         now = time.time()
         for e in entries:
             name = e.name
+            try:
+                age = now - e.stat(follow_symlinks=False).st_mtime
+            except OSError:
+                continue
             if name.startswith(".tmp-"):
-                try:
-                    if now - e.stat(follow_symlinks=False).st_mtime > 3600:
-                        shutil.rmtree(e.path, ignore_errors=True)
-                except OSError:
-                    pass
+                if age > TMP_GRACE:
+                    shutil.rmtree(e.path, ignore_errors=True)
                 continue
             base = name[:-len(REFUSED_SUFFIX)] if name.endswith(REFUSED_SUFFIX) else name
-            if base not in keep:
+            # another process may have unpacked a package this one has not seen yet: leave young entries alone
+            if base not in keep and age > PRUNE_GRACE:
                 if e.is_dir(follow_symlinks=False):
                     shutil.rmtree(e.path, ignore_errors=True)
                 else:
@@ -326,6 +330,9 @@ class Catalog:
         with self._lock:
             self._ensure()
             entry = self.lookup(name)
+            if entry is not None and not os.path.exists(entry.path):
+                self.scan()   # the file went away under us (package replaced, cache pruned): look again
+                entry = self.lookup(name)
         if entry is None:
             return None
         try:

@@ -8,11 +8,10 @@ believing the sizes the archive declares.
 from __future__ import annotations
 
 import gzip
-import io
-import os
 import shutil
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -88,9 +87,9 @@ def _unzip(path: Path, w: _Writer) -> None:
         if len(infos) > MAX_MEMBERS:
             raise Refused(f"{len(infos)} members (limit {MAX_MEMBERS})")
         for info in infos:
-            base = _safe_member(info.filename) if not info.is_dir() else None
             if info.is_dir():
                 continue
+            base = _safe_member(info.filename)
             mode = (info.external_attr >> 16) & 0o170000
             if mode and mode != 0o100000:
                 w.result.problems.append(f"skipped {info.filename!r}: not a regular file (symlink or device)")
@@ -101,6 +100,12 @@ def _unzip(path: Path, w: _Writer) -> None:
             except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError,
                     OSError, ValueError) as exc:
                 raise Refused(f"broken member {info.filename!r}: {exc}") from None
+
+
+def _install_script(name: str) -> bool:
+    """COP install scripts sit at the top of the tar; the TFTP files (reference §4.1) are what the phones need."""
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    return len(parts) == 1 and parts[0].lower().endswith((".sh", ".py", ".pl"))
 
 
 def _tar_payload_offset(path: Path) -> int:
@@ -128,7 +133,6 @@ def _untar(path: Path, w: _Writer) -> None:
         gz = gzip.GzipFile(fileobj=raw, mode="rb")
         with tarfile.open(fileobj=gz, mode="r|") as tf:
             members = 0
-            chosen: list[tuple[str, str]] = []
             for info in tf:
                 members += 1
                 if members > MAX_MEMBERS:
@@ -139,25 +143,16 @@ def _untar(path: Path, w: _Writer) -> None:
                 if not info.isreg():
                     w.result.problems.append(f"skipped {info.name!r}: not a regular file (link or device)")
                     continue
-                parts = PurePosixPath(info.name.replace("\\", "/")).parts
-                in_tftp = "tftp" in (p.lower() for p in parts[:-1])
-                if not in_tftp and len(parts) == 1 and base.lower().endswith((".sh", ".py", ".pl", ".xml", ".txt")) \
-                        and "install" in base.lower():
+                if _install_script(info.name):
                     continue
                 stream = tf.extractfile(info)
                 if stream is None:
                     continue
                 w.add(base, stream, info.name)
-                chosen.append((info.name, base))
-    except (tarfile.TarError, EOFError, OSError, zlib_error()) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise Refused(f"broken gzip tar: {exc}") from None
     finally:
         raw.close()
-
-
-def zlib_error():
-    import zlib
-    return zlib.error
 
 
 def unpack(path: Path, dest: Path, max_total: int = MAX_TOTAL) -> Result:

@@ -43,9 +43,13 @@ def unavailable(section: str, name: str, reason: str) -> dict:
             "ratios": {}}
 
 
-def finish(sc: dict, peers: list[str]) -> dict:
-    """Fill in the ratios of a scenario from its per-server medians."""
+def finish(sc: dict, peers: list[str], why_failed: str = "") -> dict:
+    """Fill in the ratios from the per-server medians; a station that ran but never completed is "failed"."""
     st = sc["results"].get("station", {}).get("median")
+    if sc["status"] == "ok" and "station" in sc["results"] and st is None:
+        sc["status"] = "failed"
+        sc["reason"] = f"no complete station run out of {sc['results']['station']['runs']}" + (
+            f": {why_failed}" if why_failed else "")
     for peer in peers:
         if peer in sc["results"]:
             sc["ratios"][peer] = speed_ratio(st, sc["results"][peer].get("median"), sc["higher_is_better"])

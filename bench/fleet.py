@@ -212,7 +212,9 @@ def outcome(doc: dict, count: int) -> tuple[float | None, int, list[str]]:
     """(seconds until the last phone is done on the target, or None; phones on target; first errors)."""
     ps = doc.get("phones", [])
     on_target = [p for p in ps if p["final"] == TARGET and p["done_s"] is not None and not p["error"]]
-    errors = sorted({f"{p['error']} (on {p['final']})" for p in ps if p["error"] or p["final"] != TARGET})[:3]
+    errors = sorted({f"{p['error']} (on {p['final']})" if p["error"] else
+                     f"settled on {p['final']}: its config kept naming the load it runs; the target {TARGET} "
+                     f"was never offered" for p in ps if p["error"] or p["final"] != TARGET})[:3]
     if doc.get("error"):
         errors.insert(0, doc["error"])
     if len(on_target) < count:
@@ -307,4 +309,7 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
     if no_fleet:
         return [unavailable("fleet", fleet_name, no_fleet), finish(mem_idle, peers),
                 unavailable("footprint", mem_busy["name"], no_fleet), finish(startup, peers)]
-    return [finish(fleet, peers), finish(mem_idle, peers), finish(mem_busy, peers), finish(startup, peers)]
+    st_errors = fleet["errors"].get("station") or []
+    on = fleet["on_target"].get("station", {}).get("values") or []
+    why = (f"phones on the target per run: {on}; " if on else "") + "; ".join(st_errors[:2])
+    return [finish(fleet, peers, why), finish(mem_idle, peers), finish(mem_busy, peers), finish(startup, peers)]

@@ -61,13 +61,13 @@ def table(scenarios: list[dict]) -> list[str]:
     if not scenarios:
         lines = []
     for sc in scenarios:
-        row = [sc["name"] + ("" if sc["status"] == "ok" else " (station: not available)"),
+        row = [sc["name"] + ("" if sc["status"] == "ok" else f" (station: {sc['status']})"),
                sc["unit"] + (" ↑" if sc["higher_is_better"] else " ↓")]
         row += [cell(sc["results"].get(k)) for k in kinds]
         row += [ratio(sc["ratios"].get(p), sc, p) if p in sc["results"] else "" for p in peers]
         lines.append("| " + " | ".join(row) + " |")
-    reasons = sorted({sc.get("reason", "?") for sc in scenarios if sc["status"] != "ok"})
-    lines += [""] + [f"Station not available: {r}." for r in reasons] if reasons else []
+    reasons = sorted({(sc["status"], sc.get("reason", "?")) for sc in scenarios if sc["status"] != "ok"})
+    lines += [""] + [f"Station {status}: {r}." for status, r in reasons] if reasons else []
     lines += [""] + [f"- {sc['name']}: not available: {sc.get('reason', '?')}" for sc in gone] if gone else []
     return lines[1:] if lines[:1] == [""] else lines
 
@@ -80,9 +80,18 @@ def side_table(scenarios: list[dict], key: str, title: str) -> list[str]:
     lines = ["", f"{title}:", "", "| scenario | " + " | ".join(kinds) + " |", "|" + "---|" * (len(kinds) + 1)]
     for sc in rows:
         vals = sc[key]
-        lines.append(f"| {sc['name']} | " + " | ".join(
-            cell(vals.get(k)) if isinstance(vals.get(k), dict) else str(vals.get(k, "—")) for k in kinds) + " |")
+        lines.append(f"| {sc['name']} | " + " | ".join(value_cell(vals.get(k)) for k in kinds) + " |")
     return lines
+
+
+def value_cell(value) -> str:
+    if isinstance(value, dict) and "median" in value:
+        return cell(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{name} {fmt(v)}" for name, v in sorted(value.items(), key=lambda kv: -kv[1])) or "—"
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value) or "none"
+    return "—" if value is None else str(value)
 
 
 def targets(doc: dict) -> list[str]:
@@ -93,7 +102,8 @@ def targets(doc: dict) -> list[str]:
             gone.setdefault((sc["section"], sc.get("reason", "?")), []).append(sc["name"])
     for (section, reason), names in gone.items():
         what = names[0] if len(names) == 1 else f"{len(names)} scenarios"
-        lines.append(f"- {section}: {what} — not evaluated: {reason}")
+        failed = any(sc["status"] == "failed" and sc.get("reason") == reason for sc in doc["scenarios"])
+        lines.append(f"- {section}: {what} — " + (f"**failed**: {reason}" if failed else f"not evaluated: {reason}"))
     for sc in doc["scenarios"]:
         tgt = sc.get("target")
         if sc["status"] != "ok":

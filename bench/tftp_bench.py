@@ -182,5 +182,7 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
             sc["failures"][kind] = sum(r["count"] - r["good"] for r in results)
         if "station" in missing:
             sc.update(status="not available", reason=missing["station"])
-        out.append(finish(sc, PEERS))
+        errors = sorted({e for r in raw[name].get("station", []) for e in r.get("errors", [])})[:2]
+        out.append(finish(sc, PEERS, f"{sc['failures'].get('station', 0)} transfers failed or mismatched"
+                                     + (f" ({'; '.join(errors)})" if errors else "")))
     return out

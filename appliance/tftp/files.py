@@ -44,10 +44,12 @@ class Source:
 class Files:
     """Resolve and open served files.  `catalog` may be None (then a plain directory root is served)."""
 
-    def __init__(self, root: str | os.PathLike, catalog=None, generated=None, cache_dir: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike, catalog=None, generated=None, cache_dir: str | os.PathLike | None = None,
+                 refused: Callable[[str], bool] | None = None):
         self.root = os.path.realpath(root)
         self.catalog = catalog
         self.generated = generated
+        self.refused = refused
         bases = [self.root]
         if cache_dir is not None:
             bases.append(os.path.realpath(cache_dir))
@@ -83,6 +85,8 @@ class Files:
         name = clean_name(raw_name)
         if name is None:
             return None, None
+        if self.refused is not None and self.refused(name):
+            return name, None        # trust lists and signed configs: "not found" at once (reference §6)
         body = self.render(name, client_ip)
         if body is not None:
             return name, Source(name, f"generated:{name}", len(body), _slicer(body), data=body)

@@ -29,7 +29,7 @@ from .tracking import Tracking
 log = logging.getLogger("tftp")
 
 WATCH_SECONDS = 1.0
-REFRESH_SECONDS = 5.0
+REFRESH_SECONDS = 2.0
 RESTART_BACKOFF = 1.0
 COUNTERS = ("requests", "malformed", "refused", "not_found", "busy", "errors", "active")
 PR_SET_PDEATHSIG = 1
@@ -70,8 +70,14 @@ def build_generated(cfg, catalog, store):
 
 
 def make_files(cfg, catalog, generated) -> Files:
+    refused = None
+    if generated is not None:
+        try:
+            from ..firmware.generated import refused
+        except ImportError:
+            refused = None
     return Files(cfg.tftp.root, catalog=catalog, generated=generated,
-                 cache_dir=cfg.cache_dir if catalog is not None else None)
+                 cache_dir=cfg.cache_dir if catalog is not None else None, refused=refused)
 
 
 def _die_with_parent() -> None:
@@ -94,7 +100,7 @@ def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, cat
     tracking.start()
     files = make_files(cfg, catalog, build_generated(cfg, catalog, store))
     server = Server(ServerConfig.from_config(cfg), files, tracking, limits, sock=sock)
-    seen = {"gen": generation.value, "at": 0.0}
+    seen = {"gen": generation.value, "at": 0.0, "refreshed": time.monotonic()}
     base = index * len(COUNTERS)
 
     def stopping() -> bool:
@@ -103,14 +109,19 @@ def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, cat
             seen["at"] = now
             for i, key in enumerate(COUNTERS):
                 counters[base + i] = len(server.active) if key == "active" else server.counters.get(key, 0)
-            if generation.value != seen["gen"]:
-                seen["gen"] = generation.value
+            if generation.value != seen["gen"] or now - seen["refreshed"] >= REFRESH_SECONDS:
+                rescan = generation.value != seen["gen"]
+                seen["gen"], seen["refreshed"] = generation.value, now
                 if catalog is not None:
                     try:
-                        catalog.refresh()
+                        if rescan:
+                            catalog.scan()
+                        else:
+                            catalog.refresh()
                     except Exception as exc:
                         log.warning("worker %d: catalog refresh failed: %r", index, exc)
-                files.forget()
+                if rescan:
+                    files.forget()
             if os.getppid() != parent:
                 return True
         return stop["now"]

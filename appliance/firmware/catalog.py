@@ -182,18 +182,21 @@ class Catalog:
             return key, None, [f"{rel}: refused: {refused.read_text(errors='replace').strip()}"]
         if (dest / ".complete").exists():
             return key, dest, self._stored_problems(dest, rel)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.cache_dir / f".tmp-{key}-{os.getpid()}-{threading.get_ident()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
             result = unpacker.unpack(real, tmp, self.max_unpack)
+            (tmp / ".complete").write_text(json.dumps({"package": rel, "problems": result.problems}))
         except unpacker.Refused as exc:
-            refused.write_text(str(exc) + "\n")
+            try:
+                refused.write_text(str(exc) + "\n")
+            except OSError:
+                pass
             return key, None, [f"{rel}: refused: {exc}"]
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             return key, None, [f"{rel}: cannot unpack into {self.cache_dir}: {exc.strerror or exc}"]
-        (tmp / ".complete").write_text(json.dumps({"package": rel, "problems": result.problems}))
         try:
             os.rename(tmp, dest)
         except OSError:

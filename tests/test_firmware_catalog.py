@@ -265,3 +265,22 @@ def test_random_packages_never_break_a_scan(tmp_path_factory, name, data, prefix
     cat.scan()
     assert all(isinstance(p, str) for p in cat.problems)
     assert not [p for p in root.iterdir() if p.name != name]
+
+
+def test_wireless_upper_case_manifest_with_claimed_sizes(lib):
+    root, cache = lib
+    body = b"A" * 1000
+    (root / "TNUXH-1.4.1SR1.SBN").write_bytes(body)
+    (root / "jsysh-1.4.1sr1.sbn").write_bytes(b"B" * 10)
+    (root / "CP7925G-1.4.1SR1.LOADS").write_bytes(
+        b"#? HW_REV 0-2.*\r\nTNUXH-1.4.1SR1.SBN\t1000\tEBDEF11A57898C6D805DFB86904106FB\r\n"
+        b"#+ JSYSH-1.4.1SR1.SBN  708556 9606784631D3C06F2398CC6371B0AA60\r\nGUIH-1.4.1SR1.SBN\r\n")
+    cat = Catalog(root, cache)
+    cat.scan()
+    (load,) = cat.loads
+    assert load.id == "CP7925G-1.4.1SR1" and load.models == ["CP-7925G"] and load.version == (1, 4, 1, 1, 0)
+    assert load.missing == ["GUIH-1.4.1SR1.SBN"] and load.mismatched == ["JSYSH-1.4.1SR1.SBN"]
+    assert load.size == 1010 and not load.signed
+    served = {name: size for name, _, size in cat.files()}
+    assert served == {"TNUXH-1.4.1SR1.SBN": 1000, "jsysh-1.4.1sr1.sbn": 10, "CP7925G-1.4.1SR1.LOADS": len(
+        (root / "CP7925G-1.4.1SR1.LOADS").read_bytes())}

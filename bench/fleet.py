@@ -250,7 +250,7 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
             if not deadline.allows(40 if quick else 150):
                 notes.append(f"time budget reached after {run_no} run(s)")
                 break
-            for kind in ("station", PEER):
+            for kind in (("station", PEER) if run_no % 2 == 0 else (PEER, "station")):
                 side = Side(lab, kind, work / f"{kind.replace(' ', '-')}-{run_no}", firmware, quick)
                 try:
                     startup = side.start()

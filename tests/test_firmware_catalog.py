@@ -18,6 +18,13 @@ from appliance.firmware.catalog import Catalog
 STONE, TARGET, OLD = "SCCP45.8-5-2S", "SCCP45.9-4-2SR4-3S", "P0030801SR02"
 
 
+def age(root: Path, seconds: float = 60.0) -> None:
+    """Make packages look settled (copied a while ago): young unreadable ones are retried rather than refused."""
+    past = time.time() - seconds
+    for p in root.iterdir():
+        os.utime(p, (past, past))
+
+
 def snapshot(root: Path) -> dict:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
 
@@ -171,6 +178,7 @@ def test_hostile_archives_are_refused_and_reported(lib, tmp_path):
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
     (root / "link.cop.sgn").write_bytes(synth.cop_bytes({"b.sbn": b"data"}, [link]))
     (root / "trunc.cop.sgn").write_bytes(synth.cop_bytes({"c.sbn": b"data" * 1000})[:600])
+    age(root)
     before = snapshot(root)
     cat = Catalog(root, cache, max_unpack=32 << 20)
     cat.scan()
@@ -234,6 +242,7 @@ def test_cop_bomb_is_refused(lib):
     zeros.size = 48 << 20
     (root / "bomb.cop.sgn").write_bytes(synth.cop_bytes({}, [zeros]))
     assert (root / "bomb.cop.sgn").stat().st_size < 1 << 20
+    age(root)
     cat = Catalog(root, cache)
     cat.scan()
     assert any(p.startswith("bomb.cop.sgn: refused") and "bomb" in p for p in cat.problems)
@@ -284,3 +293,21 @@ def test_wireless_upper_case_manifest_with_claimed_sizes(lib):
     served = {name: size for name, _, size in cat.files()}
     assert served == {"TNUXH-1.4.1SR1.SBN": 1000, "jsysh-1.4.1sr1.sbn": 10, "CP7925G-1.4.1SR1.LOADS": len(
         (root / "CP7925G-1.4.1SR1.LOADS").read_bytes())}
+
+
+def test_package_still_being_copied_is_retried_not_refused(lib):
+    root, cache = lib
+    (pkg,) = synth.write_zip(tmp := root.parent / "incoming", TARGET, size_bytes=50_000)
+    data = pkg.read_bytes()
+    dest = root / pkg.name
+    dest.write_bytes(data[: len(data) // 2])
+    cat = Catalog(root, cache, poll_interval=0.0)
+    cat.scan()
+    assert cat.load(TARGET) is None
+    assert any("still being copied" in p for p in cat.problems)
+    assert not any(p.name.endswith(".refused") for p in cache.iterdir())
+    with open(dest, "ab") as f:
+        f.write(data[len(data) // 2:])
+    assert cat.refresh() is True
+    assert cat.load(TARGET).complete and cat.problems == []
+    assert tmp.exists()

@@ -28,6 +28,7 @@ MAX_ENTRIES = 20_000
 REFUSED_SUFFIX = ".refused"
 PRUNE_GRACE = 120.0    # seconds an unpacked package no longer on the volume stays (other processes may still use it)
 TMP_GRACE = 3600.0
+SETTLE_SECONDS = 10.0  # a package this young that fails to unpack is probably still being copied: retry, don't refuse
 
 
 @dataclass
@@ -80,6 +81,7 @@ class Catalog:
         self._by_name: dict[str, list[_Entry]] = {}
         self._signature: tuple | None = None
         self._checked = 0.0
+        self._pending = False      # a package looked half-copied: rescan on the next poll even if nothing changed
         self._lock = threading.RLock()
         self.scans = 0
 
@@ -135,6 +137,7 @@ class Catalog:
         """Full rescan: walk the root, unpack new packages, parse every manifest, recompute completeness."""
         with self._lock:
             files, problems = self._walk()
+            self._pending = False
             self._signature = self._signature_of(files)
             self._checked = time.monotonic()
             by_rel: dict[str, _Entry] = {}
@@ -189,6 +192,9 @@ class Catalog:
             result = unpacker.unpack(real, tmp, self.max_unpack)
             (tmp / ".complete").write_text(json.dumps({"package": rel, "problems": result.problems}))
         except unpacker.Refused as exc:
+            if time.time() - st.st_mtime < SETTLE_SECONDS:
+                self._pending = True
+                return key, None, [f"{rel}: not readable yet (still being copied?), will look again: {exc}"]
             try:
                 refused.write_text(str(exc) + "\n")
             except OSError:
@@ -301,7 +307,7 @@ class Catalog:
                 return False
             self._checked = now
             files, _ = self._walk()
-            if self._signature is not None and self._signature_of(files) == self._signature:
+            if not self._pending and self._signature is not None and self._signature_of(files) == self._signature:
                 return False
             self.scan()
             return True

@@ -67,6 +67,8 @@ def test_lf_only_and_trailing_nul_padding():
     (b"a.sbn 12\r\n", "expected NAME"),
     (b"a.sbn\x00\x01garbage\r\n", "binary"),
     (b"caf\xc3\xa9.sbn\r\n", "non-ASCII"),
+    (b"x.sbn\r\n" + b"".join(b"K%d=v\r\n" % i for i in range(65)), "KEY=VALUE"),
+    (b"x.sbn\r\n" + b"".join(b"#? G%d x\r\n" % i for i in range(65)), "'#?'"),
     (b"x.sbn\r\n" * 10 + b"".join(b"f%d.sbn\r\n" % i for i in range(MAX_COMPONENTS + 1)), "more than"),
 ])
 def test_malformed_manifests_raise_manifest_error(data, words):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 MAX_BYTES = 1 << 20          # real manifests are a few KB; refuse to parse megabytes of "list"
 MAX_COMPONENTS = 512
 MAX_NAME = 255
+MAX_KEYS = 64                # "#?" gates and KEY=VALUE attributes; real files have one or two
 TAG_VERSION, TAG_HEADER_LEN, TAG_FILENAME, TAG_PADDING = 1, 2, 14, 13
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+\-~]*$")
 _MD5 = re.compile(r"^[0-9A-Fa-f]{32}$")
@@ -135,6 +136,8 @@ def parse_manifest(data: bytes) -> Manifest:
             key, _, value = line[2:].strip().partition(" ")
             if key:
                 gates[key[:64]] = value.strip()[:256]
+                if len(gates) > MAX_KEYS:
+                    raise ManifestError(f"line {lineno}: more than {MAX_KEYS} '#?' lines")
             continue
         elif line.startswith("#"):
             m = re.match(r"#\s*HARDWARE_COMP_1\s+(\d{1,6})\s*$", line)
@@ -144,6 +147,8 @@ def parse_manifest(data: bytes) -> Manifest:
         elif "=" in line and " " not in line.split("=", 1)[0] and "\t" not in line:
             key, _, value = line.partition("=")
             attrs[key[:64]] = value[:256]
+            if len(attrs) > MAX_KEYS:
+                raise ManifestError(f"line {lineno}: more than {MAX_KEYS} KEY=VALUE lines")
             continue
         comp = _component(line, lineno, optional)
         if comp.name.lower() in seen:
@@ -172,5 +177,6 @@ def fuzz_manifest(data: bytes) -> None:
         return
     assert 0 < len(m.components) <= MAX_COMPONENTS
     assert m.header_len <= len(data)
+    assert len(m.gates) <= MAX_KEYS and len(m.attributes) <= MAX_KEYS
     for c in m.components:
         assert "/" not in c.name and "\\" not in c.name and c.name not in (".", "..") and len(c.name) <= MAX_NAME

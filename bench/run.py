@@ -32,7 +32,7 @@ from bench.common import Deadline, machine, unavailable  # noqa: E402
 SECTIONS = ["tftp", "dhcp", "fleet", "footprint"]
 # command -> Debian package providing it
 PEER_DEBS = {"dnsmasq": "dnsmasq-base", "in.tftpd": "tftpd-hpa", "perfdhcp": "kea-admin",
-             "kea-dhcp4": "kea-dhcp4-server", "curl": "curl", "ip": "iproute2"}
+             "kea-dhcp4": "kea-dhcp4-server", "curl": "curl", "atftp": "atftp", "ip": "iproute2"}
 POLICY_RC = Path("/usr/sbin/policy-rc.d")
 
 

@@ -26,15 +26,17 @@ CLIENTS = Path(__file__).resolve().parent / "tftp_clients.py"
 PEERS = ["tftpd-hpa", "dnsmasq"]
 MIB = 1 << 20
 
-# name, file size, concurrent clients, blksize
-FULL = [("single 8 MiB, blksize 512", 8 * MIB, 1, 512),
-        ("single 8 MiB, blksize 1428", 8 * MIB, 1, 1428),
-        ("20 x 8 MiB concurrent, blksize 512", 8 * MIB, 20, 512),
-        ("50 x 512 KiB concurrent, blksize 512", 512 * 1024, 50, 512)]
-QUICK = [("single 1 MiB, blksize 512", MIB, 1, 512),
-         ("single 1 MiB, blksize 1428", MIB, 1, 1428),
-         ("4 x 1 MiB concurrent, blksize 512", MIB, 4, 512),
-         ("10 x 128 KiB concurrent, blksize 512", 128 * 1024, 10, 512)]
+# name, file size, concurrent clients, blksize, windowsize (0: curl, lock-step; N: atftp asking for RFC 7440)
+FULL = [("single 8 MiB, blksize 512", 8 * MIB, 1, 512, 0),
+        ("single 8 MiB, blksize 1428", 8 * MIB, 1, 1428, 0),
+        ("20 x 8 MiB concurrent, blksize 512", 8 * MIB, 20, 512, 0),
+        ("50 x 512 KiB concurrent, blksize 512", 512 * 1024, 50, 512, 0),
+        ("single 8 MiB, blksize 1428, atftp windowsize 8", 8 * MIB, 1, 1428, 8)]
+QUICK = [("single 1 MiB, blksize 512", MIB, 1, 512, 0),
+         ("single 1 MiB, blksize 1428", MIB, 1, 1428, 0),
+         ("4 x 1 MiB concurrent, blksize 512", MIB, 4, 512, 0),
+         ("10 x 128 KiB concurrent, blksize 512", 128 * 1024, 10, 512, 0),
+         ("single 1 MiB, blksize 1428, atftp windowsize 8", MIB, 1, 1428, 8)]
 
 
 def station_missing() -> str | None:
@@ -115,10 +117,10 @@ def make_files(root: Path, sizes: set[int]) -> dict[int, tuple[str, str]]:
 SOURCES = [f"10.78.1.{n}" for n in range(1, 51)]
 
 
-def fetch(lab: Lab, name: str, sha: str, count: int, blksize: int, timeout: float) -> dict:
+def fetch(lab: Lab, name: str, sha: str, count: int, blksize: int, timeout: float, windowsize: int = 0) -> dict:
     res = lab.run("cli", PYTHON, str(CLIENTS), "--url", f"tftp://{SERVER}/{name}", "--count", str(count),
                   "--blksize", str(blksize), "--sha256", sha, "--timeout", str(timeout),
-                  "--sources", ",".join(SOURCES[:count]), timeout=timeout + 60)
+                  "--sources", ",".join(SOURCES[:count]), "--windowsize", str(windowsize), timeout=timeout + 60)
     try:
         return json.loads(res.stdout)
     except json.JSONDecodeError:
@@ -135,14 +137,17 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
     timeout = 30.0 if quick else 180.0
     work.mkdir(parents=True, exist_ok=True)
     work.chmod(0o755)
-    raw: dict[str, dict[str, list]] = {name: {k: [] for k in kinds} for name, *_ in plan}
     notes: list[str] = [f"{k}: {why}" for k, why in missing.items()]
+    if shutil.which("atftp") is None:
+        notes.append("atftp not installed: the windowsize scenario is skipped")
+        plan = [p for p in plan if not p[4]]
+    raw: dict[str, dict[str, list]] = {name: {k: [] for k in kinds} for name, *_ in plan}
     with Lab("tf") as lab:
         lab.add("srv", SERVER)
         lab.add("cli", CLIENT)
         for address in SOURCES:
             lab.run("cli", "ip", "addr", "add", f"{address}/16", "dev", "lan0", check=True)
-        files = make_files(work / "root", {size for _, size, _, _ in plan})
+        files = make_files(work / "root", {size for _, size, *_ in plan})
         for run_no in range(runs):
             if not deadline.allows(60 if not quick else 10):
                 notes.append(f"time budget reached after {run_no} run(s)")
@@ -156,10 +161,10 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
                     notes.append(f"run {run_no + 1}: {kind} did not start: {exc}")
                     continue
                 try:
-                    for name, size, count, blksize in plan:
+                    for name, size, count, blksize, window in plan:
                         fname, sha = files[size]
                         cpu0 = server.cpu()
-                        res = fetch(lab, fname, sha, count, blksize, timeout)
+                        res = fetch(lab, fname, sha, count, blksize, timeout, window)
                         res["cpu_s"] = server.cpu() - cpu0
                         res["blocks"] = count * (size // blksize + 1)
                         res["bytes"] = res["good"] * size
@@ -170,8 +175,9 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
                 finally:
                     server.stop()
     out = []
-    for name, size, count, blksize in plan:
+    for name, size, count, blksize, window in plan:
         sc = scenario("tftp", name, "throughput", "MiB/s", True, clients=count, file_bytes=size, blksize=blksize,
+                      windowsize=window,
                       cpu_us_per_block={}, failures={}, notes=notes)
         for kind, results in raw[name].items():
             if not results:

@@ -23,6 +23,8 @@ def main() -> int:
     ap.add_argument("--blksize", type=int, default=512)
     ap.add_argument("--sha256", required=True)
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--windowsize", type=int, default=0,
+                    help="use atftp with RFC 7440 windowsize (curl has none); servers without it fall back to 1")
     ap.add_argument("--sources", default="", help="comma-separated local addresses, one per client in turn "
                                                   "(phones each have their own; servers cap transfers per address)")
     args = ap.parse_args()
@@ -32,9 +34,14 @@ def main() -> int:
         cmd = ["curl", "-s", "-S", "--max-time", str(int(args.timeout)), "--tftp-blksize", str(args.blksize)]
         start = time.monotonic()
         sources = [a for a in args.sources.split(",") if a]
-        procs = [subprocess.Popen(cmd + (["--interface", sources[i % len(sources)]] if sources else [])
-                                  + ["-o", out, args.url], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                 for i, out in enumerate(outs)]
+        if args.windowsize:
+            host, _, name = args.url.removeprefix("tftp://").partition("/")
+            argvs = [["atftp", "--option", f"blksize {args.blksize}", "--option", f"windowsize {args.windowsize}",
+                      "-g", "-r", name, "-l", out, host] for out in outs]
+        else:
+            argvs = [cmd + (["--interface", sources[i % len(sources)]] if sources else []) + ["-o", out, args.url]
+                     for i, out in enumerate(outs)]
+        procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for argv in argvs]
         errors = []
         for proc in procs:
             try:

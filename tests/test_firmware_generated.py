@@ -89,6 +89,9 @@ def test_7940_text_files(station):
     assert gen.render("SIPDefault.cnf", client_ip="10.0.0.40") == f'image_version: "{P_STONE}"\n'.encode()
     newest = Generated(cfg, cat, newest_complete_chooser(cat), store=store)
     assert newest.render("os79xx.txt") == P_TARGET.encode()
+    # a 7965's address asking for OS79XX.TXT (stale lease, swapped phone) still gets a 7940/60 load
+    assert newest.render("OS79XX.TXT", client_ip="10.0.0.65") == P_TARGET.encode()
+    assert newest.render(f"SEP{MAC65.upper()}.cnf") == f'image_version: "{P_TARGET}"\n'.encode()
 
 
 def test_term_file_is_the_planned_loads_own(station):

@@ -90,6 +90,12 @@ class Generated:
             log.warning("generated: phone lookup failed: %s", exc)
             return mac, None
 
+    def _phone_7940(self, mac: str | None, client_ip: str | None) -> tuple[str | None, str]:
+        """Only 7940/60 loaders ask for these files, whatever a stale lease says the address belongs to."""
+        mac, model = self._phone(mac, client_ip)
+        known = by_name(model) if model else None
+        return mac, model if known is not None and known.is_7940 else _7940_DEFAULT
+
     def _choose(self, mac: str | None, model: str | None) -> str | None:
         try:
             return self.choose(mac or "", model or "")
@@ -110,16 +116,13 @@ class Generated:
         if n.lower() == "xmldefault.cnf.xml":
             return self.xml_default()
         if n.upper() == "OS79XX.TXT":
-            mac, model = self._phone(None, client_ip)
-            load = self._choose(mac, model or _7940_DEFAULT)
+            load = self._choose(*self._phone_7940(None, client_ip))
             return self.os79xx(load) if load else None
         if m := (_SEP_CNF.match(n) or _SIP_CNF.match(n)):
-            mac, model = self._phone(m.group(1).lower(), client_ip)
-            load = self._choose(mac, model or _7940_DEFAULT)
+            load = self._choose(*self._phone_7940(m.group(1).lower(), client_ip))
             return self.image_version_cnf(load) if load else None
         if n.lower() in ("sipdefault.cnf", "sepdefault.cnf"):
-            mac, model = self._phone(None, client_ip)
-            load = self._choose(mac, model or _7940_DEFAULT)
+            load = self._choose(*self._phone_7940(None, client_ip))
             return self.image_version_cnf(load) if load else None
         if m := _TERM.match(n):
             return self.term_file(m.group(1).lower(), client_ip)

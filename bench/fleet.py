@@ -188,7 +188,7 @@ def fleet_station(side: Side, count: int, timeout: float, reboot_s: float) -> di
     sampler = Sampler(side.proc.pid)
     doc = phones(side.lab, count, START_LOAD, timeout, reboot_s)
     mem = sampler.stop()
-    return {"fleet": doc, "memory": mem}
+    return {"fleet": doc, "stone_s": all_installed(doc, count, STONE), "memory": mem}
 
 
 def fleet_by_hand(side: Side, count: int, timeout: float, reboot_s: float) -> dict:
@@ -205,7 +205,13 @@ def fleet_by_hand(side: Side, count: int, timeout: float, reboot_s: float) -> di
     wall = (first["wall_s"] + swap + second["wall_s"]) if second.get("wall_s") and first.get("wall_s") else None
     return {"fleet": {"count": count, "wall_s": wall, "phones": second.get("phones") or first.get("phones", []),
                       "phase1_s": first.get("wall_s"), "phase2_s": second.get("wall_s"), "swap_s": swap},
-            "memory": mem}
+            "stone_s": all_installed(first, count, STONE), "memory": mem}
+
+
+def all_installed(doc: dict, count: int, load: str) -> float | None:
+    """Seconds from power-on until the last phone had installed `load` (None unless every phone did)."""
+    times = [p.get("installed_s", {}).get(load) for p in doc.get("phones", [])]
+    return max(times) if len(times) == count and None not in times else None
 
 
 def outcome(doc: dict, count: int) -> tuple[float | None, int, list[str]]:
@@ -230,6 +236,7 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
                                                   "`appliance run` stops,")
     if why:
         return [unavailable("fleet", fleet_name, why),
+                unavailable("fleet", f"first step: {count} phones have all installed the stone {STONE}", why),
                 unavailable("footprint", "memory of all processes", why),
                 unavailable("footprint", "start-up: process launched to first OFFER", why)]
     no_fleet = missing_part("appliance.firmware.synth", "the synthetic-load writer (appliance.firmware.synth)")
@@ -278,6 +285,8 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
     fleet = scenario("fleet", fleet_name, "time until the last phone runs the target", "s", False, phones=count,
                      load_bytes=load_bytes, on_target={}, errors={}, notes=notes,
                      reboot_s=reboot_s)
+    stone = scenario("fleet", f"first step: {count} phones have all installed the stone {STONE}",
+                     "time until the last phone has installed the stone", "s", False, phones=count, notes=notes)
     mem_idle = scenario("footprint", "memory of all processes, idle (sum of PSS)", "PSS", "MiB", False,
                         rss_mib={}, processes={}, notes=notes)
     mem_busy = scenario("footprint", "memory of all processes, peak during the fleet run (sum of PSS)",
@@ -296,6 +305,7 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
         fleet["results"][kind] = summary([r["done_s"] for r in results])
         fleet["on_target"][kind] = summary([r["on_target"] for r in results])
         fleet["errors"][kind] = sorted({e for r in results for e in r["errors"]})[:5]
+        stone["results"][kind] = summary([r.get("stone_s") for r in results])
         mem_busy["results"][kind] = summary([r["memory"].get("pss_mib_peak") for r in results])
         mem_busy["rss_mib"][kind] = summary([r["memory"].get("rss_mib_peak") for r in results])
         mem_busy["processes"][kind] = results[-1]["memory"].get("rss_mib_by_process", {})
@@ -307,9 +317,10 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
                                 f"process, is {'—' if rss is None else f'{rss:.0f}'} MiB",
                         "met": bool(st is not None and st < MEMORY_TARGET_MIB)}
     if no_fleet:
-        return [unavailable("fleet", fleet_name, no_fleet), finish(mem_idle, peers),
+        return [unavailable("fleet", fleet_name, no_fleet), unavailable("fleet", stone["name"], no_fleet),
+                finish(mem_idle, peers),
                 unavailable("footprint", mem_busy["name"], no_fleet), finish(startup, peers)]
     st_errors = fleet["errors"].get("station") or []
     on = fleet["on_target"].get("station", {}).get("values") or []
     why = (f"phones on the target per run: {on}; " if on else "") + "; ".join(st_errors[:2])
-    return [finish(fleet, peers, why), finish(mem_idle, peers), finish(mem_busy, peers), finish(startup, peers)]
+    return [finish(fleet, peers, why), finish(stone, peers, why), finish(mem_idle, peers), finish(mem_busy, peers), finish(startup, peers)]

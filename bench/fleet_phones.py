@@ -113,6 +113,7 @@ class Phone:
         self.bytes = 0
         self.error: str | None = None
         self.done_s: float | None = None
+        self.installed_s: dict[str, float] = {}
 
     def curl(self, ip: str, server: str, name: str, keep: bool) -> tuple[bytes | None, int]:
         cmd = ["curl", "-s", "--max-time", str(int(self.args.file_timeout)), "--interface", ip,
@@ -163,6 +164,7 @@ class Phone:
                 self.bytes += size
             self.current = load
             self.loads_taken.append(load)
+            self.installed_s[load] = time.monotonic() - start
             time.sleep(self.args.reboot_s)
         self.error = self.error or "did not settle"
 
@@ -197,7 +199,7 @@ def main() -> int:
             phone.error = f"still busy after {args.timeout:.0f} s (boot {phone.boots})"
     print(json.dumps({"count": args.count, "wall_s": wall, "phones": [
         {"mac": p.mac.hex(), "final": p.current, "loads": p.loads_taken, "boots": p.boots, "bytes": p.bytes,
-         "done_s": p.done_s, "error": p.error} for p in phones]}))
+         "done_s": p.done_s, "installed_s": p.installed_s, "error": p.error} for p in phones]}))
     return 0
 
 

@@ -88,11 +88,11 @@ def _local_address(ancdata, fallback: str) -> str:
 
 
 class Active:
-    __slots__ = ("sock", "session", "transfer", "source", "ip", "send")
+    __slots__ = ("sock", "session", "transfer", "source", "ip", "send", "recv")
 
     def __init__(self, sock, session, transfer, source, ip):
         self.sock, self.session, self.transfer, self.source, self.ip = sock, session, transfer, source, ip
-        self.send = sock.send
+        self.send, self.recv = sock.send, sock.recv
 
 
 class Server:
@@ -123,12 +123,15 @@ class Server:
         listen_fd = self.sock.fileno()
         active = self.active
         poll = self.epoll.poll
-        while not stopping():
-            now = time.monotonic()
+        monotonic = time.monotonic
+        while True:
+            now = monotonic()
             if now >= next_tick:
+                if stopping():
+                    break
                 self.tick(now)
                 next_tick = now + TICK
-            for fd, _ in poll(max(0.0, next_tick - now)):
+            for fd, _ in poll(next_tick - now):
                 if fd == listen_fd:
                     self.read_requests()
                     continue
@@ -233,26 +236,25 @@ class Server:
                 break
 
     def read_session(self, fd: int, a: Active) -> None:
-        recv = a.sock.recv
+        """One datagram per readiness event: epoll is level-triggered, so a queued second one wakes us
+        again, and the lock-step common case never pays for a failing extra recv."""
+        try:
+            data = a.recv(2048)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._finish(fd, "aborted", time.monotonic())    # ICMP port unreachable: client gone
+            return
         session = a.session
-        for _ in range(RECV_BURST):
-            try:
-                data = recv(2048)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                self._finish(fd, "aborted", time.monotonic())    # ICMP port unreachable: client gone
-                return
-            try:
-                out = session.on_packet(data, time.monotonic())
-            except Exception as exc:
-                log.exception("packet from %s not handled: %r", a.ip, exc)
-                continue
-            if out:
-                self._send(fd, a, out)
-            if session.result is not None:
-                self._finish(fd, session.result, time.monotonic())
-                return
+        try:
+            out = session.on_packet(data, time.monotonic())
+        except Exception as exc:
+            log.exception("packet from %s not handled: %r", a.ip, exc)
+            return
+        if out:
+            self._send(fd, a, out)
+        if session.result is not None:
+            self._finish(fd, session.result, time.monotonic())
 
     def _finish(self, fd: int, result: str, now: float) -> None:
         a = self.active.pop(fd, None)

@@ -56,7 +56,8 @@ class RateLimitedLog:
         self.per_window, self.window = per_window, window
         self.start, self.count, self.suppressed = 0.0, 0, 0
 
-    def __call__(self, now: float, message: str, *args) -> None:
+    def __call__(self, now: float, message: str, *args) -> bool:
+        """Log unless this window's quota is spent; True if it was logged."""
         if now - self.start > self.window:
             if self.suppressed:
                 log.warning("%d more malformed packets not logged", self.suppressed)
@@ -64,8 +65,9 @@ class RateLimitedLog:
         if self.count < self.per_window:
             self.count += 1
             log.warning(message, *args)
-        else:
-            self.suppressed += 1
+            return True
+        self.suppressed += 1
+        return False
 
 
 def listen_socket(address: str, port: int, reuseport: bool = True) -> socket.socket:
@@ -108,6 +110,7 @@ class Server:
         self.epoll = select.epoll()
         self.epoll.register(self.sock.fileno(), select.EPOLLIN)
         self.active: dict[int, Active] = {}
+        self.peers: dict[tuple, int] = {}
         self.malformed_log = RateLimitedLog()
         self.counters = {"requests": 0, "malformed": 0, "refused": 0, "not_found": 0, "busy": 0, "errors": 0}
         self._progress_at = 0.0
@@ -166,9 +169,9 @@ class Server:
 
     def _malformed(self, ip: str, port: int, size: int, reason: str) -> None:
         self.counters["malformed"] += 1
-        self.malformed_log(time.monotonic(), "malformed TFTP packet from %s:%s (%d bytes) dropped: %s",
-                           ip, port, size, reason)
-        self.tracking.malformed(ip, reason)
+        if self.malformed_log(time.monotonic(), "malformed TFTP packet from %s:%s (%d bytes) dropped: %s",
+                              ip, port, size, reason):
+            self.tracking.malformed(ip, reason)      # a flood costs the bus no more rows than the log
 
     def handle_request(self, data: bytes, peer, local: str) -> None:
         ip, port = peer[0], peer[1]
@@ -179,6 +182,8 @@ class Server:
             return
         shown = raw_name.decode("utf-8", "replace")[:256]
         self.counters["requests"] += 1
+        if (ip, port) in self.peers:
+            return             # the client repeated its RRQ before our first answer reached it
         if opcode == pk.WRQ:
             self.counters["refused"] += 1
             self.tracking.failed("tftp", ip, port, shown, "refused", "write request: the station is read-only")
@@ -218,6 +223,7 @@ class Server:
         a = Active(sock, session, transfer, source, ip)
         fd = sock.fileno()
         self.active[fd] = a
+        self.peers[(ip, port)] = fd
         self.epoll.register(fd, select.EPOLLIN)
         self._send(fd, a, session.start(now))
 
@@ -260,6 +266,7 @@ class Server:
         a = self.active.pop(fd, None)
         if a is None:
             return
+        self.peers.pop((a.ip, a.transfer.port), None)
         try:
             self.epoll.unregister(fd)
         except OSError:

@@ -11,6 +11,7 @@ then uses every core instead of one GIL.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import multiprocessing
 import os
@@ -100,6 +101,7 @@ def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, cat
     tracking.start()
     files = make_files(cfg, catalog, build_generated(cfg, catalog, store))
     server = Server(ServerConfig.from_config(cfg), files, tracking, limits, sock=sock)
+    gc.freeze()            # startup objects out of the collector's way: the loop allocates per block
     seen = {"gen": generation.value, "at": 0.0, "refreshed": time.monotonic()}
     base = index * len(COUNTERS)
 

@@ -409,3 +409,23 @@ def test_repeated_request_does_not_start_a_second_transfer(station):
                            want=lambda r: r[0][0] >= 1)
     time.sleep(1.2)
     assert station.db("SELECT count(*) FROM transfers WHERE client_ip = '127.0.0.8'")[0][0] == 1
+
+
+def test_new_files_and_rescan_requests_are_picked_up(station):
+    (station.root / "late-arrival.bin").write_bytes(b"late" * 300)
+    deadline = time.time() + 10
+    got = None
+    while time.time() < deadline and got is None:
+        got = tftp_get(station.port, "Late-Arrival.bin", timeout=0.5)
+        if got is None:
+            time.sleep(0.3)
+    assert got == b"late" * 300
+    before = json.loads(station.db("SELECT info FROM services WHERE name = 'tftp'")[0][0])["generation"]
+    conn = sqlite3.connect(station.state / "station.db", timeout=10)
+    with conn:
+        conn.execute("INSERT INTO events(ts, source, kind, data) VALUES (?, 'api', 'firmware.rescan', '{}')",
+                     (time.time(),))
+    conn.close()
+    rows = station.wait_db("SELECT info FROM services WHERE name = 'tftp'",
+                           want=lambda r: r and json.loads(r[0][0])["generation"] > before, timeout=8)
+    assert json.loads(rows[0][0])["generation"] > before

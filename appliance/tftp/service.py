@@ -102,7 +102,7 @@ def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, cat
     files = make_files(cfg, catalog, build_generated(cfg, catalog, store))
     server = Server(ServerConfig.from_config(cfg), files, tracking, limits, sock=sock)
     gc.freeze()            # startup objects out of the collector's way: the loop allocates per block
-    seen = {"gen": generation.value, "at": 0.0, "refreshed": time.monotonic()}
+    seen = {"gen": generation.value, "at": 0.0}
     base = index * len(COUNTERS)
 
     def stopping() -> bool:
@@ -111,19 +111,16 @@ def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, cat
             seen["at"] = now
             for i, key in enumerate(COUNTERS):
                 counters[base + i] = len(server.active) if key == "active" else server.counters.get(key, 0)
-            if generation.value != seen["gen"] or now - seen["refreshed"] >= REFRESH_SECONDS:
-                rescan = generation.value != seen["gen"]
-                seen["gen"], seen["refreshed"] = generation.value, now
+            if generation.value != seen["gen"]:
+                # Only the parent polls the volume and unpacks packages (which can take seconds);
+                # by the time it bumps the generation the unpack cache is filled, so this is quick.
+                seen["gen"] = generation.value
                 if catalog is not None:
                     try:
-                        if rescan:
-                            catalog.scan()
-                        else:
-                            catalog.refresh()
+                        catalog.scan()
                     except Exception as exc:
-                        log.warning("worker %d: catalog refresh failed: %r", index, exc)
-                if rescan:
-                    files.forget()
+                        log.warning("worker %d: catalog rescan failed: %r", index, exc)
+                files.forget()
             if os.getppid() != parent:
                 return True
         return stop["now"]

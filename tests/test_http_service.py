@@ -128,3 +128,27 @@ def test_serve_starts_heartbeats_and_serves_generated_sep_config(station):
     assert tftp_get(station.port, f"ITLSEP{MAC.upper()}.tlv") is None                # trust files: not found
     rows = station.wait_db("SELECT mac, result FROM transfers WHERE file = ? AND proto = 'tftp'", (name,))
     assert rows and rows[0] == (MAC, "complete")
+
+
+def test_garbage_and_silent_connections_do_not_stop_http(station):
+    import socket
+
+    junk = [b"\x00\xff\xfe garbage\r\n\r\n", b"GET /" + b"A" * 70000 + b" HTTP/1.1\r\n\r\n",
+            b"GET /x HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n", b"BREW /pot HTCPCP/1.0\r\n\r\n",
+            b"GET /jar11sip.8-2-2ES4.sbn HTTP/1.1\r\nRange: bytes=zz-\r\n\r\n"]
+    silent = socket.create_connection(("127.0.0.1", station.http_port), timeout=5)   # never sends a byte
+    try:
+        for payload in junk:
+            with socket.create_connection(("127.0.0.1", station.http_port), timeout=5) as s:
+                s.sendall(payload)
+                s.shutdown(socket.SHUT_WR)
+                try:
+                    while s.recv(65536):
+                        pass
+                except OSError:
+                    pass
+        real = (station.root / "jar11sip.8-2-2ES4.sbn").read_bytes()
+        assert curl(url(station, "jar11sip.8-2-2ES4.sbn")).stdout == real
+    finally:
+        silent.close()
+    assert station.proc.poll() is None

@@ -354,3 +354,9 @@ def _validate(source: str, values: dict[str, dict[str, Any]]) -> None:
         missing = {"models", "via_min", "via_max"} - set(rule)
         if missing:
             raise ConfigError(source, f"upgrade.rules[{i}]", f"missing {', '.join(sorted(missing))}")
+        from appliance.recovery.rules import parse_rule
+        try:
+            parse_rule(rule, f"upgrade.rules[{i}]")
+        except (ValueError, TypeError) as exc:
+            key, _, why = str(exc).partition(": ")
+            raise ConfigError(source, key, why or str(exc)) from None

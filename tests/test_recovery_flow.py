@@ -24,24 +24,24 @@ def drive(cat, model, start_load, cnf, comps, boots=4):
     t = Tracker(lambda p: plan_for(cat, CFG, p.model, p.current).steps,
                 lambda p: plan_for(cat, CFG, p.model, None).missing or "")
     mac, ip, ts, on = "00:aa:bb:cc:dd:ee", "10.1.1.9", 0.0, start_load
-    t.feed({"kind": "DHCP_ACK", "ts": ts, "mac": mac, "ip": ip, "model": model})
+    t.feed({"kind": "dhcp.ack", "ts": ts, "mac": mac, "ip": ip, "model": model})
     p = t.phones[mac]
     p.current = start_load
     p.plan = plan_for(cat, CFG, model, start_load).steps
     for _ in range(boots):
         ts += 1
-        t.feed({"kind": "FILE_DONE", "ts": ts, "ip": ip, "file": cnf})
+        t.feed({"kind": "file.done", "ts": ts, "ip": ip, "file": cnf})
         offered = p.offered
         if offered == on:
             break
-        t.feed({"kind": "FILE_DONE", "ts": ts, "ip": ip, "file": offered + ".loads"})
+        t.feed({"kind": "file.done", "ts": ts, "ip": ip, "file": offered + ".loads"})
         ok = not any(r.applies(model, version_key(on), version_key(offered)) for r in builtin_rules())
         if ok:
             for c in comps:
-                t.feed({"kind": "FILE_DONE", "ts": ts, "ip": ip, "file": c})
+                t.feed({"kind": "file.done", "ts": ts, "ip": ip, "file": c})
             on = offered
         ts += 5
-        t.feed({"kind": "DHCP_ACK", "ts": ts, "mac": mac, "ip": ip, "model": model})
+        t.feed({"kind": "dhcp.ack", "ts": ts, "mac": mac, "ip": ip, "model": model})
         if p.state == "stuck":
             return p
     t.tick(ts + DONE_WAIT_S + 1)

@@ -26,7 +26,7 @@ def test_runner_tracks_events_from_real_store(tmp_path):
     cat = FakeCatalog(["SCCP45.8-5-2S", "SCCP45.9-4-2SR4-3S"])
     ctx = SimpleNamespace(store=store, config=cfg, stopping=threading.Event(), log=logging.getLogger("t"))
     mac = "00:11:22:33:44:55"
-    store.event("dhcp", "DHCP_ACK", mac, ip="10.0.0.5", model="7965")
+    store.event("dhcp", "dhcp.ack", mac, ip="10.0.0.5", model="7965")
     th = runner.start(ctx, cat)
     try:
         for _ in range(50):

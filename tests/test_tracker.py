@@ -9,7 +9,7 @@ def mk(plan):
 
 
 def ack(t, ts):
-    return t.feed({"kind": "DHCP_ACK", "ts": ts, "mac": MAC, "ip": IP, "model": "7965"})
+    return t.feed({"kind": "dhcp.ack", "ts": ts, "mac": MAC, "ip": IP, "model": "7965"})
 
 
 def f(t, kind, name, ts):
@@ -19,13 +19,13 @@ def f(t, kind, name, ts):
 def test_two_step_upgrade_then_done():
     t = mk(lambda p: [s for s in ["A", "B"] if p.current is None or s > p.current])
     ack(t, 0)
-    f(t, "FILE_DONE", CNF, 1); f(t, "FILE_DONE", "A.loads", 2); f(t, "FILE_DONE", "A-app.sbn", 3)
+    f(t, "file.done", CNF, 1); f(t, "file.done", "A.loads", 2); f(t, "file.done", "A-app.sbn", 3)
     ack(t, 10)
     p = t.phones[MAC]
     assert p.current == "A" and p.plan == ["B"]
-    f(t, "FILE_DONE", CNF, 11); f(t, "FILE_DONE", "B.loads", 12); f(t, "FILE_DONE", "B-app.sbn", 13)
+    f(t, "file.done", CNF, 11); f(t, "file.done", "B.loads", 12); f(t, "file.done", "B-app.sbn", 13)
     ack(t, 20)
-    f(t, "FILE_DONE", CNF, 21)
+    f(t, "file.done", CNF, 21)
     t.tick(21 + DONE_WAIT_S + 1)
     assert p.state == "done" and p.current == "B"
     states = [s for _, s, _ in p.timeline]
@@ -34,35 +34,35 @@ def test_two_step_upgrade_then_done():
 
 def test_rejected_load():
     t = mk(["B"])
-    ack(t, 0); f(t, "FILE_DONE", CNF, 1); f(t, "FILE_DONE", "B.loads", 2); ack(t, 5)
+    ack(t, 0); f(t, "file.done", CNF, 1); f(t, "file.done", "B.loads", 2); ack(t, 5)
     p = t.phones[MAC]
     assert p.state == "stuck" and "rejected" in p.diagnosis and "stone" in p.diagnosis
 
 
 def test_trust_list():
     t = mk(["B"])
-    ack(t, 0); f(t, "FILE_NOT_FOUND", CNF + ".sgn", 1)
+    ack(t, 0); f(t, "file.not_found", CNF + ".sgn", 1)
     t.tick(1 + TRUST_WAIT_S + 1)
     assert "trust list" in t.phones[MAC].diagnosis
 
 
 def test_missing_file_and_stall():
     t = mk(["B"])
-    ack(t, 0); f(t, "FILE_NOT_FOUND", "B.loads", 1)
+    ack(t, 0); f(t, "file.not_found", "B.loads", 1)
     assert "B.loads" in t.phones[MAC].diagnosis
     t2 = mk(["B"])
-    ack(t2, 0); f(t2, "FILE_DONE", CNF, 1); f(t2, "FILE_DONE", "B.loads", 2)
+    ack(t2, 0); f(t2, "file.done", CNF, 1); f(t2, "file.done", "B.loads", 2)
     t2.tick(2 + STALL_S + 1)
     assert "stalled" in t2.phones[MAC].diagnosis
 
 
 def test_unknown_ip_ignored():
     t = mk(["B"])
-    assert t.feed({"kind": "FILE_DONE", "ip": "9.9.9.9", "file": "x"}) == []
+    assert t.feed({"kind": "file.done", "ip": "9.9.9.9", "file": "x"}) == []
 
 
 def test_direct_rejection_moves_to_stone():
     t = mk(lambda p: ["S", "B"] if p.rejected else ["B"])
-    ack(t, 0); f(t, "FILE_DONE", CNF, 1); f(t, "FILE_DONE", "B.loads", 2); ack(t, 5)
+    ack(t, 0); f(t, "file.done", CNF, 1); f(t, "file.done", "B.loads", 2); ack(t, 5)
     p = t.phones[MAC]
     assert p.state == "rebooting" and p.plan == ["S", "B"] and "rejected" in p.timeline[-1][2]

@@ -1,6 +1,6 @@
 """Stepping-stone rules: data in rules.toml plus the user's [[upgrade.rules]].
 
-Versions are compared as tuples (major, minor, maint, sr, sr_sub) so that
+Versions are compared with appliance.firmware.versions.version_key, so that
 "8.5(2)SR1" sorts after "8.5(2)" and load IDs and human forms share one order.
 """
 from __future__ import annotations
@@ -10,23 +10,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_HUMAN = re.compile(r"^(\d+)\.(\d+)\((\d+)\)(?:SR(\d+)(?:-(\d+))?)?$", re.I)
-_SCCP = re.compile(r"^[A-Z]+\d+\.(\d+)-(\d+)-(\d+)(?:SR(\d+)(?:-(\d+))?)?", re.I)
-_P003 = re.compile(r"^P00[35](\d\d)(\d\d)(\d\d)(\d\d)$", re.I)
-
-
-def version_key(text: str) -> tuple[int, ...] | None:
-    """Parse "8.3(2)", "8.5(2)SR1", "SCCP45.9-4-2SR4-3S" or "P00308010100"."""
-    text = text.strip()
-    for rx in (_HUMAN, _SCCP):
-        m = rx.match(text)
-        if m:
-            return tuple(int(g or 0) for g in m.groups())
-    m = _P003.match(text)
-    if m:
-        major, minor, maint, sr = (int(g) for g in m.groups())
-        return (major, minor, maint, sr, 0)
-    return None
+from appliance.firmware.versions import version_key  # noqa: F401  (re-exported for plan.py)
 
 
 @dataclass(frozen=True)
@@ -48,24 +32,43 @@ class Rule:
 
 
 def _norm(model: str) -> str:
+    """Rules name models by their four digits; any spelling (CP-7965G, 7965, cp-7965) maps there."""
+    try:
+        from appliance.firmware.models import normalize_model
+        model = normalize_model(model or "") or model
+    except Exception:
+        pass
     m = re.search(r"(\d{4})", model or "")
     return m.group(1) if m else (model or "")
 
 
 def _key(text: str, where: str) -> tuple[int, ...]:
-    k = version_key(text)
+    k = version_key(text) if isinstance(text, str) else None
     if k is None:
         raise ValueError(f"{where}: cannot parse version {text!r}")
     return k
 
 
 def parse_rule(d: dict, where: str = "rule") -> Rule:
+    """A rule from a TOML table; errors name the offending key (`where`.key)."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: must be a table")
+    for key in ("models", "via_min", "via_max"):
+        if key not in d:
+            raise ValueError(f"{where}.{key}: missing")
+    if not isinstance(d["models"], list) or not d["models"]:
+        raise ValueError(f"{where}.models: must be a non-empty list of model names")
+    unknown = set(d) - {"models", "below", "before", "via_min", "via_max", "exclude", "source"}
+    if unknown:
+        raise ValueError(f"{where}.{sorted(unknown)[0]}: unknown key")
+    via_min = _key(d["via_min"], f"{where}.via_min")
+    via_max = _key(d["via_max"], f"{where}.via_max")
     return Rule(
         models=tuple(_norm(str(m)) for m in d["models"]),
-        below=_key(d.get("below", d["via_min"]), f"{where}.below"),
-        before=_key(d.get("before", d["via_max"]), f"{where}.before"),
-        via_min=_key(d["via_min"], f"{where}.via_min"),
-        via_max=_key(d["via_max"], f"{where}.via_max"),
+        below=_key(d["below"], f"{where}.below") if "below" in d else via_min,
+        before=_key(d["before"], f"{where}.before") if "before" in d else via_max,
+        via_min=via_min,
+        via_max=via_max,
         exclude=tuple(_key(x, f"{where}.exclude") for x in d.get("exclude", [])),
         source=str(d.get("source", "config")),
     )

@@ -4,8 +4,11 @@ from __future__ import annotations
 import threading
 import time
 
+from appliance import events as E
+
 from .plan import plan_for
 from .tracker import Tracker
+from .webpoll import WebPoller
 
 CURSOR_KEY = "recovery.cursor"
 
@@ -34,12 +37,24 @@ def start(ctx, catalog, generated=None) -> threading.Thread:
             return plan.missing
         return f"move to the stone {plan.steps[0]}" if len(plan.steps) > 1 else ""
 
-    tracker = Tracker(replan, hint)
+    def reset_keys(model):
+        try:
+            from appliance.firmware.models import by_name
+            m = by_name(model) if model else None
+            return m.reset if m else None
+        except Exception:
+            return None
+
+    tracker = Tracker(replan, hint, reset_keys)
+    web = WebPoller(port=int(getattr(getattr(cfg, "recovery", None), "web_port", 80) or 80))
 
     def publish(outs):
         for o in outs:
             p = tracker.phones[o["mac"]]
-            store.append_events([(o["ts"], "tracker", "PHONE_STATE", p.mac, {"state": o["state"], "detail": o["detail"]})])
+            data = {k: v for k, v in o.items() if k not in ("kind", "source", "ts", "mac")}
+            store.append_events([(o["ts"], "tracker", o["kind"], p.mac, data)])
+            if o["kind"] != E.PHONE_STATE:
+                continue
             store.upsert_phone(p.mac, model=p.model, ip=p.ip, current_load=p.current, target_load=p.target,
                                plan=p.plan, step=p.step, state=p.state, diagnosis=p.diagnosis or None,
                                hints={"timeline": p.timeline[-50:]})
@@ -52,13 +67,20 @@ def start(ctx, catalog, generated=None) -> threading.Thread:
                 for row in rows:
                     cursor = row["id"]
                     if row.get("source") != "tracker":
-                        publish(tracker.feed(_flatten(row)))
+                        ev = _flatten(row)
+                        publish(tracker.feed(ev))
+                        if ev["kind"] == E.DHCP_ACK and ev.get("mac") and ev.get("ip"):
+                            web.poll(str(ev["mac"]).lower(), ev["ip"])
+                for mac, info in web.drain():
+                    load = info.get("apploadid") or info.get("versionid")
+                    publish(tracker.learn(mac, load, "web", time.time()))
                 if rows:
                     store.put(CURSOR_KEY, cursor)
                 publish(tracker.tick(time.time()))
             except Exception as exc:  # a bad row must never stop tracking
                 ctx.log.warning("tracker: %s", exc)
             ctx.stopping.wait(1.0)
+        web.close()
 
     th = threading.Thread(target=loop, name="recovery-tracker", daemon=True)
     th.start()

@@ -1,4 +1,4 @@
-"""Sans-I/O per-phone state machine: events in, PHONE_STATE transitions out.
+"""Sans-I/O per-phone state machine: bus events in, phone.state / phone.load events out.
 
 Fed with plain dicts shaped like rows of the events table (kind, ts, mac, ip,
 file, model, ...); `replan(phone)` supplies the plan so this module needs no
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
+
+from appliance import events as E
 
 TRUST_WAIT_S = 60.0
 STALL_S = 30.0
@@ -32,6 +34,7 @@ class Phone:
     took_config: bool = False
     rejected: set[str] = field(default_factory=set)
     last: float = 0.0
+    vendor_class: str | None = None
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
 
     @property
@@ -40,9 +43,11 @@ class Phone:
 
 
 class Tracker:
-    def __init__(self, replan: Callable[[Phone], list[str]], reject_hint: Callable[[Phone], str] | None = None):
+    def __init__(self, replan: Callable[[Phone], list[str]], reject_hint: Callable[[Phone], str] | None = None,
+                 reset_keys: Callable[[str], str | None] | None = None):
         self.replan = replan
         self.reject_hint = reject_hint or (lambda p: "")
+        self.reset_keys = reset_keys or (lambda model: None)
         self.phones: dict[str, Phone] = {}
         self.by_ip: dict[str, str] = {}
 
@@ -50,15 +55,21 @@ class Tracker:
         p.state, p.last = state, ts
         if state == "stuck":
             p.diagnosis = detail
+        elif state != "stuck":
+            p.diagnosis = ""
         p.timeline.append((ts, state, detail))
-        return [{"kind": "PHONE_STATE", "source": "tracker", "ts": ts, "mac": p.mac, "state": state, "detail": detail}]
+        n = len(p.plan)
+        return [{"kind": E.PHONE_STATE, "source": "tracker", "ts": ts, "mac": p.mac, "state": state, "detail": detail,
+                 "step": min(p.step + 1, n) if n else 0, "steps": n, "load": p.current, "diagnosis": p.diagnosis or None}]
 
     def feed(self, ev: dict) -> list[dict]:
-        kind, ts = ev.get("kind", ""), float(ev.get("ts", 0.0))
-        if kind in ("DHCP_DISCOVER", "DHCP_ACK"):
+        kind, ts = ev.get("kind", ""), float(ev.get("ts", 0.0) or 0.0)
+        if kind in (E.DHCP_DISCOVER, E.DHCP_ACK):
             return self._dhcp(ev, ts)
+        if kind == E.PHONE_RETRY:
+            return self._retry(ev, ts)
         mac = self.by_ip.get(ev.get("ip", ""))
-        if not mac or not kind.startswith("FILE_"):
+        if not mac or not kind.startswith("file."):
             return []
         return self._file(self.phones[mac], kind, ev.get("file", ""), ev, ts)
 
@@ -72,12 +83,49 @@ class Tracker:
             p = self.phones[mac] = Phone(mac, model=ev.get("model") or "")
             p.plan = self.replan(p)
             out += self._go(p, ts, "seen", f"model {p.model or '?'}")
-        if ev.get("ip") and ev.get("kind") == "DHCP_ACK":
+        elif ev.get("model") and not p.model:
+            p.model = ev["model"]
+            p.plan = self.replan(p)
+        out += self._vendor_class(p, ev.get("vendor_class"), ts)
+        if ev.get("ip") and ev.get("kind") == E.DHCP_ACK:
             p.ip = ev["ip"]
             self.by_ip[p.ip] = mac
-        if ev.get("kind") == "DHCP_ACK" and p.state in ("rebooting", "downloading", "configured") and p.loads_taken:
+        if ev.get("kind") == E.DHCP_ACK and p.state in ("rebooting", "downloading", "configured") and p.loads_taken:
             out += self._came_back(p, ts)
         return out
+
+    def _vendor_class(self, p: Phone, vc: str | None, ts: float) -> list[dict]:
+        """Old 7940/60 images send option 60 without a model; gaining one after a load means the load took (§1.3)."""
+        if vc is None:
+            return []
+        vc = vc.replace("\x00", "").strip()
+        before, p.vendor_class = p.vendor_class, vc
+        if before is not None and before.endswith("IP Phone") and vc != before and "CP-79" in vc and p.loads_taken and p.offered:
+            p.components = max(p.components, 1)
+            return self.learn(p.mac, p.offered, "option60", ts)
+        return []
+
+    def learn(self, mac: str, load: str, how: str, ts: float) -> list[dict]:
+        """The phone's running load became known (completed step, option 60, DeviceInformationX)."""
+        p = self.phones.get(mac)
+        if p is None or not load or load == p.current:
+            return []
+        p.current = load
+        out = [{"kind": E.PHONE_LOAD, "source": "tracker", "ts": ts, "mac": mac, "load": load, "how": how}]
+        if p.state in ("seen", "configured", "rebooting") and not p.loads_taken:
+            p.plan, p.step = self.replan(p), 0
+            if not p.plan or p.plan[-1] == load:
+                p.offered = load
+        return out
+
+    def _retry(self, ev: dict, ts: float) -> list[dict]:
+        p = self.phones.get((ev.get("mac") or "").lower())
+        if p is None:
+            return []
+        p.rejected.clear()
+        p.loads_taken, p.components, p.asked_signed_at, p.took_config = False, 0, None, False
+        p.plan, p.step = self.replan(p), 0
+        return self._go(p, ts, "seen", f"plan restarted on request ({ev.get('by') or 'api'})")
 
     def _came_back(self, p: Phone, ts: float) -> list[dict]:
         p.loads_taken = False
@@ -89,15 +137,15 @@ class Tracker:
                 return self._go(p, ts, "rebooting", f"load {p.offered} rejected; moving to {new[0]}")
             hint = self.reject_hint(p)
             return self._go(p, ts, "stuck", f"load {p.offered} rejected (Auth Fail / File auth error / Load rejected HC); {hint}".rstrip("; "))
-        p.current = p.offered
+        out = self.learn(p.mac, p.offered or "", "step", ts) if p.offered != p.current else []
         p.plan = self.replan(p)
         p.step = 0
-        return self._go(p, ts, "rebooting", f"now on {p.current}")
+        return out + self._go(p, ts, "rebooting", f"now on {p.current}")
 
     def _file(self, p: Phone, kind: str, name: str, ev: dict, ts: float) -> list[dict]:
         low = name.lower()
         p.last = ts
-        if kind == "FILE_NOT_FOUND" and not (low.endswith(".sgn") or low.startswith(("ctl", "itl"))):
+        if kind == E.FILE_NOT_FOUND and not (low.endswith(".sgn") or low.startswith(("ctl", "itl"))):
             if low.endswith(".cnf.xml") or low.endswith(".loads") or p.loads_taken:
                 return self._go(p, ts, "stuck", f"station does not have {name}: add it to the firmware library")
             return []
@@ -105,8 +153,8 @@ class Tracker:
             if p.asked_signed_at is None and low.endswith(".sgn"):
                 p.asked_signed_at = ts
             return []
-        if kind != "FILE_DONE":
-            if kind == "FILE_REQUEST" and p.loads_taken and p.state != "downloading":
+        if kind != E.FILE_DONE:
+            if kind == E.FILE_REQUEST and p.loads_taken and p.state != "downloading":
                 return self._go(p, ts, "downloading", name)
             return []
         if (low.startswith("sep") and low.endswith(".cnf.xml")) or low == "os79xx.txt":
@@ -128,7 +176,10 @@ class Tracker:
             if p.state in ("done", "stuck"):
                 continue
             if p.asked_signed_at is not None and not p.took_config and now - p.asked_signed_at > TRUST_WAIT_S:
-                out += self._go(p, now, "stuck", "holds another cluster's trust list: erase it (Settings > Security > Trust List, **#, Erase) or factory reset")
+                keys = self.reset_keys(p.model)
+                reset = f"factory reset ({keys})" if keys else "factory reset"
+                out += self._go(p, now, "stuck", "holds another cluster's trust list and never took the unsigned config: "
+                                f"erase it (Settings > Security > Trust List, **# to unlock, Erase) or {reset}")
             elif p.state == "downloading" and now - p.last > STALL_S:
                 out += self._go(p, now, "stuck", f"transfer stalled since {p.last:.0f}")
             elif p.state == "configured" and not p.loads_taken and now - p.last > DONE_WAIT_S and p.offered == p.target:

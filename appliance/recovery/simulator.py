@@ -1,4 +1,4 @@
-"""`appliance simulate`: Cisco phones over real sockets (TFTP part; DHCP not yet).
+"""`appliance simulate`: Cisco phones over real sockets: DHCP, then their family's TFTP boot, rebooting until settled.
 
 The TFTP client is sans-I/O (TftpRead: bytes in -> bytes out) with a thin
 blocking UDP loop so many phones can run in bounded threads.
@@ -9,6 +9,8 @@ import argparse
 import re
 import socket
 import struct
+import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -75,26 +77,81 @@ class SimPhone:
     mac: str
     model: str = "7965"
     current: str | None = None
+    trust_list: bool = False
     log: list[tuple[str, str | None]] = field(default_factory=list)
 
+    @property
+    def sep(self) -> str:
+        return "SEP" + self.mac.replace(":", "").upper()
+
+    @property
+    def is_7940(self) -> bool:
+        return any(d in self.model for d in ("7940", "7960"))
+
+    def vendor_class(self) -> str:
+        """Old 7940/60 images send no model in option 60 (reference §1.3)."""
+        from appliance.firmware.models import normalize_model
+        from .rules import version_key
+        if self.is_7940 and (version_key(self.current or "") or (0,)) < (8, 0, 0):
+            return "Cisco Systems, Inc. IP Phone\x00"
+        return f"Cisco Systems, Inc. IP Phone {normalize_model(self.model)}\x00"
+
     def boot(self, server: str, port: int) -> list[tuple[str, str | None]]:
-        """79x1/2/5 boot sequence: trust files, config, then the load it names and its components."""
-        sep = "SEP" + self.mac.replace(":", "").upper()
-        for name in ("CTL" + sep + ".tlv", "ITL" + sep + ".tlv", "ITLFile.tlv"):
-            self.log.append((name, tftp_get(server, port, name)[1]))
-        cnf, err = tftp_get(server, port, sep + ".cnf.xml")
-        self.log.append((sep + ".cnf.xml", err))
-        m = re.search(rb"<loadInformation[^>]*>([^<]+)<", cnf or b"")
-        if m:
-            loads = m.group(1).decode().strip() + ".loads"
-            body, err = tftp_get(server, port, loads)
-            self.log.append((loads, err))
-            if body is not None and self._rejects(loads[:-6]):
-                self.log.append(("rejected", "Auth Fail"))
+        """One boot: config for the family, then the load it names (unless already on it) and its components."""
+        get = lambda name: tftp_get(server, port, name)  # noqa: E731
+        if self.is_7940:
+            body, err = get("OS79XX.TXT")
+            self.log.append(("OS79XX.TXT", err))
+            load = (body or b"").decode("ascii", "replace").strip() or None
+        else:
+            for name in ("CTL" + self.sep + ".tlv", "ITL" + self.sep + ".tlv", "ITLFile.tlv"):
+                self.log.append((name, get(name)[1]))
+            if self.trust_list:
+                self.log.append((self.sep + ".cnf.xml.sgn", get(self.sep + ".cnf.xml.sgn")[1]))
+                self.log.append(("unsigned config refused", "trust list"))
                 return self.log
-            for comp in re.findall(rb"[\w.-]+\.(?:sbn|sb2|bin|zz|tlv)", body or b""):
-                self.log.append((comp.decode(), tftp_get(server, port, comp.decode())[1]))
+            cnf, err = get(self.sep + ".cnf.xml")
+            self.log.append((self.sep + ".cnf.xml", err))
+            m = re.search(rb"<loadInformation[^>]*>([^<]+)<", cnf or b"")
+            load = m.group(1).decode().strip() if m else None
+        if not load or load == self.current:
+            return self.log
+        body, err = get(load + ".loads")
+        self.log.append((load + ".loads", err))
+        if body is None:
+            return self.log
+        if self._rejects(load):
+            self.log.append(("rejected", "Auth Fail"))
+            return self.log
+        comps = [c.decode() for c in re.findall(rb"[\w.-]+\.(?:sbn|sb2|bin|zz|tlv)", body)]
+        results = [(c, get(c)[1]) for c in comps]
+        self.log += results
+        if comps and all(e is None for _, e in results):
+            self.current = load
+            self.log.append(("installed", load))
         return self.log
+
+    def run(self, interface: str | None, port: int = 69, max_boots: int = 6, deadline: float = 120.0) -> dict:
+        """DHCP + boot until the phone settles (no new load), gives up, or `deadline` seconds pass."""
+        from .simdhcp import acquire
+        end, boots = time.monotonic() + deadline, 0
+        while boots < max_boots and time.monotonic() < end:
+            boots += 1
+            lease = acquire(self.mac.replace(":", ""), self.vendor_class(), self.sep, interface,
+                            timeout=max(1.0, min(15.0, end - time.monotonic())))
+            if not lease:
+                self.log.append(("dhcp", "no lease"))
+                return self.summary(boots, "no lease")
+            self.log.append(("dhcp", f"{lease['ip']} tftp {lease['tftp']}"))
+            before = self.current
+            self.boot(lease["tftp"], port)
+            if self.current == before:
+                return self.summary(boots, "settled")
+        return self.summary(boots, "gave up")
+
+    def summary(self, boots: int, how: str) -> dict:
+        return {"mac": self.mac, "model": self.model, "load": self.current, "boots": boots, "end": how,
+                "log": [f"{n}:{e or 'ok'}" for n, e in self.log]}
 
     def _rejects(self, load: str) -> bool:
         """Signing rules: a phone below a rule's floor refuses loads past the rule's gate."""
@@ -110,16 +167,38 @@ def run_many(server: str, port: int, macs: list[str], workers: int = 16) -> list
         return list(ex.map(lambda m: SimPhone(m).boot(server, port), macs))
 
 
+def run_fleet(phones: list[SimPhone], interface: str | None, port: int = 69, deadline: float = 120.0,
+              workers: int = 32) -> list[dict]:
+    with ThreadPoolExecutor(max_workers=min(workers, max(1, len(phones)))) as ex:
+        return list(ex.map(lambda p: p.run(interface, port, deadline=deadline), phones))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("simulate", help="emulate Cisco phones against a TFTP server (real sockets)")
-    p.add_argument("--server", required=True)
+    p = sub.add_parser("simulate", help="emulate Cisco phones (DHCP + TFTP boot, real sockets)")
+    p.add_argument("--server", help="TFTP server only, no DHCP (one boot)")
+    p.add_argument("--interface", help="do DHCP on this interface (run inside a test namespace)")
     p.add_argument("--port", type=int, default=69)
     p.add_argument("--count", type=int, default=1)
+    p.add_argument("--model", default="7965")
+    p.add_argument("--load", default=None, help="the phone's current load ID")
+    p.add_argument("--trust-list", action="store_true", help="phone holds another cluster's trust list")
+    p.add_argument("--first-mac", type=lambda t: int(t.replace(":", ""), 16), default=0x001E7A000000)
+    p.add_argument("--deadline", type=float, default=120.0)
     p.set_defaults(func=_cmd, needs_config=False)
 
 
 def _cmd(args) -> int:
-    macs = [f"00:1e:7a:00:{i // 256:02x}:{i % 256:02x}" for i in range(max(1, min(args.count, 500)))]
-    for mac, log in zip(macs, run_many(args.server, args.port, macs)):
-        print(mac, " ".join(f"{n}:{e or 'ok'}" for n, e in log))
+    n = max(1, min(args.count, 500))
+    macs = [f"{args.first_mac + i + 1:012x}" for i in range(n)]
+    phones = [SimPhone(m, args.model, args.load, args.trust_list) for m in macs]
+    if args.interface:
+        for r in run_fleet(phones, args.interface, args.port, args.deadline):
+            print(json.dumps(r), flush=True)
+        return 0
+    if not args.server:
+        print("simulate: give --interface (DHCP) or --server (TFTP only)")
+        return 2
+    for p in phones:
+        p.boot(args.server, args.port)
+        print(json.dumps(p.summary(1, "one boot")), flush=True)
     return 0

@@ -164,6 +164,8 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None,
         raise ConfigError(source, "file.path", "config file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "file.syntax", f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, "file.encoding", f"not UTF-8 text (byte {exc.start}): {exc.reason}") from None
     values = _typed_values(source, data, env)
     if resolve_network:
         _resolve_network(source, values)

@@ -47,8 +47,6 @@ def _config():
             config.load(path, environ={}, resolve_network=False)
         except config.ConfigError:
             return
-        except UnicodeDecodeError:
-            return  # known bug, tracked by an xfail in tests/test_fuzz.py
     return check
 
 

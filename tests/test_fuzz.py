@@ -89,9 +89,13 @@ def test_config_loader_random_text(tmp_path, data):
     _load_config(tmp_path, data.encode("utf-8"))
 
 
-@pytest.mark.xfail(strict=True, reason="config.load lets UnicodeDecodeError escape for a non-UTF-8 file "
-                                       "instead of raising ConfigError (found by fuzzing, input b'\\x80')")
 def test_config_loader_non_utf8_file_is_config_error(tmp_path):
+    """Found by fuzzing (input b'\\x80'): the error must name the file, not escape as UnicodeDecodeError."""
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b"[dns]\nupstream = \"caf\xe9\"\n")
+    with pytest.raises(config.ConfigError) as info:
+        config.load(path, environ={}, resolve_network=False)
+    assert str(path) in str(info.value) and "UTF-8" in str(info.value)
     _load_config(tmp_path, b"\x80")
 
 

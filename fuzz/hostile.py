@@ -71,3 +71,33 @@ def traversal_names(root_name: str) -> list[bytes]:
     names = [n.encode() for n in plain]
     names += [b"../secret.txt\x00ready.txt", b"ready.txt\x00../secret.txt", b"..\xc0\xafsecret.txt"]
     return names
+
+
+def _dhcp(options: bytes, op: int = 1, htype: int = 1, hlen: int = 6, mac: bytes = b"\x02\xde\xad\xbe\xef\x01",
+          cookie: bytes = b"\x63\x82\x53\x63") -> bytes:
+    head = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", op, htype, hlen, 0, 0x12345678, 0, 0x8000, bytes(4), bytes(4),
+                       bytes(4), bytes(4), mac.ljust(16, b"\x00"), bytes(64), bytes(128))
+    return head + cookie + options
+
+
+def dhcp(rng: random.Random) -> dict[str, list[bytes]]:
+    discover = b"\x35\x01\x01\x37\x03\x01\x03\x96"
+    good = _dhcp(discover + b"\xff")
+    return {
+        "truncated": [good[:n] for n in range(0, len(good), 7)],
+        "oversized": [good[:-1] + b"\x2b\xff" + b"\x00" * 255 + b"\xff" + bytes(6000),
+                      _dhcp(discover + b"\x0c\xff" + b"A" * 255 + b"\xff")],
+        "bad_options": [_dhcp(b"\x35\x05\x01"), _dhcp(discover + b"\x0c\x00\xff"), _dhcp(discover + b"\x3d\xfe\x01"),
+                        _dhcp(b"\x35\x01\x01" * 200 + b"\xff"), _dhcp(discover + b"\x34\x01\x03\xff"),
+                        _dhcp(discover + b"\xff", cookie=b"\x00\x00\x00\x00"), _dhcp(b"\x37\x00\xff")],
+        "non_utf8_names": [_dhcp(discover + b"\x0c\x06caf\xe9\xff\xfe\xff"),
+                           _dhcp(discover + b"\x3c\x05\xc0\xaf\x80\x81\x00\xff"),
+                           _dhcp(discover + b"\x0c\x19<script>alert(1)</script>\xff")],
+        "out_of_range": [_dhcp(b"\x35\x01\xff\xff"), _dhcp(b"\x35\x01\x00\xff"), _dhcp(discover + b"\xff", op=7),
+                         _dhcp(discover + b"\xff", htype=0, hlen=0), _dhcp(discover + b"\xff", hlen=200),
+                         _dhcp(discover + b"\x33\x04\xff\xff\xff\xff\x32\x04\xff\xff\xff\xff\xff"),
+                         _dhcp(b"\x35\x01\x03\x32\x04\x0a\x4d\x00\x01\x36\x04\x0a\x4d\x00\x01\xff")],
+        "random": [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 700))) for _ in range(40)]
+        + [_dhcp(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))) for _ in range(40)],
+        "corpus": _seeds("dhcp_codec"),
+    }

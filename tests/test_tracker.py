@@ -1,4 +1,4 @@
-from appliance.recovery.tracker import Tracker, STALL_S, TRUST_WAIT_S, DONE_WAIT_S
+from appliance.recovery.tracker import Tracker, STALL_S, TRUST_WAIT_S, DONE_WAIT_S, BACK_GRACE_S
 
 MAC, IP = "00:11:22:33:44:55", "10.0.0.5"
 CNF = "SEP001122334455.cnf.xml"
@@ -36,6 +36,8 @@ def test_rejected_load():
     t = mk(["B"])
     ack(t, 0); f(t, "file.done", CNF, 1); f(t, "file.done", "B.loads", 2); ack(t, 5)
     p = t.phones[MAC]
+    assert p.state == "downloading", "a late component event may still arrive"
+    t.tick(5 + BACK_GRACE_S + 1)
     assert p.state == "stuck" and "rejected" in p.diagnosis and "stone" in p.diagnosis
 
 
@@ -64,5 +66,16 @@ def test_unknown_ip_ignored():
 def test_direct_rejection_moves_to_stone():
     t = mk(lambda p: ["S", "B"] if p.rejected else ["B"])
     ack(t, 0); f(t, "file.done", CNF, 1); f(t, "file.done", "B.loads", 2); ack(t, 5)
+    f(t, "file.not_found", "CTL" + CNF[:-8] + ".tlv", 6)
     p = t.phones[MAC]
     assert p.state == "rebooting" and p.plan == ["S", "B"] and "rejected" in p.timeline[-1][2]
+
+
+def test_component_event_arriving_after_the_lease_still_counts():
+    """DHCP and the file service write the bus separately: the last component can land after the next ACK."""
+    t = mk(lambda p: [s for s in ["A", "B"] if p.current is None or s > p.current])
+    ack(t, 0); f(t, "file.done", CNF, 1); f(t, "file.done", "A.loads", 2)
+    ack(t, 5)
+    f(t, "file.done", "A-app.sbn", 3)
+    p = t.phones[MAC]
+    assert p.current == "A" and p.plan == ["B"] and p.state == "rebooting" and "rejected" not in str(p.timeline)

@@ -44,7 +44,8 @@ class DhcpClient:
             return self._msg(3, {50: codec.ip_bytes(msg.yiaddr), 54: msg.options.get(54, b"")})
         if self.state == "requesting" and msg.msg_type == 5:
             self.state = "bound"
-            self.lease = {"ip": msg.yiaddr, "tftp": msg.ip_option(150) or msg.ip_option(54) or msg.siaddr}
+            self.lease = {"ip": msg.yiaddr, "tftp": msg.ip_option(150) or msg.ip_option(54) or msg.siaddr,
+                          "mask": msg.ip_option(1) or "255.255.0.0"}
         elif self.state == "requesting" and msg.msg_type == 6:
             self.state = "nak"
         return None
@@ -77,3 +78,13 @@ def acquire(mac: str, vendor_class: str, hostname: str, interface: str | None, t
                 if c.state in ("bound", "nak"):
                     break
     return c.lease
+
+
+def configure(interface: str, ip: str, mask: str, old: str | None = None) -> None:
+    """Put the leased address on the (namespace's) interface, as the phone's own stack would."""
+    import ipaddress
+    import subprocess
+    prefix = ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen
+    if old and old != ip:
+        subprocess.run(["ip", "addr", "del", f"{old}/{prefix}", "dev", interface], capture_output=True, timeout=10)
+    subprocess.run(["ip", "addr", "replace", f"{ip}/{prefix}", "dev", interface], capture_output=True, timeout=10)

@@ -48,9 +48,12 @@ class TftpRead:
         return None
 
 
-def tftp_get(server: str, port: int, name: str, timeout: float = 2.0, retries: int = 3) -> tuple[bytes | None, str | None]:
+def tftp_get(server: str, port: int, name: str, timeout: float = 2.0, retries: int = 3,
+             source: str | None = None) -> tuple[bytes | None, str | None]:
     t = TftpRead(name)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        if source:
+            s.bind((source, 0))
         s.settimeout(timeout)
         out, dest = t.request(), (server, port)
         tries = 0
@@ -78,6 +81,7 @@ class SimPhone:
     model: str = "7965"
     current: str | None = None
     trust_list: bool = False
+    ip: str | None = None
     log: list[tuple[str, str | None]] = field(default_factory=list)
 
     @property
@@ -98,7 +102,7 @@ class SimPhone:
 
     def boot(self, server: str, port: int) -> list[tuple[str, str | None]]:
         """One boot: config for the family, then the load it names (unless already on it) and its components."""
-        get = lambda name: tftp_get(server, port, name)  # noqa: E731
+        get = lambda name: tftp_get(server, port, name, source=self.ip)  # noqa: E731
         if self.is_7940:
             body, err = get("OS79XX.TXT")
             self.log.append(("OS79XX.TXT", err))
@@ -131,11 +135,18 @@ class SimPhone:
             self.log.append(("installed", load))
         return self.log
 
-    def run(self, interface: str | None, port: int = 69, max_boots: int = 6, deadline: float = 120.0) -> dict:
-        """DHCP + boot until the phone settles (no new load), gives up, or `deadline` seconds pass."""
-        from .simdhcp import acquire
+    def run(self, interface: str | None, port: int = 69, max_boots: int = 6, deadline: float = 120.0,
+            reboot_s: float = 3.0) -> dict:
+        """DHCP + boot until the phone settles (no new load), gives up, or `deadline` seconds pass.
+
+        A real phone spends a minute or more flashing and rebooting; `reboot_s` keeps a little of that
+        so the station sees the load finish before the phone asks again; a phone also takes a few
+        seconds between its lease and its first TFTP request (network init), kept here up to 2 s."""
+        from .simdhcp import acquire, configure
         end, boots = time.monotonic() + deadline, 0
         while boots < max_boots and time.monotonic() < end:
+            if boots:
+                time.sleep(min(reboot_s, max(0.0, end - time.monotonic())))
             boots += 1
             lease = acquire(self.mac.replace(":", ""), self.vendor_class(), self.sep, interface,
                             timeout=max(1.0, min(15.0, end - time.monotonic())))
@@ -143,6 +154,10 @@ class SimPhone:
                 self.log.append(("dhcp", "no lease"))
                 return self.summary(boots, "no lease")
             self.log.append(("dhcp", f"{lease['ip']} tftp {lease['tftp']}"))
+            if interface:
+                configure(interface, lease["ip"], lease["mask"], self.ip)
+            self.ip = lease["ip"]
+            time.sleep(min(reboot_s, 2.0))
             before = self.current
             self.boot(lease["tftp"], port)
             if self.current == before:
@@ -168,9 +183,9 @@ def run_many(server: str, port: int, macs: list[str], workers: int = 16) -> list
 
 
 def run_fleet(phones: list[SimPhone], interface: str | None, port: int = 69, deadline: float = 120.0,
-              workers: int = 32) -> list[dict]:
+              workers: int = 64, reboot_s: float = 3.0) -> list[dict]:
     with ThreadPoolExecutor(max_workers=min(workers, max(1, len(phones)))) as ex:
-        return list(ex.map(lambda p: p.run(interface, port, deadline=deadline), phones))
+        return list(ex.map(lambda p: p.run(interface, port, deadline=deadline, reboot_s=reboot_s), phones))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -184,6 +199,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trust-list", action="store_true", help="phone holds another cluster's trust list")
     p.add_argument("--first-mac", type=lambda t: int(t.replace(":", ""), 16), default=0x001E7A000000)
     p.add_argument("--deadline", type=float, default=120.0)
+    p.add_argument("--reboot-seconds", type=float, default=3.0)
     p.set_defaults(func=_cmd, needs_config=False)
 
 
@@ -192,7 +208,7 @@ def _cmd(args) -> int:
     macs = [f"{args.first_mac + i + 1:012x}" for i in range(n)]
     phones = [SimPhone(m, args.model, args.load, args.trust_list) for m in macs]
     if args.interface:
-        for r in run_fleet(phones, args.interface, args.port, args.deadline):
+        for r in run_fleet(phones, args.interface, args.port, args.deadline, reboot_s=args.reboot_seconds):
             print(json.dumps(r), flush=True)
         return 0
     if not args.server:

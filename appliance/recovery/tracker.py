@@ -15,6 +15,11 @@ from appliance import events as E
 TRUST_WAIT_S = 60.0
 STALL_S = 30.0
 DONE_WAIT_S = 20.0
+# DHCP and the file service write the bus from different processes in batches, so a phone's
+# last component may show up after its next lease; a return with no component waits this long.
+BACK_GRACE_S = 4.0
+# Old 7940/60 loaders send no model in option 60; both models run the same P003 loads.
+LOADER_7940_MODEL = "CP-7940G"
 
 
 @dataclass
@@ -35,6 +40,7 @@ class Phone:
     rejected: set[str] = field(default_factory=set)
     last: float = 0.0
     vendor_class: str | None = None
+    back_at: float | None = None
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
 
     @property
@@ -127,8 +133,11 @@ class Tracker:
         p.plan, p.step = self.replan(p), 0
         return self._go(p, ts, "seen", f"plan restarted on request ({ev.get('by') or 'api'})")
 
-    def _came_back(self, p: Phone, ts: float) -> list[dict]:
-        p.loads_taken = False
+    def _came_back(self, p: Phone, ts: float, settle: bool = False) -> list[dict]:
+        if p.components == 0 and not settle:
+            p.back_at = ts
+            return []
+        p.loads_taken, p.back_at = False, None
         if p.components == 0:
             p.rejected.add(p.offered or "")
             new = self.replan(p)
@@ -144,7 +153,13 @@ class Tracker:
 
     def _file(self, p: Phone, kind: str, name: str, ev: dict, ts: float) -> list[dict]:
         low = name.lower()
-        p.last = ts
+        p.last = max(p.last, ts)
+        if p.back_at is not None:
+            if kind == E.FILE_DONE and ts <= p.back_at and not low.endswith(".loads"):
+                p.components += 1
+                return self._came_back(p, p.back_at)
+            if ts > p.back_at:
+                return self._came_back(p, p.back_at, settle=True) + self._file(p, kind, name, ev, ts)
         if kind == E.FILE_NOT_FOUND and not (low.endswith(".sgn") or low.startswith(("ctl", "itl"))):
             if low.endswith(".cnf.xml") or low.endswith(".loads") or p.loads_taken:
                 return self._go(p, ts, "stuck", f"station does not have {name}: add it to the firmware library")
@@ -157,6 +172,9 @@ class Tracker:
             if kind == E.FILE_REQUEST and p.loads_taken and p.state != "downloading":
                 return self._go(p, ts, "downloading", name)
             return []
+        if low == "os79xx.txt" and not p.model:
+            p.model = LOADER_7940_MODEL
+            p.plan, p.step = self.replan(p), 0
         if (low.startswith("sep") and low.endswith(".cnf.xml")) or low == "os79xx.txt":
             p.took_config, p.asked_signed_at = True, None
             p.offered = p.plan[p.step] if p.plan else p.current
@@ -173,6 +191,8 @@ class Tracker:
     def tick(self, now: float) -> list[dict]:
         out: list[dict] = []
         for p in self.phones.values():
+            if p.back_at is not None and now - p.back_at > BACK_GRACE_S:
+                out += self._came_back(p, p.back_at, settle=True)
             if p.state in ("done", "stuck"):
                 continue
             if p.asked_signed_at is not None and not p.took_config and now - p.asked_signed_at > TRUST_WAIT_S:

@@ -1,0 +1,102 @@
+"""End to end in namespaces the test builds: the real `appliance serve dhcp` + `serve tftp` and simulated phones.
+
+Phones do DHCP (codec-built DISCOVER/REQUEST with option 60/12, broadcast) from
+their own namespace, then their family's TFTP boot against the station; the
+tracker inside the file service must walk them through the stones.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import needs_root, needs_tool
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from bench.dhcp_lab import PYTHON, Lab, station_env, wait_serving  # noqa: E402
+
+pytestmark = [pytest.mark.netns, needs_root(), needs_tool("ip"),
+              pytest.mark.skipif(not (REPO / "appliance/tftp/service.py").exists(), reason="file service not landed")]
+
+STATION = "10.78.0.1"
+STONE, TARGET = "SCCP45.8-5-2S", "SCCP45.9-4-2SR3-3S"
+
+
+def phones(state: Path) -> dict[str, dict]:
+    conn = sqlite3.connect(state / "station.db", timeout=10)
+    try:
+        conn.row_factory = sqlite3.Row
+        return {r["mac"]: dict(r) for r in conn.execute("SELECT * FROM phones")}
+    finally:
+        conn.close()
+
+
+def wait_phones(state: Path, macs: list[str], until: float) -> dict[str, dict]:
+    rows: dict[str, dict] = {}
+    while time.time() < until:
+        rows = phones(state)
+        if all(rows.get(m, {}).get("state") in ("done", "stuck") for m in macs):
+            break
+        time.sleep(1)
+    return rows
+
+
+@pytest.fixture
+def station(tmp_path):
+    from appliance.firmware import synth
+    with Lab("rc", subnet="10.78.0") as lab:
+        lab.add("srv", STATION)
+        lab.add("ph")
+        state = tmp_path / "state"
+        fw = state / "firmware"
+        for load in (STONE, TARGET, "P00308010100", "P00308010200"):
+            synth.write_load(fw, load, size_bytes=30000, components=2)
+        env = station_env(state, DHCP_POOL_START="10.78.1.1", DHCP_POOL_END="10.78.1.250")
+        logs = {n: open(tmp_path / f"{n}.log", "a") for n in ("dhcp", "tftp")}
+        dhcp = lab.popen("srv", PYTHON, "-m", "appliance", "serve", "dhcp", env=env, stdout=logs["dhcp"], cwd=str(REPO))
+        lab.popen("srv", PYTHON, "-m", "appliance", "serve", "tftp", env=env, stdout=logs["tftp"], cwd=str(REPO))
+        wait_serving(state, dhcp)
+        yield lab, state, fw, tmp_path
+        for f in logs.values():
+            f.close()
+
+
+def simulate(lab, *args: str, timeout: float = 150) -> list[dict]:
+    r = lab.run("ph", PYTHON, "-m", "appliance", "simulate", "--interface", "lan0", *args, timeout=timeout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+
+
+def test_7965_via_stone_and_7940_via_811_and_trust_list(station):
+    lab, state, fw, tmp = station
+    import threading
+    out: dict[str, list] = {}
+    runs = {"7965": ("--model", "CP-7965G", "--load", "SCCP45.8-3-2S", "--first-mac", "001e7a650000", "--count", "2"),
+            "7940": ("--model", "CP-7940G", "--load", "P00307020300", "--first-mac", "001e7a400000"),
+            "trust": ("--model", "CP-7965G", "--trust-list", "--first-mac", "001e7a990000")}
+    threads = [threading.Thread(target=lambda k=k, a=a: out.__setitem__(k, simulate(lab, *a, "--deadline", "90")))
+               for k, a in runs.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(160)
+    for r in out["7965"]:
+        assert r["load"] == TARGET and r["end"] == "settled", json.dumps(r)
+        assert f"{STONE}.loads:ok" in r["log"] and "installed" in " ".join(r["log"])
+        assert r["log"].index(f"{STONE}.loads:ok") < r["log"].index(f"{TARGET}.loads:ok")
+    (p7940,) = out["7940"]
+    assert p7940["load"] == "P00308010200" and "P00308010100.loads:ok" in p7940["log"], p7940
+    macs = ["001e7a650001", "001e7a650002", "001e7a400001"]
+    rows = wait_phones(state, macs, time.time() + 45)
+    for m in macs:
+        assert rows[m]["state"] == "done", rows.get(m)
+        timeline = [s for _, s, _ in json.loads(rows[m]["hints"])["timeline"]]
+        assert timeline[0] == "seen" and timeline.count("configured") >= 3 and timeline[-1] == "done", timeline
+    assert rows["001e7a650001"]["current_load"] == TARGET and rows["001e7a400001"]["current_load"] == "P00308010200"
+    assert "001e7a990001" in rows and rows["001e7a990001"]["state"] != "done"

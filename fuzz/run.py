@@ -50,7 +50,28 @@ def _config():
     return check
 
 
-TARGETS = {"dhcp_codec": _dhcp_codec, "config": _config}
+def _tftp_request():
+    from appliance.tftp import packets, session
+    settings = session.Settings()
+
+    def check(data: bytes) -> None:
+        try:
+            opcode, name, mode, options = packets.parse_request(data)
+        except packets.Malformed:
+            return
+        reply, blksize, timeout, window = session.negotiate(options, len(data) * 1000, settings)
+        assert 8 <= blksize <= settings.max_blksize or blksize == 512, blksize
+        assert window >= 1, window
+        packets.encode_oack(reply)
+    return check
+
+
+def _loads():
+    from appliance.firmware import loads
+    return loads.fuzz_manifest
+
+
+TARGETS = {"dhcp_codec": _dhcp_codec, "config": _config, "tftp_request": _tftp_request, "loads": _loads}
 
 
 def _mutate(rng: random.Random, seed: bytes) -> bytes:

@@ -129,3 +129,31 @@ def test_fuzz_runner_bounded_subprocess():
         result = fuzz_run.run(target, 2)
         assert result["failure"] is None, result
         assert result["inputs"] > 10
+
+
+@pytest.mark.parametrize("target", ["tftp_request", "loads"])
+def test_file_service_parsers_corpus_replay(target):
+    from fuzz import run as fuzz_run
+    check = fuzz_run.TARGETS[target]()
+    seeds = _seeds(target)
+    assert seeds, f"fuzz/corpus/{target} is empty"
+    for seed in seeds:
+        check(seed)
+
+
+@BOUNDED
+@given(st.binary(max_size=1500))
+def test_tftp_request_random_bytes(data):
+    from fuzz import run as fuzz_run
+    fuzz_run.TARGETS["tftp_request"]()(b"\x00\x01" + data)
+
+
+@BOUNDED
+@given(st.sampled_from(["synth_signed.loads", "synth_plain.loads"]),
+       st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=12), st.integers(0, 10**6))
+def test_loads_parser_mutated_manifest(seed, flips, cut):
+    from appliance.firmware import loads
+    buf = bytearray((CORPUS / "loads" / seed).read_bytes())
+    for pos, value in flips:
+        buf[pos % len(buf)] = value
+    loads.fuzz_manifest(bytes(buf[: len(buf) - cut % 64]))

@@ -127,11 +127,12 @@ def test_traversal_over_tftp_and_http_serves_no_byte_outside_the_root(files_stat
         leaked += SECRET in reply or b"root:x:0:0" in reply
         status = reply.split(b"\r\n", 1)[0]
         assert b" 200 " not in status or SECRET not in reply, (name[:60], status)
+    record("traversal", names=len(names), protocols=["tftp", "http"], requests=2 * len(names),
+           bytes_outside_root=leaked * len(SECRET), answered=served)
     assert leaked == 0
     assert served == 0, "a traversal name was answered with a file"
     assert tftp_get(st.port, "sub/inner.txt") == b"inner\n"
     assert b"inner" in _http_raw(st.http_port, b"sub/inner.txt")
-    record("traversal", names=len(names), protocols=["tftp", "http"], requests=2 * len(names), bytes_outside_root=0)
 
 
 def test_write_requests_write_nothing(files_station, tmp_path):
@@ -153,6 +154,8 @@ def test_write_requests_write_nothing(files_station, tmp_path):
             assert b" 2" not in status[:13], (name, status)
     after = {p: p.read_bytes() for p in st.base.rglob("*") if p.is_file() and not p.is_symlink()
              and "state" not in p.parts and p.suffix != ".log"}
+    planted = [p for p in st.base.rglob("*") if p.is_file() and b"planted" in p.read_bytes()]
+    changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
+    record("writes", write_requests=2 * len(targets), files_written=len(changed | set(planted)))
     assert after == before
-    assert not any(b"planted" in p.read_bytes() for p in st.base.rglob("*") if p.is_file())
-    record("writes", write_requests=2 * len(targets), files_written=0)
+    assert not planted

@@ -55,7 +55,7 @@ def station(tmp_path):
         lab.add("ph")
         state = tmp_path / "state"
         fw = state / "firmware"
-        for load in (STONE, TARGET, "P00308010100", "P00308010200"):
+        for load in (STONE, TARGET, "P00308010100", "P00308010200", "SCCP75.9-4-2SR3-3S"):
             synth.write_load(fw, load, size_bytes=30000, components=2)
         env = station_env(state, DHCP_POOL_START="10.78.1.1", DHCP_POOL_END="10.78.1.250")
         logs = {n: open(tmp_path / f"{n}.log", "a") for n in ("dhcp", "tftp")}
@@ -79,7 +79,8 @@ def test_7965_via_stone_and_7940_via_811_and_trust_list(station):
     out: dict[str, list] = {}
     runs = {"7965": ("--model", "CP-7965G", "--load", "SCCP45.8-3-2S", "--first-mac", "001e7a650000", "--count", "2"),
             "7940": ("--model", "CP-7940G", "--load", "P00307020300", "--first-mac", "001e7a400000"),
-            "trust": ("--model", "CP-7965G", "--trust-list", "--first-mac", "001e7a990000")}
+            "trust": ("--model", "CP-7965G", "--trust-list", "--first-mac", "001e7a990000"),
+            "missing": ("--model", "CP-7975G", "--load", "SCCP75.8-3-2S", "--first-mac", "001e7a750000")}
     threads = [threading.Thread(target=lambda k=k, a=a: out.__setitem__(k, simulate(lab, *a, "--deadline", "90")))
                for k, a in runs.items()]
     for t in threads:
@@ -99,4 +100,9 @@ def test_7965_via_stone_and_7940_via_811_and_trust_list(station):
         timeline = [s for _, s, _ in json.loads(rows[m]["hints"])["timeline"]]
         assert timeline[0] == "seen" and timeline.count("configured") >= 3 and timeline[-1] == "done", timeline
     assert rows["001e7a650001"]["current_load"] == TARGET and rows["001e7a400001"]["current_load"] == "P00308010200"
-    assert "001e7a990001" in rows and rows["001e7a990001"]["state"] != "done"
+    rows = wait_phones(state, ["001e7a990001", "001e7a750001"], time.time() + 20)
+    trust, missing = rows["001e7a990001"], rows["001e7a750001"]
+    assert trust["state"] == "stuck" and "trust list" in trust["diagnosis"] and "123456789*0#" in trust["diagnosis"], trust
+    assert missing["state"] == "stuck" and "rejected" in missing["diagnosis"], missing
+    assert "8.3(3)" in missing["diagnosis"] and "8.5(2)" in missing["diagnosis"] and "CP-7975G" in missing["diagnosis"], missing
+    assert out["missing"][0]["load"] == "SCCP75.8-3-2S" and "rejected:Auth Fail" in out["missing"][0]["log"]

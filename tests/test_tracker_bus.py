@@ -109,3 +109,11 @@ def test_bad_user_rule_exits_2_naming_the_key(tmp_path, station_env):
         assert "[upgrade] rules[0]." + key in result.stderr, result.stderr
     good = write(tmp_path, '[[upgrade.rules]]\nmodels = ["7965"]\nvia_min = "SCCP45.8-3-3S"\nvia_max = "8.5(2)"\n')
     assert run_check({**station_env, "APPLIANCE_CONFIG": str(good)}).returncode == 0
+
+
+def test_trust_list_phone_that_comes_back_is_stuck_at_once():
+    t = Tracker(lambda p: list(PLAN))
+    t.feed({"kind": E.DHCP_ACK, "ts": 0, "mac": MAC, "ip": IP, "model": "CP-7965G"})
+    t.feed({"kind": E.FILE_NOT_FOUND, "ts": 1, "ip": IP, "file": f"SEP{MAC.upper()}.cnf.xml.sgn"})
+    t.feed({"kind": E.DHCP_ACK, "ts": 5, "mac": MAC, "ip": IP, "model": "CP-7965G"})
+    assert t.phones[MAC].state == "stuck" and "trust list" in t.phones[MAC].diagnosis

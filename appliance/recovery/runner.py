@@ -64,8 +64,9 @@ def start(ctx, catalog, generated=None) -> threading.Thread:
         while not ctx.stopping.is_set():
             try:
                 rows = store.events_after(cursor, 500)
-                for row in rows:
-                    cursor = row["id"]
+                # one writer's batch is not always in time order (transfers and misses flush separately)
+                for row in sorted(rows, key=lambda r: (r["ts"], r["id"])):
+                    cursor = max(cursor, row["id"])
                     if row.get("source") != "tracker":
                         ev = _flatten(row)
                         publish(tracker.feed(ev))

@@ -160,6 +160,8 @@ class SimPhone:
             time.sleep(min(reboot_s, 2.0))
             before = self.current
             self.boot(lease["tftp"], port)
+            if (self.trust_list and boots < 2) or self.log[-1] == ("rejected", "Auth Fail") and boots < 3:
+                continue
             if self.current == before:
                 return self.summary(boots, "settled")
         return self.summary(boots, "gave up")

@@ -41,6 +41,7 @@ class Phone:
     last: float = 0.0
     vendor_class: str | None = None
     back_at: float | None = None
+    trust_boots: int = 0
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
 
     @property
@@ -75,8 +76,8 @@ class Tracker:
         if kind == E.PHONE_RETRY:
             return self._retry(ev, ts)
         mac = self.by_ip.get(ev.get("ip", ""))
-        if not mac or not kind.startswith("file."):
-            return []
+        if not mac or not kind.startswith("file.") or self.phones[mac].state == "stuck":
+            return []  # a diagnosis stays until the tech acts (phone.retry): the phone keeps looping
         return self._file(self.phones[mac], kind, ev.get("file", ""), ev, ts)
 
     def _dhcp(self, ev: dict, ts: float) -> list[dict]:
@@ -96,6 +97,10 @@ class Tracker:
         if ev.get("ip") and ev.get("kind") == E.DHCP_ACK:
             p.ip = ev["ip"]
             self.by_ip[p.ip] = mac
+        if ev.get("kind") == E.DHCP_ACK and p.asked_signed_at is not None and not p.took_config and p.state != "stuck":
+            p.trust_boots += 1
+            if p.trust_boots >= 1:
+                out += self._trust_stuck(p, ts)
         if ev.get("kind") == E.DHCP_ACK and p.state in ("rebooting", "downloading", "configured") and p.loads_taken:
             out += self._came_back(p, ts)
         return out
@@ -188,6 +193,13 @@ class Tracker:
             return self._go(p, ts, "downloading", f"{name} {ev.get('bytes', '')}/{ev.get('total', '')}".strip())
         return []
 
+    def _trust_stuck(self, p: Phone, ts: float) -> list[dict]:
+        """Asked for the signed config and came back (or waited out) without taking the unsigned one."""
+        keys = self.reset_keys(p.model)
+        reset = f"factory reset ({keys})" if keys else "factory reset"
+        return self._go(p, ts, "stuck", "holds another cluster's trust list and never took the unsigned config: "
+                        f"erase it (Settings > Security > Trust List, **# to unlock, Erase) or {reset}")
+
     def tick(self, now: float) -> list[dict]:
         out: list[dict] = []
         for p in self.phones.values():
@@ -196,10 +208,7 @@ class Tracker:
             if p.state in ("done", "stuck"):
                 continue
             if p.asked_signed_at is not None and not p.took_config and now - p.asked_signed_at > TRUST_WAIT_S:
-                keys = self.reset_keys(p.model)
-                reset = f"factory reset ({keys})" if keys else "factory reset"
-                out += self._go(p, now, "stuck", "holds another cluster's trust list and never took the unsigned config: "
-                                f"erase it (Settings > Security > Trust List, **# to unlock, Erase) or {reset}")
+                out += self._trust_stuck(p, now)
             elif p.state == "downloading" and now - p.last > STALL_S:
                 out += self._go(p, now, "stuck", f"transfer stalled since {p.last:.0f}")
             elif p.state == "configured" and not p.loads_taken and now - p.last > DONE_WAIT_S and p.offered == p.target:

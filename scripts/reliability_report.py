@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from fuzz import run as fuzz_run  # noqa: E402
 
 TESTS = ["tests/test_reliability_services.py", "tests/test_reliability_dhcp.py", "tests/test_reliability_api.py",
-         "tests/test_reliability_disk.py", "tests/test_reliability_store.py"]
+         "tests/test_reliability_disk.py", "tests/test_reliability_loss.py", "tests/test_reliability_store.py"]
 SERVICE_ROWS = [("dhcp_hostile", "DHCP (netns)"), ("dns_hostile", "DNS (loopback)"), ("tftp_hostile", "TFTP (loopback)")]
 
 
@@ -83,13 +83,26 @@ def render(command: str, seconds: float, fuzz: list[dict], figs: dict[str, dict]
             lines.append(f"- {label}: files served while faulted {served}, service alive: {f['service_alive']}.")
         else:
             lines.append(f"- {label}: {missing}.")
+    loss = figs.get("loss")
+    if loss:
+        faults += loss["packets_dropped"]
+        lines.append(f"- {loss['loss']:.0%} random UDP loss (iptables statistic, own namespace): {loss['packets_dropped']} "
+                     f"packets dropped; {loss['phones_finished']}/{loss['phones']} phones finished with "
+                     f"{loss['files_identical']} byte-identical files, {loss['client_restarts']} client restarts.")
+    else:
+        lines.append(f"- packet loss: {missing}.")
+    parts = [t and t["bytes_outside_root"], w and w["files_written"], a and a["state_changed"],
+             loss and loss["phones"] - loss["phones_finished"]]
+    lost = missing if any(x is None for x in parts) else sum(parts)
+    finished = f"{loss['phones_finished']}/{loss['phones']}" if loss else missing
     total_fuzz = sum(r["inputs"] or 0 for r in fuzz)
     lines += ["", "## Totals", "",
               f"- Inputs fuzzed: {total_fuzz}; hostile packets sent to running services: {packets}.",
-              f"- Faults injected: {faults}.",
-              "- Phones finished under loss / kill -9: not measured yet (the simulator's DHCP side has not landed).",
-              f"- Data lost: {'0' if figs else missing} (no file outside the root served, nothing written, "
-              "no refused write changed the store).", ""]
+              f"- Faults injected: {faults} (state-dir faults plus dropped packets).",
+              f"- Phones finished under loss: {finished}; "
+              "kill -9 during a supervised 20-phone recovery: not measured yet.",
+              f"- Data lost or leaked: {lost} (bytes served from outside the root + files written by write requests "
+              "+ store changes by refused API writes + phones that did not finish under loss).", ""]
     return lines
 
 

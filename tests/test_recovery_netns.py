@@ -106,3 +106,19 @@ def test_7965_via_stone_and_7940_via_811_and_trust_list(station):
     assert missing["state"] == "stuck" and "rejected" in missing["diagnosis"], missing
     assert "8.3(3)" in missing["diagnosis"] and "8.5(2)" in missing["diagnosis"] and "CP-7975G" in missing["diagnosis"], missing
     assert out["missing"][0]["load"] == "SCCP75.8-3-2S" and "rejected:Auth Fail" in out["missing"][0]["log"]
+
+
+def test_fifty_phones_at_once_all_done(station):
+    lab, state, fw, tmp = station
+    results = simulate(lab, "--model", "CP-7965G", "--load", "SCCP45.8-3-2S", "--first-mac", "001e7a500000",
+                       "--count", "50", "--deadline", "100", timeout=140)
+    assert len(results) == 50
+    bad = [r for r in results if r["load"] != TARGET]
+    assert not bad, json.dumps(bad[:2])
+    macs = [r["mac"] for r in results]
+    rows = wait_phones(state, macs, time.time() + 45)
+    not_done = {m: (rows.get(m) or {}).get("state") for m in macs if (rows.get(m) or {}).get("state") != "done"}
+    assert not not_done, not_done
+    for m in macs:
+        timeline = [s for _, s, _ in json.loads(rows[m]["hints"])["timeline"]]
+        assert timeline[0] == "seen" and timeline[-1] == "done" and timeline.count("rebooting") == 2, (m, timeline)

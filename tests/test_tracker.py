@@ -79,3 +79,11 @@ def test_component_event_arriving_after_the_lease_still_counts():
     f(t, "file.done", "A-app.sbn", 3)
     p = t.phones[MAC]
     assert p.current == "A" and p.plan == ["B"] and p.state == "rebooting" and "rejected" not in str(p.timeline)
+
+
+def test_components_on_the_bus_before_their_loads_still_count():
+    t = mk(lambda p: [s for s in ["A", "B"] if p.current is None or s > p.current])
+    ack(t, 0); f(t, "file.done", "A-app.sbn", 3); f(t, "file.done", CNF, 1); f(t, "file.done", "A.loads", 2)
+    ack(t, 5)
+    p = t.phones[MAC]
+    assert p.current == "A" and p.plan == ["B"] and "rejected" not in str(p.timeline)

@@ -42,6 +42,7 @@ class Phone:
     vendor_class: str | None = None
     back_at: float | None = None
     trust_boots: int = 0
+    file_ts: list[float] = field(default_factory=list)
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
 
     @property
@@ -186,8 +187,10 @@ class Tracker:
             n = len(p.plan)
             return self._go(p, ts, "configured", f"step {min(p.step + 1, n)} of {n}: {p.offered}")
         if low.endswith(".loads"):
-            p.loads_taken, p.components = True, 0
+            # components may be on the bus ahead of their .loads (writers flush separately): count by time
+            p.loads_taken, p.components = True, sum(1 for x in p.file_ts if x >= ts)
             return self._go(p, ts, "downloading", name)
+        p.file_ts = (p.file_ts + [ts])[-32:]
         if p.loads_taken:
             p.components += 1
             return self._go(p, ts, "downloading", f"{name} {ev.get('bytes', '')}/{ev.get('total', '')}".strip())

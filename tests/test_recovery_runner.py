@@ -29,7 +29,7 @@ def test_runner_tracks_events_from_real_store(tmp_path):
     store.event("dhcp", "dhcp.ack", mac, ip="10.0.0.5", model="7965")
     th = runner.start(ctx, cat)
     try:
-        for _ in range(50):
+        for _ in range(200):
             row = store.phone(mac)
             if row and row["state"] == "seen":
                 break

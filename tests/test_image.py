@@ -1,4 +1,4 @@
-"""The container image, built with podman and run inside a test network namespace.
+"""The container image, built with podman (docker format, so HEALTHCHECK is kept) and run inside a test network namespace.
 
 Follows /work/shared/reference/container-testing.md: podman with chroot
 isolation, base image imported from a cached local debootstrap when no
@@ -73,7 +73,7 @@ def image(tmp_path_factory) -> dict[str, str]:
     conf = tmp_path_factory.mktemp("podman") / "containers.conf"
     conf.write_text("[containers]\ndefault_ulimits = []\n")
     env = dict(os.environ, CONTAINERS_CONF=str(conf))
-    cmd = ["podman", "build", "--pull=never", "--isolation=chroot", "--network=host", "-t", IMAGE]
+    cmd = ["podman", "build", "--format=docker", "--pull=never", "--isolation=chroot", "--network=host", "-t", IMAGE]
     if CA.exists():
         cmd += ["--secret", f"id=ca,src={CA}"]
     result = subprocess.run(cmd + [str(REPO)], capture_output=True, text=True, timeout=1200, env=env)
@@ -121,7 +121,7 @@ def test_phone_in_namespace_gets_lease_files_and_green_health(image, tmp_path):
         deadline = time.time() + 90
         code = ""
         while time.time() < deadline:
-            code = sh("ip", "netns", "exec", ph_ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+            code = sh("ip", "netns", "exec", st_ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                       "--max-time", "3", "http://10.213.7.1:8080/api/v1/health", check=False).stdout
             if code == "200":
                 break
@@ -130,8 +130,13 @@ def test_phone_in_namespace_gets_lease_files_and_green_health(image, tmp_path):
         assert code == "200", logs.stdout[-4000:] + logs.stderr[-4000:]
         lease = sh("ip", "netns", "exec", ph_ns, "busybox", "udhcpc", "-i", ph_if, "-n", "-q", "-t", "5",
                    "-s", "/bin/true", timeout=60, check=False)
-        assert "lease of 10.213.7." in (lease.stdout + lease.stderr)
-        sh("ip", "-n", ph_ns, "addr", "add", "10.213.7.200/24", "dev", ph_if)
+        out = lease.stdout + lease.stderr
+        assert "lease of 10.213.7." in out, out
+        leased = out.split("lease of ", 1)[1].split()[0]
+        sh("ip", "-n", ph_ns, "addr", "add", f"{leased}/24", "dev", ph_if)
+        code = sh("ip", "netns", "exec", ph_ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                  "--max-time", "5", "http://10.213.7.1:8080/api/v1/health", check=False).stdout
+        assert code == "200", "the phone on the leased address cannot see a green /api/v1/health"
         got = sh("ip", "netns", "exec", ph_ns, "curl", "-s", "--max-time", "10",
                  "tftp://10.213.7.1/XMLDefault.cnf.xml", check=False).stdout
         assert "<" in got

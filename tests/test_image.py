@@ -1,8 +1,9 @@
-"""The container image, built with podman (docker format, so HEALTHCHECK is kept) and run inside a test network namespace.
+"""The container image, built with podman and run inside a test network namespace.
 
 Follows /work/shared/reference/container-testing.md: podman with chroot
 isolation, base image imported from a cached local debootstrap when no
-registry image exists, runc with a containers.conf without default ulimits.
+registry image exists, runc with a containers.conf without default ulimits,
+and --format=docker so the image keeps its HEALTHCHECK.
 A phone namespace on the other end of a veth gets a lease, its files and sees
 /api/v1/health green.
 """

@@ -35,3 +35,24 @@ def setup(fmt: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+class RateLimitedLog:
+    """Warn about malformed packets without letting a flood of them flood the log (or the disk behind it)."""
+
+    def __init__(self, logger: logging.Logger, per_window: int = 5, window: float = 10.0):
+        self.log, self.per_window, self.window = logger, per_window, window
+        self.start, self.count, self.suppressed = 0.0, 0, 0
+
+    def __call__(self, now: float, message: str, *args) -> bool:
+        """Log unless this window's quota is spent; True if it was logged."""
+        if now - self.start > self.window:
+            if self.suppressed:
+                self.log.warning("%d more malformed packets not logged", self.suppressed)
+            self.start, self.count, self.suppressed = now, 0, 0
+        if self.count < self.per_window:
+            self.count += 1
+            self.log.warning(message, *args)
+            return True
+        self.suppressed += 1
+        return False

@@ -19,6 +19,7 @@ import time
 
 from ..service import ServiceContext
 from .. import events as ev
+from ..logs import RateLimitedLog
 from . import codec
 from .guard import Guard
 from .probe import Prober
@@ -71,23 +72,6 @@ class EventWriter(threading.Thread):
                 self.ctx.error(f"dhcp events not recorded ({len(rows)}): {exc}")
 
 
-class RateLimitedLog:
-    def __init__(self, per_window: int, window: float):
-        self.per_window, self.window = per_window, window
-        self.start, self.count, self.suppressed = 0.0, 0, 0
-
-    def __call__(self, now: float, message: str, *args) -> None:
-        if now - self.start > self.window:
-            if self.suppressed:
-                log.warning("%d more malformed packets not logged", self.suppressed)
-            self.start, self.count, self.suppressed = now, 0, 0
-        if self.count < self.per_window:
-            self.count += 1
-            log.warning(message, *args)
-        else:
-            self.suppressed += 1
-
-
 def open_socket(interface: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -114,7 +98,7 @@ class Loop:
         self.port = cfg.dhcp.port
         self.interface = cfg.network.interface
         self.events = EventWriter(ctx)
-        self.malformed_log = RateLimitedLog(MALFORMED_LOG_PER_WINDOW, MALFORMED_WINDOW)
+        self.malformed_log = RateLimitedLog(log, MALFORMED_LOG_PER_WINDOW, MALFORMED_WINDOW)
         self.counters = self.server.counters
         self.counters.update({"persist_failures": 0, "send_failures": 0, "guard_probes": 0})
         self._last_status: dict | None = None

@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from ..logs import RateLimitedLog
 from . import packets as pk
 from .files import Files
 from .limits import Limits
@@ -49,25 +50,6 @@ class ServerConfig:
         return cfg_cls(port=t.port, address=address,
                        settings=Settings(max_blksize=t.max_blksize, timeout=float(t.timeout), retries=t.retries),
                        max_sessions=t.max_sessions, per_client=t.per_client)
-
-
-class RateLimitedLog:
-    def __init__(self, per_window: int = MALFORMED_LOG_PER_WINDOW, window: float = MALFORMED_WINDOW):
-        self.per_window, self.window = per_window, window
-        self.start, self.count, self.suppressed = 0.0, 0, 0
-
-    def __call__(self, now: float, message: str, *args) -> bool:
-        """Log unless this window's quota is spent; True if it was logged."""
-        if now - self.start > self.window:
-            if self.suppressed:
-                log.warning("%d more malformed packets not logged", self.suppressed)
-            self.start, self.count, self.suppressed = now, 0, 0
-        if self.count < self.per_window:
-            self.count += 1
-            log.warning(message, *args)
-            return True
-        self.suppressed += 1
-        return False
 
 
 def listen_socket(address: str, port: int, reuseport: bool = True) -> socket.socket:
@@ -111,7 +93,7 @@ class Server:
         self.epoll.register(self.sock.fileno(), select.EPOLLIN)
         self.active: dict[int, Active] = {}
         self.peers: dict[tuple, int] = {}
-        self.malformed_log = RateLimitedLog()
+        self.malformed_log = RateLimitedLog(log, MALFORMED_LOG_PER_WINDOW, MALFORMED_WINDOW)
         self.counters = {"requests": 0, "malformed": 0, "refused": 0, "not_found": 0, "busy": 0, "errors": 0}
         self._progress_at = 0.0
 

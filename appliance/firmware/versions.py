@@ -45,14 +45,22 @@ def _numbered(text: str) -> tuple[int, ...] | None:
     return (nums[0], nums[1], nums[2], sr, build)
 
 
-def version_key(load_id: str | None) -> tuple[int, ...] | None:
-    """Sortable key for a load ID ("SCCP45.9-4-2SR4-3S", "P00308010100", "sip88xx.12-5-1SR3-74") or "8.5(2)SR1"; None if unknown."""
+def _bare(load_id: str | None) -> str | None:
+    """The ID without a trailing ".loads"; None for what no Cisco ID looks like (empty, long, non-ASCII)."""
     if not load_id or not isinstance(load_id, str):
         return None
     text = load_id.strip()
     if text.lower().endswith(".loads"):
         text = text[:-6]
     if len(text) > 80 or not text.isascii():
+        return None
+    return text
+
+
+def version_key(load_id: str | None) -> tuple[int, ...] | None:
+    """Sortable key for a load ID ("SCCP45.9-4-2SR4-3S", "P00308010100", "sip88xx.12-5-1SR3-74") or "8.5(2)SR1"; None if unknown."""
+    text = _bare(load_id)
+    if text is None:
         return None
     m = _HUMAN.match(text)
     if m:
@@ -79,12 +87,8 @@ def version_key(load_id: str | None) -> tuple[int, ...] | None:
 
 def family(load_id: str | None) -> str | None:
     """The load-ID prefix naming the hardware family: "SCCP45", "sip78xx", "P003", "CP7925G", "term65"; None if unknown."""
-    if not load_id or not isinstance(load_id, str):
-        return None
-    text = load_id.strip()
-    if text.lower().endswith(".loads"):
-        text = text[:-6]
-    if len(text) > 80 or not text.isascii():
+    text = _bare(load_id)
+    if text is None:
         return None
     if _P0X3.match(text) or _P0X3_SR.match(text) or _P0X3_DASH.match(text):
         return text[:4].upper()

@@ -138,6 +138,7 @@ def station(tmp_path_factory):
     (st.root / "jar11sip.8-2-2ES4.sbn").write_bytes(rng[:700_001])
     (st.root / "exact1024.bin").write_bytes(rng[:1024])
     (st.root / "empty.bin").write_bytes(b"")
+    (st.root / "notes.txt").write_bytes(b"line one\r\nline two\nbare\rcr\x00nul" * 40 + b"\r")
     (st.root / "English_United_Kingdom").mkdir()
     (st.root / "English_United_Kingdom" / "mk-sccp.jar").write_bytes(rng[:5000])
     with open(st.root / "big40.bin", "wb") as fh:        # 40 MiB: block numbers roll over at 512
@@ -195,6 +196,24 @@ def test_tftp_hpa_client(station, tmp_path):
                            input="")
         assert r.returncode == 0, r.stderr
         assert sha(out) == sha(station.root / "jar11sip.8-2-2ES4.sbn")
+
+
+@needs_tool("tftp")
+@pytest.mark.parametrize("name", ["notes.txt", "jar11sip.8-2-2ES4.sbn"])
+def test_tftp_hpa_text_mode_gets_the_same_bytes(station, tmp_path, name):
+    """tftp-hpa's default mode is netascii: the server must encode LF and CR so the client's decoding restores them."""
+    out = tmp_path / "ascii.out"
+    r = subprocess.run(["tftp", "127.0.0.1", str(station.port), "-m", "netascii", "-c", "get", name, str(out)],
+                       capture_output=True, text=True, timeout=30, input="")
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == (station.root / name).read_bytes()
+
+
+def test_netascii_of_firmware_sized_files_and_mail_mode_are_refused(station):
+    (op, code), msg = request_error(station.port, b"\x00\x01big40.bin\x00netascii\x00")
+    assert (op, code, msg.rstrip(b"\0")) == (5, 4, b"netascii over 16 MiB not served; use octet")
+    (op, code), msg = request_error(station.port, b"\x00\x01notes.txt\x00mail\x00")
+    assert (op, code, msg.rstrip(b"\0")) == (5, 4, b"mail mode not served; use octet")
 
 
 @needs_tool("atftp")

@@ -21,6 +21,7 @@ log = logging.getLogger("tftp")
 
 PRELOAD_MAX = 64 << 20
 CACHE_BYTES = 256 << 20
+NETASCII_MAX = 16 << 20    # text-mode gets are configs and notes, never firmware
 
 
 @dataclass
@@ -141,3 +142,14 @@ class Files:
 def _slicer(data: bytes) -> Callable[[int, int], memoryview]:
     view = memoryview(data)
     return lambda off, n: view[off:off + n]
+
+
+def as_netascii(source: Source) -> Source | None:
+    """The source in RFC 764 netascii (LF -> CR LF, bare CR -> CR NUL), which the client turns back,
+    so `tftp` in its default text mode gets the file byte for byte; None if it is too large to convert."""
+    if source.size > NETASCII_MAX:
+        return None
+    data = bytes(source.read(0, source.size))
+    source.close()
+    text = data.replace(b"\r", b"\r\0").replace(b"\n", b"\r\n")
+    return Source(source.name, source.resolved, len(text), _slicer(text), data=text)

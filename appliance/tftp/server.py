@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..logs import RateLimitedLog
 from . import packets as pk
-from .files import Files
+from .files import NETASCII_MAX, Files, as_netascii
 from .limits import Limits
 from .session import ReadSession, Settings
 from .tracking import Tracking
@@ -192,6 +192,16 @@ class Server:
             self.tracking.failed("tftp", ip, port, name, "not found")
             self._reply_once(local, peer, pk.encode_error(pk.ERR_NOT_FOUND, "file not found"))
             return
+        if mode != "octet":
+            text = as_netascii(source) if mode == "netascii" else None
+            if text is None:
+                source.close()
+                self.counters["refused"] += 1
+                why = "mail mode" if mode == "mail" else f"netascii over {NETASCII_MAX >> 20} MiB"
+                self.tracking.failed("tftp", ip, port, name, "refused", why)
+                self._reply_once(local, peer, pk.encode_error(pk.ERR_ILLEGAL, f"{why} not served; use octet"))
+                return
+            source = text
         if not self.limits.acquire(ip):
             source.close()
             self.counters["busy"] += 1

@@ -1,6 +1,7 @@
 """Per-phone plan: the ordered loads from the phone's current load to its target."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from .rules import Rule, version_key
@@ -83,15 +84,50 @@ def plan_for(catalog, cfg, model: str, current: str | None) -> Plan:
                      all_rules(list(getattr(cfg.upgrade, "rules", []) or [])), getattr(cfg.upgrade, "strategy", "stepwise"))
 
 
-def chooser(store, catalog, cfg):
-    """Hook for the file service: which load SEP<MAC>.cnf.xml should name for this phone."""
-    def choose(mac: str, model: str) -> str | None:
-        row = store.phone(mac) if store is not None else None
+class Chooser:
+    """Hook for the file service: which load SEP<MAC>.cnf.xml (or OS79XX.TXT, ...) should name for this phone.
+
+    Asks a tracker brought up to date at this moment (live.py): the publishing one when the recovery
+    runner lives in this process and sets `live`, else a read-only shadow made on first use.  Without
+    either (tracker not started) it answers from the phones table.  `pending(mac)` gives this process's
+    transfer events not yet flushed to the bus.
+    """
+
+    def __init__(self, store, catalog, cfg, pending=None):
+        self.store, self.catalog, self.cfg, self.pending = store, catalog, cfg, pending
+        self.live = None
+        self._lock = threading.Lock()
+
+    def _live(self):
+        if self.live is None and self.store is not None:
+            with self._lock:
+                if self.live is None:
+                    from .live import shadow
+                    self.live = shadow(self.store, self.catalog, self.cfg)
+        return self.live
+
+    def __call__(self, mac: str, model: str) -> str | None:
+        mac = (mac or "").lower()
+        live = self._live() if mac else None
+        if live is not None:
+            known, load = live.offer(mac, self.pending(mac) if self.pending else [])
+            if known and load:
+                return load
+        return self.from_row(mac, model)
+
+    def from_row(self, mac: str, model: str) -> str | None:
+        row = self.store.phone(mac) if self.store is not None and mac else None
         if row and row.get("plan"):
             steps = row["plan"]
-            return steps[min(int(row.get("step") or 0), len(steps) - 1)]
+            k = min(int(row.get("step") or 0), len(steps) - 1)
+            if row.get("current_load") == steps[k] and k < len(steps) - 1:
+                return steps[k + 1]        # the phone already runs this step's load
+            return steps[k]
         if row and row.get("current_load") and row.get("target_load") == row.get("current_load"):
             return row["current_load"]
-        p = plan_for(catalog, cfg, model, row.get("current_load") if row else None)
+        p = plan_for(self.catalog, self.cfg, model, row.get("current_load") if row else None)
         return p.steps[0] if p.steps else None
-    return choose
+
+
+def chooser(store, catalog, cfg, pending=None) -> Chooser:
+    return Chooser(store, catalog, cfg, pending)

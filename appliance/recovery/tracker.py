@@ -7,8 +7,9 @@ fetches no load; "stuck" always carries a diagnosis a tech can act on.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 from appliance import events as E
 
@@ -182,10 +183,15 @@ class Tracker:
             p.model = LOADER_7940_MODEL
             p.plan, p.step = self.replan(p), 0
         if (low.startswith("sep") and low.endswith(".cnf.xml")) or low == "os79xx.txt":
+            out: list[dict] = []
+            if p.loads_taken and p.back_at is None and p.components > 0:
+                # asking for its config again after taking a load's components means it rebooted onto it,
+                # whether or not its new lease is on the bus yet (DHCP ACK and config are ~30 ms apart)
+                out += self._came_back(p, ts)
             p.took_config, p.asked_signed_at = True, None
             p.offered = p.plan[p.step] if p.plan else p.current
             n = len(p.plan)
-            return self._go(p, ts, "configured", f"step {min(p.step + 1, n)} of {n}: {p.offered}")
+            return out + self._go(p, ts, "configured", f"step {min(p.step + 1, n)} of {n}: {p.offered}")
         if low.endswith(".loads"):
             # components may be on the bus ahead of their .loads (writers flush separately): count by time
             p.loads_taken, p.components = True, sum(1 for x in p.file_ts if x >= ts)
@@ -202,6 +208,28 @@ class Tracker:
         reset = f"factory reset ({keys})" if keys else "factory reset"
         return self._go(p, ts, "stuck", "holds another cluster's trust list and never took the unsigned config: "
                         f"erase it (Settings > Security > Trust List, **# to unlock, Erase) or {reset}")
+
+    def offer(self, mac: str, ts: float, pending: Iterable[dict] = ()) -> tuple[bool, str | None]:
+        """(known, load): what the phone is told if it takes its config at `ts`, without changing any state.
+
+        Runs the very transition the config's file.done will cause, on a copy of the phone, after
+        `pending` (this process's transfer events not yet on the bus), so the answer the file service
+        renders and the step the tracker records later are the same."""
+        p = self.phones.get(mac)
+        if p is None:
+            return False, None
+        trial = copy.deepcopy(p)
+        self.phones[mac] = trial
+        try:
+            for ev in pending:
+                if self.by_ip.get(ev.get("ip", "")) == mac and str(ev.get("kind", "")).startswith("file."):
+                    self.feed(ev)
+            self.feed({"kind": E.FILE_DONE, "ts": ts, "ip": trial.ip, "file": f"SEP{mac.upper()}.cnf.xml"})
+        finally:
+            self.phones[mac] = p
+        if trial.plan:
+            return True, trial.plan[min(trial.step, len(trial.plan) - 1)]
+        return True, trial.current
 
     def tick(self, now: float) -> list[dict]:
         out: list[dict] = []

@@ -54,17 +54,20 @@ def build_catalog(cfg, ctx: ServiceContext):
     return catalog
 
 
-def build_generated(cfg, catalog, store):
+def build_generated(cfg, catalog, store, tracking=None):
+    """`tracking`: this process's transfer records, so a config answer sees transfers not yet flushed."""
     if catalog is None:
         return None
     try:
         from ..firmware.generated import Generated
+        from ..recovery.live import pending_from
         from ..recovery.plan import chooser
     except ImportError as exc:
         log.info("no generated configs (%s)", exc)
         return None
     try:
-        return Generated(cfg, catalog, chooser(store, catalog, cfg))
+        pending = pending_from(tracking) if tracking is not None else None
+        return Generated(cfg, catalog, chooser(store, catalog, cfg, pending))
     except Exception as exc:
         log.warning("generated configs unavailable: %r", exc)
         return None
@@ -99,7 +102,7 @@ def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, cat
     store = Store(cfg.db_path)
     tracking = Tracking(store, "tftp")
     tracking.start()
-    files = make_files(cfg, catalog, build_generated(cfg, catalog, store))
+    files = make_files(cfg, catalog, build_generated(cfg, catalog, store, tracking))
     server = Server(ServerConfig.from_config(cfg), files, tracking, limits, sock=sock)
     gc.freeze()            # startup objects out of the collector's way: the loop allocates per block
     seen = {"gen": generation.value, "at": 0.0}
@@ -174,7 +177,7 @@ class FileService:
             ctx.error(f"cannot listen on udp/{cfg.tftp.port}: {exc}")
             return 1
         self.catalog = build_catalog(cfg, ctx)
-        generated = build_generated(cfg, self.catalog, ctx.store)
+        generated = build_generated(cfg, self.catalog, ctx.store, self.tracking)
         files = make_files(cfg, self.catalog, generated)
         if cfg.tftp.http_port:
             try:

@@ -1,0 +1,147 @@
+"""The config a phone asks for right after it reboots onto a stone must name the next step.
+
+Race from the fleet benchmark: the phone takes the stone, reboots, and asks for
+SEP<MAC>.cnf.xml ~30 ms after its DHCP ACK, before the tracker's periodic round
+has read the ACK (or even the components).  Events go through a real SQLite
+store exactly as the services append them; no network, no threads, no sleeps.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import time
+from types import SimpleNamespace
+
+from appliance.recovery.live import ORIGIN_KEY, Live, make_tracker, pending_from
+from appliance.recovery.plan import Chooser
+from appliance.store import Store
+from appliance.tftp.tracking import Tracking
+
+STONE, TARGET, START = "SCCP45.8-5-2S", "SCCP45.9-4-2SR4-3S", "SCCP45.8-3-1S"
+MAC, IP, MODEL = "001e7a420001", "10.79.0.9", "CP-7965G"
+CNF = f"SEP{MAC.upper()}.cnf.xml"
+COMPONENTS = {STONE: [f"apps45.8-5-2-{i}.sbn" for i in range(3)], TARGET: [f"apps45.9-4-2-{i}.sbn" for i in range(3)]}
+CFG = SimpleNamespace(upgrade=SimpleNamespace(strategy="stepwise", targets={}, rules=[]))
+
+
+class Catalog:
+    def loads_for_model(self, model):
+        return [SimpleNamespace(id=i, complete=True) for i in (STONE, TARGET)]
+
+    def newest_complete(self, model):
+        return SimpleNamespace(id=TARGET)
+
+
+def bus(store: Store, ts: float, source: str, kind: str, **data) -> None:
+    store.append_events([(ts, source, kind, MAC, {"mac": MAC, **data})])
+
+
+def ack(store, ts):
+    bus(store, ts, "dhcp", "dhcp.ack", ip=IP, model=MODEL, vendor_class=f"Cisco Systems, Inc. IP Phone {MODEL}")
+
+
+def done(store, ts, name):
+    bus(store, ts, "tftp", "file.request", ip=IP, file=name, proto="tftp")
+    bus(store, ts + 0.01, "tftp", "file.done", ip=IP, file=name, bytes=1, total=1, result="complete", proto="tftp")
+
+
+def first_boot(store, t0):
+    """Power-on lease, config naming the stone, the stone's .loads; returns the time of the last event."""
+    ack(store, t0)
+    done(store, t0 + 1, CNF)
+    done(store, t0 + 2, f"{STONE}.loads")
+    return t0 + 2
+
+
+def station(tmp_path):
+    store = Store(tmp_path / "station.db")
+    published: list[dict] = []
+    live = Live(store, make_tracker(Catalog(), CFG), 0, publish=published.extend)
+    store.put(ORIGIN_KEY, {"pid": os.getpid(), "cursor": 0})
+    return store, live, published
+
+
+def test_config_asked_after_stone_and_lease_names_target_before_the_periodic_round(tmp_path):
+    store, live, _ = station(tmp_path)
+    t = first_boot(store, time.time() - 30)
+    live.catch_up()                                   # the tracker's last periodic round
+    assert live.tracker.phones[MAC].offered == STONE
+    for i, comp in enumerate(COMPONENTS[STONE]):
+        done(store, t + 1 + i, comp)
+    ack(store, t + 10)                                # rebooted onto the stone; SEP follows 30 ms later
+    parent = Chooser(store, Catalog(), CFG)
+    parent.live = live                                # the file service's parent: the publishing tracker
+    worker = Chooser(store, Catalog(), CFG)           # a TFTP worker: a shadow replaying the same bus
+    assert worker.from_row(MAC, MODEL) == STONE, "what the phones table alone still says"
+    assert worker(MAC, MODEL) == TARGET
+    assert parent(MAC, MODEL) == TARGET
+    assert worker(MAC, MODEL) == TARGET, "asking again changes nothing"
+
+
+def test_lease_not_on_the_bus_yet_still_names_target(tmp_path):
+    """DHCP flushes its events in batches too: the config request alone says the phone rebooted."""
+    store, live, _ = station(tmp_path)
+    t = first_boot(store, time.time() - 30)
+    live.catch_up()
+    for i, comp in enumerate(COMPONENTS[STONE]):
+        done(store, t + 1 + i, comp)
+    assert Chooser(store, Catalog(), CFG)(MAC, MODEL) == TARGET
+
+
+def test_components_still_queued_in_this_process_count(tmp_path):
+    """Transfers this worker has not flushed yet are read from its own queue (no database write)."""
+    store, live, _ = station(tmp_path)
+    with store.write() as c:
+        c.execute("INSERT INTO leases(mac, ip, state, expires, updated) VALUES (?,?,?,?,?)",
+                  (MAC, IP, "bound", time.time() + 3600, time.time()))
+    t = first_boot(store, time.time() - 30)
+    tracking = Tracking(store, "tftp")                # never started: nothing is flushed
+    for comp in COMPONENTS[STONE]:
+        tr = tracking.begin("tftp", IP, 40000, comp, comp, 100)
+        tracking.end(tr, "complete", 100)
+    assert len(tracking.events) == 2 * len(COMPONENTS[STONE])
+    assert Chooser(store, Catalog(), CFG)(MAC, MODEL) == STONE, "without the queue the stone looks rejected"
+    assert Chooser(store, Catalog(), CFG, pending_from(tracking))(MAC, MODEL) == TARGET
+    assert len(tracking.events) == 2 * len(COMPONENTS[STONE]) and store.transfers() == []
+
+
+def test_tracker_records_the_step_the_phone_was_told(tmp_path):
+    """After the real events arrive, the publishing tracker says configured for the target, then done."""
+    store, live, published = station(tmp_path)
+    t = first_boot(store, time.time() - 60)
+    live.catch_up()
+    for i, comp in enumerate(COMPONENTS[STONE]):
+        done(store, t + 1 + i, comp)
+    ack(store, t + 10)
+    answer = Chooser(store, Catalog(), CFG)(MAC, MODEL)
+    done(store, t + 10.03, CNF)
+    live.catch_up()
+    p = live.tracker.phones[MAC]
+    assert answer == TARGET == p.offered and p.current == STONE and p.state == "configured"
+    states = [o["state"] for o in published if o["kind"] == "phone.state"]
+    assert states.count("rebooting") == 1, states
+    assert any(o["kind"] == "phone.load" and o["load"] == STONE and o["how"] == "step" for o in published)
+
+
+def test_offer_changes_no_state():
+    tr = make_tracker(Catalog(), CFG)
+    tr.feed({"kind": "dhcp.ack", "ts": 1.0, "mac": MAC, "ip": IP, "model": MODEL})
+    for ts, name in ((2.0, CNF), (3.0, f"{STONE}.loads"), (4.0, COMPONENTS[STONE][0])):
+        tr.feed({"kind": "file.done", "ts": ts, "ip": IP, "file": name})
+    before = copy.deepcopy(tr.phones[MAC])
+    assert tr.offer(MAC, 9.0) == (True, TARGET)
+    assert tr.phones[MAC] == before
+    assert tr.offer("001e7a42ffff", 9.0) == (False, None)
+
+
+def test_phone_told_the_load_it_runs_is_not_moved():
+    """A rejection (the .loads and no component) keeps the stone; a phone on the target stays there."""
+    tr = make_tracker(Catalog(), CFG)
+    tr.feed({"kind": "dhcp.ack", "ts": 1.0, "mac": MAC, "ip": IP, "model": MODEL})
+    tr.learn(MAC, TARGET, "web", 1.5)
+    assert tr.offer(MAC, 2.0) == (True, TARGET)
+    tr2 = make_tracker(Catalog(), CFG)
+    tr2.feed({"kind": "dhcp.ack", "ts": 1.0, "mac": MAC, "ip": IP, "model": MODEL})
+    tr2.feed({"kind": "file.done", "ts": 2.0, "ip": IP, "file": CNF})
+    tr2.feed({"kind": "file.done", "ts": 3.0, "ip": IP, "file": f"{STONE}.loads"})
+    assert tr2.offer(MAC, 4.0) == (True, STONE)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from typing import Any, Callable
@@ -16,6 +17,12 @@ from .config import Config
 from .store import Store
 
 HEARTBEAT_SECONDS = 2.0
+WRITABLE_POLL_SECONDS = 5.0
+
+# Services that cannot do their job without writing, and why: with an unwritable
+# state dir they wait, idle and saying so, instead of crash-looping into FATAL
+# (which would make `appliance run` stop the file service too).
+MUST_WRITE = {"dhcp": "a lease must be stored before its ACK, so no lease can be handed out"}
 
 
 class ServiceContext:
@@ -28,6 +35,31 @@ class ServiceContext:
         self.stopping = threading.Event()
         self._info: Callable[[], dict[str, Any]] = dict
         self._thread: threading.Thread | None = None
+        if getattr(self.store, "read_only", None):
+            self._unwritable()
+
+    def _unwritable(self) -> None:
+        """Say once, naming the state dir and the cause; a MUST_WRITE service then waits until it is writable."""
+        where, cause = self.store.path.parent, self.store.read_only
+        why = MUST_WRITE.get(self.name)
+        if why is None:
+            self.log.error("state dir %s cannot be written: %s; serving from what can be read, recording no "
+                           "transfers, events or heartbeats", where, cause)
+            return
+        self.log.error("%s refuses to serve: state dir %s cannot be written: %s; %s; waiting until it is writable",
+                       self.name, where, cause, why)
+        try:
+            signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        except ValueError:
+            pass    # not the main thread: the caller stops us through `stopping`
+        while not self.stopping.wait(WRITABLE_POLL_SECONDS):
+            store = Store(self.store.path)
+            if not store.read_only:
+                self.log.warning("state dir %s is writable again: %s starts", where, self.name)
+                self.store = store
+                return
+            store.close()
+        raise SystemExit(0)
 
     def start_heartbeat(self, info: Callable[[], dict[str, Any]] | None = None) -> None:
         """Beat every HEARTBEAT_SECONDS from a daemon thread; `info()` adds live figures."""
@@ -38,6 +70,8 @@ class ServiceContext:
         self._thread.start()
 
     def beat(self) -> None:
+        if getattr(self.store, "read_only", None):
+            return    # said once at start; a warning every beat would bury it
         try:
             self.store.heartbeat(self.name, os.getpid(), self._info(), started=self.started)
         except Exception as exc:  # a full disk must not stop the service
@@ -49,6 +83,8 @@ class ServiceContext:
 
     def error(self, message: str) -> None:
         self.log.warning("%s", message)
+        if getattr(self.store, "read_only", None):
+            return
         try:
             self.store.service_error(self.name, message)
         except Exception as exc:

@@ -10,7 +10,9 @@ append facts (see `appliance.events`), the recovery tracker tails them by id.
 """
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -112,18 +114,95 @@ def _loads(text: str | None, default: Any) -> Any:
         return default
 
 
+def unwritable_cause(path: Path, exc: BaseException | None = None) -> str | None:
+    """Why the database at `path` cannot be written (read-only mount, permissions, full disk), else None.
+
+    None for anything else (a locked database, a corrupt file): those must still raise, not degrade.
+    """
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except OSError:
+        pass
+    for target in (path, path.parent):
+        if target.exists() and not os.access(target, os.W_OK):
+            return f"no write permission on {target}"
+    text = str(exc or "").lower()
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
+        return os.strerror(exc.errno).lower()
+    if "full" in text:
+        return "disk full"
+    if "readonly" in text or "read-only" in text:
+        return "read-only database"
+    return None
+
+
 class Store:
-    """Thread-safe handle on the station database (one connection per thread)."""
+    """Thread-safe handle on the station database (one connection per thread).
+
+    If the state dir cannot be written (mounted read-only, full before the schema
+    exists), the store opens read-only instead of raising and `read_only` names
+    the cause: the file service must keep serving phones from what it can read.
+    Every write then raises sqlite3.OperationalError as before, so nothing
+    pretends to be durable (DHCP withholds its ACKs).
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self.migrate()
+        self.read_only: str | None = None
+        self._ro_uri: str | None = None
+        # Checked first: SQLite quietly opens a write-protected file read-only, and a second open in a
+        # process that already reads it can even get through the schema check.
+        cause = unwritable_cause(self.path)
+        if cause:
+            self._open_read_only(cause)
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.migrate()
+        except (sqlite3.OperationalError, OSError) as exc:
+            cause = unwritable_cause(self.path, exc)
+            if cause is None:
+                raise
+            self.close()
+            self._open_read_only(f"{cause} ({exc})")
+
+    def _open_read_only(self, cause: str) -> None:
+        """Read the existing database without locks or WAL writes; an empty migrated in-memory one if unusable."""
+        self.read_only = cause
+        self._ro_uri = ":memory:"
+        if self.path.exists():
+            for query in ("mode=ro", "mode=ro&immutable=1"):
+                uri = f"{self.path.resolve().as_uri()}?{query}"
+                try:
+                    conn = sqlite3.connect(uri, uri=True)
+                    try:
+                        version = conn.execute("PRAGMA user_version").fetchone()[0]
+                    finally:
+                        conn.close()
+                except sqlite3.Error:
+                    continue
+                if version == len(MIGRATIONS):
+                    self._ro_uri = uri
+                break
 
     # -- connection handling -------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
+        if conn is None and self._ro_uri is not None:
+            conn = sqlite3.connect(self._ro_uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            if self._ro_uri == ":memory:":
+                for script in MIGRATIONS:
+                    conn.executescript(script)
+                conn.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                    check_same_thread=False)

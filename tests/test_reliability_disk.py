@@ -6,7 +6,9 @@ read-only by mistake; phones on the bench must still get their files.
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
+import time
 
 import pytest
 
@@ -71,27 +73,106 @@ def readonly_state(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-@pytest.mark.xfail(strict=True, reason="found here: `serve tftp` exits 1 at start with sqlite3.OperationalError "
-                                       "'unable to open database file' (Store() runs PRAGMA journal_mode=WAL + migrate "
-                                       "in ServiceContext) instead of serving files and reporting the read-only state dir")
+def _remount(mnt, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,bind,{mode}", str(mnt)], check=True)
+
+
 def test_read_only_state_dir_keeps_serving_files_and_says_so(tmp_path, readonly_state):
     """The station ran once (database exists), then its state dir comes back read-only."""
+    from appliance.firmware import synth
+
     src, mnt = readonly_state
     st = Station(tmp_path)
     st.env["APPLIANCE_STATE_DIR"] = str(mnt)
     st.state = mnt
     payload = os.urandom(100_000)
     (st.root / "fw.bin").write_bytes(payload)
+    load = synth.write_load(st.root, "SCCP45.9-4-2SR3-3S", size_bytes=60_000, components=2)
     st.start()
+    first_xml = _curl(st, "XMLDefault.cnf.xml", tmp_path / "xml-rw")
     st.stop()
-    subprocess.run(["mount", "-o", "remount,bind,ro", str(mnt)], check=True)
+    before = (src / "station.db").read_bytes()
+    _remount(mnt, "ro")
     st.start()
+    served = 0
     try:
         for i in range(3):
             assert _curl(st, "fw.bin", tmp_path / f"ro{i}") == payload
+            served += 1
+        for path in load:
+            assert _curl(st, path.name, tmp_path / f"ro-{path.name}") == path.read_bytes()
+            served += 1
+        assert _curl(st, "XMLDefault.cnf.xml", tmp_path / "xml-ro") == first_xml
+        served += 1
+        http = subprocess.run(["curl", "-sS", "--max-time", "20", f"http://127.0.0.1:{st.http_port}/{load[0].name}"],
+                              capture_output=True, check=True).stdout
+        assert http == load[0].read_bytes()
+        served += 1
         assert st.proc.poll() is None
-        log = st.logtext().lower()
-        assert "read-only" in log or "readonly" in log, st.logtext()
+        log = st.logtext()
+        errors = [l for l in log.splitlines() if " ERROR " in l and "state dir" in l]
+        assert len(errors) == 1, log
+        assert str(mnt) in errors[0] and "read-only file system" in errors[0], errors
+        assert "Traceback" not in log, log
     finally:
         st.stop()
-    record("state_read_only", faults=1, files_served_while_read_only=3, service_alive=True)
+    assert (src / "station.db").read_bytes() == before
+    record("state_read_only", faults=1, files_served_while_read_only=served, service_alive=True)
+
+
+@pytest.mark.netns
+@needs_tool("ip", "udhcpc", "nsenter")
+def test_read_only_state_dir_dhcp_refuses_leases_it_cannot_store_then_resumes(tmp_path, readonly_state):
+    """Issue 5: a lease is stored before its ACK; with nowhere to store it, DHCP must lease nothing.
+
+    It stays up saying why (a crash loop would reach FATAL and `appliance run` would stop the file
+    service too), and starts leasing by itself once the state dir is writable again.
+    """
+    from bench.dhcp_lab import PYTHON, REPO, Lab, start_station, station_env, wait_serving
+    from tests.test_dhcp_netns import STATION, mac_of, udhcpc
+
+    src, mnt = readonly_state
+    log = tmp_path / "dhcp.log"
+    with Lab("ro") as lab:
+        lab.add("srv", STATION)
+        proc = start_station(lab, "srv", mnt, log, DHCP_GUARD="off")
+        wait_serving(mnt, proc)
+        lab.add("c1")
+        assert udhcpc(lab, "c1", tmp_path).get("ip"), log.read_text()
+        lab.kill(proc)
+        _remount(mnt, "ro")
+        # nsenter, not `ip netns exec`: that gives the service its own mount namespace, where the later
+        # remount rw (a flag change, which mount propagation does not carry) would never show.
+        proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{lab.members['srv']}", PYTHON, "-m", "appliance",
+                                 "serve", "dhcp"], env=station_env(mnt, DHCP_GUARD="off"), cwd=str(REPO),
+                                stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
+        lab.procs.append(proc)
+        deadline = time.time() + 20
+        while "refuses to serve" not in log.read_text() and time.time() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        refusal = [l for l in log.read_text().splitlines() if "refuses to serve" in l]
+        assert refusal and str(mnt) in refusal[0] and "read-only file system" in refusal[0], log.read_text()
+        lab.add("phone")
+        mac = mac_of(lab, "phone")
+        refused = udhcpc(lab, "phone", tmp_path, tries=3)
+        assert "ip" not in refused, refused
+        assert proc.poll() is None, log.read_text()
+        assert mac not in _lease_macs(src)
+        _remount(mnt, "rw")
+        got = udhcpc(lab, "phone", tmp_path, tries=15)
+        assert got.get("ip"), log.read_text()[-2000:]
+        assert mac in _lease_macs(src)
+        assert proc.poll() is None
+        text = log.read_text()
+    assert "Traceback" not in text, text
+    record("state_read_only_dhcp", faults=1, leases_refused_while_read_only=1, leases_after_rw=1,
+           service_alive=True)
+
+
+def _lease_macs(state) -> set[str]:
+    conn = sqlite3.connect(f"file:{state / 'station.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        return {m for (m,) in conn.execute("SELECT mac FROM leases")}
+    finally:
+        conn.close()

@@ -5,8 +5,13 @@ Why: every service writes the same SQLite file; a lost event is lost phone progr
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
+import subprocess
 
-from appliance.store import Store
+import pytest
+
+from appliance.store import MIGRATIONS, Store
+from tests.conftest import needs_root, needs_tool
 
 WRITERS = 4
 EVENTS_EACH = 150
@@ -32,3 +37,51 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     seen = {(e["source"], e["data"]["seq"]) for e in events if e["kind"] == "test"}
     assert len(seen) == WRITERS * EVENTS_EACH
     assert len([e for e in events if e["kind"] == "test"]) == WRITERS * EVENTS_EACH
+
+
+@needs_root()
+@needs_tool("mount", "umount")
+def test_read_only_state_dir_store_reads_and_refuses_every_write(tmp_path):
+    """Degrading to read-only must never make a write look durable (DHCP ACKs depend on it)."""
+    src, mnt = tmp_path / "src", tmp_path / "ro"
+    src.mkdir()
+    mnt.mkdir()
+    subprocess.run(["mount", "--bind", str(src), str(mnt)], check=True)
+    try:
+        writer = Store(mnt / "station.db")
+        writer.put("kept", {"a": 1})
+        writer.close()
+        empty = mnt / "empty"
+        empty.mkdir()
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mnt)], check=True)
+        store = Store(mnt / "station.db")
+        assert "read-only file system" in store.read_only
+        assert store.get("kept") == {"a": 1}
+        for write in (lambda: store.put("x", 1), lambda: store.event("t", "k"), store.migrate,
+                      lambda: store.heartbeat("t", 1)):
+            with pytest.raises(sqlite3.OperationalError):
+                write()
+        fresh = Store(empty / "station.db")          # never created: an empty schema to read from
+        assert fresh.read_only and fresh.leases() == [] and fresh.schema_version() == len(MIGRATIONS)
+        with pytest.raises(sqlite3.OperationalError):
+            fresh.put("x", 1)
+        assert not (empty / "station.db").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    assert Store(src / "station.db").read_only is None
+
+
+def test_locked_database_still_raises_not_read_only(tmp_path, monkeypatch):
+    """Only an unwritable state dir degrades; a busy database is a real error for the caller."""
+    import appliance.store as storemod
+    path = tmp_path / "state.db"
+    Store(path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(storemod, "BUSY_TIMEOUT_MS", 200)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            Store(path)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

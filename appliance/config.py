@@ -70,10 +70,13 @@ SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
         "strategy": ("choice:stepwise|direct", "stepwise"),
         "targets": ("table", {}),
         "rules": ("rules", []),
+        "web_port": ("int", 80),
     },
 }
 
-PORT_KEYS = {("dhcp", "port"), ("tftp", "port"), ("tftp", "http_port"), ("dns", "port"), ("api", "port")}
+PORT_KEYS = {("dhcp", "port"), ("tftp", "port"), ("tftp", "http_port"), ("dns", "port"), ("api", "port"),
+             ("upgrade", "web_port")}
+OFF_PORT_KEYS = {("tftp", "http_port"), ("upgrade", "web_port")}   # 0 turns the feature off
 POSITIVE_KEYS = {
     ("dhcp", "lease_seconds"), ("dhcp", "guard_interval"), ("tftp", "max_sessions"), ("tftp", "per_client"),
     ("tftp", "timeout"), ("tftp", "retries"), ("tftp", "workers"),
@@ -318,7 +321,7 @@ def _ip(source: str, key: str, text: str) -> ipaddress.IPv4Address:
 def _validate(source: str, values: dict[str, dict[str, Any]]) -> None:
     for section, key in PORT_KEYS:
         port = values[section][key]
-        low = 0 if (section, key) == ("tftp", "http_port") else 1
+        low = 0 if (section, key) in OFF_PORT_KEYS else 1
         if not low <= port <= 65535:
             raise ConfigError(source, f"{section}.{key}", f"port {port} out of range {low}-65535")
     for section, key in POSITIVE_KEYS:

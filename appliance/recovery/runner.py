@@ -34,11 +34,12 @@ def start(ctx, catalog, generated=None) -> threading.Thread:
             p = tracker.phones[o["mac"]]
             data = {k: v for k, v in o.items() if k not in ("kind", "source", "ts", "mac")}
             store.append_events([(o["ts"], "tracker", o["kind"], p.mac, data)])
-            if o["kind"] != E.PHONE_STATE:
-                continue
-            store.upsert_phone(p.mac, model=p.model, ip=p.ip, current_load=p.current, target_load=p.target,
-                               plan=p.plan, step=p.step, state=p.state, diagnosis=p.diagnosis or None,
-                               hints={"timeline": p.timeline[-50:]})
+            if o["kind"] == E.PHONE_LOAD:     # a load learned between states re-plans the phone
+                store.upsert_phone(p.mac, current_load=p.current, target_load=p.target, plan=p.plan, step=p.step)
+            elif o["kind"] == E.PHONE_STATE:
+                store.upsert_phone(p.mac, model=p.model, ip=p.ip, current_load=p.current, target_load=p.target,
+                                   plan=p.plan, step=p.step, state=p.state, diagnosis=p.diagnosis or None,
+                                   hints={"timeline": p.timeline[-50:]})
 
     def on_event(ev):
         if web is not None and ev["kind"] == E.DHCP_ACK and ev.get("mac") and ev.get("ip"):

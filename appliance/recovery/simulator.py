@@ -10,9 +10,15 @@ import re
 import socket
 import struct
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from xml.sax.saxutils import escape
+
+WEB_TIMEOUT_S = 2.0
 
 
 class TftpRead:
@@ -75,6 +81,26 @@ def tftp_get(server: str, port: int, name: str, timeout: float = 2.0, retries: i
     return (None, t.error) if t.error else (bytes(t.data), None)
 
 
+class _DeviceInfo(BaseHTTPRequestHandler):
+    """GET /DeviceInformationX as a phone with web access answers it (reference §7); anything else 404."""
+    timeout = WEB_TIMEOUT_S
+    phone: "SimPhone"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if self.path.split("?")[0].lower() != "/deviceinformationx":
+            self.send_error(404)
+            return
+        body = self.phone.device_information().encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 @dataclass
 class SimPhone:
     mac: str
@@ -82,7 +108,43 @@ class SimPhone:
     current: str | None = None
     trust_list: bool = False
     ip: str | None = None
+    web_port: int | None = None    # serve DeviceInformationX on ip:web_port while running (0: any free port)
     log: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def device_information(self) -> str:
+        from appliance.firmware.models import normalize_model
+        return ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DeviceInformation>\n"
+                f"  <MACAddress>{escape(self.mac.replace(':', '').upper())}</MACAddress>\n"
+                f"  <HostName>{escape(self.sep)}</HostName>\n"
+                f"  <appLoadID>{escape(self.current or '')}</appLoadID>\n"
+                f"  <versionID>{escape(self.current or '')}</versionID>\n"
+                f"  <modelNumber>{escape(normalize_model(self.model))}</modelNumber>\n</DeviceInformation>\n")
+
+    @contextmanager
+    def web_page(self, host: str):
+        """The phone's own web server on host:web_port for the duration of the block; yields the bound port.
+
+        One request at a time, each bounded by WEB_TIMEOUT_S, so a stuck poller cannot hold the phone."""
+        handler = type("Handler", (_DeviceInfo,), {"phone": self})
+        server = HTTPServer((host, self.web_port or 0), handler, bind_and_activate=False)
+        server.allow_reuse_address = True
+        try:
+            server.server_bind()
+            server.server_activate()
+        except OSError as exc:           # a phone without its page still boots
+            server.server_close()
+            self.log.append(("web page", f"not served: {exc}"))
+            yield None
+            return
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                                  name=f"web-{self.mac}", daemon=True)
+        thread.start()
+        try:
+            yield server.server_address[1]
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(WEB_TIMEOUT_S + 1)
 
     @property
     def sep(self) -> str:
@@ -157,9 +219,12 @@ class SimPhone:
             if interface:
                 configure(interface, lease["ip"], lease["mask"], self.ip)
             self.ip = lease["ip"]
-            time.sleep(min(reboot_s, 2.0))
             before = self.current
-            self.boot(lease["tftp"], port)
+            with ExitStack() as up:        # the web page is up while the phone runs, down while it reboots
+                if self.web_port is not None:
+                    up.enter_context(self.web_page(self.ip))
+                time.sleep(min(reboot_s, 2.0))
+                self.boot(lease["tftp"], port)
             if (self.trust_list and boots < 2) or self.log[-1] == ("rejected", "Auth Fail") and boots < 3:
                 continue
             if self.current == before:
@@ -202,13 +267,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--first-mac", type=lambda t: int(t.replace(":", ""), 16), default=0x001E7A000000)
     p.add_argument("--deadline", type=float, default=120.0)
     p.add_argument("--reboot-seconds", type=float, default=3.0)
+    p.add_argument("--web-port", type=int, default=None,
+                   help="serve DeviceInformationX on each phone's address at this port while it runs")
     p.set_defaults(func=_cmd, needs_config=False)
 
 
 def _cmd(args) -> int:
     n = max(1, min(args.count, 500))
     macs = [f"{args.first_mac + i + 1:012x}" for i in range(n)]
-    phones = [SimPhone(m, args.model, args.load, args.trust_list) for m in macs]
+    phones = [SimPhone(m, args.model, args.load, args.trust_list, web_port=args.web_port) for m in macs]
     if args.interface:
         for r in run_fleet(phones, args.interface, args.port, args.deadline, reboot_s=args.reboot_seconds):
             print(json.dumps(r), flush=True)

@@ -1,0 +1,127 @@
+"""DeviceInformationX: the [upgrade] web_port key, the simulated phone's page, the real poller and tracker over HTTP."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from types import SimpleNamespace
+from urllib.request import urlopen
+
+import pytest
+
+from appliance.recovery import runner
+from appliance.recovery.plan import chooser
+from appliance.recovery.simulator import SimPhone
+from appliance.recovery.webpoll import WebPoller, parse
+from appliance.store import Store
+
+from .conftest import REPO
+
+STONE, TARGET = "SCCP45.8-5-2S", "SCCP45.9-4-2SR4-3S"
+MAC = "001e7a770001"
+
+
+def check(env: dict[str, str]) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    full.update(env)
+    return subprocess.run([sys.executable, "-m", "appliance", "check-config"], cwd=REPO, env=full,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("text", ["web_port = 70000", "web_port = -1", 'web_port = "http"', "web_port = true"])
+def test_bad_web_port_exits_2_naming_the_key(tmp_path, station_env, text):
+    path = tmp_path / "bad.toml"
+    path.write_text(f"[upgrade]\n{text}\n")
+    result = check({**station_env, "APPLIANCE_CONFIG": str(path)})
+    assert result.returncode == 2, result.stdout
+    assert "[upgrade] web_port" in result.stderr and str(path) in result.stderr
+
+
+def test_bad_web_port_from_environment_names_the_variable(station_env):
+    result = check({**station_env, "APPLIANCE_UPGRADE_WEB_PORT": "eighty"})
+    assert result.returncode == 2 and "APPLIANCE_UPGRADE_WEB_PORT" in result.stderr
+
+
+def test_web_port_read_from_config(station_env):
+    from appliance import config
+    assert runner.web_port(config.load(environ=station_env)) == 80
+    assert runner.web_port(config.load(environ={**station_env, "APPLIANCE_UPGRADE_WEB_PORT": "0"})) == 0
+    assert runner.web_port(config.load(environ={**station_env, "APPLIANCE_UPGRADE_WEB_PORT": "8081"})) == 8081
+
+
+def test_simulated_phone_page_is_read_by_the_real_poller():
+    phone = SimPhone(MAC, "7965", current=STONE, web_port=0)
+    poller = WebPoller(port=0)
+    try:
+        with phone.web_page("127.0.0.1") as port:
+            with _status(port, "/x") as code:
+                assert code == 404
+            poller.port = port
+            assert poller.poll(MAC, "127.0.0.1")
+            got = _drain(poller, 10)
+        assert got == [(MAC, {"apploadid": STONE, "versionid": STONE, "modelnumber": "CP-7965G"})]
+        assert parse(phone.device_information().encode())["apploadid"] == STONE
+        with pytest.raises(OSError):          # the page stops with the phone
+            urlopen(f"http://127.0.0.1:{port}/DeviceInformationX", timeout=2)
+    finally:
+        poller.close()
+
+
+def _status(port: int, path: str):
+    from contextlib import contextmanager
+    from urllib.error import HTTPError
+
+    @contextmanager
+    def status():
+        try:
+            with urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                yield r.status
+        except HTTPError as exc:
+            yield exc.code
+    return status()
+
+
+def _drain(poller: WebPoller, seconds: float) -> list:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        got = poller.drain()
+        if got:
+            return got
+        time.sleep(0.05)
+    return []
+
+
+class Catalog:
+    def loads_for_model(self, model):
+        return [SimpleNamespace(id=i, complete=True) for i in (STONE, TARGET)]
+
+    def newest_complete(self, model):
+        return SimpleNamespace(id=TARGET)
+
+
+def test_tracker_learns_the_load_from_the_phone_page_and_skips_the_stone(tmp_path):
+    """A phone found on the stone through its own page is told the target directly, not the stone again."""
+    phone = SimPhone(MAC, "7965", current=STONE, web_port=0)
+    store = Store(tmp_path / "s.db")
+    with phone.web_page("127.0.0.1") as port:
+        cfg = SimpleNamespace(upgrade=SimpleNamespace(strategy="stepwise", targets={}, rules=[], web_port=port))
+        ctx = SimpleNamespace(store=store, config=cfg, stopping=threading.Event(), log=logging.getLogger("t"))
+        store.event("dhcp", "dhcp.ack", MAC, ip="127.0.0.1", model="CP-7965G")
+        th = runner.start(ctx, Catalog())
+        try:
+            row = None
+            for _ in range(100):
+                row = store.phone(MAC)
+                if row and row.get("current_load") == STONE:
+                    break
+                time.sleep(0.1)
+            assert row and row["current_load"] == STONE and row["plan"] == [TARGET], row
+            loads = [e for e in store.events_after(0, 100, mac=MAC) if e["kind"] == "phone.load"]
+            assert loads and loads[-1]["data"] == {"load": STONE, "how": "web"}
+            assert chooser(store, Catalog(), cfg)(MAC, "CP-7965G") == TARGET
+        finally:
+            ctx.stopping.set()
+            th.join(5)

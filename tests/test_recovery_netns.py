@@ -80,7 +80,9 @@ def test_7965_via_stone_and_7940_via_811_and_trust_list(station):
     runs = {"7965": ("--model", "CP-7965G", "--load", "SCCP45.8-3-2S", "--first-mac", "001e7a650000", "--count", "2"),
             "7940": ("--model", "CP-7940G", "--load", "P00307020300", "--first-mac", "001e7a400000"),
             "trust": ("--model", "CP-7965G", "--trust-list", "--first-mac", "001e7a990000"),
-            "missing": ("--model", "CP-7975G", "--load", "SCCP75.8-3-2S", "--first-mac", "001e7a750000")}
+            "missing": ("--model", "CP-7975G", "--load", "SCCP75.8-3-2S", "--first-mac", "001e7a750000"),
+            # already on the stone, which only its own DeviceInformationX page tells the station
+            "web": ("--model", "CP-7965G", "--load", STONE, "--web-port", "80", "--first-mac", "001e7a770000")}
     threads = [threading.Thread(target=lambda k=k, a=a: out.__setitem__(k, simulate(lab, *a, "--deadline", "90")))
                for k, a in runs.items()]
     for t in threads:
@@ -91,15 +93,27 @@ def test_7965_via_stone_and_7940_via_811_and_trust_list(station):
         assert r["load"] == TARGET and r["end"] == "settled", json.dumps(r)
         assert f"{STONE}.loads:ok" in r["log"] and "installed" in " ".join(r["log"])
         assert r["log"].index(f"{STONE}.loads:ok") < r["log"].index(f"{TARGET}.loads:ok")
+    (web,) = out["web"]
+    assert web["load"] == TARGET and f"{STONE}.loads:ok" not in web["log"] and f"{TARGET}.loads:ok" in web["log"], web
     (p7940,) = out["7940"]
     assert p7940["load"] == "P00308010200" and "P00308010100.loads:ok" in p7940["log"], p7940
-    macs = ["001e7a650001", "001e7a650002", "001e7a400001"]
+    macs = ["001e7a650001", "001e7a650002", "001e7a400001", "001e7a770001"]
     rows = wait_phones(state, macs, time.time() + 45)
     for m in macs:
         assert rows[m]["state"] == "done", rows.get(m)
         timeline = [s for _, s, _ in json.loads(rows[m]["hints"])["timeline"]]
-        assert timeline[0] == "seen" and timeline.count("configured") >= 3 and timeline[-1] == "done", timeline
+        steps = 1 if m == "001e7a770001" else 2     # the phone found on the stone goes straight on
+        assert timeline[0] == "seen" and timeline.count("configured") >= steps + 1 and timeline[-1] == "done", timeline
+        assert timeline.count("rebooting") == steps, timeline
     assert rows["001e7a650001"]["current_load"] == TARGET and rows["001e7a400001"]["current_load"] == "P00308010200"
+    assert rows["001e7a770001"]["current_load"] == TARGET
+    conn = sqlite3.connect(state / "station.db", timeout=10)
+    try:
+        learned = [json.loads(d) for (d,) in conn.execute(
+            "SELECT data FROM events WHERE mac = '001e7a770001' AND kind = 'phone.load'")]
+    finally:
+        conn.close()
+    assert {"load": STONE, "how": "web"} in learned, learned
     rows = wait_phones(state, ["001e7a990001", "001e7a750001"], time.time() + 20)
     trust, missing = rows["001e7a990001"], rows["001e7a750001"]
     assert trust["state"] == "stuck" and "trust list" in trust["diagnosis"] and "123456789*0#" in trust["diagnosis"], trust

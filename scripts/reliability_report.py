@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 from fuzz import run as fuzz_run  # noqa: E402
 
 TESTS = ["tests/test_reliability_services.py", "tests/test_reliability_dhcp.py", "tests/test_reliability_api.py",
-         "tests/test_reliability_disk.py", "tests/test_reliability_loss.py", "tests/test_reliability_store.py"]
+         "tests/test_reliability_disk.py", "tests/test_reliability_loss.py", "tests/test_reliability_store.py",
+         "tests/test_reliability_restart.py"]
 SERVICE_ROWS = [("dhcp_hostile", "DHCP (netns)"), ("dns_hostile", "DNS (loopback)"), ("tftp_hostile", "TFTP (loopback)")]
 
 
@@ -83,6 +84,25 @@ def render(command: str, seconds: float, fuzz: list[dict], figs: dict[str, dict]
             lines.append(f"- {label}: files served while faulted {served}, service alive: {f['service_alive']}.")
         else:
             lines.append(f"- {label}: {missing}.")
+    ro_dhcp = figs.get("state_read_only_dhcp")
+    if ro_dhcp:
+        faults += ro_dhcp["faults"]
+        lines.append(f"- read-only state dir, DHCP: {ro_dhcp['clients_tried_while_read_only']} udhcpc client(s) tried, "
+                     f"leases handed out that could not be stored: {ro_dhcp['leases_while_read_only']}, service alive: "
+                     f"{ro_dhcp['service_alive']}; leases after the dir became writable again: {ro_dhcp['leases_after_rw']}.")
+    else:
+        lines.append(f"- read-only state dir, DHCP: {missing}.")
+    restarts = figs.get("restarts")
+    if restarts:
+        faults += restarts["kills_injected"]
+        per = ", ".join(f"{k['service']} (restarted in {k['restart_s']} s, {k['phones_not_done']} phones not done)"
+                        for k in restarts["kills"])
+        lines.append(f"- kill -9 under supervisord during a {restarts['phones']}-phone recovery: "
+                     f"{restarts['kills_injected']} kills ({per}); {restarts['phones_finished']}/{restarts['phones']} "
+                     f"phones finished, {restarts['duplicate_leases']} duplicated leases, {restarts['progress_lost']} "
+                     "phones with lost progress.")
+    else:
+        lines.append(f"- kill -9 under supervisord: {missing}.")
     loss = figs.get("loss")
     if loss:
         faults += loss["packets_dropped"]
@@ -92,17 +112,21 @@ def render(command: str, seconds: float, fuzz: list[dict], figs: dict[str, dict]
     else:
         lines.append(f"- packet loss: {missing}.")
     parts = [t and t["bytes_outside_root"], w and w["files_written"], a and a["state_changed"],
-             loss and loss["phones"] - loss["phones_finished"]]
+             loss and loss["phones"] - loss["phones_finished"],
+             ro_dhcp and ro_dhcp["leases_while_read_only"],
+             restarts and restarts["duplicate_leases"] + restarts["progress_lost"]
+             + restarts["phones"] - restarts["phones_finished"]]
     lost = missing if any(x is None for x in parts) else sum(parts)
     finished = f"{loss['phones_finished']}/{loss['phones']}" if loss else missing
+    killed = f"{restarts['phones_finished']}/{restarts['phones']}" if restarts else missing
     total_fuzz = sum(r["inputs"] or 0 for r in fuzz)
     lines += ["", "## Totals", "",
               f"- Inputs fuzzed: {total_fuzz}; hostile packets sent to running services: {packets}.",
-              f"- Faults injected: {faults} (state-dir faults plus dropped packets).",
-              f"- Phones finished under loss: {finished}; "
-              "kill -9 during a supervised 20-phone recovery: not measured yet.",
+              f"- Faults injected: {faults} (state-dir faults, kill -9 of services, dropped packets).",
+              f"- Phones finished under loss: {finished}; after kill -9 of every service: {killed}.",
               f"- Data lost or leaked: {lost} (bytes served from outside the root + files written by write requests "
-              "+ store changes by refused API writes + phones that did not finish under loss).", ""]
+              "+ store changes by refused API writes + phones that did not finish under loss or restarts "
+              "+ duplicated leases + phones whose progress was lost + leases handed out unstored).", ""]
     return lines
 
 

@@ -25,6 +25,7 @@ from fuzz import run as fuzz_run  # noqa: E402
 TESTS = ["tests/test_reliability_services.py", "tests/test_reliability_dhcp.py", "tests/test_reliability_api.py",
          "tests/test_reliability_disk.py", "tests/test_reliability_loss.py", "tests/test_reliability_store.py",
          "tests/test_reliability_restart.py"]
+RESTART_ROWS = [("restarts", "of api, dns and dhcp"), ("restarts_file_service", "of the file service (tftp)")]
 SERVICE_ROWS = [("dhcp_hostile", "DHCP (netns)"), ("dns_hostile", "DNS (loopback)"), ("tftp_hostile", "TFTP (loopback)")]
 
 
@@ -92,17 +93,17 @@ def render(command: str, seconds: float, fuzz: list[dict], figs: dict[str, dict]
                      f"{ro_dhcp['service_alive']}; leases after the dir became writable again: {ro_dhcp['leases_after_rw']}.")
     else:
         lines.append(f"- read-only state dir, DHCP: {missing}.")
-    restarts = figs.get("restarts")
-    if restarts:
-        faults += restarts["kills_injected"]
-        per = ", ".join(f"{k['service']} (restarted in {k['restart_s']} s, {k['phones_not_done']} phones not done)"
-                        for k in restarts["kills"])
-        lines.append(f"- kill -9 under supervisord during a {restarts['phones']}-phone recovery: "
-                     f"{restarts['kills_injected']} kills ({per}); {restarts['phones_finished']}/{restarts['phones']} "
-                     f"phones finished, {restarts['duplicate_leases']} duplicated leases, {restarts['progress_lost']} "
-                     "phones with lost progress.")
-    else:
-        lines.append(f"- kill -9 under supervisord: {missing}.")
+    restarts = [figs.get(key) for key, _ in RESTART_ROWS]
+    for (key, label), r in zip(RESTART_ROWS, restarts):
+        if not r:
+            lines.append(f"- kill -9 {label} under supervisord: {missing}.")
+            continue
+        faults += r["kills_injected"]
+        per = ", ".join(f"{k['service']} after {k['transfers_complete']} files sent (restarted in {k['restart_s']} s, "
+                        f"{k['phones_not_done']} phones not done)" for k in r["kills"])
+        lines.append(f"- kill -9 {label} under supervisord during a {r['phones']}-phone recovery: "
+                     f"{r['kills_injected']} kills ({per}); {r['phones_finished']}/{r['phones']} phones finished, "
+                     f"{r['duplicate_leases']} duplicated leases, {r['progress_lost']} phones with lost progress.")
     loss = figs.get("loss")
     if loss:
         faults += loss["packets_dropped"]
@@ -114,16 +115,16 @@ def render(command: str, seconds: float, fuzz: list[dict], figs: dict[str, dict]
     parts = [t and t["bytes_outside_root"], w and w["files_written"], a and a["state_changed"],
              loss and loss["phones"] - loss["phones_finished"],
              ro_dhcp and ro_dhcp["leases_while_read_only"],
-             restarts and restarts["duplicate_leases"] + restarts["progress_lost"]
-             + restarts["phones"] - restarts["phones_finished"]]
+             *(r and r["duplicate_leases"] + r["progress_lost"] + r["phones"] - r["phones_finished"] for r in restarts)]
     lost = missing if any(x is None for x in parts) else sum(parts)
     finished = f"{loss['phones_finished']}/{loss['phones']}" if loss else missing
-    killed = f"{restarts['phones_finished']}/{restarts['phones']}" if restarts else missing
+    killed = "; ".join(f"{label}: " + (f"{r['phones_finished']}/{r['phones']}" if r else missing)
+                       for (_, label), r in zip(RESTART_ROWS, restarts))
     total_fuzz = sum(r["inputs"] or 0 for r in fuzz)
     lines += ["", "## Totals", "",
               f"- Inputs fuzzed: {total_fuzz}; hostile packets sent to running services: {packets}.",
               f"- Faults injected: {faults} (state-dir faults, kill -9 of services, dropped packets).",
-              f"- Phones finished under loss: {finished}; after kill -9 of every service: {killed}.",
+              f"- Phones finished under loss: {finished}; after kill -9 {killed}.",
               f"- Data lost or leaked: {lost} (bytes served from outside the root + files written by write requests "
               "+ store changes by refused API writes + phones that did not finish under loss or restarts "
               "+ duplicated leases + phones whose progress was lost + leases handed out unstored).", ""]

@@ -12,7 +12,7 @@ TEST_DEBS := busybox udhcpc isc-dhcp-client dhcpcd-base curl tftp-hpa atftp dnsu
              dnsmasq-base kea-admin procps psmisc chromium
 TEST_TOOLS := busybox udhcpc dhclient dhcpcd curl tftp atftp dig ip iptables dnsmasq perfdhcp pgrep killall chromium
 
-.PHONY: run test venv test-tools bench fuzz clean check-config
+.PHONY: run test venv test-tools bench fuzz reliability clean check-config
 .PHONY: image buildx kit
 
 $(STAMP): pyproject.toml
@@ -45,6 +45,11 @@ test: $(STAMP) test-tools
 FUZZ_SECONDS ?= 60
 fuzz: $(STAMP)
 	$(PY) -m fuzz.run $(FUZZ_SECONDS)
+
+# Reliability tests (root; own namespaces) + each fuzzer RELIABILITY_FUZZ_SECONDS -> docs/reliability.md.
+RELIABILITY_FUZZ_SECONDS ?= 10
+reliability: $(STAMP) test-tools
+	$(PY) scripts/reliability_report.py $(RELIABILITY_FUZZ_SECONDS)
 
 # Station vs dnsmasq, tftpd-hpa and Kea side by side (root; own namespaces; ~15-25 min) -> docs/benchmarks.{md,json}.
 # make bench BENCH_ARGS="--quick" is the smoke run (build/bench-quick/); --runs N, --only tftp,dhcp,fleet,footprint.

@@ -36,7 +36,27 @@ def _load(spec: str) -> Callable:
     return getattr(importlib.import_module(module), func)
 
 
-def build_parser() -> argparse.ArgumentParser:
+GLOBAL_OPTIONS_WITH_VALUE = {"--config", "--log-format", "--log-level"}
+
+
+def requested_verb(argv: list[str]) -> str | None:
+    """The verb argv names, so only its module is imported: every supervised service starts
+    through this parser, and importing all verbs (simulator, demo, firmware tools) cost each
+    service process several MiB it never uses."""
+    words = iter(argv)
+    for word in words:
+        if word in GLOBAL_OPTIONS_WITH_VALUE:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """All verbs when `argv` is None or names none of them (help, errors); else only the one asked for."""
+    wanted = requested_verb(argv) if argv is not None else None
+    if wanted not in VERBS and wanted not in ("check-config", "serve"):
+        wanted = None
     parser = argparse.ArgumentParser(prog="appliance", description="Cisco IP phone recovery station")
     parser.add_argument("--config", help="config file (default $APPLIANCE_CONFIG, else config/appliance.toml)")
     parser.add_argument("--log-format", choices=["text", "json"], default="text")
@@ -53,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve, needs_config=True)
 
     for verb, spec in VERBS.items():
+        if wanted is not None and verb != wanted:
+            continue
         try:
             _load(spec)(sub)
         except (ImportError, AttributeError) as exc:
@@ -83,7 +105,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logs.setup(args.log_format, args.log_level.upper())
     if getattr(args, "needs_config", False):

@@ -145,3 +145,24 @@ def test_phone_told_the_load_it_runs_is_not_moved():
     tr2.feed({"kind": "file.done", "ts": 2.0, "ip": IP, "file": CNF})
     tr2.feed({"kind": "file.done", "ts": 3.0, "ip": IP, "file": f"{STONE}.loads"})
     assert tr2.offer(MAC, 4.0) == (True, STONE)
+
+
+def test_restart_mid_plan_resumes_from_the_recorded_load(tmp_path):
+    """The station restarts (power cut) after the phone took the stone: its next config names the target.
+
+    Every process seeds phones from the same snapshot of the phones table, taken when the tracker starts."""
+    import logging
+    import threading
+
+    from appliance.recovery import runner
+    store = Store(tmp_path / "station.db")
+    store.upsert_phone(MAC, model=MODEL, current_load=STONE, plan=[STONE, TARGET], step=0, state="rebooting")
+    ctx = SimpleNamespace(store=store, config=CFG, stopping=threading.Event(), log=logging.getLogger("t"))
+    ctx.stopping.set()                                # no rounds: only the snapshot and the on-demand catch-up
+    th = runner.start(ctx, Catalog())
+    th.join(5)
+    ack(store, time.time())
+    assert Chooser(store, Catalog(), CFG)(MAC, MODEL) == TARGET
+    fresh = make_tracker(Catalog(), CFG)              # what a tracker without the snapshot would say
+    fresh.feed({"kind": "dhcp.ack", "ts": 1.0, "mac": MAC, "ip": IP, "model": MODEL})
+    assert fresh.offer(MAC, 2.0) == (True, STONE)

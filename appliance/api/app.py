@@ -20,7 +20,7 @@ from flask import Flask, Response, abort, jsonify, request
 from .. import events as ev
 from ..config import Config, normalize_mac
 from ..store import Store
-from . import firmware, metrics, sse, views
+from . import firmware, sse, views
 
 API = "/api/v1"
 
@@ -201,6 +201,8 @@ def create_app(cfg: Config, store: Store | None = None) -> Flask:
 
     @app.get("/metrics")
     def prom() -> Response:
+        from . import metrics   # prometheus_client costs ~3 MiB; loaded on the first scrape, not by every station
+
         return Response(metrics.render(cfg, db), mimetype="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/")

@@ -19,7 +19,7 @@ from ..service import ServiceContext
 
 log = logging.getLogger("api")
 
-DEFAULTS = {"worker_class": "gthread", "workers": 2, "threads": 16, "timeout": 90, "graceful_timeout": 5,
+DEFAULTS = {"worker_class": "gthread", "workers": 1, "threads": 16, "timeout": 90, "graceful_timeout": 5,
             "accesslog": "-", "errorlog": "-", "control_socket_disable": True}
 
 

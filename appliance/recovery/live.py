@@ -30,8 +30,10 @@ BATCH = 1000
 MAX_BATCHES = 50                 # bounds one catch-up; the rest waits for the next call
 
 
-def make_tracker(catalog, cfg) -> Tracker:
-    """The Tracker with its plan, rejection hint and reset keys drawn from the catalog and config."""
+def make_tracker(catalog, cfg, known: dict[str, str] | None = None) -> Tracker:
+    """The Tracker with its plan, rejection hint and reset keys drawn from the catalog and config.
+
+    `known`: mac -> load the phones table recorded before this start (the same snapshot in every process)."""
     from .plan import _catalog_ids, make_plan, plan_for, target_for
     from .rules import all_rules
 
@@ -58,7 +60,18 @@ def make_tracker(catalog, cfg) -> Tracker:
         except Exception:
             return None
 
-    return Tracker(replan, hint, reset_keys)
+    known = dict(known or {})
+    return Tracker(replan, hint, reset_keys, known.get)
+
+
+def known_loads(store) -> dict[str, str]:
+    """Each phone's last recorded load, snapshotted once at start so every process seeds phones alike."""
+    try:
+        return {r["mac"]: r["current_load"] for r in store.query(
+            "SELECT mac, current_load FROM phones WHERE current_load IS NOT NULL")}
+    except Exception as exc:
+        log.warning("tracker: phones table not read: %r", exc)
+        return {}
 
 
 def flatten(row: dict) -> dict:
@@ -139,6 +152,6 @@ def shadow(store, catalog, cfg) -> Live | None:
     origin = store.get(ORIGIN_KEY)
     if not isinstance(origin, dict) or origin.get("pid") not in (os.getpid(), os.getppid()):
         return None
-    live = Live(store, make_tracker(catalog, cfg), int(origin.get("cursor") or 0))
+    live = Live(store, make_tracker(catalog, cfg, origin.get("known")), int(origin.get("cursor") or 0))
     live.catch_up()
     return live

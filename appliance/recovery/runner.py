@@ -11,7 +11,7 @@ import time
 
 from appliance import events as E
 
-from .live import ORIGIN_KEY, Live, make_tracker
+from .live import ORIGIN_KEY, Live, known_loads, make_tracker
 from .plan import Chooser
 from .webpoll import WebPoller
 
@@ -25,7 +25,8 @@ def web_port(cfg) -> int:
 
 def start(ctx, catalog, generated=None) -> threading.Thread:
     store, cfg = ctx.store, ctx.config
-    tracker = make_tracker(catalog, cfg)
+    known = known_loads(store)
+    tracker = make_tracker(catalog, cfg, known)
     port = web_port(cfg)
     web = WebPoller(port=port) if port else None
 
@@ -47,7 +48,7 @@ def start(ctx, catalog, generated=None) -> threading.Thread:
 
     cursor = int(store.get(CURSOR_KEY, 0) or 0)
     live = Live(store, tracker, cursor, publish, on_event)
-    store.put(ORIGIN_KEY, {"pid": os.getpid(), "cursor": cursor})
+    store.put(ORIGIN_KEY, {"pid": os.getpid(), "cursor": cursor, "known": known})
     if generated is not None and isinstance(getattr(generated, "choose", None), Chooser):
         generated.choose.live = live
 

@@ -53,10 +53,13 @@ class Phone:
 
 class Tracker:
     def __init__(self, replan: Callable[[Phone], list[str]], reject_hint: Callable[[Phone], str] | None = None,
-                 reset_keys: Callable[[str], str | None] | None = None):
+                 reset_keys: Callable[[str], str | None] | None = None,
+                 known: Callable[[str], str | None] | None = None):
+        """`known(mac)`: the load a phone ran when the station last stopped, so a restart mid-plan resumes it."""
         self.replan = replan
         self.reject_hint = reject_hint or (lambda p: "")
         self.reset_keys = reset_keys or (lambda model: None)
+        self.known = known or (lambda mac: None)
         self.phones: dict[str, Phone] = {}
         self.by_ip: dict[str, str] = {}
 
@@ -89,7 +92,7 @@ class Tracker:
         out: list[dict] = []
         p = self.phones.get(mac)
         if p is None:
-            p = self.phones[mac] = Phone(mac, model=ev.get("model") or "")
+            p = self.phones[mac] = Phone(mac, model=ev.get("model") or "", current=self.known(mac))
             p.plan = self.replan(p)
             out += self._go(p, ts, "seen", f"model {p.model or '?'}")
         elif ev.get("model") and not p.model:

@@ -80,6 +80,7 @@ class ServiceContext:
     def _run(self) -> None:
         while not self.stopping.wait(HEARTBEAT_SECONDS):
             self.beat()
+            release_free_heap()
 
     def error(self, message: str) -> None:
         self.log.warning("%s", message)
@@ -92,3 +93,25 @@ class ServiceContext:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+def _libc_malloc_trim():
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):     # not glibc (musl, macOS): nothing to release this way
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    return trim
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def release_free_heap() -> None:
+    """Hand freed heap pages back to the OS.  glibc keeps each thread's arena at its high-water
+    mark: a burst of 50 phones left the file service ~10 MiB above idle for good, on a station
+    that must fit a Raspberry Pi Zero 2 W.  One malloc_trim(0) per heartbeat costs microseconds."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 BUSY_TIMEOUT_MS = 10_000
+# Page cache per connection (SQLite default 2 MiB): every thread of every service has one, and the
+# OS page cache already holds the small database; this keeps the station inside a Pi's 512 MB.
+CACHE_KIB = 256
 
 # Each entry migrates the schema from version i to i+1.  Never edit a shipped
 # entry; append a new one.
@@ -202,6 +205,7 @@ class Store:
                     conn.executescript(script)
                 conn.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
             conn.execute("PRAGMA query_only=ON")
+            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._local.conn = conn
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
@@ -211,6 +215,7 @@ class Store:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._local.conn = conn
         return conn
 

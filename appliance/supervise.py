@@ -5,18 +5,20 @@ from the station config through environment variables that the conf file
 expands (`%(ENV_...)s`), so one static file serves all.
 
 supervisord itself exits 0 however it stops, so a station whose service keeps
-crashing would look like a clean stop (or, left alone, linger half-alive).  The
-`fatal-listener` event listener below reacts to PROCESS_STATE_FATAL: it records
-which service gave up in a marker file and stops supervisord; `appliance run`
-then exits non-zero naming it, and the container's restart policy takes over.
+crashing would look like a clean stop (or, left alone, linger half-alive).  Its
+`fatal-listener` event listener reacts to PROCESS_STATE_FATAL: it records which
+service gave up in a marker file and stops supervisord; the `run` wrapper then
+exits 3 naming it, and the container's restart policy takes over.
+
+Both helpers are POSIX sh (supervise.sh), not Python: after its checks this
+process execs the wrapper, so the station's two waiting processes cost ~1 MiB
+each instead of ~10 (the whole station must fit a Raspberry Pi Zero 2 W).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from . import config as configmod
 
 SUPERVISORD_CONF = "supervisord.conf"
 FATAL_MARKER = "supervisor-fatal"
-EXIT_FATAL = 3
+HELPER = Path(__file__).with_name("supervise.sh")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +42,7 @@ def supervisor_env(cfg: configmod.Config) -> dict[str, str]:
     env["APPLIANCE_AUTOSTART_DNS"] = "true" if cfg.dns.enabled else "false"
     env["APPLIANCE_PYTHON"] = sys.executable
     env["APPLIANCE_STATE"] = str(cfg.state_dir.resolve())
+    env["APPLIANCE_SUPERVISE_SH"] = str(HELPER)
     return env
 
 
@@ -103,45 +106,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     marker = cfg.state_dir.resolve() / FATAL_MARKER
     marker.unlink(missing_ok=True)
-    proc = subprocess.Popen([exe, "-n", "-c", str(conf)], env=supervisor_env(cfg))
-
-    def forward(signum: int, _frame: object) -> None:
-        proc.send_signal(signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
-    status = proc.wait()
-    if marker.exists():
-        names = marker.read_text().split()
-        print(f"appliance: service {', '.join(names) or '?'} kept failing (FATAL); station stopped",
-              file=sys.stderr)
-        return EXIT_FATAL
-    return status
-
-
-def fatal_listener(state_dir: Path, stdin=sys.stdin, stdout=sys.stdout) -> int:
-    """supervisord event listener protocol: READY, read one event, RESULT, repeat."""
-    while True:
-        stdout.write("READY\n")
-        stdout.flush()
-        header_line = stdin.readline()
-        if not header_line:
-            return 0
-        header = dict(item.split(":", 1) for item in header_line.split())
-        payload = stdin.read(int(header.get("len", 0)))
-        if header.get("eventname") == "PROCESS_STATE_FATAL":
-            fields = dict(item.split(":", 1) for item in payload.split() if ":" in item)
-            name = fields.get("processname", "?")
-            with open(state_dir / FATAL_MARKER, "a") as fh:
-                fh.write(name + "\n")
-            print(f"fatal-listener: {name} entered FATAL; stopping supervisord", file=sys.stderr, flush=True)
-            os.kill(os.getppid(), signal.SIGTERM)
-        stdout.write("RESULT 2\nOK")
-        stdout.flush()
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["fatal-listener"]:
-        sys.exit(fatal_listener(Path(os.environ.get("APPLIANCE_STATE", "."))))
-    print("usage: python -m appliance.supervise fatal-listener", file=sys.stderr)
-    sys.exit(2)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve("/bin/sh", ["/bin/sh", str(HELPER), "run", exe, str(conf), str(marker)], supervisor_env(cfg))

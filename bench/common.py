@@ -146,6 +146,7 @@ def memory(pids: list[int]) -> dict:
     rss = pss = 0
     names = []
     by_name: dict[str, float] = {}
+    pss_by_name: dict[str, float] = {}
     for pid in pids:
         try:
             own_rss = own_pss = 0
@@ -160,8 +161,9 @@ def memory(pids: list[int]) -> dict:
         rss, pss = rss + own_rss, pss + own_pss
         names.append(name)
         by_name[name] = round(by_name.get(name, 0) + own_rss / 1024, 2)
+        pss_by_name[name] = round(pss_by_name.get(name, 0) + own_pss / 1024, 2)
     return {"rss_mib": round(rss / 1024, 2), "pss_mib": round(pss / 1024, 2), "processes": len(names),
-            "names": sorted(names), "rss_mib_by_process": by_name}
+            "names": sorted(names), "rss_mib_by_process": by_name, "pss_mib_by_process": pss_by_name}
 
 
 def process_name(pid: int) -> str:
@@ -170,8 +172,9 @@ def process_name(pid: int) -> str:
     words = [a.decode(errors="replace") for a in args if a]
     if "appliance" in words and "-m" in words:
         return " ".join(words[words.index("appliance"):][:3])
-    if "appliance.supervise" in words:
-        return "supervisor fatal-listener"
+    helper = next((i for i, w in enumerate(words) if w.endswith("supervise.sh")), None)
+    if helper is not None:
+        return "supervise.sh " + " ".join(words[helper + 1:helper + 2])   # `appliance run` after its exec
     comm = Path(f"/proc/{pid}/comm").read_text().strip()
     if comm.startswith("gunicorn") or any("gunicorn" in w for w in words[:2]):
         return "gunicorn"

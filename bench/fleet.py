@@ -79,9 +79,11 @@ class Sampler:
         if not self.samples:
             return {}
         peak = max(self.samples, key=lambda s: s["rss_mib"])
-        return {"rss_mib_peak": peak["rss_mib"], "pss_mib_peak": max(s["pss_mib"] for s in self.samples),
+        pss_peak = max(self.samples, key=lambda s: s["pss_mib"])
+        return {"rss_mib_peak": peak["rss_mib"], "pss_mib_peak": pss_peak["pss_mib"],
                 "processes": peak["processes"], "samples": len(self.samples),
-                "rss_mib_by_process": peak["rss_mib_by_process"]}
+                "rss_mib_by_process": peak["rss_mib_by_process"],
+                "pss_mib_by_process": pss_peak["pss_mib_by_process"]}
 
 
 class Side:
@@ -181,7 +183,8 @@ def settle_memory(pid: int, wait: float) -> dict:
     return {"rss_mib": statistics.median(s["rss_mib"] for s in samples),
             "pss_mib": statistics.median(s["pss_mib"] for s in samples),
             "processes": samples[-1]["processes"], "names": samples[-1]["names"],
-            "rss_mib_by_process": samples[-1]["rss_mib_by_process"]}
+            "rss_mib_by_process": samples[-1]["rss_mib_by_process"],
+            "pss_mib_by_process": samples[-1]["pss_mib_by_process"]}
 
 
 def fleet_station(side: Side, count: int, timeout: float, reboot_s: float) -> dict:
@@ -298,7 +301,7 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
             continue
         mem_idle["results"][kind] = summary([r["idle"]["pss_mib"] for r in results])
         mem_idle["rss_mib"][kind] = summary([r["idle"]["rss_mib"] for r in results])
-        mem_idle["processes"][kind] = results[-1]["idle"]["rss_mib_by_process"]
+        mem_idle["processes"][kind] = results[-1]["idle"]["pss_mib_by_process"]
         startup["results"][kind] = summary([r["startup_s"] for r in results])
         if no_fleet:
             continue
@@ -308,7 +311,7 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
         stone["results"][kind] = summary([r.get("stone_s") for r in results])
         mem_busy["results"][kind] = summary([r["memory"].get("pss_mib_peak") for r in results])
         mem_busy["rss_mib"][kind] = summary([r["memory"].get("rss_mib_peak") for r in results])
-        mem_busy["processes"][kind] = results[-1]["memory"].get("rss_mib_by_process", {})
+        mem_busy["processes"][kind] = results[-1]["memory"].get("pss_mib_by_process", {})
     for sc in (mem_idle, mem_busy):
         st = sc["results"].get("station", {}).get("median")
         rss = sc["rss_mib"].get("station", {}).get("median")

@@ -136,7 +136,7 @@ def why(sc: dict) -> str:
         return f"; {fmt(d)}% of exchanges dropped" if d is not None else ""
     if sc["section"] == "footprint" and sc.get("processes", {}).get("station"):
         big = sorted(sc["processes"]["station"].items(), key=lambda kv: -kv[1])[:4]
-        return "; largest (RSS): " + ", ".join(f"{name} {fmt(mib)} MiB" for name, mib in big)
+        return "; largest (PSS): " + ", ".join(f"{name} {fmt(mib)} MiB" for name, mib in big)
     return ""
 
 
@@ -186,8 +186,8 @@ def render(doc: dict) -> str:
         if section == "footprint":
             out += side_table(scs, "rss_mib", "Sum of resident set sizes (RSS; a shared page counts in every "
                                               "process that maps it), MiB")
-            out += side_table(scs, "processes", "RSS per process kind, MiB (last idle sample; several processes "
-                                                "of one kind are added up)")
+            out += side_table(scs, "processes", "PSS per process kind, MiB (idle: last sample; fleet: the peak "
+                                                "sample; several processes of one kind are added up)")
         notes = sorted({n for sc in scs for n in sc.get("notes", [])})
         if notes:
             out += ["", "Notes:"] + [f"- {n}" for n in notes]

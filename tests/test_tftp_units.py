@@ -153,3 +153,21 @@ def test_limits_overall_and_per_client():
     assert not lim.acquire("10.0.0.3")
     lim.release("10.0.0.1")
     assert lim.acquire("10.0.0.3") and lim.active == 3
+
+
+def test_firmware_is_read_from_the_file_and_a_shrunk_file_ends_the_transfer(tmp_path):
+    """No copy in the worker's heap: what is on disk is what goes out; a file truncated under a running
+    transfer raises instead of sending a short block that the client would take for the end."""
+    from appliance.tftp.files import Files, Truncated
+    (tmp_path / "load.bin").write_bytes(bytes(range(256)) * 16)
+    name, src = Files(tmp_path).open(b"LOAD.BIN")
+    try:
+        assert (name, src.size, src.data) == ("LOAD.BIN", 4096, None)
+        assert bytes(src.read(512, 512)) == (bytes(range(256)) * 16)[512:1024]
+        assert bytes(src.read(4096, 512)) == b""                     # the final empty block is fine
+        os.truncate(tmp_path / "load.bin", 1000)
+        with pytest.raises(Truncated):
+            src.read(512, 512)
+    finally:
+        src.close()
+    assert src.fd is None

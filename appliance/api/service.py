@@ -63,7 +63,19 @@ def conf_path(cfg: Config) -> Path:
     return Path(cfg.source).resolve().parent / "gunicorn.conf.py"
 
 
+def import_before_fork() -> None:
+    """Import Flask and the app's modules in the master, where the forked worker shares them
+    copy-on-write (~8 MiB less per worker), but open nothing: the store and app are made in
+    the worker (`load`), so no SQLite connection crosses a fork."""
+    import gc
+
+    from . import app  # noqa: F401
+
+    gc.freeze()   # the collector would otherwise touch, and so copy, every shared object
+
+
 def serve(cfg: Config, args: argparse.Namespace | None = None) -> int:
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    import_before_fork()
     ApiApplication(cfg, conf_path(cfg)).run()
     return 0

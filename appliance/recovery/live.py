@@ -26,8 +26,8 @@ from .tracker import Tracker
 log = logging.getLogger("recovery")
 
 ORIGIN_KEY = "recovery.origin"   # {"pid", "cursor"}: where the publishing tracker started reading
-BATCH = 1000
-MAX_BATCHES = 50                 # bounds one catch-up; the rest waits for the next call
+BATCH = 200
+MAX_BATCHES = 250                # bounds one catch-up; the rest waits for the next call
 
 
 def make_tracker(catalog, cfg, known: dict[str, str] | None = None) -> Tracker:

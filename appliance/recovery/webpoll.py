@@ -3,13 +3,15 @@
 Phones with web access report appLoadID / versionID / modelNumber; most will
 not answer at all, so each poll is a few short tries on a small bounded pool
 and results come back through a queue the tracker drains: never blocking it.
+http.client rather than urllib.request: the file service already has it (for
+HTTP :6970), while urllib.request would add ~2 MiB of modules it never uses.
 """
 from __future__ import annotations
 
 import queue
 import re
 import time
-import urllib.request
+from http.client import HTTPConnection, HTTPException
 from concurrent.futures import ThreadPoolExecutor
 
 TIMEOUT_S = 1.5
@@ -42,16 +44,19 @@ class WebPoller:
 
     def _run(self, mac: str, ip: str) -> None:
         try:
-            url = f"http://{ip}:{self.port}/DeviceInformationX"
             for i in range(TRIES):
+                conn = HTTPConnection(ip, self.port, timeout=TIMEOUT_S)
                 try:
-                    with urllib.request.urlopen(url, timeout=TIMEOUT_S) as r:
-                        info = parse(r.read(65536))
+                    conn.request("GET", "/DeviceInformationX")
+                    r = conn.getresponse()
+                    info = parse(r.read(65536)) if r.status == 200 else {}
                     if info.get("apploadid") or info.get("versionid"):
                         self.results.put((mac, info))
                         return
-                except (OSError, ValueError):
+                except (OSError, ValueError, HTTPException):
                     pass
+                finally:
+                    conn.close()
                 time.sleep(GAP_S * (i + 1))
         finally:
             self.pending.discard(mac)

@@ -19,7 +19,7 @@ import signal
 import time
 
 from .. import events as ev
-from ..service import ServiceContext
+from ..service import HEARTBEAT_SECONDS, ServiceContext, release_free_heap
 from ..store import Store
 from . import http as httpmod
 from .files import Files
@@ -105,7 +105,7 @@ def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, cat
     files = make_files(cfg, catalog, build_generated(cfg, catalog, store, tracking))
     server = Server(ServerConfig.from_config(cfg), files, tracking, limits, sock=sock)
     gc.freeze()            # startup objects out of the collector's way: the loop allocates per block
-    seen = {"gen": generation.value, "at": 0.0}
+    seen = {"gen": generation.value, "at": 0.0, "trimmed": 0.0}
     base = index * len(COUNTERS)
 
     def stopping() -> bool:
@@ -114,6 +114,9 @@ def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, cat
             seen["at"] = now
             for i, key in enumerate(COUNTERS):
                 counters[base + i] = len(server.active) if key == "active" else server.counters.get(key, 0)
+            if now - seen["trimmed"] >= HEARTBEAT_SECONDS:
+                seen["trimmed"] = now
+                release_free_heap()
             if generation.value != seen["gen"]:
                 # Only the parent polls the volume and unpacks packages (which can take seconds);
                 # by the time it bumps the generation the unpack cache is filled, so this is quick.
@@ -123,7 +126,6 @@ def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, cat
                         catalog.scan()
                     except Exception as exc:
                         log.warning("worker %d: catalog rescan failed: %r", index, exc)
-                files.forget()
             if os.getppid() != parent:
                 return True
         return stop["now"]

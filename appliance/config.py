@@ -49,7 +49,7 @@ SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
         "max_blksize": ("int", 1468),
         "timeout": ("int", 2),
         "retries": ("int", 5),
-        "workers": ("int", 2),
+        "workers": ("int", 1),
         "http_port": ("int", 6970),
     },
     "dns": {

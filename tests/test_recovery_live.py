@@ -166,3 +166,58 @@ def test_restart_mid_plan_resumes_from_the_recorded_load(tmp_path):
     fresh = make_tracker(Catalog(), CFG)              # what a tracker without the snapshot would say
     fresh.feed({"kind": "dhcp.ack", "ts": 1.0, "mac": MAC, "ip": IP, "model": MODEL})
     assert fresh.offer(MAC, 2.0) == (True, STONE)
+
+
+def test_file_service_killed_while_the_phone_downloads_the_stone(tmp_path):
+    """kill -9 of the file service mid-download: its successor restores each phone's memory from the
+    phones table, follows the rest of the download, and names the target when the phone reboots.
+
+    Without the memory it would not know the phone's address (file events ignored) nor that a load
+    was being taken, and would offer the stone again to a phone already running it."""
+    import logging
+    import threading
+
+    from appliance.recovery import runner
+    store = Store(tmp_path / "station.db")
+    cfg = SimpleNamespace(upgrade=SimpleNamespace(**vars(CFG.upgrade), web_port=0))
+
+    def run_once():
+        """A file service's start: its publishing tracker, asked through the renderer's chooser."""
+        ctx = SimpleNamespace(store=store, config=cfg, stopping=threading.Event(), log=logging.getLogger("t"))
+        ctx.stopping.set()                               # no rounds: the chooser's catch-up does the work
+        choose = Chooser(store, Catalog(), cfg)
+        runner.start(ctx, Catalog(), SimpleNamespace(choose=choose)).join(5)
+        return choose
+
+    t = first_boot(store, time.time() - 12)             # recent enough that no stall or done timer fires
+    done(store, t + 1, COMPONENTS[STONE][0])
+    run_once()(MAC, MODEL)                               # the first file service follows up to here, then dies
+    row = store.phone(MAC)
+    assert row["state"] == "downloading" and row["hints"]["memory"]["loads_taken"] is True
+    for i, name in enumerate(COMPONENTS[STONE][1:]):     # the phone finishes against the restarted service
+        done(store, t + 2 + i, name)
+    ack(store, t + 10)                                   # reboots onto the stone
+    assert run_once()(MAC, MODEL) == TARGET
+    phone = store.phone(MAC)
+    assert phone["current_load"] == STONE and phone["plan"] == [TARGET], [(s, d) for _, s, d in phone["hints"]["timeline"]]
+    assert [s for _, s, _ in phone["hints"]["timeline"]].count("downloading") >= 2   # timeline carried over
+
+
+def test_restored_memory_survives_odd_json():
+    """A hand-edited or older hints column costs the memory, never the tracker."""
+    from appliance.recovery.tracker import Phone
+    p = Phone.from_row({"mac": MAC, "plan": [STONE, TARGET], "hints": {"memory": {
+        "loads_taken": "yes", "components": 2, "rejected": [STONE, 7], "file_ts": [1.0, "x"], "offered": 3},
+        "timeline": [[1.0, "seen", "model ?"], "junk"]}})
+    assert (p.loads_taken, p.components, p.rejected, p.file_ts, p.offered) == (False, 2, {STONE}, [1.0], None)
+    assert p.timeline == [(1.0, "seen", "model ?")]
+
+
+def test_restart_reads_back_to_the_oldest_phone_still_under_way_but_not_forever():
+    from appliance.recovery.runner import REPLAY_MAX, resume_from
+    from appliance.recovery.tracker import Phone
+    on_way = Phone("a", state="downloading", applied=900)
+    finished = Phone("b", state="done", applied=10)
+    assert resume_from(1000, [on_way, finished, Phone("c")]) == 900     # done phones and old rows do not hold it back
+    assert resume_from(1000, []) == 1000
+    assert resume_from(REPLAY_MAX + 5000, [Phone("d", state="rebooting", applied=1)]) == 5000

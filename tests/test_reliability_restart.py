@@ -34,14 +34,10 @@ STATION = "10.74.0.1"
 STONE, TARGET = "SCCP45.8-5-2S", "SCCP45.9-4-2SR3-3S"
 PHONES = 20
 SERVICES = ("dhcp", "tftp", "dns", "api")
-FILE_SERVICE_FINDING = (
-    "found here: the recovery tracker lives in the file service and a restarted one starts from the saved "
-    "bus cursor with no phones in memory (appliance/recovery/runner.py never reloads the phones table), so "
-    "phones that took the stone before the kill are offered the stone again and settle there; progress lost")
 # DHCP last: by then the phones are rebooting into their second lease.
 KILLS = [pytest.param(("api", "dns", "dhcp"), "restarts", id="api-dns-dhcp"),
-         pytest.param(("tftp",), "restarts_file_service", id="tftp",
-                      marks=pytest.mark.xfail(strict=True, reason=FILE_SERVICE_FINDING))]
+         # the tracker lives in the file service: its successor resumes every phone from the phones table
+         pytest.param(("tftp",), "restarts_file_service", id="tftp")]
 TRANSFERS_BETWEEN_KILLS = 10
 SUPERVISORCTL = str(Path(PYTHON).parent / "supervisorctl")
 API_PORT = 8080

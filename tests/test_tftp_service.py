@@ -133,7 +133,8 @@ def request_error(port: int, packet: bytes, src: str = "127.0.0.1", timeout: flo
 @pytest.fixture(scope="module")
 def station(tmp_path_factory):
     base = tmp_path_factory.mktemp("tftpsvc")
-    st = Station(base, TFTP_TIMEOUT="1", TFTP_RETRIES="2", TFTP_PER_CLIENT="3", TFTP_MAX_SESSIONS="5")
+    st = Station(base, TFTP_TIMEOUT="1", TFTP_RETRIES="2", TFTP_PER_CLIENT="3", TFTP_MAX_SESSIONS="5",
+                 TFTP_WORKERS="2")       # two workers, so SO_REUSEPORT sharing and worker restarts are covered
     rng = os.urandom(MIB)
     (st.root / "jar11sip.8-2-2ES4.sbn").write_bytes(rng[:700_001])
     (st.root / "exact1024.bin").write_bytes(rng[:1024])

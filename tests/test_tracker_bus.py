@@ -64,8 +64,10 @@ def test_7940_option60_gaining_a_model_means_the_load_took():
 
 class _Page(http.server.BaseHTTPRequestHandler):
     body = b""
+    release = threading.Event()      # the page answers once the test lets it (a poll stays pending till then)
 
     def do_GET(self):
+        self.release.wait(10)
         if self.path != "/DeviceInformationX":
             self.send_error(404)
             return
@@ -86,8 +88,10 @@ def test_web_poller_reads_device_information_from_a_real_http_server():
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()
     web = WebPoller(port=srv.server_address[1])
+    _Page.release.clear()
     try:
-        assert web.poll(MAC, "127.0.0.1") and not web.poll(MAC, "127.0.0.1")
+        assert web.poll(MAC, "127.0.0.1") and not web.poll(MAC, "127.0.0.1")   # one poll per phone at a time
+        _Page.release.set()
         deadline, got = time.monotonic() + 10, []
         while not got and time.monotonic() < deadline:
             got = web.drain()

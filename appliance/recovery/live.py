@@ -21,19 +21,19 @@ from typing import Callable
 
 from appliance import events as E
 
-from .tracker import Tracker
+from .tracker import Phone, Tracker
 
 log = logging.getLogger("recovery")
 
-ORIGIN_KEY = "recovery.origin"   # {"pid", "cursor"}: where the publishing tracker started reading
+ORIGIN_KEY = "recovery.origin"   # {"pid", "cursor", "phones"}: where and from what the publishing tracker started
 BATCH = 200
 MAX_BATCHES = 250                # bounds one catch-up; the rest waits for the next call
 
 
-def make_tracker(catalog, cfg, known: dict[str, str] | None = None) -> Tracker:
+def make_tracker(catalog, cfg, saved: list[dict] | None = None) -> Tracker:
     """The Tracker with its plan, rejection hint and reset keys drawn from the catalog and config.
 
-    `known`: mac -> load the phones table recorded before this start (the same snapshot in every process)."""
+    `saved`: phones-table rows recorded before this start (the same snapshot in every process)."""
     from .plan import _catalog_ids, make_plan, plan_for, target_for
     from .rules import all_rules
 
@@ -60,18 +60,31 @@ def make_tracker(catalog, cfg, known: dict[str, str] | None = None) -> Tracker:
         except Exception:
             return None
 
-    known = dict(known or {})
-    return Tracker(replan, hint, reset_keys, known.get)
+    tracker = Tracker(replan, hint, reset_keys)
+    restored = []
+    for row in saved or []:
+        try:
+            restored.append(Phone.from_row(row))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("tracker: phone %s not restored: %r", row.get("mac"), exc)
+    tracker.restore(restored)
+    return tracker
 
 
-def known_loads(store) -> dict[str, str]:
-    """Each phone's last recorded load, snapshotted once at start so every process seeds phones alike."""
+def saved_phones(store) -> list[dict]:
+    """The phones table as the last run left it, read once at start so every process resumes alike."""
     try:
-        return {r["mac"]: r["current_load"] for r in store.query(
-            "SELECT mac, current_load FROM phones WHERE current_load IS NOT NULL")}
+        return store.phones()
     except Exception as exc:
         log.warning("tracker: phones table not read: %r", exc)
-        return {}
+        return []
+
+
+def without_timeline(rows: list[dict]) -> list[dict]:
+    """The snapshot for the workers' shadows: only the publishing tracker keeps timelines (the part that grows)."""
+    keep = ("mac", "model", "ip", "current_load", "plan", "step", "state", "diagnosis")
+    return [{k: r.get(k) for k in keep} | {"hints": {"memory": (r.get("hints") or {}).get("memory") or {}}}
+            for r in rows]
 
 
 def flatten(row: dict) -> dict:
@@ -127,6 +140,10 @@ class Live:
             if self.publish is None and ev["kind"] == E.PHONE_LOAD and ev.get("how") == "web" and ev.get("mac"):
                 self.tracker.learn(str(ev["mac"]).lower(), ev.get("load") or "", "web", float(ev["ts"]))
             return
+        known = self.tracker.phones.get(str(ev.get("mac") or "").lower()
+                                        or self.tracker.by_ip.get(ev.get("ip") or "", ""))
+        if known is not None and known.applied >= row["id"]:
+            return       # already in the memory this phone was restored with
         self._out(self.tracker.feed(ev))
         if self.on_event is not None:
             self.on_event(ev)
@@ -152,6 +169,6 @@ def shadow(store, catalog, cfg) -> Live | None:
     origin = store.get(ORIGIN_KEY)
     if not isinstance(origin, dict) or origin.get("pid") not in (os.getpid(), os.getppid()):
         return None
-    live = Live(store, make_tracker(catalog, cfg, origin.get("known")), int(origin.get("cursor") or 0))
+    live = Live(store, make_tracker(catalog, cfg, origin.get("phones")), int(origin.get("cursor") or 0))
     live.catch_up()
     return live

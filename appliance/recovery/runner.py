@@ -11,11 +11,12 @@ import time
 
 from appliance import events as E
 
-from .live import ORIGIN_KEY, Live, known_loads, make_tracker
+from .live import ORIGIN_KEY, Live, make_tracker, saved_phones, without_timeline
 from .plan import Chooser
 from .webpoll import WebPoller
 
 CURSOR_KEY = "recovery.cursor"
+REPLAY_MAX = 20_000
 
 
 def web_port(cfg) -> int:
@@ -23,32 +24,43 @@ def web_port(cfg) -> int:
     return int(getattr(getattr(cfg, "upgrade", None), "web_port", 80))
 
 
+def resume_from(saved_cursor: int, phones) -> int:
+    """Where a restarted tracker reads the bus from.  The saved cursor can be ahead of a phone's memory
+    (it is saved each round, the memory only when the phone changes state, and a kill -9 lands
+    anywhere), so go back to the oldest memory of a phone still under way, at most REPLAY_MAX
+    events; Live skips each phone's events that its memory already holds."""
+    behind = [p.applied for p in phones if p.applied and p.state not in ("done", "stuck")]
+    return max(0, min([saved_cursor, *behind]), saved_cursor - REPLAY_MAX)
+
+
 def start(ctx, catalog, generated=None) -> threading.Thread:
     store, cfg = ctx.store, ctx.config
-    known = known_loads(store)
-    tracker = make_tracker(catalog, cfg, known)
+    saved = saved_phones(store)
+    tracker = make_tracker(catalog, cfg, saved)
     port = web_port(cfg)
     web = WebPoller(port=port) if port else None
 
     def publish(outs):
         for o in outs:
             p = tracker.phones[o["mac"]]
+            p.applied = live.cursor          # the event being fed: a successor resumes after it
             data = {k: v for k, v in o.items() if k not in ("kind", "source", "ts", "mac")}
             store.append_events([(o["ts"], "tracker", o["kind"], p.mac, data)])
             if o["kind"] == E.PHONE_LOAD:     # a load learned between states re-plans the phone
-                store.upsert_phone(p.mac, current_load=p.current, target_load=p.target, plan=p.plan, step=p.step)
+                store.upsert_phone(p.mac, current_load=p.current, target_load=p.target, plan=p.plan, step=p.step,
+                                   hints={"timeline": p.timeline[-50:], "memory": p.memory()})
             elif o["kind"] == E.PHONE_STATE:
                 store.upsert_phone(p.mac, model=p.model, ip=p.ip, current_load=p.current, target_load=p.target,
                                    plan=p.plan, step=p.step, state=p.state, diagnosis=p.diagnosis or None,
-                                   hints={"timeline": p.timeline[-50:]})
+                                   hints={"timeline": p.timeline[-50:], "memory": p.memory()})
 
     def on_event(ev):
         if web is not None and ev["kind"] == E.DHCP_ACK and ev.get("mac") and ev.get("ip"):
             web.poll(str(ev["mac"]).lower(), ev["ip"])
 
-    cursor = int(store.get(CURSOR_KEY, 0) or 0)
+    cursor = resume_from(int(store.get(CURSOR_KEY, 0) or 0), tracker.phones.values())
     live = Live(store, tracker, cursor, publish, on_event)
-    store.put(ORIGIN_KEY, {"pid": os.getpid(), "cursor": cursor, "known": known})
+    store.put(ORIGIN_KEY, {"pid": os.getpid(), "cursor": cursor, "phones": without_timeline(saved)})
     if generated is not None and isinstance(getattr(generated, "choose", None), Chooser):
         generated.choose.live = live
 

@@ -44,24 +44,61 @@ class Phone:
     back_at: float | None = None
     trust_boots: int = 0
     file_ts: list[float] = field(default_factory=list)
+    applied: int = 0      # id of the last bus event this memory includes (set when it is saved)
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
 
     @property
     def target(self) -> str | None:
         return self.plan[-1] if self.plan else self.current
 
+    def memory(self) -> dict:
+        """What the state machine knows beyond the phones table's columns (kept in its `hints`),
+        so a restarted file service resumes each phone where it was instead of from scratch."""
+        return {k: getattr(self, k) for k in MEMORY} | {"rejected": sorted(self.rejected)}
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Phone":
+        """The phone as a phones-table row (store.phone) recorded it; missing or odd memory is skipped."""
+        hints = row.get("hints") if isinstance(row.get("hints"), dict) else {}
+        p = cls(str(row["mac"]), model=row.get("model") or "", ip=row.get("ip") or "",
+                current=row.get("current_load"), plan=[str(x) for x in row.get("plan") or []],
+                step=int(row.get("step") or 0), state=row.get("state") or "seen",
+                diagnosis=row.get("diagnosis") or "")
+        mem = hints.get("memory") if isinstance(hints.get("memory"), dict) else {}
+        for key, types in MEMORY.items():
+            if key in mem and isinstance(mem[key], types):
+                setattr(p, key, mem[key])
+        p.file_ts = [float(x) for x in p.file_ts if isinstance(x, (int, float))]
+        p.rejected = {str(x) for x in mem.get("rejected") or [] if isinstance(x, str)}
+        p.timeline = [tuple(t) for t in hints.get("timeline") or [] if isinstance(t, list) and len(t) == 3]
+        return p
+
+
+# Phone fields kept in hints["memory"], with the JSON types each may come back as (rejected: a list)
+_OPT_NUM, _OPT_STR = (int, float, type(None)), (str, type(None))
+MEMORY = {"offered": _OPT_STR, "loads_taken": (bool,), "components": (int,), "asked_signed_at": _OPT_NUM,
+          "took_config": (bool,), "last": (int, float), "vendor_class": _OPT_STR, "back_at": _OPT_NUM,
+          "trust_boots": (int,), "file_ts": (list,), "applied": (int,)}
+
 
 class Tracker:
     def __init__(self, replan: Callable[[Phone], list[str]], reject_hint: Callable[[Phone], str] | None = None,
-                 reset_keys: Callable[[str], str | None] | None = None,
-                 known: Callable[[str], str | None] | None = None):
-        """`known(mac)`: the load a phone ran when the station last stopped, so a restart mid-plan resumes it."""
+                 reset_keys: Callable[[str], str | None] | None = None):
         self.replan = replan
         self.reject_hint = reject_hint or (lambda p: "")
         self.reset_keys = reset_keys or (lambda model: None)
-        self.known = known or (lambda mac: None)
         self.phones: dict[str, Phone] = {}
         self.by_ip: dict[str, str] = {}
+
+    def restore(self, phones: Iterable[Phone]) -> None:
+        """Phones as the station last recorded them (a restart mid-plan resumes each one)."""
+        for p in phones:
+            step = p.plan[min(p.step, len(p.plan) - 1)] if p.plan else None
+            if step is not None and step == p.current and step != p.plan[-1] and not p.loads_taken:
+                p.plan, p.step = self.replan(p), 0    # recorded between taking a step and its re-plan
+            self.phones[p.mac] = p
+            if p.ip:
+                self.by_ip[p.ip] = p.mac
 
     def _go(self, p: Phone, ts: float, state: str, detail: str = "") -> list[dict]:
         p.state, p.last = state, ts
@@ -92,7 +129,7 @@ class Tracker:
         out: list[dict] = []
         p = self.phones.get(mac)
         if p is None:
-            p = self.phones[mac] = Phone(mac, model=ev.get("model") or "", current=self.known(mac))
+            p = self.phones[mac] = Phone(mac, model=ev.get("model") or "")
             p.plan = self.replan(p)
             out += self._go(p, ts, "seen", f"model {p.model or '?'}")
         elif ev.get("model") and not p.model:

@@ -7,7 +7,7 @@ UDP socket (its TID) bound to the address the request arrived on (so replies
 never leave from the wrong source address), every packet is handled inside a
 catch-all that costs at most that packet, write requests get an error packet
 and nothing is opened for writing, and the per-block path is: recv, one
-unpack, a slice of a preloaded file, send.
+unpack, one pread, send.
 """
 from __future__ import annotations
 
@@ -116,7 +116,9 @@ class Server:
                     break
                 self.tick(now)
                 next_tick = now + TICK
-            for fd, _ in poll(next_tick - now):
+            ready = poll(next_tick - now)
+            now = monotonic()                          # one clock read per batch of ready sessions
+            for fd, _ in ready:
                 a = active.get(fd)
                 if a is None:
                     if fd == listen_fd:
@@ -125,10 +127,10 @@ class Server:
                 try:                                   # inlined read_session: the per-block path
                     data = a.recv(2048)
                     session = a.session
-                    for packet in session.on_packet(data, monotonic()):
+                    for packet in session.on_packet(data, now):
                         a.send(packet)
                     if session.result is not None:
-                        self._finish(fd, session.result, monotonic())
+                        self._finish(fd, session.result, now)
                 except (BlockingIOError, InterruptedError):
                     continue
                 except Exception:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,14 @@ def needs_root():
 def needs_tool(*names: str):
     missing = [n for n in names if shutil.which(n) is None]
     return pytest.mark.skipif(bool(missing), reason=f"missing tools: {', '.join(missing)} (make test installs them)")
+
+
+def wait_for(pred, timeout: float, what: str, every: float = 0.3):
+    """pred()'s first truthy value, polled until `timeout` seconds; else fail naming `what`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")

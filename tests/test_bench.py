@@ -7,7 +7,6 @@ document is exactly what the script renders from its JSON.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 from dnslib import DNSRecord
 
 from appliance.dns.resolver import Resolver

@@ -1,7 +1,6 @@
 """Catalog over a real directory: loose files, cmterm zips, .cop.sgn packages, hostile archives, polling."""
 from __future__ import annotations
 
-import io
 import os
 import tarfile
 import time

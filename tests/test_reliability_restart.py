@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_root, needs_tool
+from tests.conftest import needs_root, needs_tool, wait_for
 from tests.reliability_figures import record
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,14 +56,6 @@ def running_pid(state: Path, name: str) -> int | None:
     return None
 
 
-def wait_for(pred, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def db(state: Path, sql: str) -> list[sqlite3.Row]:

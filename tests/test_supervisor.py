@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 
 from appliance import config
+from tests.conftest import wait_for
 from appliance.store import Store
 from tests.test_dns import free_udp_port
 from tests.test_api_server import free_tcp_port
@@ -56,14 +57,6 @@ def health(env: dict) -> tuple[int, dict]:
         return 0, {}
 
 
-def wait_for(pred, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def service_pid(doc: dict, name: str) -> int | None:

@@ -1,7 +1,5 @@
 """The tracker speaks the real bus: kinds from appliance.events, phone.state data the API shows, retry, option 60, web."""
 import http.server
-import subprocess
-import sys
 import threading
 import time
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import hmac
 import io
-import json
 import re
 from functools import wraps
 from importlib import resources

@@ -8,7 +8,6 @@ stones, prints progress, and removes everything it made.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sqlite3

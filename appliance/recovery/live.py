@@ -93,10 +93,11 @@ def flatten(row: dict) -> dict:
 
 
 def pending_from(tracking) -> Callable[[str], list[dict]]:
-    """This process's FILE_* events still queued in `tracking` (appliance/tftp/tracking.py) for one MAC."""
+    """This process's FILE_* events not yet on the bus in `tracking` (appliance/tftp/tracking.py) for one MAC:
+    queued, or taken by a flush still writing them (a config asked in that window once named a stale step)."""
     def pending(mac: str) -> list[dict]:
         with tracking.lock:
-            queued = list(tracking.events)
+            queued = tracking.inflight + tracking.events
         return [{**data, "kind": kind, "ts": ts, "mac": m} for ts, _src, kind, m, data in queued
                 if (m or data.get("mac")) == mac]
     return pending
@@ -108,6 +109,7 @@ class Live:
     def __init__(self, store, tracker: Tracker, cursor: int, publish: Callable[[list[dict]], None] | None = None,
                  on_event: Callable[[dict], None] | None = None):
         self.store, self.tracker, self.cursor = store, tracker, cursor
+        self.fed_upto = cursor       # every event up to this id has been fed (rows go in time order)
         self.publish, self.on_event = publish, on_event
         self.lock = threading.RLock()
 
@@ -122,9 +124,13 @@ class Live:
             for _ in range(MAX_BATCHES):
                 rows = self.store.events_after(self.cursor, BATCH)
                 read += len(rows)
+                ids, fed, k = [r["id"] for r in rows], set(), 0
                 # one writer's batch is not always in time order (transfers and misses flush separately)
                 for row in sorted(rows, key=lambda r: (r["ts"], r["id"])):
                     self.cursor = max(self.cursor, row["id"])
+                    fed.add(row["id"])
+                    while k < len(ids) and ids[k] in fed:
+                        self.fed_upto, k = ids[k], k + 1
                     try:
                         self._feed(row)
                     except Exception as exc:  # a bad row must never stop tracking
@@ -142,7 +148,7 @@ class Live:
             return
         known = self.tracker.phones.get(str(ev.get("mac") or "").lower()
                                         or self.tracker.by_ip.get(ev.get("ip") or "", ""))
-        if known is not None and known.applied >= row["id"]:
+        if known is not None and known.resume_after >= row["id"]:
             return       # already in the memory this phone was restored with
         self._out(self.tracker.feed(ev))
         if self.on_event is not None:

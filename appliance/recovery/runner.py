@@ -43,7 +43,7 @@ def start(ctx, catalog, generated=None) -> threading.Thread:
     def publish(outs):
         for o in outs:
             p = tracker.phones[o["mac"]]
-            p.applied = live.cursor          # the event being fed: a successor resumes after it
+            p.applied = live.fed_upto        # a successor replays this phone's events after it
             data = {k: v for k, v in o.items() if k not in ("kind", "source", "ts", "mac")}
             store.append_events([(o["ts"], "tracker", o["kind"], p.mac, data)])
             if o["kind"] == E.PHONE_LOAD:     # a load learned between states re-plans the phone

@@ -44,7 +44,8 @@ class Phone:
     back_at: float | None = None
     trust_boots: int = 0
     file_ts: list[float] = field(default_factory=list)
-    applied: int = 0      # id of the last bus event this memory includes (set when it is saved)
+    applied: int = 0      # every bus event up to this id is in this memory (set when it is saved)
+    resume_after: int = 0  # a restored phone's `applied`: a restarted tracker skips its events up to here
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
 
     @property
@@ -93,6 +94,7 @@ class Tracker:
     def restore(self, phones: Iterable[Phone]) -> None:
         """Phones as the station last recorded them (a restart mid-plan resumes each one)."""
         for p in phones:
+            p.resume_after = p.applied
             step = p.plan[min(p.step, len(p.plan) - 1)] if p.plan else None
             if step is not None and step == p.current and step != p.plan[-1] and not p.loads_taken:
                 p.plan, p.step = self.replan(p), 0    # recorded between taking a step and its re-plan

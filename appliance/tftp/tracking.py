@@ -54,6 +54,7 @@ class Tracking:
         self.running: dict[str, Transfer] = {}
         self.finished: list[Transfer] = []
         self.events: list[tuple] = []
+        self.inflight: list[tuple] = []    # taken by flush() and not yet committed: still this process's news
         self.dropped = 0
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid()}-{time.time():.6f}"
@@ -152,6 +153,7 @@ class Tracking:
         now = time.time()
         with self.lock:
             events, self.events = self.events, []
+            self.inflight = events
             finished, self.finished = self.finished, []
             running = list(self.running.values())
         records = [t.record(now) for t in finished]
@@ -163,9 +165,12 @@ class Tracking:
                 self.store.write_transfers(records)
             if events:
                 self.store.append_events(events)
+            with self.lock:
+                self.inflight = []
         except Exception as exc:
             log.warning("transfers/events not recorded (%d/%d): %s", len(records), len(events), exc)
             with self.lock:
+                self.inflight = []
                 if len(self.events) + len(events) <= MAX_QUEUE:
                     self.events[:0] = events
                 self.finished[:0] = finished

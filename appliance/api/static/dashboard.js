@@ -20,7 +20,15 @@
 
   function stepCell(p) {
     const td = el("td");
-    if (!p.steps) { td.appendChild(el("span", "muted", "no plan yet")); return td; }
+    if (!p.steps) {
+      if (p.current_load) {                      // nothing left to install: say what it runs
+        td.appendChild(el("div", null, "on"));
+        td.appendChild(el("div", "loads", p.current_load));
+      } else {
+        td.appendChild(el("span", "muted", "no plan yet"));
+      }
+      return td;
+    }
     const k = Math.min(p.step + 1, p.steps);
     td.appendChild(el("div", null, "step " + k + "/" + p.steps));
     const loads = el("div", "loads");

@@ -1,0 +1,93 @@
+"""The dashboard in headless Chromium while a simulated 7965 recovers through the stone on a whole station.
+
+The station is the real `appliance run` (supervisord: dhcp, tftp, dns, api) in
+a namespace this test builds; the phone is `appliance simulate` in a second
+one, and Chromium runs in a third, as a tech's laptop on the bench switch
+would (a wrapper puts Playwright's Chromium into that namespace).  The page is
+loaded once: every step the test sees must arrive by the page's live updates.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import needs_root, needs_tool, wait_for
+from tests.test_dashboard import ARTIFACTS, FLAGS
+
+REPO = Path(__file__).resolve().parent.parent
+from bench.dhcp_lab import PYTHON, Lab, station_env  # noqa: E402
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = [pytest.mark.netns, pytest.mark.slow, needs_root(), needs_tool("ip", "curl"),
+              pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make test installs it)")]
+
+STATION, DESK = "10.73.0.1", "10.73.0.250"
+START, STONE, TARGET = "SCCP45.8-3-2S", "SCCP45.8-5-2S", "SCCP45.9-4-2SR4-3S"
+FIRST_MAC, MAC = "001e7a730000", "001e7a730001"   # the simulator numbers its phones from FIRST_MAC + 1
+
+
+
+
+def test_dashboard_follows_a_phone_through_the_stone_to_the_target(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from appliance.firmware import synth
+    with Lab("db", subnet="10.73.0") as lab:
+        lab.add("srv", STATION)
+        lab.add("ph")
+        desk = lab.add("desk", DESK)
+        state = tmp_path / "state"
+        for load in (STONE, TARGET):
+            synth.write_load(state / "firmware", load, size_bytes=4_000_000, components=3)
+        env = station_env(state, DHCP_POOL_START="10.73.1.1", DHCP_POOL_END="10.73.1.250")
+        log = open(tmp_path / "station.log", "a")
+        lab.popen("srv", PYTHON, "-m", "appliance", "run", env=env, stdout=log, cwd=str(REPO))
+        health = lambda: lab.run("desk", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",  # noqa: E731
+                                 "--max-time", "2", f"http://{STATION}:8080/api/v1/health").stdout == "200"
+        wait_for(health, 90, "all four services green, seen from the desk namespace")
+
+        wrapper = tmp_path / "chromium-in-desk"
+        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {desk} {CHROMIUM} "$@"\n')
+        wrapper.chmod(0o755)
+        seen: list[str] = []
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(wrapper), args=FLAGS,
+                                         env={**os.environ, "HOME": str(tmp_path)})
+            try:
+                page = browser.new_page(viewport={"width": 1200, "height": 700})
+                page.goto(f"http://{STATION}:8080/")
+                page.evaluate("window.loadedOnce = true")
+                out = open(tmp_path / "phone.jsonl", "w")
+                phone = lab.popen("ph", PYTHON, "-m", "appliance", "simulate", "--interface", "lan0",
+                                  "--model", "CP-7965G", "--load", START, "--first-mac", FIRST_MAC,
+                                  "--reboot-seconds", "3", "--deadline", "120", stdout=out, cwd=str(REPO))
+                row = page.locator(f'tr[data-mac="{MAC}"]')
+                deadline = time.time() + 150
+                while time.time() < deadline:
+                    text = row.inner_text(timeout=1000) if row.count() else ""
+                    if text and (not seen or seen[-1] != text):
+                        seen.append(text)
+                    if "recovered" in text:
+                        break
+                    time.sleep(0.1)
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "dashboard-station.png"), full_page=True)
+                assert page.evaluate("window.loadedOnce === true"), "the page reloaded"
+            finally:
+                browser.close()
+        lab.kill(phone)
+        out.close()
+        log.close()
+
+    trace = "\n---\n".join(seen)
+    assert seen and "recovered" in seen[-1] and f"on\n{TARGET}" in seen[-1], trace
+    stone_step = next((i for i, t in enumerate(seen) if "step 1/2" in t and STONE in t and TARGET in t), None)
+    target_step = next((i for i, t in enumerate(seen) if "step 1/1" in t and TARGET in t and STONE not in t), None)
+    assert stone_step is not None and target_step is not None and stone_step < target_step, trace
+    assert any("downloading firmware" in t for t in seen[:target_step]), trace
+    assert any("rebooting into the new load" in t for t in seen), trace
+    assert "00:1e:7a:73:00:01" in seen[-1] and "CP-7965G" in seen[-1], trace

@@ -211,6 +211,22 @@ def fleet_by_hand(side: Side, count: int, timeout: float, reboot_s: float) -> di
             "stone_s": all_installed(first, count, STONE), "memory": mem}
 
 
+FAILURES = REPO / "build" / "bench-failures"
+
+
+def keep_failure(side: Side, doc: dict, run_no: int, log) -> None:
+    """An incomplete run's station log, database and phone reports, kept for diagnosis (build/ is not committed)."""
+    import shutil
+
+    dest = FAILURES / f"{side.kind.replace(' ', '-')}-run{run_no + 1}-{time.strftime('%Y%m%dT%H%M%S')}"
+    try:
+        shutil.copytree(side.work, dest, ignore=shutil.ignore_patterns("tech-root", "firmware", "*.sock"))
+        (dest / "phones.json").write_text(json.dumps(doc, indent=1))
+        log(f"fleet: incomplete run kept in {dest}")
+    except OSError as exc:
+        log(f"fleet: incomplete run not kept: {exc}")
+
+
 def all_installed(doc: dict, count: int, load: str) -> float | None:
     """Seconds from power-on until the last phone had installed `load` (None unless every phone did)."""
     times = [p.get("installed_s", {}).get(load) for p in doc.get("phones", [])]
@@ -276,6 +292,8 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
                     res = (fleet_station if kind == "station" else fleet_by_hand)(side, count, timeout, reboot_s)
                     res.update(startup_s=startup, idle=idle)
                     res["done_s"], res["on_target"], res["errors"] = outcome(res["fleet"], count)
+                    if res["on_target"] < count:
+                        keep_failure(side, res["fleet"], run_no, log)
                     res.pop("fleet")
                     raw[kind].append(res)
                     log(f"fleet run {run_no + 1}/{runs} {kind:15s} start-up {startup:.2f} s, idle "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -32,9 +34,64 @@ FIRST_MAC, MAC = "001e7a730000", "001e7a730001"   # the simulator numbers its ph
 
 
 
-def test_dashboard_follows_a_phone_through_the_stone_to_the_target(tmp_path):
+def stop_station(run, state: Path) -> None:
+    """supervisord gives each service its own process group, so killing `appliance run`'s group
+    would orphan them: stop it with TERM (supervisord then stops every program) and kill what is
+    left of the services this station recorded (by PID, checked against the command line)."""
+    from appliance.store import Store
+    pids = [s["pid"] for s in Store(state / "station.db").services() if s.get("pid")]
+    if run.poll() is None:
+        os.kill(run.pid, signal.SIGTERM)
+        try:
+            run.wait(40)
+        except subprocess.TimeoutExpired:
+            pass
+    for pid in pids:
+        try:
+            if b"appliance" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def watch_the_row(lab, desk: str, tmp_path: Path) -> list[str]:
+    """Open the dashboard from the desk namespace once, start the phone, note each new text of its row."""
     from playwright.sync_api import sync_playwright
 
+    wrapper = tmp_path / "chromium-in-desk"
+    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {desk} {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    seen: list[str] = []
+    with sync_playwright() as pw, open(tmp_path / "phone.jsonl", "w") as out:
+        browser = pw.chromium.launch(executable_path=str(wrapper), args=FLAGS, env={**os.environ, "HOME": str(tmp_path)})
+        phone = None
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 700})
+            page.goto(f"http://{STATION}:8080/")
+            page.evaluate("window.loadedOnce = true")
+            phone = lab.popen("ph", PYTHON, "-m", "appliance", "simulate", "--interface", "lan0",
+                              "--model", "CP-7965G", "--load", START, "--first-mac", FIRST_MAC,
+                              "--reboot-seconds", "3", "--deadline", "120", stdout=out, cwd=str(REPO))
+            row = page.locator(f'tr[data-mac="{MAC}"]')
+            deadline = time.time() + 150
+            while time.time() < deadline:
+                text = row.inner_text(timeout=1000) if row.count() else ""
+                if text and (not seen or seen[-1] != text):
+                    seen.append(text)
+                if "recovered" in text:
+                    break
+                time.sleep(0.1)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-station.png"), full_page=True)
+            assert page.evaluate("window.loadedOnce === true"), "the page reloaded"
+        finally:
+            browser.close()
+            if phone is not None:
+                lab.kill(phone)
+    return seen
+
+
+def test_dashboard_follows_a_phone_through_the_stone_to_the_target(tmp_path):
     from appliance.firmware import synth
     with Lab("db", subnet="10.73.0") as lab:
         lab.add("srv", STATION)
@@ -44,44 +101,15 @@ def test_dashboard_follows_a_phone_through_the_stone_to_the_target(tmp_path):
         for load in (STONE, TARGET):
             synth.write_load(state / "firmware", load, size_bytes=4_000_000, components=3)
         env = station_env(state, DHCP_POOL_START="10.73.1.1", DHCP_POOL_END="10.73.1.250")
-        log = open(tmp_path / "station.log", "a")
-        lab.popen("srv", PYTHON, "-m", "appliance", "run", env=env, stdout=log, cwd=str(REPO))
-        health = lambda: lab.run("desk", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",  # noqa: E731
-                                 "--max-time", "2", f"http://{STATION}:8080/api/v1/health").stdout == "200"
-        wait_for(health, 90, "all four services green, seen from the desk namespace")
-
-        wrapper = tmp_path / "chromium-in-desk"
-        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {desk} {CHROMIUM} "$@"\n')
-        wrapper.chmod(0o755)
-        seen: list[str] = []
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(wrapper), args=FLAGS,
-                                         env={**os.environ, "HOME": str(tmp_path)})
+        with open(tmp_path / "station.log", "a") as log:
+            run = lab.popen("srv", PYTHON, "-m", "appliance", "run", env=env, stdout=log, cwd=str(REPO))
             try:
-                page = browser.new_page(viewport={"width": 1200, "height": 700})
-                page.goto(f"http://{STATION}:8080/")
-                page.evaluate("window.loadedOnce = true")
-                out = open(tmp_path / "phone.jsonl", "w")
-                phone = lab.popen("ph", PYTHON, "-m", "appliance", "simulate", "--interface", "lan0",
-                                  "--model", "CP-7965G", "--load", START, "--first-mac", FIRST_MAC,
-                                  "--reboot-seconds", "3", "--deadline", "120", stdout=out, cwd=str(REPO))
-                row = page.locator(f'tr[data-mac="{MAC}"]')
-                deadline = time.time() + 150
-                while time.time() < deadline:
-                    text = row.inner_text(timeout=1000) if row.count() else ""
-                    if text and (not seen or seen[-1] != text):
-                        seen.append(text)
-                    if "recovered" in text:
-                        break
-                    time.sleep(0.1)
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "dashboard-station.png"), full_page=True)
-                assert page.evaluate("window.loadedOnce === true"), "the page reloaded"
+                health = lambda: lab.run("desk", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",  # noqa: E731
+                                         "--max-time", "2", f"http://{STATION}:8080/api/v1/health").stdout == "200"
+                wait_for(health, 90, "all four services green, seen from the desk namespace")
+                seen = watch_the_row(lab, desk, tmp_path)
             finally:
-                browser.close()
-        lab.kill(phone)
-        out.close()
-        log.close()
+                stop_station(run, state)
 
     trace = "\n---\n".join(seen)
     assert seen and "recovered" in seen[-1] and f"on\n{TARGET}" in seen[-1], trace

@@ -254,3 +254,22 @@ def test_components_being_flushed_still_count(tmp_path):
         release.set()
         flusher.join(10)
     assert not tracking.inflight and Chooser(store, Catalog(), CFG, pending_from(tracking))(MAC, MODEL) == TARGET
+
+
+def test_files_read_before_their_lease_reaches_the_bus_still_count(tmp_path):
+    """The fleet race of stop 13: DHCP writes its events every 0.2 s, a phone asks for its config
+    milliseconds after the ACK, so a tracker can read the phone's .loads and components before
+    the lease that says whose address it is.  It keeps them and applies them when the ACK comes."""
+    store, live, _ = station(tmp_path)
+    t0 = time.time() - 20
+    done(store, t0 + 0.05, CNF)                          # first boot: files from the worker first...
+    done(store, t0 + 0.1, f"{STONE}.loads")
+    for i, comp in enumerate(COMPONENTS[STONE]):
+        done(store, t0 + 0.2 + i, comp)
+    live.catch_up()                                      # ...read by a tracker while DHCP has not flushed
+    ack(store, t0)                                       # the ACK, earlier in time, later on the bus
+    ack(store, t0 + 8)                                   # the phone rebooted onto the stone
+    assert live.offer(MAC) == (True, TARGET)
+    lone = make_tracker(Catalog(), CFG)
+    lone.feed({"kind": "file.done", "ts": 1.0, "ip": "10.9.9.9", "file": "x.sbn"})
+    assert list(lone.early) == ["10.9.9.9"]              # bounded: kept per address until a lease names it

@@ -8,6 +8,7 @@ fetches no load; "stuck" always carries a diagnosis a tech can act on.
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -19,6 +20,11 @@ DONE_WAIT_S = 20.0
 # DHCP and the file service write the bus from different processes in batches, so a phone's
 # last component may show up after its next lease; a return with no component waits this long.
 BACK_GRACE_S = 4.0
+# File events from an address whose lease is not on the bus yet (DHCP flushes its events every
+# 0.2 s, a phone asks for its config milliseconds after the ACK): kept, per address and bounded,
+# until the ACK names the phone; dropping them once left a phone told the stone it had just taken.
+EARLY_PER_IP = 64
+EARLY_IPS = 1024
 # Old 7940/60 loaders send no model in option 60; both models run the same P003 loads.
 LOADER_7940_MODEL = "CP-7940G"
 
@@ -90,6 +96,7 @@ class Tracker:
         self.reset_keys = reset_keys or (lambda model: None)
         self.phones: dict[str, Phone] = {}
         self.by_ip: dict[str, str] = {}
+        self.early: OrderedDict[str, list[dict]] = OrderedDict()
 
     def restore(self, phones: Iterable[Phone]) -> None:
         """Phones as the station last recorded them (a restart mid-plan resumes each one)."""
@@ -119,10 +126,26 @@ class Tracker:
             return self._dhcp(ev, ts)
         if kind == E.PHONE_RETRY:
             return self._retry(ev, ts)
-        mac = self.by_ip.get(ev.get("ip", ""))
-        if not mac or not kind.startswith("file.") or self.phones[mac].state == "stuck":
+        if not kind.startswith("file."):
+            return []
+        mac = self.by_ip.get(ev.get("ip") or "")
+        if not mac:
+            self._keep_early(ev)
+            return []
+        if self.phones[mac].state == "stuck":
             return []  # a diagnosis stays until the tech acts (phone.retry): the phone keeps looping
         return self._file(self.phones[mac], kind, ev.get("file", ""), ev, ts)
+
+    def _keep_early(self, ev: dict) -> None:
+        ip = ev.get("ip")
+        if not ip:
+            return
+        kept = self.early.setdefault(ip, [])
+        self.early.move_to_end(ip)
+        kept.append(ev)
+        del kept[:-EARLY_PER_IP]
+        while len(self.early) > EARLY_IPS:
+            self.early.popitem(last=False)
 
     def _dhcp(self, ev: dict, ts: float) -> list[dict]:
         mac = (ev.get("mac") or "").lower()
@@ -147,6 +170,12 @@ class Tracker:
                 out += self._trust_stuck(p, ts)
         if ev.get("kind") == E.DHCP_ACK and p.state in ("rebooting", "downloading", "configured") and p.loads_taken:
             out += self._came_back(p, ts)
+        if ev.get("kind") == E.DHCP_ACK and ev.get("ip"):
+            late = sorted((e for e in self.early.pop(ev["ip"], []) if float(e.get("ts") or 0.0) >= ts),
+                          key=lambda e: float(e.get("ts") or 0.0))
+            for e in late:                     # this lease's files, read before the lease itself
+                if p.state != "stuck":
+                    out += self._file(p, e.get("kind", ""), e.get("file", ""), e, float(e.get("ts") or 0.0))
         return out
 
     def _vendor_class(self, p: Phone, vc: str | None, ts: float) -> list[dict]:

@@ -23,8 +23,9 @@ BACK_GRACE_S = 4.0
 # File events from an address whose lease is not on the bus yet (DHCP flushes its events every
 # 0.2 s, a phone asks for its config milliseconds after the ACK): kept, per address and bounded,
 # until the ACK names the phone; dropping them once left a phone told the stone it had just taken.
-EARLY_PER_IP = 64
-EARLY_IPS = 1024
+EARLY_PER_IP = 32
+EARLY_IPS = 256
+EARLY_S = 30.0
 # Old 7940/60 loaders send no model in option 60; both models run the same P003 loads.
 LOADER_7940_MODEL = "CP-7940G"
 
@@ -144,8 +145,10 @@ class Tracker:
         self.early.move_to_end(ip)
         kept.append(ev)
         del kept[:-EARLY_PER_IP]
-        while len(self.early) > EARLY_IPS:
-            self.early.popitem(last=False)
+        now = float(ev.get("ts") or 0.0)
+        while self.early and (len(self.early) > EARLY_IPS or
+                              float(next(iter(self.early.values()))[-1].get("ts") or 0.0) < now - EARLY_S):
+            self.early.popitem(last=False)     # least recently heard from first
 
     def _dhcp(self, ev: dict, ts: float) -> list[dict]:
         mac = (ev.get("mac") or "").lower()

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -146,6 +147,63 @@ def test_phone_in_namespace_gets_lease_files_and_green_health(image, tmp_path):
         health = sh("podman", "healthcheck", "run", name, env=image, check=False, timeout=60)
         assert health.returncode == 0, health.stdout + health.stderr
     finally:
-        subprocess.run(["podman", "rm", "-f", "-t", "5", name], capture_output=True, env=image, timeout=60)
+        subprocess.run(["podman", "rm", "-f", "-v", "-t", "5", name], capture_output=True, env=image, timeout=60)
+        for ns in (st_ns, ph_ns):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+COMPOSE = str(Path(sys.executable).with_name("podman-compose"))
+
+
+@pytest.mark.skipif(not Path(COMPOSE).exists(), reason="podman-compose not installed (the test extra has it)")
+def test_compose_file_starts_the_station_and_serves_a_phone(image, tmp_path):
+    """compose.yaml as shipped (caps, env, volumes, init, restart policy), with two changes a test
+    needs, in an override file: the image this module built, and host networking whose host is a
+    namespace this test made (podman cannot run inside `ip netns exec`: it remounts /sys and runc
+    then finds no cgroups)."""
+    tag = f"{os.getpid() % 100000}"
+    st_ns, ph_ns, st_if, ph_if = f"cmpst{tag}", f"cmpph{tag}", f"vcs{tag}", f"vcp{tag}"
+    proj = tmp_path / "station"
+    proj.mkdir()
+    shutil.copy(REPO / "compose.yaml", proj / "compose.yaml")
+    shutil.copytree(REPO / "config", proj / "config")
+    (proj / "firmware").mkdir()
+    (proj / "override.yaml").write_text(f'services:\n  station:\n    image: {IMAGE}\n'
+                                        f'    network_mode: "ns:/run/netns/{st_ns}"\n')
+    env = dict(image, STATION_INTERFACE=st_if, STATION_API_TOKEN="t0ken")
+    compose = [COMPOSE, "-p", f"station{tag}", "-f", "compose.yaml", "-f", "override.yaml"]
+    try:
+        sh("ip", "netns", "add", st_ns)
+        sh("ip", "netns", "add", ph_ns)
+        sh("ip", "link", "add", st_if, "type", "veth", "peer", "name", ph_if)
+        sh("ip", "link", "set", st_if, "netns", st_ns)
+        sh("ip", "link", "set", ph_if, "netns", ph_ns)
+        sh("ip", "-n", st_ns, "addr", "add", "10.214.7.1/24", "dev", st_if)
+        for ns, dev in ((st_ns, st_if), (ph_ns, ph_if), (st_ns, "lo"), (ph_ns, "lo")):
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+        up = sh(*compose, "up", "-d", "--no-build", env=env, cwd=proj, timeout=180, check=False)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        deadline, doc = time.time() + 90, {}
+        while time.time() < deadline:
+            out = sh("ip", "netns", "exec", st_ns, "curl", "-s", "--max-time", "3",
+                     "http://10.214.7.1:8080/api/v1/health", check=False).stdout
+            doc = json.loads(out) if out.startswith("{") else {}
+            if doc.get("ok"):
+                break
+            time.sleep(1)
+        logs = sh(*compose, "logs", env=env, cwd=proj, check=False, timeout=60)
+        assert doc.get("ok"), logs.stdout[-4000:] + logs.stderr[-4000:]
+        assert {s["name"] for s in doc["services"] if s["status"] == "up"} >= {"dhcp", "tftp", "dns", "api"}, doc
+        lease = sh("ip", "netns", "exec", ph_ns, "busybox", "udhcpc", "-i", ph_if, "-n", "-q", "-t", "5",
+                   "-s", "/bin/true", timeout=60, check=False)
+        assert "lease of 10.214.7." in lease.stdout + lease.stderr, lease.stdout + lease.stderr
+        unauthorised = sh("ip", "netns", "exec", st_ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                          "-X", "POST", "http://10.214.7.1:8080/api/v1/firmware/rescan", check=False).stdout
+        authorised = sh("ip", "netns", "exec", st_ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                        "-X", "POST", "-H", "Authorization: Bearer t0ken",
+                        "http://10.214.7.1:8080/api/v1/firmware/rescan", check=False).stdout
+        assert (unauthorised, authorised[:1]) == ("401", "2"), "STATION_API_TOKEN reaches [api] token"
+    finally:
+        subprocess.run([*compose, "down", "-v", "-t", "5"], capture_output=True, env=env, cwd=proj, timeout=120)
         for ns in (st_ns, ph_ns):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)

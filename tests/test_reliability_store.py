@@ -27,7 +27,9 @@ def _writer(path: str, n: int) -> None:
 def test_concurrent_writers_lose_nothing(tmp_path):
     path = str(tmp_path / "state.db")
     Store(path).migrate()
-    procs = [multiprocessing.Process(target=_writer, args=(path, n)) for n in range(WRITERS)]
+    # spawned, not forked: like the services supervisord starts, no writer inherits this process's SQLite state
+    spawn = multiprocessing.get_context("spawn")
+    procs = [spawn.Process(target=_writer, args=(path, n)) for n in range(WRITERS)]
     for p in procs:
         p.start()
     for p in procs:

@@ -187,9 +187,9 @@ class FileService:
             except OSError as exc:
                 ctx.error(f"cannot listen on tcp/{cfg.tftp.http_port}: {exc}")
                 return 1
-        self.tracking.start()
-        ctx.store.close()        # forked workers must not inherit an open SQLite connection
+        ctx.store.close()        # forked workers must not inherit an open SQLite connection...
         self.workers = [self.start_worker(i) for i in range(self.nworkers)]
+        self.tracking.start()    # ...so the flush thread, which opens its own, starts after the fork
         self._cursor = self._last_event_id()
         if self.catalog is not None:
             try:

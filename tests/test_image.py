@@ -99,6 +99,18 @@ def test_missing_capability_is_named(image):
     assert "CAP_NET_RAW" in out.stderr
 
 
+def station_and_phone_namespaces(st_ns: str, ph_ns: str, st_if: str, ph_if: str, station_cidr: str) -> None:
+    """Two namespaces joined by a veth pair: the station's end has `station_cidr`, the phone's none."""
+    sh("ip", "netns", "add", st_ns)
+    sh("ip", "netns", "add", ph_ns)
+    sh("ip", "link", "add", st_if, "type", "veth", "peer", "name", ph_if)
+    sh("ip", "link", "set", st_if, "netns", st_ns)
+    sh("ip", "link", "set", ph_if, "netns", ph_ns)
+    sh("ip", "-n", st_ns, "addr", "add", station_cidr, "dev", st_if)
+    for ns, dev in ((st_ns, st_if), (ph_ns, ph_if), (st_ns, "lo"), (ph_ns, "lo")):
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+
+
 @pytest.mark.skipif(not HAVE_TFTP, reason="appliance.tftp.service not landed yet: the station cannot start whole")
 def test_phone_in_namespace_gets_lease_files_and_green_health(image, tmp_path):
     tag = f"{os.getpid() % 100000}"
@@ -108,14 +120,7 @@ def test_phone_in_namespace_gets_lease_files_and_green_health(image, tmp_path):
     firmware.mkdir()
     name = f"station-test-{tag}"
     try:
-        sh("ip", "netns", "add", st_ns)
-        sh("ip", "netns", "add", ph_ns)
-        sh("ip", "link", "add", st_if, "type", "veth", "peer", "name", ph_if)
-        sh("ip", "link", "set", st_if, "netns", st_ns)
-        sh("ip", "link", "set", ph_if, "netns", ph_ns)
-        sh("ip", "-n", st_ns, "addr", "add", "10.213.7.1/24", "dev", st_if)
-        for ns, dev in ((st_ns, st_if), (ph_ns, ph_if), (st_ns, "lo"), (ph_ns, "lo")):
-            sh("ip", "-n", ns, "link", "set", dev, "up")
+        station_and_phone_namespaces(st_ns, ph_ns, st_if, ph_if, "10.213.7.1/24")
         run = sh("podman", "--runtime", "runc", "run", "-d", "--name", name, "--network", f"ns:/run/netns/{st_ns}",
                  "--cap-add=NET_BIND_SERVICE,NET_RAW,NET_ADMIN", "-e", f"APPLIANCE_NETWORK_INTERFACE={st_if}",
                  "-e", "APPLIANCE_DHCP_GUARD=off", "-v", f"{firmware}:/firmware:ro", IMAGE, env=image, timeout=120)
@@ -173,14 +178,7 @@ def test_compose_file_starts_the_station_and_serves_a_phone(image, tmp_path):
     env = dict(image, STATION_INTERFACE=st_if, STATION_API_TOKEN="t0ken")
     compose = [COMPOSE, "-p", f"station{tag}", "-f", "compose.yaml", "-f", "override.yaml"]
     try:
-        sh("ip", "netns", "add", st_ns)
-        sh("ip", "netns", "add", ph_ns)
-        sh("ip", "link", "add", st_if, "type", "veth", "peer", "name", ph_if)
-        sh("ip", "link", "set", st_if, "netns", st_ns)
-        sh("ip", "link", "set", ph_if, "netns", ph_ns)
-        sh("ip", "-n", st_ns, "addr", "add", "10.214.7.1/24", "dev", st_if)
-        for ns, dev in ((st_ns, st_if), (ph_ns, ph_if), (st_ns, "lo"), (ph_ns, "lo")):
-            sh("ip", "-n", ns, "link", "set", dev, "up")
+        station_and_phone_namespaces(st_ns, ph_ns, st_if, ph_if, "10.214.7.1/24")
         up = sh(*compose, "up", "-d", "--no-build", env=env, cwd=proj, timeout=180, check=False)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         deadline, doc = time.time() + 90, {}

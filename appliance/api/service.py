@@ -65,7 +65,7 @@ def conf_path(cfg: Config) -> Path:
 
 def import_before_fork() -> None:
     """Import Flask and the app's modules in the master, where the forked worker shares them
-    copy-on-write (~8 MiB less per worker), but open nothing: the store and app are made in
+    copy-on-write (measured ~3 MiB less for the API), but open nothing: the store and app are made in
     the worker (`load`), so no SQLite connection crosses a fork."""
     import gc
 

@@ -26,7 +26,7 @@ FILE_MALFORMED = "file.malformed"    # ip, reason
 
 # Recovery tracker (source "tracker")
 PHONE_STATE = "phone.state"          # state, step, steps, load, diagnosis
-PHONE_LOAD = "phone.load"            # load, how ("step"|"option60"|"web")
+PHONE_LOAD = "phone.load"            # load, how ("step"|"option60"|"web"|"settled": took a config, fetched no load)
 
 # Firmware catalog (source "firmware")
 CATALOG_CHANGED = "firmware.changed"  # loads, incomplete

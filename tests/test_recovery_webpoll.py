@@ -125,3 +125,21 @@ def test_tracker_learns_the_load_from_the_phone_page_and_skips_the_stone(tmp_pat
         finally:
             ctx.stopping.set()
             th.join(5)
+
+
+def test_silent_phones_do_not_hold_up_the_one_with_a_page():
+    """Most phones never answer; a poll waiting out its pause must not keep the page phone's poll queued."""
+    import socket
+    phone = SimPhone(MAC, "7965", current=STONE, web_port=0)
+    with phone.web_page("127.0.0.3") as port, socket.socket() as silent:
+        silent.bind(("127.0.0.2", port))
+        silent.listen(16)                # handshakes complete, nothing ever answers
+        poller = WebPoller(workers=4, port=port)
+        quiet = [f"00000000000{i}" for i in range(4)]
+        try:
+            assert all(poller.poll(m, "127.0.0.2") for m in quiet)
+            assert poller.poll(MAC, "127.0.0.3")
+            got = _drain(poller, 20)
+            assert [m for m, _ in got] == [MAC] and set(quiet) <= poller.pending, poller.pending
+        finally:
+            poller.close()

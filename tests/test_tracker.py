@@ -87,3 +87,44 @@ def test_components_on_the_bus_before_their_loads_still_count():
     ack(t, 5)
     p = t.phones[MAC]
     assert p.current == "A" and p.plan == ["B"] and "rejected" not in str(p.timeline)
+
+
+def stone_then_target(p):
+    return [s for s in ["A", "B"] if p.current is None or s > p.current]
+
+
+def test_phone_already_on_the_stone_waits_for_a_restart_then_goes_on():
+    """Told the stone it already runs, a phone fetches nothing and stays: the tech is told to restart it."""
+    t = mk(stone_then_target)
+    ack(t, 0); f(t, "file.done", CNF, 1)
+    p = t.phones[MAC]
+    t.tick(1 + DONE_WAIT_S - 1)
+    assert p.state == "configured"
+    outs = t.tick(1 + DONE_WAIT_S + 1)
+    assert p.state == "waiting" and p.current == "A" and p.plan == ["B"], p
+    assert "already on A" in p.diagnosis and "restart it" in p.diagnosis and "go on to B" in p.diagnosis
+    assert {"kind": "phone.load", "load": "A", "how": "settled"}.items() <= outs[0].items()
+    ack(t, 60); f(t, "file.done", CNF, 61)
+    assert p.state == "configured" and p.offered == "B" and p.diagnosis == ""
+    f(t, "file.done", "B.loads", 62); f(t, "file.done", "B-app.sbn", 63)
+    ack(t, 70); f(t, "file.done", CNF, 71)
+    t.tick(71 + DONE_WAIT_S + 1)
+    assert p.state == "done" and p.current == "B"
+
+
+def test_load_learned_after_the_config_was_served_also_waits():
+    """The phone's web page answered after it took the stone's config: the plan moves on, the phone does not."""
+    t = mk(stone_then_target)
+    ack(t, 0); f(t, "file.done", CNF, 1)
+    t.learn(MAC, "A", "web", 2)
+    p = t.phones[MAC]
+    assert p.plan == ["B"] and p.state == "configured"
+    t.tick(1 + DONE_WAIT_S + 2)
+    assert p.state == "waiting" and "go on to B" in p.diagnosis
+
+
+def test_phone_found_on_the_target_without_a_step_is_done():
+    t = mk(lambda p: [] if p.current == "B" else ["B"])
+    ack(t, 0); f(t, "file.done", CNF, 1)
+    t.tick(1 + DONE_WAIT_S + 1)
+    assert t.phones[MAC].state == "done" and t.phones[MAC].current == "B"

@@ -10,7 +10,7 @@ from ..store import Store
 STALE_SECONDS = 10.0  # five missed heartbeats
 STATE_WORDS = {
     "seen": "seen on the network",
-    "waiting": "waiting for the phone to ask for files",
+    "waiting": "waiting for the tech to restart it",
     "configuring": "fetching its configuration",
     "configured": "configuration served, phone checking its load",
     "downloading": "downloading firmware",

@@ -17,6 +17,7 @@ from .webpoll import WebPoller
 
 CURSOR_KEY = "recovery.cursor"
 REPLAY_MAX = 20_000
+IDLE_S = 0.25     # also how soon a lease starts its DeviceInformationX poll, which must beat the config request
 
 
 def web_port(cfg) -> int:
@@ -38,7 +39,14 @@ def start(ctx, catalog, generated=None) -> threading.Thread:
     saved = saved_phones(store)
     tracker = make_tracker(catalog, cfg, saved)
     port = web_port(cfg)
-    web = WebPoller(port=port) if port else None
+
+    def learned(mac: str, info: dict[str, str]) -> None:
+        try:
+            live.learn(mac, info.get("apploadid") or info.get("versionid") or "", "web", time.time())
+        except Exception as exc:  # a store error must not end the poll thread silently
+            ctx.log.warning("tracker: %s from its web page: %s", mac, exc)
+
+    web = WebPoller(port=port, deliver=learned) if port else None
 
     def publish(outs):
         for o in outs:
@@ -70,15 +78,13 @@ def start(ctx, catalog, generated=None) -> threading.Thread:
             read = 0
             try:
                 read = live.catch_up()
-                for mac, info in (web.drain() if web is not None else []):
-                    live.learn(mac, info.get("apploadid") or info.get("versionid"), "web", time.time())
                 if live.cursor != saved:
                     saved = live.cursor
                     store.put(CURSOR_KEY, saved)
                 live.tick(time.time())
             except Exception as exc:  # a bad row must never stop tracking
                 ctx.log.warning("tracker: %s", exc)
-            ctx.stopping.wait(0.05 if read >= 500 else 0.5)
+            ctx.stopping.wait(0.05 if read >= 500 else IDLE_S)
         if web is not None:
             web.close()
 

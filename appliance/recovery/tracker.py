@@ -26,6 +26,8 @@ BACK_GRACE_S = 4.0
 EARLY_PER_IP = 32
 EARLY_IPS = 256
 EARLY_S = 30.0
+# States whose detail is an action for the tech ("waiting" ends by itself when the phone restarts)
+NEEDS_TECH = ("stuck", "waiting")
 # Old 7940/60 loaders send no model in option 60; both models run the same P003 loads.
 LOADER_7940_MODEL = "CP-7940G"
 
@@ -112,10 +114,7 @@ class Tracker:
 
     def _go(self, p: Phone, ts: float, state: str, detail: str = "") -> list[dict]:
         p.state, p.last = state, ts
-        if state == "stuck":
-            p.diagnosis = detail
-        elif state != "stuck":
-            p.diagnosis = ""
+        p.diagnosis = detail if state in NEEDS_TECH else ""
         p.timeline.append((ts, state, detail))
         n = len(p.plan)
         return [{"kind": E.PHONE_STATE, "source": "tracker", "ts": ts, "mac": p.mac, "state": state, "detail": detail,
@@ -276,6 +275,19 @@ class Tracker:
             return self._go(p, ts, "downloading", f"{name} {ev.get('bytes', '')}/{ev.get('total', '')}".strip())
         return []
 
+    def _settled(self, p: Phone, now: float) -> list[dict]:
+        """Took its config and fetched no load: it runs what the config named.  On a stone (told it before
+        the station learned it was already there) it stays put until restarted, so say so."""
+        if p.offered == p.target:
+            p.current = p.offered
+            return self._go(p, now, "done", f"on {p.current}")
+        out = self.learn(p.mac, p.offered or "", "settled", now)
+        nxt = p.plan[min(p.step, len(p.plan) - 1)] if p.plan else p.current
+        if nxt == p.current:
+            return out + self._go(p, now, "done", f"on {p.current}")
+        return out + self._go(p, now, "waiting", f"already on {p.current}, which its config named, so it stays there: "
+                              f"restart it (unplug power) to go on to {nxt}")
+
     def _trust_stuck(self, p: Phone, ts: float) -> list[dict]:
         """Asked for the signed config and came back (or waited out) without taking the unsigned one."""
         keys = self.reset_keys(p.model)
@@ -316,7 +328,6 @@ class Tracker:
                 out += self._trust_stuck(p, now)
             elif p.state == "downloading" and now - p.last > STALL_S:
                 out += self._go(p, now, "stuck", f"transfer stalled since {p.last:.0f}")
-            elif p.state == "configured" and not p.loads_taken and now - p.last > DONE_WAIT_S and p.offered == p.target:
-                p.current = p.offered
-                out += self._go(p, now, "done", f"on {p.current}")
+            elif p.state == "configured" and not p.loads_taken and now - p.last > DONE_WAIT_S and p.offered:
+                out += self._settled(p, now)
         return out

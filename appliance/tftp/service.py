@@ -229,14 +229,17 @@ class FileService:
             return 0
 
     def read_requests(self) -> None:
+        """Rescan requests appended since the last look.  The cursor moves to the newest id seen, hit or
+        not, so each look scans only new rows (ids up to a visible MAX are all committed: one writer at a time)."""
         try:
-            rows = self.ctx.store.query("SELECT id FROM events WHERE id > ? AND kind = ? ORDER BY id",
-                                        (self._cursor, ev.CATALOG_RESCAN))
+            newest = self._last_event_id()
+            rows = self.ctx.store.query("SELECT id FROM events WHERE id > ? AND id <= ? AND kind = ? LIMIT 1",
+                                        (self._cursor, newest, ev.CATALOG_RESCAN))
         except Exception as exc:
             self.ctx.error(f"rescan requests not read: {exc}")
             return
+        self._cursor = max(self._cursor, newest)
         if rows:
-            self._cursor = rows[-1]["id"]
             log.info("firmware rescan requested")
             self.rescan(full=True)
 

@@ -97,6 +97,18 @@ def tree_cpu(pid: int) -> float:
     return cpu_seconds(tree(pid))
 
 
+def user_seconds(pids: list[int]) -> float:
+    """utime+cutime: the part of cpu_seconds spent outside the kernel (an interpreter's own work)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[13])
+    return total / CLK_TCK
+
+
 class CpuGroup:
     """A cgroup-v2 group the bench puts a server in at birth; its cpu.stat counts every process the server ever
     ran, even children auto-reaped with SIGCHLD ignored (tftpd-hpa), which /proc/<pid>/stat loses."""
@@ -123,11 +135,15 @@ class CpuGroup:
             return cmd
         return ["sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "sh", *cmd]
 
-    def seconds(self, pid: int | None = None) -> float:
+    def seconds(self, pid: int | None = None, part: str = "usage") -> float:
+        """CPU seconds of the group: part "usage" (all), "user" (outside the kernel) or "system"."""
         if self.path is None:
-            return tree_cpu(pid) if pid else 0.0
+            if not pid:
+                return 0.0
+            return {"usage": tree_cpu, "user": lambda p: user_seconds(tree(p)),
+                    "system": lambda p: tree_cpu(p) - user_seconds(tree(p))}[part](pid)
         for line in (self.path / "cpu.stat").read_text().splitlines():
-            if line.startswith("usage_usec"):
+            if line.startswith(f"{part}_usec"):
                 return int(line.split()[1]) / 1e6
         return 0.0
 

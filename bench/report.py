@@ -129,8 +129,12 @@ def why(sc: dict) -> str:
         cpu = sc.get("cpu_us_per_block", {})
         st, dm = cpu.get("station", {}).get("median"), cpu.get("dnsmasq", {}).get("median")
         if st and dm:
+            user = sc.get("user_us_per_block", {})
+            su, du = user.get("station", {}).get("median"), user.get("dnsmasq", {}).get("median")
+            split = (f": {fmt(su)} µs in user space (the Python interpreter) against {fmt(du)}, "
+                     f"{fmt(st - su)} µs in the kernel against {fmt(dm - du)}") if su is not None and du is not None else ""
             return (f"; the station spends {fmt(st)} µs of server CPU per block against dnsmasq's {fmt(dm)} "
-                    f"({st / dm:.1f}×), and clients and servers share the same CPUs")
+                    f"({st / dm:.1f}×){split}, and clients and servers share the same CPUs")
     if sc["section"] == "dhcp" and "drop_pct" in sc:
         d = sc["drop_pct"].get("station", {}).get("median")
         return f"; {fmt(d)}% of exchanges dropped" if d is not None else ""
@@ -171,6 +175,7 @@ def render(doc: dict) -> str:
         if section == "tftp":
             out += side_table(scs, "cpu_us_per_block", "Server CPU per data block, µs (all processes of each server, "
                                                         "from its cgroup or /proc/<pid>/stat)")
+            out += side_table(scs, "user_us_per_block", "Of which in user space (outside the kernel), µs per block")
             out += side_table(scs, "failures", "Transfers that failed or did not match sha256, over all runs")
         if section == "dhcp":
             out += side_table(scs, "drop_pct", "perfdhcp drops, % of DISCOVERs without an ACK")

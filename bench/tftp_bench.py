@@ -88,8 +88,8 @@ class TftpServer:
             time.sleep(0.2)
         raise TimeoutError(f"{self.kind} did not serve ready.txt within {timeout}s")
 
-    def cpu(self) -> float:
-        return self.group.seconds(self.proc.pid)
+    def cpu(self, part: str = "usage") -> float:
+        return self.group.seconds(self.proc.pid, part)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -163,9 +163,9 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
                 try:
                     for name, size, count, blksize, window in plan:
                         fname, sha = files[size]
-                        cpu0 = server.cpu()
+                        cpu0, user0 = server.cpu(), server.cpu("user")
                         res = fetch(lab, fname, sha, count, blksize, timeout, window)
-                        res["cpu_s"] = server.cpu() - cpu0
+                        res["cpu_s"], res["user_s"] = server.cpu() - cpu0, server.cpu("user") - user0
                         res["blocks"] = count * (size // blksize + 1)
                         res["bytes"] = res["good"] * size
                         raw[name][kind].append(res)
@@ -178,13 +178,14 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
     for name, size, count, blksize, window in plan:
         sc = scenario("tftp", name, "throughput", "MiB/s", True, clients=count, file_bytes=size, blksize=blksize,
                       windowsize=window,
-                      cpu_us_per_block={}, failures={}, notes=notes)
+                      cpu_us_per_block={}, user_us_per_block={}, failures={}, notes=notes)
         for kind, results in raw[name].items():
             if not results:
                 continue
             sc["results"][kind] = summary([r["bytes"] / MIB / r["wall_s"] if r.get("wall_s") and r["good"] == count
                                            else None for r in results])
             sc["cpu_us_per_block"][kind] = summary([1e6 * r["cpu_s"] / r["blocks"] for r in results])
+            sc["user_us_per_block"][kind] = summary([1e6 * r["user_s"] / r["blocks"] for r in results])
             sc["failures"][kind] = sum(r["count"] - r["good"] for r in results)
         if "station" in missing:
             sc.update(status="not available", reason=missing["station"])

@@ -105,12 +105,15 @@ def test_render_reports_missed_targets_by_how_much_and_why():
            "scenarios": [
                {"section": "tftp", "name": "single", "metric": "throughput", "unit": "MiB/s", "higher_is_better": True,
                 "status": "ok", "results": {"station": stats(8.0), "dnsmasq": stats(16.0)},
-                "ratios": {"dnsmasq": 0.5}, "cpu_us_per_block": {"station": stats(40.0), "dnsmasq": stats(16.0)}},
+                "ratios": {"dnsmasq": 0.5}, "cpu_us_per_block": {"station": stats(40.0), "dnsmasq": stats(16.0)},
+                "user_us_per_block": {"station": stats(30.0), "dnsmasq": stats(2.0)}},
                {"section": "fleet", "name": "fleet", "status": "not available", "reason": "synth not landed",
                 "results": {}, "ratios": {}}]}
     md = report.render(doc)
     assert "| single | MiB/s ↑ | 8.00 (8.00–8.00) | 16.0 (16.0–16.0) | **0.50×** |" in md
     assert "**missed** (**0.50×**, 50% slower); the station spends 40.0 µs" in md
+    assert "(2.5×): 30.0 µs in user space (the Python interpreter) against 2.00, 10.0 µs in the kernel against 14.0" in md
+    assert "Of which in user space (outside the kernel), µs per block" in md
     assert "fleet: not available: synth not landed" in md and "dnsmasq 2.90" in md
 
 

@@ -31,6 +31,8 @@ log = logging.getLogger("tftp")
 TICK = 0.1
 PROGRESS_SECONDS = 0.5
 RECV_BURST = 64
+# epoll.poll() without maxevents allocates room for FD_SETSIZE events on every call
+MAX_EVENTS = 256
 MALFORMED_LOG_PER_WINDOW = 5
 MALFORMED_WINDOW = 10.0
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
@@ -116,7 +118,7 @@ class Server:
                     break
                 self.tick(now)
                 next_tick = now + TICK
-            ready = poll(next_tick - now)
+            ready = poll(next_tick - now, MAX_EVENTS)
             now = monotonic()                          # one clock read per batch of ready sessions
             for fd, _ in ready:
                 a = active.get(fd)

@@ -72,3 +72,19 @@ def test_phone_width_layout(api, page):
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+
+
+def test_phone_waiting_for_a_restart_says_what_to_do(api, page):
+    """A phone parked on a stone (it already ran it) is not stuck, but only a restart moves it on."""
+    base, store = api
+    store.upsert_phone("001e7a770009", model="CP-7965G", ip="10.0.0.19", state="waiting",
+                       current_load="SCCP45.8-5-2S", target_load="SCCP45.9-4-2SR3-3S", plan=["SCCP45.9-4-2SR3-3S"],
+                       diagnosis="already on SCCP45.8-5-2S, which its config named, so it stays there: "
+                                 "restart it (unplug power) to go on to SCCP45.9-4-2SR3-3S")
+    page.goto(base + "/")
+    row = page.locator('tr[data-mac="001e7a770009"]')
+    row.wait_for(timeout=10000)
+    text = row.inner_text()
+    assert "waiting for the tech to restart it" in text and "restart it (unplug power)" in text, text
+    color = row.locator(".state-waiting").evaluate("e => getComputedStyle(e).color")
+    assert color == "rgb(161, 92, 0)", color      # --warn: needs a hand, not failed

@@ -128,3 +128,24 @@ def test_phone_found_on_the_target_without_a_step_is_done():
     ack(t, 0); f(t, "file.done", CNF, 1)
     t.tick(1 + DONE_WAIT_S + 1)
     assert t.phones[MAC].state == "done" and t.phones[MAC].current == "B"
+
+
+def test_lease_reaching_the_bus_after_the_boot_it_started_is_old_news():
+    """Bus order from a failed 50-phone run: a reboot's config and the next load's files were written
+    (file service) before the lease that began that boot (DHCP flushes separately).  Read late, that
+    lease once counted as yet another reboot with no component, so the target was marked rejected and
+    the phone, already on the target, was sent back to the stone."""
+    t = mk(stone_then_target)
+    ack(t, 0); f(t, "file.done", CNF, 1); f(t, "file.done", "A.loads", 2); f(t, "file.done", "A-app.sbn", 3)
+    f(t, "file.done", CNF, 10.05)                  # boot 2, its lease (ts 10.0) not on the bus yet
+    f(t, "file.done", "B.loads", 10.1); f(t, "file.done", "B-app.sbn", 10.8)
+    ack(t, 10.0)                                    # ...now it is
+    phone = t.phones[MAC]
+    assert phone.current == "A" and phone.loads_taken and phone.back_at is None, phone
+    t.tick(10.8 + BACK_GRACE_S + 1)
+    assert not phone.rejected and phone.state == "downloading", phone
+    ack(t, 16); f(t, "file.done", CNF, 16.03)       # boot 3 onto the target
+    assert phone.current == "B" and phone.offered == "B" and not phone.rejected, phone
+    assert t.offer(MAC, 16.05) == (True, "B")
+    t.tick(16.03 + DONE_WAIT_S + 1)
+    assert phone.state == "done", phone

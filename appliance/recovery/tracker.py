@@ -166,11 +166,14 @@ class Tracker:
         if ev.get("ip") and ev.get("kind") == E.DHCP_ACK:
             p.ip = ev["ip"]
             self.by_ip[p.ip] = mac
-        if ev.get("kind") == E.DHCP_ACK and p.asked_signed_at is not None and not p.took_config and p.state != "stuck":
+        # A lease older than files already seen from the phone began a boot those files belong to
+        # (DHCP and the file service write the bus separately): old news, not another reboot.
+        fresh = ev.get("kind") == E.DHCP_ACK and ts >= p.last
+        if fresh and p.asked_signed_at is not None and not p.took_config and p.state != "stuck":
             p.trust_boots += 1
             if p.trust_boots >= 1:
                 out += self._trust_stuck(p, ts)
-        if ev.get("kind") == E.DHCP_ACK and p.state in ("rebooting", "downloading", "configured") and p.loads_taken:
+        if fresh and p.state in ("rebooting", "downloading", "configured") and p.loads_taken:
             out += self._came_back(p, ts)
         if ev.get("kind") == E.DHCP_ACK and ev.get("ip"):
             late = sorted((e for e in self.early.pop(ev["ip"], []) if float(e.get("ts") or 0.0) >= ts),

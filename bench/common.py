@@ -80,33 +80,26 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds(pids: list[int]) -> float:
+# /proc/<pid>/stat fields after the command: utime, stime, cutime, cstime
+ALL_TIMES, USER_TIMES = (11, 12, 13, 14), (11, 13)
+
+
+def cpu_seconds(pids: list[int], times: tuple[int, ...] = ALL_TIMES) -> float:
     """utime+stime+cutime+cstime over live processes: a reaped child's time lands in its parent's c-fields,
-    so forking servers (tftpd-hpa) are counted whole as long as the root stays alive."""
+    so forking servers (tftpd-hpa) are counted whole as long as the root stays alive.  `times=USER_TIMES`:
+    utime+cutime only, the part spent outside the kernel (an interpreter's own work)."""
     total = 0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += sum(int(x) for x in fields[11:15])
+        total += sum(int(fields[i]) for i in times)
     return total / CLK_TCK
 
 
 def tree_cpu(pid: int) -> float:
     return cpu_seconds(tree(pid))
-
-
-def user_seconds(pids: list[int]) -> float:
-    """utime+cutime: the part of cpu_seconds spent outside the kernel (an interpreter's own work)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[13])
-    return total / CLK_TCK
 
 
 class CpuGroup:
@@ -136,12 +129,9 @@ class CpuGroup:
         return ["sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "sh", *cmd]
 
     def seconds(self, pid: int | None = None, part: str = "usage") -> float:
-        """CPU seconds of the group: part "usage" (all), "user" (outside the kernel) or "system"."""
+        """CPU seconds of the group: part "usage" (all) or "user" (outside the kernel)."""
         if self.path is None:
-            if not pid:
-                return 0.0
-            return {"usage": tree_cpu, "user": lambda p: user_seconds(tree(p)),
-                    "system": lambda p: tree_cpu(p) - user_seconds(tree(p))}[part](pid)
+            return cpu_seconds(tree(pid), USER_TIMES if part == "user" else ALL_TIMES) if pid else 0.0
         for line in (self.path / "cpu.stat").read_text().splitlines():
             if line.startswith(f"{part}_usec"):
                 return int(line.split()[1]) / 1e6

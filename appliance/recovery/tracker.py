@@ -61,6 +61,11 @@ class Phone:
     def target(self) -> str | None:
         return self.plan[-1] if self.plan else self.current
 
+    @property
+    def step_load(self) -> str | None:
+        """The load this phone's config names now: its plan's current step, else what it runs."""
+        return self.plan[min(self.step, len(self.plan) - 1)] if self.plan else self.current
+
     def memory(self) -> dict:
         """What the state machine knows beyond the phones table's columns (kept in its `hints`),
         so a restarted file service resumes each phone where it was instead of from scratch."""
@@ -91,6 +96,10 @@ MEMORY = {"offered": _OPT_STR, "loads_taken": (bool,), "components": (int,), "as
           "trust_boots": (int,), "file_ts": (list,), "applied": (int,)}
 
 
+def _ts(ev: dict) -> float:
+    return float(ev.get("ts") or 0.0)
+
+
 class Tracker:
     def __init__(self, replan: Callable[[Phone], list[str]], reject_hint: Callable[[Phone], str] | None = None,
                  reset_keys: Callable[[str], str | None] | None = None):
@@ -105,8 +114,7 @@ class Tracker:
         """Phones as the station last recorded them (a restart mid-plan resumes each one)."""
         for p in phones:
             p.resume_after = p.applied
-            step = p.plan[min(p.step, len(p.plan) - 1)] if p.plan else None
-            if step is not None and step == p.current and step != p.plan[-1] and not p.loads_taken:
+            if p.plan and p.step_load == p.current and p.step_load != p.plan[-1] and not p.loads_taken:
                 p.plan, p.step = self.replan(p), 0    # recorded between taking a step and its re-plan
             self.phones[p.mac] = p
             if p.ip:
@@ -121,7 +129,7 @@ class Tracker:
                  "step": min(p.step + 1, n) if n else 0, "steps": n, "load": p.current, "diagnosis": p.diagnosis or None}]
 
     def feed(self, ev: dict) -> list[dict]:
-        kind, ts = ev.get("kind", ""), float(ev.get("ts", 0.0) or 0.0)
+        kind, ts = ev.get("kind", ""), _ts(ev)
         if kind in (E.DHCP_DISCOVER, E.DHCP_ACK):
             return self._dhcp(ev, ts)
         if kind == E.PHONE_RETRY:
@@ -144,9 +152,9 @@ class Tracker:
         self.early.move_to_end(ip)
         kept.append(ev)
         del kept[:-EARLY_PER_IP]
-        now = float(ev.get("ts") or 0.0)
+        now = _ts(ev)
         while self.early and (len(self.early) > EARLY_IPS or
-                              float(next(iter(self.early.values()))[-1].get("ts") or 0.0) < now - EARLY_S):
+                              _ts(next(iter(self.early.values()))[-1]) < now - EARLY_S):
             self.early.popitem(last=False)     # least recently heard from first
 
     def _dhcp(self, ev: dict, ts: float) -> list[dict]:
@@ -163,24 +171,23 @@ class Tracker:
             p.model = ev["model"]
             p.plan = self.replan(p)
         out += self._vendor_class(p, ev.get("vendor_class"), ts)
-        if ev.get("ip") and ev.get("kind") == E.DHCP_ACK:
+        ack = ev.get("kind") == E.DHCP_ACK
+        if ack and ev.get("ip"):
             p.ip = ev["ip"]
             self.by_ip[p.ip] = mac
         # A lease older than files already seen from the phone began a boot those files belong to
         # (DHCP and the file service write the bus separately): old news, not another reboot.
-        fresh = ev.get("kind") == E.DHCP_ACK and ts >= p.last
+        fresh = ack and ts >= p.last
         if fresh and p.asked_signed_at is not None and not p.took_config and p.state != "stuck":
             p.trust_boots += 1
-            if p.trust_boots >= 1:
-                out += self._trust_stuck(p, ts)
+            out += self._trust_stuck(p, ts)
         if fresh and p.state in ("rebooting", "downloading", "configured") and p.loads_taken:
             out += self._came_back(p, ts)
-        if ev.get("kind") == E.DHCP_ACK and ev.get("ip"):
-            late = sorted((e for e in self.early.pop(ev["ip"], []) if float(e.get("ts") or 0.0) >= ts),
-                          key=lambda e: float(e.get("ts") or 0.0))
+        if ack and ev.get("ip"):
+            late = sorted((e for e in self.early.pop(ev["ip"], []) if _ts(e) >= ts), key=_ts)
             for e in late:                     # this lease's files, read before the lease itself
                 if p.state != "stuck":
-                    out += self._file(p, e.get("kind", ""), e.get("file", ""), e, float(e.get("ts") or 0.0))
+                    out += self._file(p, e.get("kind", ""), e.get("file", ""), e, _ts(e))
         return out
 
     def _vendor_class(self, p: Phone, vc: str | None, ts: float) -> list[dict]:
@@ -285,7 +292,7 @@ class Tracker:
             p.current = p.offered
             return self._go(p, now, "done", f"on {p.current}")
         out = self.learn(p.mac, p.offered or "", "settled", now)
-        nxt = p.plan[min(p.step, len(p.plan) - 1)] if p.plan else p.current
+        nxt = p.step_load
         if nxt == p.current:
             return out + self._go(p, now, "done", f"on {p.current}")
         return out + self._go(p, now, "waiting", f"already on {p.current}, which its config named, so it stays there: "
@@ -316,9 +323,7 @@ class Tracker:
             self.feed({"kind": E.FILE_DONE, "ts": ts, "ip": trial.ip, "file": f"SEP{mac.upper()}.cnf.xml"})
         finally:
             self.phones[mac] = p
-        if trial.plan:
-            return True, trial.plan[min(trial.step, len(trial.plan) - 1)]
-        return True, trial.current
+        return True, trial.step_load
 
     def tick(self, now: float) -> list[dict]:
         out: list[dict] = []

@@ -5,7 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+BUILD_INPUTS := pyproject.toml setup.py appliance/tftp/_pump.c
+STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | sha1sum | cut -c1-12)
 
 # Debian packages the tests drive as real peers (installed only when missing, as root).
 TEST_DEBS := busybox udhcpc isc-dhcp-client dhcpcd-base curl tftp-hpa atftp dnsutils iproute2 iptables \
@@ -15,7 +16,7 @@ TEST_TOOLS := busybox udhcpc dhclient dhcpcd curl tftp atftp dig ip iptables dns
 .PHONY: run test venv test-tools bench fuzz reliability clean check-config
 .PHONY: image buildx kit
 
-$(STAMP): pyproject.toml
+$(STAMP): $(BUILD_INPUTS)
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip; }
 	$(PYTHON) -m venv $(VENV)

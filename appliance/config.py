@@ -50,6 +50,7 @@ SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
         "timeout": ("int", 2),
         "retries": ("int", 5),
         "workers": ("int", 1),
+        "pump": ("choice:native|python", "native"),
         "http_port": ("int", 6970),
     },
     "dns": {

@@ -8,11 +8,17 @@ never leave from the wrong source address), every packet is handled inside a
 catch-all that costs at most that packet, write requests get an error packet
 and nothing is opened for writing, and the per-block path is: recv, one
 unpack, one pread, send.
+
+With `[tftp] pump = "native"` (the default) the lock-step blocks of firmware
+files are sent by the C pump (_pump.c), which owns the epoll wait and gives
+this loop every event it does not simply answer with the next block; the
+session's counters are copied between the two around each such event.
 """
 from __future__ import annotations
 
 import errno
 import logging
+import os
 import select
 import socket
 import sys
@@ -25,6 +31,11 @@ from .files import NETASCII_MAX, Files, as_netascii
 from .limits import Limits
 from .session import ReadSession, Settings
 from .tracking import Tracking
+
+try:
+    from ._pump import Pump
+except ImportError:             # built without a C compiler (setup.py): every block goes through Python
+    Pump = None
 
 log = logging.getLogger("tftp")
 
@@ -45,13 +56,14 @@ class ServerConfig:
     settings: Settings = Settings()
     max_sessions: int = 200
     per_client: int = 8
+    pump: str = "native"
 
     @classmethod
     def from_config(cfg_cls, cfg, address: str = "0.0.0.0") -> "ServerConfig":
         t = cfg.tftp
         return cfg_cls(port=t.port, address=address,
                        settings=Settings(max_blksize=t.max_blksize, timeout=float(t.timeout), retries=t.retries),
-                       max_sessions=t.max_sessions, per_client=t.per_client)
+                       max_sessions=t.max_sessions, per_client=t.per_client, pump=t.pump)
 
 
 def listen_socket(address: str, port: int, reuseport: bool = True) -> socket.socket:
@@ -74,11 +86,12 @@ def _local_address(ancdata, fallback: str) -> str:
 
 
 class Active:
-    __slots__ = ("sock", "session", "transfer", "source", "ip", "send", "recv")
+    __slots__ = ("sock", "session", "transfer", "source", "ip", "send", "recv", "pumped")
 
     def __init__(self, sock, session, transfer, source, ip):
         self.sock, self.session, self.transfer, self.source, self.ip = sock, session, transfer, source, ip
         self.send, self.recv = sock.send, sock.recv
+        self.pumped = False
 
 
 class Server:
@@ -98,6 +111,16 @@ class Server:
         self.malformed_log = RateLimitedLog(log, MALFORMED_LOG_PER_WINDOW, MALFORMED_WINDOW)
         self.counters = {"requests": 0, "malformed": 0, "refused": 0, "not_found": 0, "busy": 0, "errors": 0}
         self._progress_at = 0.0
+        self.pump = None
+        if config.pump == "native":
+            if Pump is None:
+                log.warning("[tftp] pump = \"native\" but appliance/tftp/_pump.c was not built: blocks go through Python")
+            else:
+                self.pump = Pump(self.epoll.fileno(), max(config.settings.max_blksize, 512), MAX_EVENTS)
+
+    @property
+    def pumped_blocks(self) -> int:
+        return self.pump.blocks if self.pump is not None else 0
 
     def close(self) -> None:
         for fd in list(self.active):
@@ -110,6 +133,7 @@ class Server:
         listen_fd = self.sock.fileno()
         active = self.active
         poll = self.epoll.poll
+        pump = self.pump.poll if self.pump is not None else None
         monotonic = time.monotonic
         while True:
             now = monotonic()
@@ -118,13 +142,19 @@ class Server:
                     break
                 self.tick(now)
                 next_tick = now + TICK
-            ready = poll(next_tick - now, MAX_EVENTS)
+            if pump is not None:
+                ready = pump(next_tick - now)           # [(fd, None | datagram | errno)]: what the pump left
+            else:
+                ready = [(fd, None) for fd, _ in poll(next_tick - now, MAX_EVENTS)]
             now = monotonic()                          # one clock read per batch of ready sessions
-            for fd, _ in ready:
+            for fd, data in ready:
                 a = active.get(fd)
                 if a is None:
                     if fd == listen_fd:
                         self.read_requests()
+                    continue
+                if data is not None:
+                    self.handed_back(fd, a, data, now)
                     continue
                 try:                                   # inlined read_session: the per-block path
                     data = a.recv(2048)
@@ -230,8 +260,13 @@ class Server:
         fd = sock.fileno()
         self.active[fd] = a
         self.peers[(ip, port)] = fd
+        first = session.start(now)
+        if self.pump is not None and source.fd is not None and session.window == 1:
+            self.pump.attach(fd, source.fd, session.size, session.blksize, session.acked, session.sent,
+                             session.deadline, session.timeout)
+            a.pumped = True
         self.epoll.register(fd, select.EPOLLIN)
-        self._send(fd, a, session.start(now))
+        self._send(fd, a, first)
 
     # -- sessions ---------------------------------------------------------------------------------
     def _send(self, fd: int, a: Active, packets: list) -> None:
@@ -246,6 +281,33 @@ class Server:
                     self._finish(fd, "aborted", time.monotonic())
                     return
                 break
+
+    def _pull(self, fd: int, session: ReadSession) -> None:
+        """The pump's counters into the session, before the session decides anything."""
+        acked, sent, deadline = self.pump.state(fd)
+        if acked != session.acked:
+            session.tries = 0
+        session.acked, session.sent, session.deadline = acked, sent, deadline
+
+    def handed_back(self, fd: int, a: Active, data, now: float) -> None:
+        """An event of a pumped session the pump did not answer: the ACK of our OACK or of the last
+        block, a duplicate, an ERROR, a short file (`data` is a datagram) or a socket error (an errno)."""
+        session = a.session
+        self._pull(fd, session)
+        try:
+            if isinstance(data, int):
+                raise OSError(data, os.strerror(data))
+            out = session.on_packet(data, now)
+        except Exception:
+            self.read_session_failed(fd, a)
+            return
+        self._send(fd, a, out)
+        if fd not in self.active:
+            return
+        if session.result is not None:
+            self._finish(fd, session.result, now)
+        else:
+            self.pump.set(fd, session.acked, session.sent, session.deadline)
 
     def read_session_failed(self, fd: int, a: Active) -> None:
         """The inlined fast path raised: an ICMP error on the socket (client gone), a full send buffer
@@ -263,6 +325,8 @@ class Server:
         if a is None:
             return
         self.peers.pop((a.ip, a.transfer.port), None)
+        if a.pumped:
+            self.pump.detach(fd)          # before close: the next socket may get this fd number
         try:
             self.epoll.unregister(fd)
         except OSError:
@@ -278,6 +342,8 @@ class Server:
             self._progress_at = now
         for fd, a in list(self.active.items()):
             s = a.session
+            if a.pumped:
+                self._pull(fd, s)
             if progress and a.transfer.bytes != s.bytes_acked:
                 a.transfer.bytes = s.bytes_acked
                 a.transfer.dirty = True
@@ -290,5 +356,9 @@ class Server:
                     continue
                 if out:
                     self._send(fd, a, out)
+                if fd not in self.active:
+                    continue
                 if s.result is not None:
                     self._finish(fd, s.result, now)
+                elif a.pumped:
+                    self.pump.set(fd, s.acked, s.sent, s.deadline)

@@ -32,7 +32,7 @@ log = logging.getLogger("tftp")
 WATCH_SECONDS = 1.0
 REFRESH_SECONDS = 2.0
 RESTART_BACKOFF = 1.0
-COUNTERS = ("requests", "malformed", "refused", "not_found", "busy", "errors", "active")
+COUNTERS = ("requests", "malformed", "refused", "not_found", "busy", "errors", "active", "pumped")
 PR_SET_PDEATHSIG = 1
 
 
@@ -112,8 +112,9 @@ def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, cat
         now = time.monotonic()
         if now - seen["at"] >= 0.5:
             seen["at"] = now
+            live = {"active": len(server.active), "pumped": server.pumped_blocks}
             for i, key in enumerate(COUNTERS):
-                counters[base + i] = len(server.active) if key == "active" else server.counters.get(key, 0)
+                counters[base + i] = live[key] if key in live else server.counters.get(key, 0)
             if now - seen["trimmed"] >= HEARTBEAT_SECONDS:
                 seen["trimmed"] = now
                 release_free_heap()

@@ -2,28 +2,40 @@
 # Recovery station: DHCP, TFTP + HTTP :6970, DNS and the status API under supervisord.
 # Multi-arch: docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 (make buildx).
 # Behind a TLS-intercepting proxy: --secret id=ca,src=/path/to/ca-bundle.crt (used by pip only).
-FROM debian:bookworm-slim
+FROM debian:bookworm-slim AS build
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONDONTWRITEBYTECODE=1
 
+# A compiler for the one C part (appliance/tftp/_pump.c); it stays in this stage.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+ && apt-get install -y --no-install-recommends python3 python3-venv python3-dev gcc libc6-dev ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
 
 WORKDIR /opt/station
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY appliance ./appliance
 RUN --mount=type=secret,id=ca set -e; \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
     python3 -m venv /opt/venv; \
     /opt/venv/bin/pip install --no-compile . ; \
-    rm -rf /opt/station/appliance /opt/station/build; \
+    /opt/venv/bin/python -c 'import appliance.tftp._pump' ; \
     find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
+FROM debian:bookworm-slim
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
+
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /opt/station
 COPY config/ /opt/station/config/
 COPY config/ /config/
 RUN mkdir -p /firmware /data

@@ -19,6 +19,9 @@ TEST_TOOLS := busybox udhcpc dhclient dhcpcd curl tftp atftp dig ip iptables dns
 $(STAMP): $(BUILD_INPUTS)
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip; }
+	@command -v cc >/dev/null 2>&1 && $(PYTHON) -c 'import os, sysconfig; raise SystemExit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc python3-dev; } || \
+	  echo "no C compiler or Python headers: the TFTP pump (appliance/tftp/_pump.c) is not built, blocks go through Python"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import socket
@@ -130,11 +131,16 @@ def request_error(port: int, packet: bytes, src: str = "127.0.0.1", timeout: flo
         return struct.unpack("!HH", reply[:4]), reply[4:]
 
 
-@pytest.fixture(scope="module")
-def station(tmp_path_factory):
+@pytest.fixture(scope="module", params=["native", "python"])
+def station(tmp_path_factory, request):
+    """Every test runs against both block senders: the C pump and the Python session loop."""
+    if request.param == "native" and importlib.util.find_spec("appliance.tftp._pump") is None:
+        pytest.skip("the C pump was not built (no compiler or Python headers when installed)")
     base = tmp_path_factory.mktemp("tftpsvc")
     st = Station(base, TFTP_TIMEOUT="1", TFTP_RETRIES="2", TFTP_PER_CLIENT="3", TFTP_MAX_SESSIONS="5",
-                 TFTP_WORKERS="2")       # two workers, so SO_REUSEPORT sharing and worker restarts are covered
+                 TFTP_WORKERS="2",       # two workers, so SO_REUSEPORT sharing and worker restarts are covered
+                 TFTP_PUMP=request.param)
+    st.pump = request.param
     rng = os.urandom(MIB)
     (st.root / "jar11sip.8-2-2ES4.sbn").write_bytes(rng[:700_001])
     (st.root / "exact1024.bin").write_bytes(rng[:1024])
@@ -370,6 +376,25 @@ def test_heartbeat_names_the_workers(station):
     assert pid == station.proc.pid and time.time() - beat < 10
     workers = json.loads(info)["workers"]
     assert len(workers) == 2 and all(workers)
+
+
+@needs_tool("curl")
+def test_firmware_blocks_go_through_the_configured_pump(station, tmp_path):
+    def pumped() -> int:
+        info = json.loads(station.db("SELECT info FROM services WHERE name = 'tftp'")[0][0])
+        return info["tftp"]["pumped"]
+
+    before = pumped()
+    subprocess.run(["curl", "-sS", "--max-time", "30", "-o", str(tmp_path / "out"),
+                    f"tftp://127.0.0.1:{station.port}/jar11sip.8-2-2ES4.sbn"], check=True)
+    blocks = 700_001 // 512 + 1
+    if station.pump == "python":
+        time.sleep(2.5)
+        assert pumped() == 0
+    else:
+        station.wait_db("SELECT info FROM services WHERE name = 'tftp'",
+                        want=lambda rows: json.loads(rows[0][0])["tftp"]["pumped"] >= before + blocks - 2)
+        assert pumped() >= before + blocks - 2      # all but the first block (after the OACK) and the ACK of the last
 
 
 def test_killed_worker_is_replaced_and_port_keeps_serving(station):

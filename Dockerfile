@@ -21,7 +21,7 @@ RUN --mount=type=secret,id=ca set -e; \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
     python3 -m venv /opt/venv; \
     /opt/venv/bin/pip install --no-compile . ; \
-    /opt/venv/bin/python -c 'import appliance.tftp._pump' ; \
+    cd / && /opt/venv/bin/python -c 'import appliance.tftp._pump' ; \
     find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
 FROM debian:bookworm-slim

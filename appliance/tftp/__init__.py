@@ -14,6 +14,7 @@ peer in the tests.  What is replaced, and why (each reproduced against 0.8.7):
 - symlinks are followed out of the root -> paths.safe_file checks realpath
   containment for every answer;
 - one select() thread and ~46 µs of CPU per block -> SO_REUSEPORT worker
-  processes (service.py), preloaded files sliced per block, precomputed DATA
-  headers, a lock-step fast path; no database work per block (tracking.py).
+  processes (service.py), precomputed DATA headers, lock-step blocks sent by
+  a C pump (_pump.c, why in its header) with session.py deciding everything
+  else; no database work per block (tracking.py).
 """

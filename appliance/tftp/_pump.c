@@ -9,16 +9,21 @@
  *
  *   Pump.poll(timeout) waits on the server's epoll set.  For a socket attached
  *   with attach() it reads the datagram; if it is the ACK of the block last
- *   sent and that was not the last block, it preads the next block from the
- *   file, sends it and moves (acked, sent, deadline) on.  Any other datagram,
- *   a socket error, a short read, the ACK of the final block, and every event
- *   of a socket not attached (the request socket, sessions in Python) is
- *   returned to Python as (fd, bytes | errno int | None), state untouched.
+ *   sent and that was not the last block, it sends the next block (from a
+ *   16 KiB read-ahead of the file: one pread per 32 blocks of 512) and moves
+ *   (acked, sent, deadline) on.  Any other datagram, a socket error, a short
+ *   read, the ACK of the final block, and every event of a socket not
+ *   attached (the request socket, sessions in Python) is returned to Python
+ *   as (fd, bytes | errno int | None), state untouched.  It returns once
+ *   there is such an event or the timeout is up, so a transfer under way
+ *   never leaves C between blocks.
  *
  * The protocol authority stays session.ReadSession: server.py copies
  * (acked, sent, deadline) out with state() before it hands the session a
  * packet or a timeout, and back with set() after.  Nothing here negotiates,
- * retransmits or decides that a transfer ended.
+ * retransmits or decides that a transfer ended.  A file truncated while it is
+ * served: the read-ahead already taken goes out as it was read, then the short
+ * read is Python's, which ends the transfer (files.Truncated).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -262,9 +262,12 @@ class Server:
         self.peers[(ip, port)] = fd
         first = session.start(now)
         if self.pump is not None and source.fd is not None and session.window == 1:
-            self.pump.attach(fd, source.fd, session.size, session.blksize, session.acked, session.sent,
-                             session.deadline, session.timeout)
-            a.pumped = True
+            try:
+                self.pump.attach(fd, source.fd, session.size, session.blksize, session.acked, session.sent,
+                                 session.deadline, session.timeout)
+                a.pumped = True
+            except (ValueError, MemoryError) as exc:
+                log.warning("transfer of %s to %s served from Python: %s", name, ip, exc)
         self.epoll.register(fd, select.EPOLLIN)
         self._send(fd, a, first)
 

@@ -393,8 +393,13 @@ def test_warn_mode_serves_but_reports_the_other_server(lab, tmp_path):
         time.sleep(0.1)
     assert guard["status"] == "warning" and guard["servers"] == ["10.77.5.1"] and guard["serving"], guard
     assert "serving anyway (guard = warn)" in log.read_text()
-    # dnsmasq pings for 3 s before it offers, so the station's instant offer wins the race.
-    assert udhcpc(lab, "cli", tmp_path)["ip"].startswith("10.77.0.")
+    got = udhcpc(lab, "cli", tmp_path)
+    offers = [e for e in events(state, "dhcp.offer") if e["mac"] == mac_of(lab, "cli")]
+    assert offers and offers[0]["ip"].startswith("10.77.0."), offers
+    # The client takes the first offer.  dnsmasq pings ~3 s before it offers, so the station's wins
+    # nearly always, but one full-suite run saw udhcpc bind dnsmasq's (a DISCOVER retransmitted once
+    # dnsmasq's ping was done is answered by both at once): serving is the station's offer, above.
+    assert got.get("ip", "").startswith(("10.77.0.", "10.77.5.")), got
 
 
 @needs_tool("udhcpc")

@@ -12,6 +12,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from appliance.tftp import server as srvmod
 from appliance.tftp.files import Files
@@ -244,3 +246,43 @@ def test_without_the_c_part_the_server_says_so_and_serves_from_python(tmp_path, 
         stop.set()
         thread.join(5)
         server.close()
+
+
+def _datagrams():
+    acks = st.integers(0, 0xFFFF).map(ack)
+    near = st.integers(-2, 2)
+    return st.lists(st.one_of(st.tuples(st.just("near"), near), st.tuples(st.just("raw"), acks),
+                              st.tuples(st.just("raw"), st.binary(max_size=40))), min_size=1, max_size=30)
+
+
+def test_the_pump_keeps_its_contract_for_any_datagrams(tmp_path):
+    """Model-based: every datagram either is the awaited ACK (one block out, counters moved by one, the
+    bytes of the file) or comes back to Python with the counters untouched."""
+    data = os.urandom(40 * 64 + 9)
+    p = Pair(tmp_path / "load.bin", data, blksize=64)
+    last = len(data) // 64 + 1
+    try:
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(start=st.one_of(st.sampled_from([1, last - 1, last]), st.integers(1, last)), steps=_datagrams())
+        def check(start, steps):
+            p.attach(acked=start - 1, sent=start, deadline=1.0)
+            for kind, value in steps:
+                acked, sent, _ = p.pump.state(p.fd)
+                datagram = ack(sent + value) if kind == "near" else value
+                blocks = p.pump.blocks
+                p.cli.send(datagram)
+                back = p.poll_until(lambda out: out or p.pump.blocks != blocks)
+                awaited = datagram[:2] == b"\x00\x04" and len(datagram) >= 4 and \
+                    datagram[2:4] == struct.pack("!H", sent & 0xFFFF) and sent < last
+                if awaited:
+                    assert back == [] and p.pump.blocks == blocks + 1
+                    assert p.pump.state(p.fd)[:2] == (sent, sent + 1)
+                    assert p.cli.recv(2048) == struct.pack("!HH", 3, (sent + 1) & 0xFFFF) + data[sent * 64:(sent + 1) * 64]
+                else:
+                    assert back == [(p.fd, datagram)] and p.pump.blocks == blocks
+                    assert p.pump.state(p.fd)[:2] == (acked, sent)
+            p.pump.detach(p.fd)
+
+        check()
+    finally:
+        p.close()

@@ -178,15 +178,20 @@ static PyObject *Pump_detach(Pump *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static Slot *attached_slot(Pump *self, int fd) {
+    Slot *s = slot_of(self, fd);
+    if (s == NULL)
+        PyErr_Format(PyExc_KeyError, "socket %d is not attached", fd);
+    return s;
+}
+
 static PyObject *Pump_state(Pump *self, PyObject *arg) {
     int fd;
     if (fd_of(arg, &fd) < 0)
         return NULL;
-    Slot *s = slot_of(self, fd);
-    if (s == NULL) {
-        PyErr_Format(PyExc_KeyError, "socket %d is not attached", fd);
+    Slot *s = attached_slot(self, fd);
+    if (s == NULL)
         return NULL;
-    }
     return Py_BuildValue("KKd", (unsigned long long)s->acked, (unsigned long long)s->sent, s->deadline);
 }
 
@@ -196,11 +201,9 @@ static PyObject *Pump_set(Pump *self, PyObject *args) {
     double deadline;
     if (!PyArg_ParseTuple(args, "iKKd", &fd, &acked, &sent, &deadline))
         return NULL;
-    Slot *s = slot_of(self, fd);
-    if (s == NULL) {
-        PyErr_Format(PyExc_KeyError, "socket %d is not attached", fd);
+    Slot *s = attached_slot(self, fd);
+    if (s == NULL)
         return NULL;
-    }
     s->acked = acked;
     s->sent = sent;
     s->deadline = deadline;

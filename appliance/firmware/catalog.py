@@ -265,8 +265,8 @@ class Catalog:
                     terms.append(load)
                 else:
                     loads.setdefault(load.id.lower(), load)
-        self.terms = sorted(terms, key=lambda l: (l.id, l.source))
-        ordered = sorted(loads.values(), key=lambda l: (l.family or "", l.version or (), l.id))
+        self.terms = sorted(terms, key=lambda load: (load.id, load.source))
+        ordered = sorted(loads.values(), key=lambda load: (load.family or "", load.version or (), load.id))
         return ordered, problems
 
     def _load_from(self, entry: _Entry) -> tuple[Load | None, str | None]:
@@ -365,18 +365,18 @@ class Catalog:
         with self._lock:
             self._ensure()
             key = (load_id or "").lower().removesuffix(".loads")
-            return next((l for l in self.loads if l.id.lower() == key), None)
+            return next((load for load in self.loads if load.id.lower() == key), None)
 
     def loads_for_model(self, model: str) -> list[Load]:
         """Loads (not term manifests) that run on a model, oldest first."""
         with self._lock:
             self._ensure()
             name = normalize_model(model)
-            return [l for l in self.loads if name in l.models and not l.is_term]
+            return [load for load in self.loads if name in load.models and not load.is_term]
 
     def newest_complete(self, model: str) -> Load | None:
-        done = [l for l in self.loads_for_model(model) if l.complete and l.version is not None]
-        return max(done, key=lambda l: l.version) if done else None
+        done = [load for load in self.loads_for_model(model) if load.complete and load.version is not None]
+        return max(done, key=lambda load: load.version) if done else None
 
     def term_file_for(self, load_id: str, term_name: str) -> Path | None:
         """The copy of termNN.default.loads that lists the same components as this load (a package's own)."""

@@ -61,15 +61,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     if cat is None:
         return EXIT_CONFIG
     if args.json:
-        print(json.dumps({"root": str(cat.root), "loads": [l.as_dict() for l in cat.loads],
+        print(json.dumps({"root": str(cat.root), "loads": [load.as_dict() for load in cat.loads],
                           "terms": [t.as_dict() for t in cat.terms], "problems": cat.problems}, indent=2))
         return 0
     if not cat.loads:
         print(f"no loads under {cat.root}")
-    for l in [*cat.loads, *cat.terms]:
-        state = "complete" if l.complete else f"INCOMPLETE ({len(l.missing)} missing)"
-        models = ", ".join(m.removeprefix("CP-") for m in l.models) or "?"
-        print(f"{l.id:28} {state:24} {len(l.components):2} files {l.size:>11} bytes  [{models}]  from {l.source}")
+    for load in [*cat.loads, *cat.terms]:
+        state = "complete" if load.complete else f"INCOMPLETE ({len(load.missing)} missing)"
+        models = ", ".join(m.removeprefix("CP-") for m in load.models) or "?"
+        print(f"{load.id:28} {state:24} {len(load.components):2} files {load.size:>11} bytes  [{models}]  from {load.source}")
     for p in cat.problems:
         print(f"problem: {p}", file=sys.stderr)
     return 0
@@ -80,10 +80,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     cat = _catalog(args)
     if cat is None:
         return EXIT_CONFIG
-    bad = [l for l in [*cat.loads, *cat.terms] if not l.complete]
-    for l in bad:
-        where = f" (in {l.source})" if l.is_term else ""
-        print(f"{l.id}{where}: missing {', '.join(l.missing)}")
+    bad = [load for load in [*cat.loads, *cat.terms] if not load.complete]
+    for load in bad:
+        where = f" (in {load.source})" if load.is_term else ""
+        print(f"{load.id}{where}: missing {', '.join(load.missing)}")
     for p in cat.problems:
         print(f"problem: {p}")
     if bad or cat.problems:
@@ -119,8 +119,8 @@ def cmd_manifest(args: argparse.Namespace) -> int:
         for p in sorted(q for q in root.rglob("*") if q.is_file() and not q.is_symlink()):
             files.append({"path": p.relative_to(root).as_posix(), "size": p.stat().st_size, "sha256": _sha256(p)})
         doc = {"root": str(root), "files": files,
-               "loads": [{k: v for k, v in l.as_dict().items() if k in ("id", "complete", "missing", "models", "source")}
-                         for l in [*cat.loads, *cat.terms]],
+               "loads": [{k: v for k, v in load.as_dict().items() if k in ("id", "complete", "missing", "models", "source")}
+                         for load in [*cat.loads, *cat.terms]],
                "problems": cat.problems}
     print(json.dumps(doc, indent=2))
     return 0

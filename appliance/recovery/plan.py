@@ -57,7 +57,7 @@ def _missing_text(model: str, rule: Rule) -> str:
 
 def _catalog_ids(catalog, model: str) -> list[str]:
     try:
-        return [l.id for l in catalog.loads_for_model(model) if getattr(l, "complete", True)]
+        return [load.id for load in catalog.loads_for_model(model) if getattr(load, "complete", True)]
     except Exception:
         return []
 

@@ -262,7 +262,7 @@ class FileService:
             self.generation.value += 1
             loads = getattr(self.catalog, "loads", []) or []
             self.ctx.store.append_events([(time.time(), "firmware", ev.CATALOG_CHANGED, None, {
-                "loads": len(loads), "incomplete": sum(1 for l in loads if not getattr(l, "complete", True))})])
+                "loads": len(loads), "incomplete": sum(1 for load in loads if not getattr(load, "complete", True))})])
 
     def shutdown(self) -> None:
         self.ctx.stop()

@@ -13,6 +13,7 @@ import os
 import pathlib
 import random
 import resource
+import shutil
 import signal
 import sys
 import tempfile
@@ -71,7 +72,43 @@ def _loads():
     return loads.fuzz_manifest
 
 
-TARGETS = {"dhcp_codec": _dhcp_codec, "config": _config, "tftp_request": _tftp_request, "loads": _loads}
+def _signed_header():
+    from appliance.firmware import signed
+
+    def check(data: bytes) -> None:
+        try:
+            h = signed.parse_signed_header(data)
+        except signed.HeaderError:
+            return
+        assert signed.FIXED_LEN <= h.length <= len(data), h.length
+        assert h.tags[:2] == (1, 2) and h.padding == h.tags.count(signed.TAG_PADDING)
+        assert h.filename is None or (h.filename.isascii() and len(h.filename) <= signed.MAX_NAME)
+    return check
+
+
+def _package():
+    """Any bytes as a .cop.sgn and as a .zip: Refused or files inside the destination, nothing else."""
+    from appliance.firmware import unpack
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="fuzzpkg"))
+
+    def check(data: bytes) -> None:
+        for name in ("p.cop.sgn", "p.zip"):
+            src, dest = folder / name, folder / "out"
+            src.write_bytes(data)
+            try:
+                result = unpack.unpack(src, dest, max_total=1 << 22)
+            except unpack.Refused:
+                assert not dest.exists()
+                continue
+            real = dest.resolve()
+            for f in result.files:
+                assert (dest / f).resolve().is_relative_to(real) and f.count("/") <= 1, f
+            shutil.rmtree(dest)
+    return check
+
+
+TARGETS = {"dhcp_codec": _dhcp_codec, "config": _config, "tftp_request": _tftp_request, "loads": _loads,
+           "signed_header": _signed_header, "package": _package}
 
 
 def _mutate(rng: random.Random, seed: bytes) -> bytes:

@@ -131,7 +131,7 @@ def test_fuzz_runner_bounded_subprocess():
         assert result["inputs"] > 10
 
 
-@pytest.mark.parametrize("target", ["tftp_request", "loads"])
+@pytest.mark.parametrize("target", ["tftp_request", "loads", "signed_header", "package"])
 def test_file_service_parsers_corpus_replay(target):
     from fuzz import run as fuzz_run
     check = fuzz_run.TARGETS[target]()
@@ -149,7 +149,8 @@ def test_tftp_request_random_bytes(data):
 
 
 @BOUNDED
-@given(st.sampled_from(["synth_signed.loads", "synth_plain.loads"]),
+@given(st.sampled_from(["synth_signed.loads", "synth_plain.loads", "real_layout_term65.loads",
+                        "real_layout_7940.loads", "real_layout_wireless.loads"]),
        st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=12), st.integers(0, 10**6))
 def test_loads_parser_mutated_manifest(seed, flips, cut):
     from appliance.firmware import loads
@@ -157,3 +158,13 @@ def test_loads_parser_mutated_manifest(seed, flips, cut):
     for pos, value in flips:
         buf[pos % len(buf)] = value
     loads.fuzz_manifest(bytes(buf[: len(buf) - cut % 64]))
+
+
+def test_corpus_manifests_are_real_layout():
+    """The seeds the fuzzers start from have real headers: padded with single 0x0d bytes to a multiple of 4."""
+    from appliance.firmware import signed
+    seeds = [p for p in (CORPUS / "loads").iterdir() if p.read_bytes()[:3] == signed.MAGIC]
+    seeds += list((CORPUS / "signed_header").iterdir()) + list((CORPUS / "package").glob("*.cop.sgn"))
+    heads = [signed.parse_signed_header(p.read_bytes()) for p in seeds]
+    assert len(heads) >= 10 and all(h.length % 4 == 0 for h in heads)
+    assert any(h.padding for h in heads) and len({h.length for h in heads}) > 3

@@ -27,8 +27,9 @@ def _catalog(cfg: Config):
 
 def _load_dict(load) -> dict:
     d = load.as_dict()
-    return {"name": d["name"], "models": list(d["models"]), "complete": bool(d["complete"]),
-            "missing": list(d["missing"]), "files": int(d["files"])}
+    return {"name": d["name"], "protocol": d["protocol"], "models": list(d["models"]), "complete": bool(d["complete"]),
+            "missing": list(d["missing"]) + list(d["refused"]), "files": int(d["files"]), "source": d["source"],
+            "terms_missing": list(d["terms_missing"])}
 
 
 def summary(cfg: Config, rescan: bool = False) -> dict:

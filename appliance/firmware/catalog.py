@@ -1,11 +1,14 @@
 """The firmware catalog: every load on the (read-only) firmware volume and in unpacked packages.
 
-The root is never written to; packages are unpacked flat into one cache
-directory per package (keyed by name, size and mtime, so a replaced package is
-unpacked again and a removed one is dropped).  Lookups go through one
-case-insensitive index of the union, because phones and TFTP servers disagree
-on case.  `refresh()` is cheap (one directory walk, at most once per
-`poll_interval`) so the file service can call it on every request.
+The root is never written to; packages are unpacked into one cache directory
+per package (keyed by name, size and mtime, so a replaced package is unpacked
+again and a removed one is dropped).  Lookups go through one case-insensitive
+index of the union, because phones and TFTP servers disagree on case; a file in
+a locale directory is found only by its `<locale>/<name>` path.  A signed file's
+tag 14 is its identity (reference §0.0 item 2): a manifest or component signed
+under another name is reported and never offered, and no manifest is ever
+served under another's name.  `refresh()` is cheap (one directory walk, at most
+once per `poll_interval`) so the file service can call it on every request.
 """
 from __future__ import annotations
 
@@ -20,8 +23,9 @@ from pathlib import Path
 
 from . import unpack as unpacker
 from .loads import MAX_BYTES, ManifestError, parse_manifest
-from .models import models_for_load, normalize_model
-from .versions import family, version_key
+from .models import by_name, models_for_load, normalize_model
+from .signed import HeaderError, is_signed, parse_signed_header, signed_name_matches
+from .versions import family, protocol, version_key
 
 MAX_DEPTH = 4
 MAX_ENTRIES = 20_000
@@ -29,6 +33,7 @@ REFUSED_SUFFIX = ".refused"
 PRUNE_GRACE = 120.0    # seconds an unpacked package no longer on the volume stays (other processes may still use it)
 TMP_GRACE = 3600.0
 SETTLE_SECONDS = 10.0  # a package this young that fails to unpack is probably still being copied: retry, don't refuse
+CACHE_LAYOUT = 2       # bumped when unpack.py places files differently (2: locale directories kept)
 
 
 @dataclass
@@ -46,17 +51,21 @@ class Load:
     size: int = 0                      # bytes of the components present
     mismatched: list[str] = field(default_factory=list)   # present, but not the size the manifest claims
     hardware_comp: int | None = None
+    protocol: str | None = None        # "sccp", "sip", "mgcp" (versions.protocol); part of the load's identity
+    refused: list[str] = field(default_factory=list)        # "name: why" for components a phone would refuse
+    terms_missing: list[str] = field(default_factory=list)  # termNN.default.loads no package provides for this load
 
     @property
     def is_term(self) -> bool:
         return (self.family or "").lower().startswith("term")
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "name": self.id, "family": self.family, "models": list(self.models),
+        return {"id": self.id, "name": self.id, "family": self.family, "protocol": self.protocol, "models": list(self.models),
                 "version": list(self.version) if self.version else None, "manifest": self.manifest,
                 "components": list(self.components), "missing": list(self.missing), "complete": self.complete,
                 "files": len(self.components), "source": self.source, "signed": self.signed, "size": self.size,
-                "mismatched": list(self.mismatched), "hardware_comp": self.hardware_comp}
+                "mismatched": list(self.mismatched), "hardware_comp": self.hardware_comp,
+                "refused": list(self.refused), "terms_missing": list(self.terms_missing)}
 
 
 @dataclass(frozen=True)
@@ -79,10 +88,12 @@ class Catalog:
         self.problems: list[str] = []
         self._by_rel: dict[str, _Entry] = {}
         self._by_name: dict[str, list[_Entry]] = {}
+        self._by_locale: dict[str, _Entry] = {}
         self._signature: tuple | None = None
         self._checked = 0.0
         self._pending = False      # a package looked half-copied: rescan on the next poll even if nothing changed
         self._lock = threading.RLock()
+        self._headers: dict[tuple, str | None] = {}   # (path, size, mtime) -> why a phone would refuse it, or None
         self.scans = 0
 
     @classmethod
@@ -142,13 +153,17 @@ class Catalog:
             self._checked = time.monotonic()
             by_rel: dict[str, _Entry] = {}
             by_name: dict[str, list[_Entry]] = {}
+            by_locale: dict[str, _Entry] = {}     # "<locale>/<file>", wherever that folder sits
             packages = []
             for rel, st, real in files:
                 entry = _Entry(real, rel, st.st_size, "root")
                 if unpacker.is_archive(rel):
                     packages.append((rel, st, real))
                 by_rel[rel.lower()] = entry
-                by_name.setdefault(Path(rel).name.lower(), []).append(entry)
+                if _in_locale_dir(rel):
+                    by_locale.setdefault("/".join(rel.lower().split("/")[-2:]), entry)
+                else:
+                    by_name.setdefault(Path(rel).name.lower(), []).append(entry)
             # root files win over package contents of the same name: the tech put them there on purpose
             keep = set()
             for rel, st, real in packages:
@@ -158,18 +173,14 @@ class Catalog:
                 if unpacked is None:
                     continue
                 pkg = Path(rel).name
-                for name in sorted(os.listdir(unpacked)):
-                    p = unpacked / name
-                    try:
-                        pst = p.lstat()
-                    except OSError:
-                        continue
-                    if not _is_reg(pst):
-                        continue
+                for name, p, pst in _package_files(unpacked):
                     entry = _Entry(p, f"{pkg}/{name}", pst.st_size, pkg)
-                    by_name.setdefault(name.lower(), []).append(entry)
+                    if "/" in name:
+                        by_locale.setdefault(name.lower(), entry)
+                    else:
+                        by_name.setdefault(name.lower(), []).append(entry)
             self._prune_cache(keep)
-            self._by_rel, self._by_name = by_rel, by_name
+            self._by_rel, self._by_name, self._by_locale = by_rel, by_name, by_locale
             self.loads, load_problems = self._build_loads()
             self.problems = problems + load_problems
             self.scans += 1
@@ -177,7 +188,7 @@ class Catalog:
     def _unpacked(self, rel: str, st: os.stat_result, real: Path) -> tuple[str, Path | None, list[str]]:
         """The cache directory holding this package's files, unpacking it if needed."""
         name = Path(rel).name
-        digest = hashlib.sha256(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:16]
+        digest = hashlib.sha256(f"{CACHE_LAYOUT}\0{rel}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:16]
         key = f"{_safe_dir(name)}-{digest}"
         dest = self.cache_dir / key
         refused = self.cache_dir / (key + REFUSED_SUFFIX)
@@ -267,7 +278,45 @@ class Catalog:
                     loads.setdefault(load.id.lower(), load)
         self.terms = sorted(terms, key=lambda load: (load.id, load.source))
         ordered = sorted(loads.values(), key=lambda load: (load.family or "", load.version or (), load.id))
+        for load in ordered:
+            load.terms_missing = self._terms_missing(load)
         return ordered, problems
+
+    def _terms_missing(self, load: Load) -> list[str]:
+        """Term files of the load's models that no copy provides with this load's components."""
+        want = [c.lower() for c in load.components]
+        have = {t.manifest.lower() for t in self.terms if [c.lower() for c in t.components] == want}
+        terms = sorted({m.term for name in load.models if (m := by_name(name)) and m.term})
+        return [t for t in terms if t.lower() not in have]
+
+    def _refusal(self, entry: _Entry, name: str) -> str | None:
+        """Why a phone would refuse this signed file served as `name` (bad header, other signed name); None if fine.
+
+        Unsigned files pass: synthetic unsigned loads exist for tests, and this is not a signature check.
+        """
+        try:
+            st = os.stat(entry.path)
+        except OSError as exc:
+            return f"unreadable: {exc.strerror or exc}"
+        key = (str(entry.path), st.st_size, st.st_mtime_ns, name.lower())
+        if key in self._headers:
+            return self._headers[key]
+        why = None
+        try:
+            with open(entry.path, "rb") as f:
+                head = f.read(unpacker.HEADER_READ)
+            if is_signed(head):
+                header = parse_signed_header(head)
+                if not signed_name_matches(header.filename, name):
+                    why = f"signed as {header.filename!r}, not {name!r}"
+        except HeaderError as exc:
+            why = f"malformed signature header: {exc}"
+        except OSError as exc:
+            why = f"unreadable: {exc.strerror or exc}"
+        if len(self._headers) > 4 * MAX_ENTRIES:
+            self._headers.clear()
+        self._headers[key] = why
+        return why
 
     def _load_from(self, entry: _Entry) -> tuple[Load | None, str | None]:
         name = entry.path.name if entry.source == "root" else entry.rel.split("/", 1)[1]
@@ -281,8 +330,11 @@ class Catalog:
             m = parse_manifest(data)
         except ManifestError as exc:
             return None, f"{where}: malformed manifest: {exc}"
+        if m.signed and not signed_name_matches(m.filename, name):
+            return None, (f"{where}: signed as {m.filename!r} but named {name!r}: a phone refuses a manifest "
+                          "under another name (tag 14), so it is not offered")
         load_id = name[:-len(".loads")]
-        missing, mismatched, size = [], [], 0
+        missing, mismatched, refused, size = [], [], [], 0
         for c in m.components:
             found = self.lookup(c.name)
             if found is None or found.size == 0:
@@ -291,12 +343,17 @@ class Catalog:
             size += found.size
             if c.size is not None and c.size != found.size:
                 mismatched.append(c.name)
+            why = self._refusal(found, c.name)
+            if why:
+                refused.append(f"{c.name}: {why}")
         fam = family(load_id)
         models = models_for_load(load_id)
         load = Load(id=load_id, family=fam, models=models, version=version_key(load_id), manifest=name,
-                    components=m.names, missing=missing, complete=not missing, source=entry.source,
-                    signed=m.signed, size=size, mismatched=mismatched, hardware_comp=m.hardware_comp)
-        return load, None
+                    components=m.names, missing=missing, complete=not missing and not refused, source=entry.source,
+                    signed=m.signed, size=size, mismatched=mismatched, hardware_comp=m.hardware_comp,
+                    protocol=protocol(load_id), refused=refused)
+        problems = [f"{where}: component {r}" for r in refused]
+        return load, "; ".join(problems) or None
 
     # ---- polling --------------------------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -321,11 +378,9 @@ class Catalog:
         key = (name or "").replace("\\", "/").lstrip("/").lower()
         if not key or any(part in ("", ".", "..") for part in key.split("/")):
             return None
-        entry = self._by_rel.get(key)
-        if entry is not None:
-            return entry
-        if "/" in key:
-            key = key.rsplit("/", 1)[1]
+        entry = self._by_rel.get(key) or self._by_locale.get(key)
+        if entry is not None or "/" in key:
+            return entry        # a locale request is never answered from another folder
         hits = self._by_name.get(key)
         if not hits:
             return None
@@ -367,15 +422,17 @@ class Catalog:
             key = (load_id or "").lower().removesuffix(".loads")
             return next((load for load in self.loads if load.id.lower() == key), None)
 
-    def loads_for_model(self, model: str) -> list[Load]:
-        """Loads (not term manifests) that run on a model, oldest first."""
+    def loads_for_model(self, model: str, protocol: str | None = None) -> list[Load]:
+        """Loads (not term manifests) that run on a model, oldest first; only one protocol's when given."""
         with self._lock:
             self._ensure()
             name = normalize_model(model)
-            return [load for load in self.loads if name in load.models and not load.is_term]
+            return [load for load in self.loads if name in load.models and not load.is_term
+                    and (protocol is None or load.protocol == protocol)]
 
-    def newest_complete(self, model: str) -> Load | None:
-        done = [load for load in self.loads_for_model(model) if load.complete and load.version is not None]
+    def newest_complete(self, model: str, protocol: str | None = None) -> Load | None:
+        """The newest complete load for a model (of one protocol when given: versions never compare across them)."""
+        done = [load for load in self.loads_for_model(model, protocol) if load.complete and load.version is not None]
         return max(done, key=lambda load: load.version) if done else None
 
     def term_file_for(self, load_id: str, term_name: str) -> Path | None:
@@ -403,6 +460,9 @@ class Catalog:
                     continue
                 seen.add(Path(entry.rel).name.lower())
                 out.append((entry.rel, entry.path, entry.size))
+            for key, entry in sorted(self._by_locale.items()):
+                if entry.source != "root":
+                    out.append((entry.rel.split("/", 1)[1], entry.path, entry.size))
             for key, entries in sorted(self._by_name.items()):
                 if key in seen:
                     continue
@@ -410,6 +470,26 @@ class Catalog:
                 if e.source != "root":
                     out.append((e.path.name, e.path, e.size))
             return out
+
+
+def _in_locale_dir(rel: str) -> bool:
+    parts = rel.split("/")
+    return len(parts) >= 2 and bool(unpacker.LOCALE_DIR.match(parts[-2]))
+
+
+def _package_files(unpacked: Path) -> list[tuple[str, Path, os.stat_result]]:
+    """(name as served, path, stat) of an unpacked package: top-level files and `<locale>/<file>`."""
+    out = []
+    for top in sorted(os.scandir(unpacked), key=lambda e: e.name):
+        try:
+            if top.is_dir(follow_symlinks=False):
+                out += [(f"{top.name}/{e.name}", Path(e.path), e.stat(follow_symlinks=False))
+                        for e in sorted(os.scandir(top.path), key=lambda e: e.name) if e.is_file(follow_symlinks=False)]
+            elif top.is_file(follow_symlinks=False) and not top.name.startswith("."):
+                out.append((top.name, Path(top.path), top.stat(follow_symlinks=False)))
+        except OSError:
+            continue
+    return out
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -67,9 +67,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not cat.loads:
         print(f"no loads under {cat.root}")
     for load in [*cat.loads, *cat.terms]:
-        state = "complete" if load.complete else f"INCOMPLETE ({len(load.missing)} missing)"
         models = ", ".join(m.removeprefix("CP-") for m in load.models) or "?"
-        print(f"{load.id:28} {state:24} {len(load.components):2} files {load.size:>11} bytes  [{models}]  from {load.source}")
+        state = "complete" if load.complete else "INCOMPLETE"
+        print(f"{load.id:28} {load.protocol or '-':5} {state:10} {len(load.components):2} files {load.size:>11} bytes"
+              f"  [{models}]  from {load.source}")
+        if load.missing:
+            print(f"    missing: {', '.join(load.missing)}")
+        for why in load.refused:
+            print(f"    refused: {why}")
+        if load.terms_missing:
+            print(f"    no {', '.join(load.terms_missing)}: factory-reset phones cannot start from this load")
     for p in cat.problems:
         print(f"problem: {p}", file=sys.stderr)
     return 0
@@ -83,7 +90,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     bad = [load for load in [*cat.loads, *cat.terms] if not load.complete]
     for load in bad:
         where = f" (in {load.source})" if load.is_term else ""
-        print(f"{load.id}{where}: missing {', '.join(load.missing)}")
+        print(f"{load.id}{where}: missing {', '.join(load.missing + load.refused)}")
+    for load in cat.loads:
+        if load.terms_missing:
+            print(f"note: {load.id} has no {', '.join(load.terms_missing)} (factory-reset phones cannot start from it)")
     for p in cat.problems:
         print(f"problem: {p}")
     if bad or cat.problems:

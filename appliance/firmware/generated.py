@@ -3,7 +3,9 @@
 SEP<MAC>.cnf.xml / XMLDefault.cnf.xml name the load a phone should run;
 OS79XX.TXT, SEP<MAC>.cnf and SIPDefault.cnf / SIP<MAC>.cnf do the same for
 7940/60 loaders; termNN.default.loads is answered with the term file of the
-load the plan wants first.  Which load is one function, `choose(mac, model)`,
+load the plan wants first, and never with another manifest: a file's signed
+name is its identity (reference §0.0 item 2), so a package without the term
+file means "file not found" and the catalog says which term file is missing.  Which load is one function, `choose(mac, model)`,
 owned by the recovery plan; `newest_complete_chooser` stands in without it.
 """
 from __future__ import annotations
@@ -184,7 +186,7 @@ class Generated:
         return f'image_version: "{_one_line(load)}"\n'.encode("ascii", "replace")
 
     def term_file(self, term: str, client_ip: str | None) -> bytes | None:
-        """The term file of the load the plan wants first for this model; that load's own manifest if its package had none."""
+        """The term file listing the load the plan wants first for this model; None if no package has one."""
         models = [m for m in MODELS if m.term and m.term.lower() == f"{term}.default.loads"]
         if not models:
             return None
@@ -195,8 +197,7 @@ class Generated:
             return None
         path = self.catalog.term_file_for(load, f"{term}.default.loads")
         if path is None:
-            path = self.catalog.resolve(f"{load}.loads")
-        if path is None:
+            log.warning("generated: %s.default.loads asked for, but no package has one listing %s", term, load)
             return None
         try:
             return path.read_bytes()

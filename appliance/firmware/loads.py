@@ -1,23 +1,22 @@
 """`.loads` manifests, sans-I/O: bytes in, a Manifest or ManifestError out.
 
-A signed manifest is a TLV signature header (tag 1 byte, length 2 bytes
-big-endian; tag 2 holds the header length) followed by a plain-text list of
-component files; plain manifests have no header.  Nothing in the file is
-trusted: lengths are bounds-checked, sizes are only recorded as claims, and
+A signed manifest is Cisco's signature header (signed.py) followed, at the
+header length, by a CRLF text list of component files; plain manifests have no
+header.  Nothing in the file is trusted: sizes are only recorded as claims, and
 component names that could leave the firmware directory are refused, since the
 catalog resolves them as file names.
 """
 from __future__ import annotations
 
 import re
-import struct
 from dataclasses import dataclass, field
+
+from .signed import HeaderError, SignedHeader, is_signed, parse_signed_header
 
 MAX_BYTES = 1 << 20          # real manifests are a few KB; refuse to parse megabytes of "list"
 MAX_COMPONENTS = 512
 MAX_NAME = 255
 MAX_KEYS = 64                # "#?" gates and KEY=VALUE attributes; real files have one or two
-TAG_VERSION, TAG_HEADER_LEN, TAG_FILENAME, TAG_PADDING = 1, 2, 14, 13
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+\-~]*$")
 _MD5 = re.compile(r"^[0-9A-Fa-f]{32}$")
 _ALLOWED_CTRL = {9, 10, 13}
@@ -41,7 +40,7 @@ class Manifest:
     signed: bool = False
     header_len: int = 0
     version: str | None = None           # header tag 1, e.g. "1.1"
-    filename: str | None = None          # header tag 14, the name the signer gave the file
+    filename: str | None = None          # header tag 14, the name the signer gave the file (its identity)
     hardware_comp: int | None = None     # "#HARDWARE_COMP_1 n"
     gates: dict = field(default_factory=dict)        # "#? HW_REV 0-2.*", "#? SW_CAP ..."
     attributes: dict = field(default_factory=dict)   # "LA_VERSION=PAS30831"
@@ -51,47 +50,15 @@ class Manifest:
         return [c.name for c in self.components]
 
 
-def parse_header(data: bytes) -> tuple[int, dict[int, bytes]]:
-    """Walk the TLV header; returns (header length, {tag: first value}).  Raises ManifestError on any inconsistency."""
-    tags: dict[int, bytes] = {}
-    header_len: int | None = None
-    pos = 0
-    while header_len is None or pos < header_len:
-        if pos + 3 > len(data):
-            raise ManifestError(f"truncated signature header at byte {pos} (file is {len(data)} bytes)")
-        tag = data[pos]
-        (length,) = struct.unpack_from(">H", data, pos + 1)
-        end = pos + 3 + length
-        if end > len(data):
-            raise ManifestError(f"signature header field {tag} at byte {pos} claims {length} bytes past the end of the file")
-        if header_len is not None and end > header_len:
-            raise ManifestError(f"signature header field {tag} at byte {pos} runs past the header length {header_len}")
-        value = data[pos + 3:end]
-        tags.setdefault(tag, value)
-        if tag == TAG_HEADER_LEN:
-            if length != 2:
-                raise ManifestError(f"header-length field has {length} bytes, expected 2")
-            (header_len,) = struct.unpack(">H", value)
-            if header_len < end:
-                raise ManifestError(f"header length {header_len} ends inside the header (at byte {end})")
-            if header_len > len(data):
-                raise ManifestError(f"truncated: header length {header_len}, file has {len(data)} bytes")
-        elif header_len is None and pos == 0 and tag != TAG_VERSION:
-            raise ManifestError(f"signature header starts with field {tag}, expected 1 (version)")
-        elif header_len is None and pos > 0:
-            raise ManifestError("signature header has no header-length field after the version")
-        pos = end
-    return header_len, tags
-
-
-def _check_text(payload: bytes) -> str:
+def _check_text(payload: bytes, base: int) -> str:
+    """The payload as text; `base` is its offset in the file, so errors name the file's byte."""
     bad = next((i for i, b in enumerate(payload) if b < 32 and b not in _ALLOWED_CTRL or b == 127), None)
     if bad is not None:
-        raise ManifestError(f"binary byte 0x{payload[bad]:02x} at payload offset {bad}")
+        raise ManifestError(f"binary byte 0x{payload[bad]:02x} at byte {base + bad} (payload offset {bad})")
     try:
         return payload.decode("ascii")
     except UnicodeDecodeError as exc:
-        raise ManifestError(f"non-ASCII byte at payload offset {exc.start}") from None
+        raise ManifestError(f"non-ASCII byte at byte {base + exc.start} (payload offset {exc.start})") from None
 
 
 def _component(line: str, lineno: int, optional: bool) -> Component:
@@ -107,7 +74,15 @@ def _component(line: str, lineno: int, optional: bool) -> Component:
 
 
 def parse_manifest(data: bytes) -> Manifest:
-    """Parse a whole .loads file (signed or plain)."""
+    """Parse a whole .loads file (signed or plain).
+
+    Args:
+        data: the file's bytes (at most MAX_BYTES).
+    Returns:
+        the Manifest: components in file order, duplicates (by case) dropped.
+    Raises:
+        ManifestError: malformed header, binary or non-ASCII text, unsafe names, no components; says where.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ManifestError("manifest must be bytes")
     data = bytes(data)
@@ -115,9 +90,14 @@ def parse_manifest(data: bytes) -> Manifest:
         raise ManifestError(f"{len(data)} bytes is far too large for a manifest (limit {MAX_BYTES})")
     if not data.strip(b"\0 \t\r\n"):
         raise ManifestError("empty manifest")
-    signed = data[0] == TAG_VERSION
-    header_len, tags = parse_header(data) if signed else (0, {})
-    text = _check_text(data[header_len:].rstrip(b"\0"))
+    header: SignedHeader | None = None
+    if is_signed(data):
+        try:
+            header = parse_signed_header(data)
+        except HeaderError as exc:
+            raise ManifestError(str(exc)) from None
+    header_len = header.length if header else 0
+    text = _check_text(data[header_len:].rstrip(b"\0"), header_len)
     comps: list[Component] = []
     seen: set[str] = set()
     gates: dict[str, str] = {}
@@ -159,14 +139,8 @@ def parse_manifest(data: bytes) -> Manifest:
             raise ManifestError(f"more than {MAX_COMPONENTS} components")
     if not comps:
         raise ManifestError("lists no component files")
-    version = None
-    if TAG_VERSION in tags and len(tags[TAG_VERSION]) == 2:
-        version = f"{tags[TAG_VERSION][0]}.{tags[TAG_VERSION][1]}"
-    filename = None
-    if TAG_FILENAME in tags:
-        fn = tags[TAG_FILENAME].split(b"\0", 1)[0].decode("ascii", "replace")[:MAX_NAME]
-        filename = fn or None
-    return Manifest(tuple(comps), signed, header_len, version, filename, hwcomp, gates, attrs)
+    return Manifest(tuple(comps), header is not None, header_len, header.version if header else None,
+                    header.filename if header else None, hwcomp, gates, attrs)
 
 
 def fuzz_manifest(data: bytes) -> None:

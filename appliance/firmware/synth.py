@@ -1,10 +1,15 @@
-"""Synthetic but structurally real firmware for tests, the demo and benchmarks (Cisco firmware cannot ship).
+"""Synthetic firmware, byte-faithful to Cisco's files, for tests, the demo and benchmarks (Cisco firmware cannot ship).
 
-A load is a `.loads` manifest with a TLV signature header (the layout of the
-real files, reference §4.2) listing component files that each start with the
-same kind of header followed by deterministic pseudo-random bytes.  Packages:
-`cmterm-*.zip` (files at the top level) and `.cop.sgn` (signature header, then a
-gzip tar holding the files under usr/local/cm/tftp/ plus an install script).
+Layout from real files (reference cisco-phones.md §0.0 item 1, §4.2): every
+manifest and component starts with the signature header signed.py reads (tag 1
+first, tag 2 the header length, signer block 3 nesting 4/5/6, signature info 7
+nesting 8 and 9(10, 11), a 256-byte tag 12, tag 14 the file's own name, then
+single 0x0d padding bytes to a multiple of 4), and the manifest's CRLF text
+starts exactly at the header length.  With a 25-character name the header is
+412 bytes, as in the real SCCP45.9-4-2SR4-3S.loads.  Packages: `cmterm-*.zip`
+(files at the top level) and `.cop.sgn` / `.cop.sha512` (the same header, then
+a gzip tar with the firmware files at its top level and an install script).
+The signature is deterministic filler: nothing here can be verified, only parsed.
 """
 from __future__ import annotations
 
@@ -18,29 +23,38 @@ import zipfile
 from pathlib import Path
 
 from .models import by_name, models_for_load
-from .versions import family
+from .versions import family, protocol
 
 DEFAULT_SIZE = 256 * 1024
 SIGNATURE_LEN = 256
+# The real header's signer and CA names are 38 and 34 characters; these keep those lengths (and so its 412 bytes).
+SIGNER = "CN=synthSigner;OU=stationOU;O=synthOrg"
+CA = "CN=synthCA;OU=stationOU;O=synthOrg"
+SERIAL = bytes.fromhex("1234567890abcdef")
+DIGEST_SHA1, DIGEST_SHA512 = 1, 4
+PADDING = b"\x0d"
+MANIFEST_INTRO = ("#\r\n# This file contains a list of archive image files that will be requested by the\r\n"
+                  "# RELEASE load version {version}\r\n#\r\n#HARDWARE_COMP_1 5\r\n\r\n")
 
 
 def _tlv(tag: int, value: bytes) -> bytes:
     return struct.pack(">BH", tag, len(value)) + value
 
 
-def signature_header(filename: str, seed: bytes = b"") -> bytes:
-    """Tags 1 (version 1.1), 2 (header length), 3/4 signer, 5 serial, 6 CA, 8/11 signature info, 12 signature, 14 file name, 13 padding."""
+def signature_header(filename: str, seed: bytes = b"", digest: int = DIGEST_SHA1,
+                     timestamp: int | None = None) -> bytes:
+    """The header of a file signed as `filename`: tags 1, 2, 3(4, 5, 6), 7(8, 9(10, 11)), 12, 14, [15], 13 padding."""
     sig = hashlib.shake_256(b"sig" + seed + filename.encode()).digest(SIGNATURE_LEN)
-    body = (_tlv(3, _tlv(4, b"CN=synthSigner;OU=recovery-station;O=synthetic"))
-            + _tlv(5, b"1234567890abcdef") + _tlv(6, b"CN=synthCA;OU=recovery-station;O=synthetic")
-            + _tlv(7, _tlv(8, b"\x01")) + _tlv(11, b"\x02") + _tlv(12, sig) + _tlv(14, filename.encode() + b"\0"))
-    fixed = 5 + 5  # tag 1 and tag 2 fields
-    total = fixed + len(body) + 3
-    total += -total % 4
-    pad = total - fixed - len(body) - 3
-    header = _tlv(1, b"\x01\x01") + _tlv(2, struct.pack(">H", total)) + body + _tlv(13, b"\0" * pad)
-    assert len(header) == total
-    return header
+    signer = _tlv(3, _tlv(4, SIGNER.encode() + b"\0") + _tlv(5, SERIAL) + _tlv(6, CA.encode() + b"\0"))
+    info = _tlv(7, _tlv(8, bytes([digest])) + _tlv(9, _tlv(10, b"\0") + _tlv(11, b"\x02")))
+    body = signer + info + _tlv(12, sig) + _tlv(14, filename.encode() + b"\0")
+    if timestamp is not None:
+        body += _tlv(15, struct.pack(">I", timestamp))
+    unpadded = 10 + len(body)
+    total = unpadded + (-unpadded % 4)
+    if total > 0xFFFF:
+        raise ValueError(f"file name {filename[:40]!r}... makes the header longer than 65535 bytes")
+    return _tlv(1, b"\x01\x01") + _tlv(2, struct.pack(">H", total)) + body + PADDING * (total - unpadded)
 
 
 def _version_part(load_id: str) -> str:
@@ -50,14 +64,14 @@ def _version_part(load_id: str) -> str:
 
 
 def component_names(load_id: str, components: int = 5) -> list[str]:
-    """Names shaped like the real ones: jar45sccp.9-4-2ES26.sbn for SCCP45, P0030801SR02.sbn/.sb2 for 7940/60."""
+    """Names shaped like the real ones: jar45sccp.9-4-2SR4-3.sbn for SCCP45.9-4-2SR4-3S, P0030801SR02.sbn/.sb2 for 7940/60."""
     fam = family(load_id) or "load"
     ver = _version_part(load_id)
     m = re.match(r"^(SCCP|SIP)(\d\d)$", fam, re.I)
     if m:
         proto, nn = m.group(1).lower(), m.group(2)
         base = [f"jar{nn}{proto}", f"cnu{nn}", f"apps{nn}", f"dsp{nn}", f"cvm{nn}{proto}"]
-        names = [f"{b}.{ver}ES26.sbn" for b in base]
+        names = [f"{b}.{ver}.sbn" for b in base]
     elif fam.upper() in ("P003", "P0S3", "P0M3"):
         names = [f"{load_id}.sbn", f"{load_id}.sb2"]
     else:
@@ -72,9 +86,8 @@ def term_files(load_id: str) -> list[str]:
 
 
 def manifest_bytes(load_id: str, names: list[str], signed: bool = True, filename: str | None = None) -> bytes:
-    text = ("# This file contains a list of archive image files that will be requested by the\r\n"
-            f"# RELEASE load version {_version_part(load_id)} (synthetic)\r\n#\r\n#HARDWARE_COMP_1 5\r\n\r\n"
-            + "".join(f"{n}\r\n" for n in names))
+    """A manifest signed as `filename` (default `<load_id>.loads`; a term file is signed with its own name)."""
+    text = MANIFEST_INTRO.format(version=_version_part(load_id)) + "".join(f"{n}\r\n" for n in names)
     head = signature_header(filename or f"{load_id}.loads") if signed else b""
     return head + text.encode("ascii")
 
@@ -108,11 +121,12 @@ def write_load(dest_dir: Path | str, load_id: str, size_bytes: int = DEFAULT_SIZ
 
 
 def package_name(load_id: str, kind: str) -> str:
+    """Cisco's download name: cmterm-7945_7965-sccp.9-4-2SR4-3.zip (kind "zip"), .cop.sgn ("cop"), .cop.sha512 ("sha512")."""
     fam = family(load_id) or "load"
     ver = _version_part(load_id)
-    proto = "sip" if fam.lower().startswith("sip") or fam.upper() == "P0S3" else "sccp"
+    proto = protocol(load_id) or "sccp"
     models = "_".join(sorted({re.sub(r"\D", "", m)[:4] for m in models_for_load(load_id)})) or fam
-    return f"cmterm-{models}-{proto}.{ver}" + (".zip" if kind == "zip" else ".cop.sgn")
+    return f"cmterm-{models}-{proto}.{ver}" + {"zip": ".zip", "cop": ".cop.sgn", "sha512": ".cop.sha512"}[kind]
 
 
 def write_zip(dest_dir: Path | str, load_id: str, size_bytes: int = DEFAULT_SIZE, components: int = 5,
@@ -129,30 +143,48 @@ def write_zip(dest_dir: Path | str, load_id: str, size_bytes: int = DEFAULT_SIZE
     return [path]
 
 
+INSTALL_SCRIPT = b"#!/bin/sh\n# install script (the station ignores it)\nexit 0\n"
+
+
 def cop_bytes(files: dict[str, bytes], extra_members: list[tarfile.TarInfo] | None = None,
-              filename: str = "synthetic.cop.sgn") -> bytes:
+              filename: str = "synthetic.cop.sgn", prefix: str = "") -> bytes:
+    """A COP: the signature header (signed as `filename`), then a gzip tar of `files` under `prefix` and an install script.
+
+    Firmware COPs carry the TFTP files at the tar's top level (prefix ""); locale COPs under
+    usr/local/cm/tftp/<locale>/ (reference §4.1; the exact internal layout is UNCONFIRMED, the
+    unpacker accepts both).
+    """
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tf:
-        script = b"#!/bin/sh\n# install script (ignored by the station)\nexit 0\n"
         info = tarfile.TarInfo("install.sh")
-        info.size, info.mode = len(script), 0o755
-        tf.addfile(info, io.BytesIO(script))
+        info.size, info.mode = len(INSTALL_SCRIPT), 0o755
+        tf.addfile(info, io.BytesIO(INSTALL_SCRIPT))
         for fname, data in files.items():
-            info = tarfile.TarInfo(f"usr/local/cm/tftp/{fname}")
+            info = tarfile.TarInfo(f"{prefix}{fname}")
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
         for info in extra_members or []:
             tf.addfile(info, io.BytesIO(b"\0" * info.size) if info.isreg() else None)
-    return signature_header(filename) + buf.getvalue()
+    digest = DIGEST_SHA512 if filename.lower().endswith(".sha512") else DIGEST_SHA1
+    return signature_header(filename, digest=digest) + buf.getvalue()
 
 
 def write_cop(dest_dir: Path | str, load_id: str, size_bytes: int = DEFAULT_SIZE, components: int = 5,
-              signed: bool = True, term: bool = True, name: str | None = None) -> list[Path]:
-    """A .cop.sgn: signature header followed by a gzip tar (files under usr/local/cm/tftp/)."""
+              signed: bool = True, term: bool = True, name: str | None = None, kind: str = "cop") -> list[Path]:
+    """A .cop.sgn (or kind "sha512": .cop.sha512): signature header, then a gzip tar with the files at its top level."""
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    path = dest / (name or package_name(load_id, "cop"))
+    path = dest / (name or package_name(load_id, kind))
     tmp = path.with_name(path.name + ".part")
     tmp.write_bytes(cop_bytes(load_files(load_id, size_bytes, components, signed, term), filename=path.name))
     tmp.replace(path)
+    return [path]
+
+
+def write_locale_cop(dest_dir: Path | str, locale: str, files: dict[str, bytes], name: str | None = None) -> list[Path]:
+    """A locale COP (po-locale-<locale>.cop.sgn): files under usr/local/cm/tftp/<locale>/."""
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / (name or f"po-locale-{locale}.cop.sgn")
+    path.write_bytes(cop_bytes(files, filename=path.name, prefix=f"usr/local/cm/tftp/{locale}/"))
     return [path]

@@ -1,13 +1,18 @@
-"""Unpack Cisco firmware packages (cmterm-*.zip, *.cop.sgn) flat into a directory, refusing hostile archives.
+"""Unpack Cisco firmware packages (cmterm-*.zip, *.cop.sgn, *.cop.sha512) into a directory, refusing hostile archives.
 
-Packages come from techs' downloads, so nothing in them is trusted: members
-that would leave the archive (absolute, `..`), links and devices are refused,
-and the bytes actually written are counted against a budget instead of
-believing the sizes the archive declares.
+Firmware files land flat at the top (zips are flat as Cisco ships them; a
+COP's TFTP files sit at its tar's top level or under usr/local/cm/tftp/).
+Locale files keep their one directory (`English_United_Kingdom/...-sccp.jar`)
+because phones ask for them by that path, and one language must never answer
+for another.  Packages come from techs' downloads, so nothing in them is
+trusted: members that would leave the archive (absolute, `..`), links and
+devices are refused, and the bytes actually written are counted against a
+budget instead of believing the sizes the archive declares.
 """
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 import tarfile
 import zipfile
@@ -15,13 +20,16 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .loads import ManifestError, parse_header
+from .signed import HeaderError, is_signed, parse_signed_header
 
 MAX_TOTAL = 4 << 30          # bytes written per archive
 MAX_MEMBERS = 10_000
 MAX_RATIO = 200              # firmware images are already compressed; far higher means a bomb
 RATIO_FLOOR = 8 << 20        # small highly compressible files (manifests, scripts) are fine
 CHUNK = 1 << 20
+TFTP_PREFIX = ("usr", "local", "cm", "tftp")     # where CUCM's TFTP files live inside a COP (reference §4.1)
+LOCALE_DIR = re.compile(r"^[A-Z][a-z]+(?:_[A-Z][a-z]+)+$")   # English_United_States, Chinese_China, ...
+HEADER_READ = 1 << 16                             # a header length is 16 bits
 
 
 class Refused(Exception):
@@ -34,13 +42,15 @@ class Result:
     problems: list[str] = field(default_factory=list)
 
 
+ARCHIVE_SUFFIXES = (".zip", ".cop.sgn", ".cop.sha512", ".cop", ".tar.gz")
+
+
 def is_archive(name: str) -> bool:
-    low = name.lower()
-    return low.endswith(".zip") or low.endswith(".cop.sgn") or low.endswith(".cop") or low.endswith(".tar.gz")
+    return name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
 def _safe_member(name: str) -> str:
-    """The flat file name for a member, or Refused if its path tries to leave the archive."""
+    """Where a member lands: its file name, or `<locale>/<file name>`; Refused if its path tries to leave the archive."""
     norm = name.replace("\\", "/")
     p = PurePosixPath(norm)
     if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":") or ".." in p.parts:
@@ -48,6 +58,11 @@ def _safe_member(name: str) -> str:
     base = p.name
     if not base or base in (".", ".."):
         raise Refused(f"member {name[:120]!r} has no file name")
+    parts = [x for x in p.parts if x not in ("", ".")]
+    if tuple(x.lower() for x in parts[:len(TFTP_PREFIX)]) == TFTP_PREFIX:
+        parts = parts[len(TFTP_PREFIX):]
+    if len(parts) >= 2 and LOCALE_DIR.match(parts[-2]):
+        return f"{parts[-2]}/{base}"
     return base
 
 
@@ -63,6 +78,7 @@ class _Writer:
             return
         self.seen.add(base.lower())
         target = self.dest / base
+        target.parent.mkdir(exist_ok=True)
         with open(target, "wb") as out:
             while True:
                 chunk = stream.read(CHUNK)
@@ -102,25 +118,28 @@ def _unzip(path: Path, w: _Writer) -> None:
                 raise Refused(f"broken member {info.filename!r}: {exc}") from None
 
 
+SCRIPT_SUFFIXES = (".sh", ".py", ".pl")
+
+
 def _install_script(name: str) -> bool:
-    """COP install scripts sit at the top of the tar; the TFTP files (reference §4.1) are what the phones need."""
+    """COP install scripts and their descriptors sit at the tar's top level, apart from the firmware; phones never ask for them."""
     parts = PurePosixPath(name.replace("\\", "/")).parts
-    return len(parts) == 1 and parts[0].lower().endswith((".sh", ".py", ".pl"))
+    return len(parts) == 1 and parts[0].lower().endswith(SCRIPT_SUFFIXES)
 
 
 def _tar_payload_offset(path: Path) -> int:
     """Where the gzip stream starts: after the signature header if there is one."""
     with open(path, "rb") as f:
-        head = f.read(65536)
+        head = f.read(HEADER_READ + 2)
     if head[:2] == b"\x1f\x8b":
         return 0
-    if head[:1] == b"\x01":
+    if is_signed(head):
         try:
-            length, _ = parse_header(head)
-        except ManifestError as exc:
+            length = parse_signed_header(head).length
+        except HeaderError as exc:
             raise Refused(f"bad signature header: {exc}") from None
         if head[length:length + 2] != b"\x1f\x8b":
-            raise Refused("no gzip data after the signature header")
+            raise Refused(f"no gzip data at byte {length}, after the signature header")
         return length
     raise Refused("neither a signature header nor gzip data at the start")
 
@@ -149,10 +168,20 @@ def _untar(path: Path, w: _Writer) -> None:
                 if stream is None:
                     continue
                 w.add(base, stream, info.name)
+            _drain(gz, w)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise Refused(f"broken gzip tar: {exc}") from None
     finally:
         raw.close()
+
+
+def _drain(gz: gzip.GzipFile, w: _Writer) -> None:
+    """Read the gzip stream to its end: only there is its CRC checked, and tar stops reading at its end marker,
+    so a corrupted member would otherwise be served as firmware."""
+    while chunk := gz.read(CHUNK):
+        w.total += len(chunk)
+        if w.total > w.max_total:
+            raise Refused(f"unpacks to more than {w.max_total} bytes (decompression bomb?)")
 
 
 def unpack(path: Path, dest: Path, max_total: int = MAX_TOTAL) -> Result:

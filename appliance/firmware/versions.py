@@ -105,3 +105,24 @@ def family(load_id: str | None) -> str | None:
         return None
     m = _FAMILY.match(text)
     return m.group(1) if m else None
+
+
+SCCP, SIP, MGCP = "sccp", "sip", "mgcp"
+_PROTOCOL_PREFIX = (("SCCP", SCCP), ("SIP", SIP), ("P003", SCCP), ("P0S3", SIP), ("P0M3", MGCP))
+
+
+def protocol(load_id: str | None) -> str | None:
+    """"sccp", "sip" or "mgcp" from a load ID (reference §0.0 item 8: SCCPnn.*/P003* vs SIPnn.*/P0S3*/sip*);
+    None for IDs that do not say (term files, wireless CP79xx loads, ATA)."""
+    text = _bare(load_id)
+    if not text:
+        return None
+    up = text.upper()
+    for prefix, proto in _PROTOCOL_PREFIX:
+        if up.startswith(prefix):
+            return proto
+    m = _CP79.match(text) or _ATA.match(text)
+    if m:
+        tail = up[len(m.group(0)) - 1:]
+        return SCCP if "SCCP" in tail else SIP if "SIP" in tail else None
+    return None

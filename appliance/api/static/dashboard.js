@@ -110,11 +110,16 @@
       return;
     }
     const bad = fw.loads.filter((l) => !l.complete);
+    const noTerm = fw.loads.filter((l) => l.complete && (l.terms_missing || []).length);
     $("fw-summary").textContent = fw.loads.length + " load(s) in " + fw.root + "; " +
-      (bad.length ? bad.length + " incomplete:" : "all complete");
+      (bad.length ? bad.length + " incomplete:" : "all complete") + (noTerm.length && !bad.length ? ":" : "");
     list.replaceChildren(...bad.map((l) => {
       const li = el("li", null, l.name + " — missing: ");
       li.appendChild(el("span", "mac", l.missing.join(", ") || "files"));
+      return li;
+    }), ...noTerm.map((l) => {
+      const li = el("li", null, l.name + " — factory-reset phones cannot start from it: no ");
+      li.appendChild(el("span", "mac", l.terms_missing.join(", ")));
       return li;
     }));
   }

@@ -70,6 +70,7 @@ SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
     "upgrade": {
         "strategy": ("choice:stepwise|direct", "stepwise"),
         "targets": ("table", {}),
+        "convert": ("table", {}),
         "rules": ("rules", []),
         "web_port": ("int", 80),
     },
@@ -366,3 +367,36 @@ def _validate(source: str, values: dict[str, dict[str, Any]]) -> None:
         except (ValueError, TypeError) as exc:
             key, _, why = str(exc).partition(": ")
             raise ConfigError(source, key, why or str(exc)) from None
+    values["upgrade"]["convert"] = _convert(source, values["upgrade"]["convert"], values["upgrade"]["targets"])
+
+
+CONVERT_TO = ("sccp", "sip")
+
+
+def _convert(source: str, table: dict[str, str], targets: dict[str, str]) -> dict[str, str]:
+    """[upgrade] convert: model -> the protocol its phones are moved to (reference §0.0 item 8: never implied).
+
+    The model must be known and have load families of that protocol; a target of the model that
+    the conversion would leave unused is an error too, not silently ignored."""
+    from appliance.firmware.models import by_name
+    from appliance.firmware.versions import protocol
+    from appliance.recovery.plan import _per_model
+    out = {}
+    for name, value in table.items():
+        key = f"upgrade.convert.{name}"
+        model = by_name(name)
+        if model is None:
+            raise ConfigError(source, key, f"unknown phone model {name!r}")
+        proto = value.strip().lower()
+        if proto not in CONVERT_TO:
+            raise ConfigError(source, key, f"must be one of {', '.join(map(repr, CONVERT_TO))}, got {value!r}")
+        if proto not in {protocol(f) for f in model.families}:
+            raise ConfigError(source, key, f"{model.name} has no {proto.upper()} loads "
+                                           f"(its load families: {', '.join(model.families) or 'none'})")
+        out[name] = proto
+    for name, load in targets.items():
+        proto, wanted = protocol(load), _per_model(out, name)
+        if proto and wanted and proto != wanted:
+            raise ConfigError(source, f"upgrade.targets.{name}",
+                              f"{load} is a {proto.upper()} load, but [upgrade] convert moves this model to {wanted.upper()}")
+    return out

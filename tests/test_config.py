@@ -82,6 +82,12 @@ BAD_CASES = [
     ("[dhcp.reservations]\n\"zz:zz\" = \"127.0.0.5\"\n", "dhcp.reservations.zz:zz", "not a MAC"),
     ("[tftp]\nmax_blksize = 100\n", "tftp.max_blksize", "512-65464"),
     ("[upgrade]\nstrategy = \"yolo\"\n", "upgrade.strategy", "must be one of"),
+    ("[upgrade.convert]\n\"7965\" = \"h323\"\n", "upgrade.convert.7965", "must be one of 'sccp', 'sip'"),
+    ("[upgrade.convert]\n\"7999\" = \"sip\"\n", "upgrade.convert.7999", "unknown phone model"),
+    ("[upgrade.convert]\n\"8861\" = \"sccp\"\n", "upgrade.convert.8861", "CP-8861 has no SCCP loads"),
+    ("[upgrade.convert]\n\"7965\" = 1\n", "upgrade.convert", "expected a table"),
+    ("[upgrade.convert]\n\"7965\" = \"sip\"\n[upgrade.targets]\n\"CP-7965G\" = \"SCCP45.9-4-2SR4-3S\"\n",
+     "upgrade.targets.CP-7965G", "convert moves this model to SIP"),
     ("[tftp\nport = 1\n", "file.syntax", "not valid TOML"),
 ]
 
@@ -107,6 +113,21 @@ def test_bad_config_exits_2_and_names_key(tmp_path, station_env):
     assert result.returncode == 2
     assert "[tftp] port" in result.stderr and "out of range" in result.stderr
     assert str(path) in result.stderr
+
+
+def test_bad_convert_exits_2_naming_the_key(tmp_path, station_env):
+    path = write(tmp_path, '[upgrade.convert]\n"7940" = "sccp"\n"7965" = "skinny"\n')
+    result = run_check({**station_env, "APPLIANCE_CONFIG": str(path)})
+    assert result.returncode == 2
+    assert "[upgrade] convert.7965" in result.stderr and "'skinny'" in result.stderr and str(path) in result.stderr
+
+
+def test_convert_accepted_from_file_and_environment(tmp_path, station_env):
+    path = write(tmp_path, '[upgrade.convert]\n"7965" = "SIP"\n"CP-7940G" = "sccp"\n')
+    assert config.load(environ={**station_env, "APPLIANCE_CONFIG": str(path)}).upgrade.convert == \
+        {"7965": "sip", "CP-7940G": "sccp"}
+    assert config.load(environ={**station_env, "APPLIANCE_UPGRADE_CONVERT": "7942=sip"}).upgrade.convert == {"7942": "sip"}
+    assert config.load(environ=station_env).upgrade.convert == {}
 
 
 def test_bad_env_value_names_variable(station_env):

@@ -37,6 +37,14 @@ def test_load_ids_share_the_human_version_scale():
     assert version_key("SCCP45.9-4-2SR4-3S.loads") == version_key("SCCP45.9-4-2SR4-3S")
 
 
+def test_sr_form_known_and_inferred():
+    """§0.0 item 8: P0030801SR02 is 8.1(2)SR2; an SR-form ID with no entry in versions.toml sorts after
+    every numbered maintenance release of its minor version (the documented inference)."""
+    assert version_key("P0030801SR02") == version_key("8.1(2)SR2") > version_key("P00308010200")
+    assert version_key("P0030801SR02") < version_key("8.1(3)")
+    assert version_key("P0030901SR01") == (9, 1, versions.SR_FORM_MAINT, 1, 0) > version_key("P00309010900")
+
+
 @pytest.mark.parametrize("text", ["", "garbage", "SCCP45", "term65.default", "\u00e9SCCP45.9-4-2", "x" * 200, None])
 def test_unparseable_is_none(text):
     assert version_key(text) is None
@@ -60,6 +68,8 @@ def test_family(load, fam):
     ("SCCP70.9-4-2SR3-1S", {"CP-7970G", "CP-7971G-GE"}),
     ("P0030801SR02", {"CP-7940G", "CP-7960G"}),
     ("P0S3-8-12-00", {"CP-7940G", "CP-7960G"}),
+    ("SIP894x.9-4-2SR1-2", {"CP-8941", "CP-8945"}),
+    ("SCCP894x.9-4-2SR1-2", {"CP-8941", "CP-8945"}),
     ("sip88xx.12-5-1SR3-74", {"CP-8811", "CP-8841", "CP-8851", "CP-8861"}),
     ("sip78xx.11-0-1-11", {"CP-7811", "CP-7821", "CP-7841", "CP-7861"}),
     ("SCCP69xx.9-4-1-3SR3", {"CP-6921", "CP-6941", "CP-6961"}),
@@ -113,6 +123,13 @@ def test_table_is_consistent_and_says_where_sources_disagree():
         for s in m.option60:
             assert model_from_vendor_class(s + "\x00") == m.name, s
     assert versions.SR_FORM_MAINT > 9
+
+
+def test_models_without_manifest_are_flagged():
+    """§0.0 item 10: 7937 (.bin) and 7902/7905/7912 (.sbin/.zup) loads have no .loads manifest."""
+    flagged = {m.name for m in models.MODELS if not m.manifest}
+    assert flagged == {"CP-7937G", "CP-7902G", "CP-7905G", "CP-7912G"}
+    assert by_name("7937").images == ".bin" and by_name("7965").manifest and by_name("7965").images is None
 
 
 from hypothesis import given, settings, strategies as st  # noqa: E402

@@ -12,6 +12,7 @@ import os
 import time
 from types import SimpleNamespace
 
+from appliance.firmware.versions import protocol as load_protocol
 from appliance.recovery.live import ORIGIN_KEY, Live, make_tracker, pending_from
 from appliance.recovery.plan import Chooser
 from appliance.store import Store
@@ -25,11 +26,13 @@ CFG = SimpleNamespace(upgrade=SimpleNamespace(strategy="stepwise", targets={}, r
 
 
 class Catalog:
-    def loads_for_model(self, model):
-        return [SimpleNamespace(id=i, complete=True) for i in (STONE, TARGET)]
+    def loads_for_model(self, model, protocol=None):
+        """Like Catalog.loads_for_model: oldest first, one protocol's when given."""
+        return [SimpleNamespace(id=i, complete=True, protocol=load_protocol(i)) for i in (STONE, TARGET)
+                if protocol in (None, load_protocol(i))]
 
-    def newest_complete(self, model):
-        return SimpleNamespace(id=TARGET)
+    def newest_complete(self, model, protocol=None):
+        return (self.loads_for_model(model, protocol) or [None])[-1]
 
 
 def bus(store: Store, ts: float, source: str, kind: str, **data) -> None:

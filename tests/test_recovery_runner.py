@@ -3,6 +3,7 @@ import threading
 import time
 from types import SimpleNamespace
 
+from appliance.firmware.versions import protocol as load_protocol
 from appliance.recovery import runner
 from appliance.recovery.plan import chooser
 from appliance.store import Store
@@ -12,11 +13,13 @@ class FakeCatalog:
     def __init__(self, ids):
         self.ids = ids
 
-    def loads_for_model(self, model):
-        return [SimpleNamespace(id=i, complete=True) for i in self.ids]
+    def loads_for_model(self, model, protocol=None):
+        """Like Catalog.loads_for_model: oldest first, one protocol's when given."""
+        return [SimpleNamespace(id=i, complete=True, protocol=load_protocol(i)) for i in self.ids
+                if protocol in (None, load_protocol(i))]
 
-    def newest_complete(self, model):
-        return SimpleNamespace(id=self.ids[-1])
+    def newest_complete(self, model, protocol=None):
+        return (self.loads_for_model(model, protocol) or [None])[-1]
 
 
 def test_runner_tracks_events_from_real_store(tmp_path):

@@ -12,6 +12,7 @@ from urllib.request import urlopen
 
 import pytest
 
+from appliance.firmware.versions import protocol as load_protocol
 from appliance.recovery import runner
 from appliance.recovery.plan import chooser
 from appliance.recovery.simulator import SimPhone
@@ -95,11 +96,13 @@ def _drain(poller: WebPoller, seconds: float) -> list:
 
 
 class Catalog:
-    def loads_for_model(self, model):
-        return [SimpleNamespace(id=i, complete=True) for i in (STONE, TARGET)]
+    def loads_for_model(self, model, protocol=None):
+        """Like Catalog.loads_for_model: oldest first, one protocol's when given."""
+        return [SimpleNamespace(id=i, complete=True, protocol=load_protocol(i)) for i in (STONE, TARGET)
+                if protocol in (None, load_protocol(i))]
 
-    def newest_complete(self, model):
-        return SimpleNamespace(id=TARGET)
+    def newest_complete(self, model, protocol=None):
+        return (self.loads_for_model(model, protocol) or [None])[-1]
 
 
 def test_tracker_learns_the_load_from_the_phone_page_and_skips_the_stone(tmp_path):

@@ -149,3 +149,21 @@ def test_lease_reaching_the_bus_after_the_boot_it_started_is_old_news():
     assert t.offer(MAC, 16.05) == (True, "B")
     t.tick(16.03 + DONE_WAIT_S + 1)
     assert phone.state == "done", phone
+
+
+def test_model_without_manifest_is_diagnosed_not_planned():
+    """§0.0 item 10: a 7937 (.bin firmware, no .loads manifest) is named as such; no plan is ever asked for,
+    also when its model arrives after the phone was first seen, and after a retry."""
+    asked = []
+    t = Tracker(lambda p: asked.append(p.model) or ["X"])
+    t.feed({"kind": "dhcp.ack", "ts": 0, "mac": MAC, "ip": IP, "model": "CP-7937G"})
+    p = t.phones[MAC]
+    assert p.state == "stuck" and p.diagnosis.startswith("not upgradable by manifest (CP-7937G") and ".bin" in p.diagnosis
+    f(t, "file.done", CNF, 1)
+    t.feed({"kind": "phone.retry", "ts": 2, "mac": MAC})
+    assert p.state == "stuck" and "not upgradable by manifest" in p.diagnosis and p.plan == []
+    other = "00:11:22:33:44:66"
+    t.feed({"kind": "dhcp.discover", "ts": 3, "mac": other})
+    t.feed({"kind": "dhcp.ack", "ts": 4, "mac": other, "ip": "10.0.0.6", "model": "CP-7912G"})
+    assert t.phones[other].state == "stuck" and ".sbin/.zup" in t.phones[other].diagnosis
+    assert asked == [""]       # only the 7912 while its model was still unknown

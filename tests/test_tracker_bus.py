@@ -104,12 +104,14 @@ def test_web_poller_reads_device_information_from_a_real_http_server():
 def test_bad_user_rule_exits_2_naming_the_key(tmp_path, station_env):
     for body, key in [('via_min = "8.3(3)"\nvia_max = "eight"\nmodels = ["7965"]\n', "via_max"),
                       ('via_min = "8.3(3)"\nvia_max = "8.5(2)"\nmodels = ["7965"]\nbefroe = "9.0(1)"\n', "befroe"),
-                      ('via_min = "8.3(3)"\nvia_max = "8.5(2)"\nmodels = []\n', "models")]:
+                      ('via_min = "8.3(3)"\nvia_max = "8.5(2)"\nmodels = []\n', "models"),
+                      ('via_min = "8.3(3)"\nvia_max = "8.5(2)"\nmodels = ["7965"]\nprotocols = ["skinny"]\n', "protocols")]:
         path = write(tmp_path, "[[upgrade.rules]]\n" + body)
         result = run_check({**station_env, "APPLIANCE_CONFIG": str(path)})
         assert result.returncode == 2, result.stderr
         assert "[upgrade] rules[0]." + key in result.stderr, result.stderr
-    good = write(tmp_path, '[[upgrade.rules]]\nmodels = ["7965"]\nvia_min = "SCCP45.8-3-3S"\nvia_max = "8.5(2)"\n')
+    good = write(tmp_path, '[[upgrade.rules]]\nmodels = ["7965"]\nvia_min = "SCCP45.8-3-3S"\nvia_max = "8.5(2)"\n'
+                           'protocols = ["sccp"]\n')
     assert run_check({**station_env, "APPLIANCE_CONFIG": str(good)}).returncode == 0
 
 

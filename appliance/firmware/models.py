@@ -22,6 +22,8 @@ class Model:
     option60: tuple[str, ...] = ()
     reset: str | None = None
     note: str | None = None
+    manifest: bool = True            # False: its loads have no .loads manifest, so the station cannot upgrade it
+    images: str | None = None        # what its firmware files are when they have no manifest (".bin", ".sbin/.zup")
 
     @property
     def digits(self) -> str:
@@ -41,7 +43,8 @@ class Model:
     def as_dict(self) -> dict:
         return {"name": self.name, "device_type": self.device_type, "device_type_alt": list(self.device_type_alt),
                 "label": self.label, "term": self.term, "families": list(self.families),
-                "option60": list(self.option60), "reset": self.reset, "note": self.note}
+                "option60": list(self.option60), "reset": self.reset, "note": self.note,
+                "manifest": self.manifest, "images": self.images}
 
 
 def _load(path: Path = DATA) -> tuple[Model, ...]:
@@ -54,7 +57,8 @@ def _load(path: Path = DATA) -> tuple[Model, ...]:
             name=entry["name"], device_type=int(entry["device_type"]), label=entry["label"],
             families=tuple(entry.get("families", ())), device_type_alt=tuple(int(x) for x in entry.get("device_type_alt", ())),
             term=entry.get("term"), option60=tuple(entry.get("option60", ())),
-            reset=resets.get(reset, reset) if reset else None, note=entry.get("note")))
+            reset=resets.get(reset, reset) if reset else None, note=entry.get("note"),
+            manifest=bool(entry.get("manifest", True)), images=entry.get("images")))
     return tuple(out)
 
 

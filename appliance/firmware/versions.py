@@ -8,9 +8,15 @@ the key is still a total order so sorting a mixed list never fails.
 from __future__ import annotations
 
 import re
+import tomllib
+from pathlib import Path
 
-# The 7940/60 "SR" form (P0030801SR02 = 8.1(2)SR2) drops the maintenance number;
-# it was only used after the last numbered maintenance release, so it sorts after them.
+# The 7940/60 "SR" form (P0030801SR02 = 8.1(2)SR2) drops the maintenance number.  Known IDs are in
+# versions.toml; for any other, SR_FORM_MAINT stands in.  That is an inference, not a source: the
+# one known case (8.1(2)SR2) came after the last numbered maintenance release of its minor version,
+# so an unknown one is assumed to as well and sorts after all of them.
+SR_FORM = {k.upper(): int(v) for k, v in
+           tomllib.loads(Path(__file__).with_name("versions.toml").read_text())["sr_form"].items()}
 SR_FORM_MAINT = 99
 
 _HUMAN = re.compile(r"^(\d+)\.(\d+)\((\d+)\)(?:SR(\d+)(?:-(\d+))?)?$", re.I)
@@ -71,7 +77,8 @@ def version_key(load_id: str | None) -> tuple[int, ...] | None:
         return (major, minor, maint, 0, build)
     m = _P0X3_SR.match(text)
     if m:
-        return (int(m.group(1)), int(m.group(2)), SR_FORM_MAINT, int(m.group(3)), 0)
+        maint = SR_FORM.get(text[:8].upper(), SR_FORM_MAINT)
+        return (int(m.group(1)), int(m.group(2)), maint, int(m.group(3)), 0)
     m = _P0X3_DASH.match(text)
     if m:
         return (int(m.group(2)), int(m.group(3)), int(m.group(4)), 0, 0)

@@ -34,20 +34,18 @@ def make_tracker(catalog, cfg, saved: list[dict] | None = None) -> Tracker:
     """The Tracker with its plan, rejection hint and reset keys drawn from the catalog and config.
 
     `saved`: phones-table rows recorded before this start (the same snapshot in every process)."""
-    from .plan import _catalog_ids, make_plan, plan_for, target_for
-    from .rules import all_rules
+    from .plan import plan_for
 
     def replan(p):
-        """After a rejection the phone is treated as unknown-load and sent through the stone."""
+        """After a rejection the phone is treated as unknown-load and sent through the stone
+        (of the protocol its known load says it runs)."""
         steps = plan_for(catalog, cfg, p.model, p.current).steps
         if p.rejected and steps and steps[0] in p.rejected:
-            target = target_for(catalog, cfg, p.model)
-            steps = make_plan(p.model, None, target, _catalog_ids(catalog, p.model),
-                              all_rules(list(cfg.upgrade.rules or [])), "stepwise").steps if target else []
+            steps = plan_for(catalog, cfg, p.model, p.current, as_unknown=True, strategy="stepwise").steps
         return steps
 
     def hint(p):
-        plan = plan_for(catalog, cfg, p.model, None)
+        plan = plan_for(catalog, cfg, p.model, p.current, as_unknown=True)
         if plan.missing:
             return plan.missing
         return f"move to the stone {plan.steps[0]}" if len(plan.steps) > 1 else ""

@@ -1,10 +1,21 @@
 """Per-phone plan: the ordered loads from the phone's current load to its target."""
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 
+from appliance.firmware.models import normalize_model
+from appliance.firmware.versions import MGCP, SCCP, SIP, protocol
+
 from .rules import Rule, version_key
+
+
+# The protocol a phone of unknown load (factory reset) is kept on when the library has loads of more
+# than one for its model.  SCCP first is an inference, not a fact about the phone: Cisco shipped the
+# 79xx with SCCP.  The tracker should prefer evidence when it has some (a 7940 asking for
+# SIPDefault.cnf or OS79XX.TXT is on SIP; CDP or the phone's web page naming a SIPnn/P0S3 load).
+UNKNOWN_LOAD_PREFERENCE = (SCCP, SIP, MGCP)
 
 
 @dataclass
@@ -19,23 +30,29 @@ def make_plan(model: str, current: str | None, target: str, available: list[str]
 
     stepwise: unknown current load goes through the stone first (field procedure).
     direct: target first; the tracker re-plans with the stone after a rejection.
+    Versions of two protocols never compare (reference §0.0 item 8): a phone being converted is never
+    "already there", a rule judges its current load only if the rule covers that load's protocol
+    (else it counts as unknown), and a stone is always of the target's protocol.
     """
-    tkey = version_key(target)
+    tkey, tproto = version_key(target), protocol(target)
     ckey = version_key(current) if current else None
+    cproto = protocol(current)
     if tkey is None:
         return Plan([target])
-    if ckey is not None and ckey >= tkey:
+    if ckey is not None and ckey >= tkey and (cproto == tproto or None in (cproto, tproto)):
         return Plan([])
     steps: list[str] = []
     for rule in rules:
-        if not rule.applies(model, ckey, tkey):
+        known = ckey if rule.covers(cproto) else None
+        if not rule.applies(model, known, tkey, tproto):
             continue
-        if ckey is None and strategy == "direct":
+        if known is None and strategy == "direct":
             continue
-        stones = sorted((a for a in available if (k := version_key(a)) and rule.is_stone(k)),
+        stones = sorted((a for a in available if (k := version_key(a)) and rule.is_stone(k)
+                         and (tproto is None or protocol(a) == tproto)),
                         key=version_key, reverse=True)
         if not stones:
-            return Plan([target], missing=_missing_text(model, rule))
+            return Plan([target], missing=_missing_text(model, rule, tproto))
         steps.append(stones[0])
     steps.append(target)
     return Plan(steps)
@@ -48,40 +65,84 @@ def _fmt(key: tuple) -> str:
     return s
 
 
-def _missing_text(model: str, rule: Rule) -> str:
+def _missing_text(model: str, rule: Rule, proto: str | None = None) -> str:
     lo, hi = _fmt(rule.via_min), _fmt(rule.via_max)
     span = lo if lo == hi else f"{lo}–{hi}"
     excl = f", not {', '.join(_fmt(e) for e in rule.exclude)}" if rule.exclude else ""
-    return f"add a {span} load for {model}{excl} (stepping stone, {rule.source})"
+    kind = f" {proto.upper()}" if proto else ""
+    return f"add a{kind} {span} load for {model}{excl} (stepping stone, {rule.source})"
 
 
-def _catalog_ids(catalog, model: str) -> list[str]:
+def _per_model(table: dict, model: str):
+    """The value a per-model config table ([upgrade] targets, convert) gives this model: its own
+    spelling, its canonical name, then its four digits ("7941" also covers a 7941G-GE)."""
+    if not table or not model:
+        return None
+    canon = normalize_model(model)
+    for key in (model, canon, model.removeprefix("CP-").rstrip("G")):
+        if key in table:
+            return table[key]
+    for key, value in table.items():
+        if normalize_model(key) == canon:
+            return value
+    digits = re.search(r"\d{4}", canon)
+    return table.get(digits.group(0)) if digits else None
+
+
+def _catalog_ids(catalog, model: str, proto: str | None) -> list[str]:
     try:
-        return [load.id for load in catalog.loads_for_model(model) if getattr(load, "complete", True)]
+        return [load.id for load in catalog.loads_for_model(model, proto) if getattr(load, "complete", True)]
     except Exception:
         return []
 
 
-def target_for(catalog, cfg, model: str) -> str | None:
-    """Config override for the model, else the newest complete load in the catalog."""
-    targets = dict(getattr(cfg.upgrade, "targets", {}) or {})
-    for key in (model, model.removeprefix("CP-").rstrip("G")):
-        if key in targets:
-            return targets[key]
+def running_protocol(catalog, model: str, current: str | None) -> str | None:
+    """The protocol the phone runs: its load's; for an unknown load, the one the library has complete
+    loads of for the model (several: UNKNOWN_LOAD_PREFERENCE); None when nothing says."""
+    known = protocol(current)
+    if known:
+        return known
     try:
-        newest = catalog.newest_complete(model)
+        have = {load.protocol for load in catalog.loads_for_model(model) if getattr(load, "complete", True)}
+    except Exception:
+        return None
+    return next((p for p in UNKNOWN_LOAD_PREFERENCE if p in have), None)
+
+
+def target_protocol(catalog, cfg, model: str, current: str | None) -> str | None:
+    """The protocol the phone is to end on: `[upgrade] convert` for its model, else the one it runs."""
+    convert = _per_model(dict(getattr(cfg.upgrade, "convert", {}) or {}), model)
+    return convert or running_protocol(catalog, model, current)
+
+
+def target_for(catalog, cfg, model: str, proto: str | None) -> str | None:
+    """Config override for the model if it is of `proto`, else the newest complete load of `proto`.
+
+    A configured target of another protocol is for the model's phones on that protocol: a target
+    never converts a phone, only `[upgrade] convert` does."""
+    configured = _per_model(dict(getattr(cfg.upgrade, "targets", {}) or {}), model)
+    if configured and (proto is None or protocol(configured) in (None, proto)):
+        return configured
+    try:
+        newest = catalog.newest_complete(model, proto)
     except Exception:
         return None
     return getattr(newest, "id", newest)
 
 
-def plan_for(catalog, cfg, model: str, current: str | None) -> Plan:
+def plan_for(catalog, cfg, model: str, current: str | None, *, as_unknown: bool = False,
+             strategy: str | None = None) -> Plan:
+    """The plan for a phone of `model` on `current`, kept on its protocol unless converted.
+
+    as_unknown: plan as if its load were unknown (after a rejection), still on its protocol."""
     from .rules import all_rules
-    target = target_for(catalog, cfg, model)
+    proto = target_protocol(catalog, cfg, model, current)
+    target = target_for(catalog, cfg, model, proto)
     if not target:
         return Plan([])
-    return make_plan(model, current, target, _catalog_ids(catalog, model),
-                     all_rules(list(getattr(cfg.upgrade, "rules", []) or [])), getattr(cfg.upgrade, "strategy", "stepwise"))
+    return make_plan(model, None if as_unknown else current, target, _catalog_ids(catalog, model, proto),
+                     all_rules(list(getattr(cfg.upgrade, "rules", []) or [])),
+                     strategy or getattr(cfg.upgrade, "strategy", "stepwise"))
 
 
 class Chooser:

@@ -2,6 +2,8 @@
 
 Versions are compared with appliance.firmware.versions.version_key, so that
 "8.5(2)SR1" sorts after "8.5(2)" and load IDs and human forms share one order.
+SCCP and SIP are separate products (reference §0.0 item 8): a rule names the
+target protocols it holds for, and plan.py only takes stones of the target's.
 """
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.firmware.versions import version_key  # noqa: F401  (re-exported for plan.py)
+from appliance.firmware.versions import MGCP, SCCP, SIP, version_key  # noqa: F401  (version_key re-exported for plan.py)
+
+PROTOCOLS = (SCCP, SIP, MGCP)
 
 
 @dataclass(frozen=True)
@@ -22,10 +26,18 @@ class Rule:
     via_max: tuple[int, ...]
     exclude: tuple[tuple[int, ...], ...] = ()
     source: str = ""
+    protocols: tuple[str, ...] = ()   # target protocols the rule holds for; () = any
 
-    def applies(self, model: str, current: tuple | None, target: tuple) -> bool:
-        """Unknown current load counts as possibly below: the caller decides by strategy."""
-        return _norm(model) in self.models and target >= self.before and (current is None or current < self.below)
+    def covers(self, protocol: str | None) -> bool:
+        """Whether the rule's versions are on this protocol's scale; unknown (None) counts as covered."""
+        return not self.protocols or protocol is None or protocol in self.protocols
+
+    def applies(self, model: str, current: tuple | None, target: tuple, protocol: str | None = None) -> bool:
+        """Unknown current load counts as possibly below: the caller decides by strategy.
+
+        `protocol` is the target's; unknown counts as covered, since a stone is the safe side."""
+        return (_norm(model) in self.models and target >= self.before and self.covers(protocol)
+                and (current is None or current < self.below))
 
     def is_stone(self, key: tuple) -> bool:
         return self.via_min <= key <= self.via_max and key not in self.exclude
@@ -58,9 +70,14 @@ def parse_rule(d: dict, where: str = "rule") -> Rule:
             raise ValueError(f"{where}.{key}: missing")
     if not isinstance(d["models"], list) or not d["models"]:
         raise ValueError(f"{where}.models: must be a non-empty list of model names")
-    unknown = set(d) - {"models", "below", "before", "via_min", "via_max", "exclude", "source"}
+    unknown = set(d) - {"models", "below", "before", "via_min", "via_max", "exclude", "source", "protocols"}
     if unknown:
         raise ValueError(f"{where}.{sorted(unknown)[0]}: unknown key")
+    protocols = d.get("protocols", [])
+    if not isinstance(protocols, list) or ("protocols" in d and not protocols) or \
+            not all(isinstance(p, str) and p.lower() in PROTOCOLS for p in protocols):
+        raise ValueError(f"{where}.protocols: must be a non-empty list of {', '.join(map(repr, PROTOCOLS))}, "
+                         f"got {protocols!r}")
     via_min = _key(d["via_min"], f"{where}.via_min")
     via_max = _key(d["via_max"], f"{where}.via_max")
     return Rule(
@@ -71,6 +88,7 @@ def parse_rule(d: dict, where: str = "rule") -> Rule:
         via_max=via_max,
         exclude=tuple(_key(x, f"{where}.exclude") for x in d.get("exclude", [])),
         source=str(d.get("source", "config")),
+        protocols=tuple(sorted({p.lower() for p in protocols})),
     )
 
 

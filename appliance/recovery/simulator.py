@@ -237,11 +237,12 @@ class SimPhone:
 
     def _rejects(self, load: str) -> bool:
         """Signing rules: a phone below a rule's floor refuses loads past the rule's gate."""
+        from appliance.firmware.versions import protocol
         from .rules import builtin_rules, version_key
         cur, new = version_key(self.current or ""), version_key(load)
         if cur is None or new is None:
             return False
-        return any(r.applies(self.model, cur, new) for r in builtin_rules())
+        return any(r.applies(self.model, cur, new, protocol(load)) for r in builtin_rules())
 
 
 def run_many(server: str, port: int, macs: list[str], workers: int = 16) -> list[list]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from appliance import events as E
+from appliance.firmware.models import by_name
 
 TRUST_WAIT_S = 60.0
 STALL_S = 30.0
@@ -100,6 +101,15 @@ def _ts(ev: dict) -> float:
     return float(ev.get("ts") or 0.0)
 
 
+def _no_manifest(model: str) -> str:
+    """The diagnosis for a model whose loads have no .loads manifest (reference §0.0 item 10), else ""."""
+    m = by_name(model) if model else None
+    if m is None or m.manifest:
+        return ""
+    return (f"not upgradable by manifest ({m.name} firmware is {m.images or 'images'} files with no .loads "
+            "manifest; the station cannot offer it a load: upgrade it by hand)")
+
+
 class Tracker:
     def __init__(self, replan: Callable[[Phone], list[str]], reject_hint: Callable[[Phone], str] | None = None,
                  reset_keys: Callable[[str], str | None] | None = None):
@@ -165,11 +175,17 @@ class Tracker:
         p = self.phones.get(mac)
         if p is None:
             p = self.phones[mac] = Phone(mac, model=ev.get("model") or "")
-            p.plan = self.replan(p)
-            out += self._go(p, ts, "seen", f"model {p.model or '?'}")
+            if why := _no_manifest(p.model):
+                out += self._go(p, ts, "stuck", why)
+            else:
+                p.plan = self.replan(p)
+                out += self._go(p, ts, "seen", f"model {p.model or '?'}")
         elif ev.get("model") and not p.model:
             p.model = ev["model"]
-            p.plan = self.replan(p)
+            if why := _no_manifest(p.model):
+                out += self._go(p, ts, "stuck", why)
+            else:
+                p.plan = self.replan(p)
         out += self._vendor_class(p, ev.get("vendor_class"), ts)
         ack = ev.get("kind") == E.DHCP_ACK
         if ack and ev.get("ip"):
@@ -220,6 +236,8 @@ class Tracker:
             return []
         p.rejected.clear()
         p.loads_taken, p.components, p.asked_signed_at, p.took_config = False, 0, None, False
+        if why := _no_manifest(p.model):
+            return self._go(p, ts, "stuck", why)
         p.plan, p.step = self.replan(p), 0
         return self._go(p, ts, "seen", f"plan restarted on request ({ev.get('by') or 'api'})")
 

@@ -1,0 +1,1 @@
+"""Developer tools that live beside the product, never inside it (nothing here is imported by `appliance`)."""

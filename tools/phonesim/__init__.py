@@ -1,0 +1,15 @@
+"""phonesim: Cisco IP phones modelled outside the product, over real sockets.
+
+An independent oracle for the recovery station (issue 17 item 5): its own truth
+table of which load can verify which (truth.py), its own reader of the signed
+header (signed.py), its own firmware writer (firmware.py), the real
+DeviceInformationX format (deviceinfo.py), a pure per-phone state machine
+(machine.py) and a thin socket loop (phone.py, net.py, web.py).  Nothing here
+imports `appliance`; tests cross-check the product against it.
+
+    from tools.phonesim import SimPhone, run_fleet
+    SimPhone("001e7a650001", "CP-7965G", "SCCP45.8-3-2S", web=False).run("lan0")
+"""
+from .phone import SimPhone, run_fleet, shipped_load
+
+__all__ = ["SimPhone", "run_fleet", "shipped_load"]

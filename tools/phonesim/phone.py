@@ -1,0 +1,205 @@
+"""SimPhone: one model phone on real sockets, the state machine driven by a bounded loop.
+
+The loop turns each action into I/O (DHCP on an interface, or a fixed loopback
+lease; TFTP or HTTP :6970 downloads; sleeping) and the result into the next
+event, starts and stops the phone's web page as the machine says, and ends when
+the phone has settled (config names the load it runs), is stuck (max_attempts
+config or term-file rounds with nothing installed), or time or events run out.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+from . import deviceinfo, net
+from .dhcp import DhcpClient
+from .events import HTTP, AskLease, Fetch, Fetched, FetchFailed, Leased, NoLease, PowerOn, Sleep, TimerFired, \
+    TrustListErased
+from .loadid import parse_load
+from .machine import PhoneMachine, PhoneSpec
+from .models import TNP, model as find_model
+from .web import WebServer
+
+SLICE_S = 0.05      # how often a sleeping phone looks at its inbox (e.g. a tech erasing the trust list)
+
+
+def shipped_load(model_name: str) -> str:
+    """The load a phone is assumed to run when none is given: 8.3(2), what 79x1/2/5 shipped with when the
+    key changed (§5.1); 7.2(3) for a 7940/60 (older than the 8.1(1) gate, §5.2)."""
+    m = find_model(model_name)
+    return f"SCCP{m.loads}.8-3-2S" if m.family == TNP else "P00307020300"
+
+
+class SimPhone:
+    """A Cisco phone of `model` with MAC `mac`, running `start` (for a factory-reset phone: the load it had
+    before the reset).  Flags as PhoneSpec; ports are where it reaches the station and serves its page."""
+
+    def __init__(self, mac: str, model: str = "7965", start: str | None = None, *, web: bool = True,
+                 obey_web_access: bool = True, http_first: bool = False, itl: bool = False,
+                 factory_reset: bool = False, capitalised: bool = False, leading_slash: bool = False,
+                 hardware_floor: str | None = None, web_port: int = 80, tftp_port: int = 69,
+                 http_port: int = 6970, retry_s: float = 5.0, term_retry_s: float = 10.0, reboot_s: float = 3.0,
+                 register_s: float = 30.0, tftp_options: dict | None = None):
+        hexmac = mac.replace(":", "").replace("-", "").upper()
+        if len(hexmac) != 12 or any(c not in "0123456789ABCDEF" for c in hexmac):
+            raise ValueError(f"not a MAC: {mac!r}")
+        m = find_model(model)
+        load = parse_load(start or shipped_load(model))
+        if load is None:
+            raise ValueError(f"the simulator cannot place load {start!r}")
+        floor = parse_load(hardware_floor) if hardware_floor else None
+        if hardware_floor and floor is None:
+            raise ValueError(f"the simulator cannot place load {hardware_floor!r}")
+        self.spec = PhoneSpec(m, hexmac, load, factory_reset, itl, web, obey_web_access, http_first, capitalised,
+                              leading_slash, floor, retry_s, term_retry_s, reboot_s, register_s)
+        self.machine = PhoneMachine(self.spec)
+        self.web_port, self.tftp_port, self.http_port = web_port, tftp_port, http_port
+        self.tftp_options = tftp_options
+        self.ip: str | None = None
+        self._lock = threading.Lock()
+        self._inbox: queue.Queue = queue.Queue()
+        self.web = WebServer("127.0.0.1", web_port, self.device_information)
+
+    @property
+    def mac(self) -> str:
+        return self.spec.mac
+
+    def device_information(self) -> str | None:
+        """The page the phone serves now, None when it serves none (thread-safe: the web server calls it)."""
+        with self._lock:
+            return self.machine.device_information()
+
+    @contextmanager
+    def web_page(self, host: str = "127.0.0.1"):
+        """The page of the load in flash on host:web_port without booting, for poller tests; yields the
+        bound port, or None when this phone serves no page (web access off, no application)."""
+        f = self.machine.flash
+        if not (f.web and f.running is not None):
+            yield None
+            return
+        page = deviceinfo.render(self.spec.model, self.mac, f.running, f.components)
+        server = WebServer(host, self.web_port, lambda: page)
+        server.start()
+        try:
+            yield server.port if server.running else None
+        finally:
+            server.stop()
+
+    def erase_trust_list(self) -> None:
+        """The tech erases the ITL on the phone; the phone takes it at its next config request."""
+        self._inbox.put(TrustListErased)
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def run(self, interface: str | None = None, server: str | None = None, *, deadline: float = 120.0,
+            max_events: int = 5000, max_attempts: int = 12, linger_s: float = 0.0,
+            dhcp_timeout: float = 15.0) -> dict:
+        """Power on and run until settled (and `linger_s` more), stuck, or `deadline` seconds pass.
+
+        interface: do DHCP there (inside a namespace the caller made).  server: no DHCP, a fixed lease on
+        127.0.0.1 (or `self.ip`) naming this TFTP server: loopback tests.  Returns a JSON-able summary with
+        the load the phone truly runs at the end and every file it fetched."""
+        if not interface and not server:
+            raise ValueError("give an interface (DHCP) or a server (fixed lease)")
+        start = time.monotonic()
+        end = start + deadline
+        clock = lambda: time.monotonic() - start  # noqa: E731   (the machine's `now`)
+        actions = self._handle(PowerOn(clock()))
+        events, settled_at, how = 1, None, "deadline"
+        try:
+            while time.monotonic() < end:
+                if not actions:
+                    how = "idle"                  # the machine asked for nothing: never expected
+                    break
+                if events >= max_events:
+                    how = "events"
+                    break
+                action = actions.pop(0)
+                if isinstance(action, Sleep):
+                    if not self.machine.settled:
+                        settled_at = None
+                    elif settled_at is None:
+                        settled_at = clock()
+                    if settled_at is not None and clock() - settled_at >= linger_s:
+                        how = "settled"
+                        break
+                    if settled_at is None and self.machine.attempts >= max_attempts:
+                        how = "stuck"
+                        break
+                    wake = action.until if settled_at is None else min(action.until, settled_at + linger_s)
+                    if not self._sleep(start + wake, end, clock):
+                        break
+                    event = TimerFired(clock())
+                elif isinstance(action, AskLease):
+                    event = self._lease(action, interface, server, clock,
+                                        min(dhcp_timeout, max(1.0, end - time.monotonic())))
+                elif isinstance(action, Fetch):
+                    event = self._fetch(action, clock)
+                else:
+                    raise TypeError(f"unknown action {action!r}")
+                events += 1
+                actions += self._handle(event)
+        finally:
+            self.web.stop()
+        out = self.machine.summary()
+        out.update(end=how, ip=self.ip, elapsed_s=round(time.monotonic() - start, 3),
+                   log=[f"{f['name']}:{'ok' if f['ok'] else f['error']}" for f in out["fetched"]])
+        return out
+
+    def _handle(self, event) -> list:
+        with self._lock:
+            actions = self.machine.handle(event)
+            serving = self.machine.web_serving
+        if serving and not self.web.running and self.ip:
+            self.web.start(self.ip)
+        elif not serving and self.web.running:
+            self.web.stop()
+        return list(actions)
+
+    def _sleep(self, until: float, end: float, clock) -> bool:
+        """Sleep to `until` (monotonic), taking inbox events meanwhile; False when the deadline came first."""
+        while True:
+            now = time.monotonic()
+            if now >= end:
+                return False
+            if now >= until:
+                return True
+            try:
+                kind = self._inbox.get(timeout=min(SLICE_S, until - now, end - now))
+            except queue.Empty:
+                continue
+            self._handle(kind(clock()))
+
+    def _lease(self, action: AskLease, interface, server, clock, timeout: float):
+        if not interface:
+            self.ip = self.ip or "127.0.0.1"
+            return Leased(clock(), self.ip, server)
+        client = DhcpClient(bytes.fromhex(self.mac), action.vendor_class, action.hostname,
+                            int.from_bytes(os.urandom(4), "big"))
+        lease = net.acquire(client, interface, timeout)
+        if lease is None:
+            return NoLease(clock())
+        net.configure(interface, lease.ip, lease.mask, self.ip)
+        self.ip = lease.ip
+        return Leased(clock(), lease.ip, lease.tftp)
+
+    def _fetch(self, action: Fetch, clock):
+        if action.via == HTTP:
+            data, err = net.http_get(action.server, self.http_port, action.name, source=self.ip)
+        else:
+            data, err = net.tftp_get(action.server, self.tftp_port, action.name, source=self.ip,
+                                     options=self.tftp_options)
+        if data is None:
+            return FetchFailed(clock(), action.name, action.via, err or "failed")
+        return Fetched(clock(), action.name, action.via, data)
+
+
+def run_fleet(phones: list[SimPhone], interface: str | None = None, server: str | None = None, *,
+              deadline: float = 120.0, workers: int = 64, **kw) -> list[dict]:
+    """Run phones side by side (one thread each, at most `workers`); summaries in the phones' order."""
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(phones)))) as ex:
+        return list(ex.map(lambda p: p.run(interface, server, deadline=deadline, **kw), phones))

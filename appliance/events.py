@@ -26,7 +26,8 @@ FILE_MALFORMED = "file.malformed"    # ip, reason
 
 # Recovery tracker (source "tracker")
 PHONE_STATE = "phone.state"          # state, step, steps, load, diagnosis
-PHONE_LOAD = "phone.load"            # load, how ("step"|"option60"|"web"|"settled": took a config, fetched no load)
+PHONE_LOAD = "phone.load"            # load, how ("step"|"option60"|"web"|"cdp"|"settled": took a config, fetched no load)
+PHONE_REPORTED = "phone.reported"    # load (a load ID or None), raw, how ("web"|"cdp"): what the phone says it runs
 
 # Firmware catalog (source "firmware")
 CATALOG_CHANGED = "firmware.changed"  # loads, incomplete

@@ -27,8 +27,9 @@ def populate(store: Store, now: float | None = None) -> None:
                        vendor_class="Cisco Systems, Inc. IP Phone CP-7945G", load_before="SCCP45.8-3-1S",
                        current_load="SCCP45.9-0-3S", target_load="SIP45.9-4-2SR4-3S",
                        plan=["SCCP45.9-0-3S", "SIP45.9-4-2SR4-3S"], step=1, state="downloading")
-    store.upsert_phone("00aabbccddee", model="CP-8845", ip="10.0.0.12", state="recovered",
-                       load_before="sip88xx.10-3-1-20", current_load="sip88xx.14-2-1-0001-22", plan=["x"], step=0)
+    store.upsert_phone("00aabbccddee", model="CP-8845", ip="10.0.0.12", state="done",
+                       load_before="sip88xx.10-3-1-20", current_load="sip88xx.14-2-1-0001-22",
+                       target_load="sip88xx.14-2-1-0001-22", plan=["sip88xx.14-2-1-0001-22"], step=0)
     store.write_transfers([{"key": "t1", "proto": "tftp", "client_ip": "10.0.0.11", "mac": "001b2c3d4e5f",
                             "file": "SIP45.9-4-2SR4-3S.loads", "bytes": 5000, "total": 20000, "result": "running"},
                            {"key": "t2", "proto": "http", "client_ip": "10.0.0.12", "mac": "00aabbccddee",

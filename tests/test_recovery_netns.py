@@ -103,8 +103,9 @@ def test_7965_via_stone_and_7940_via_811_and_trust_list(station):
         assert rows[m]["state"] == "done", rows.get(m)
         timeline = [s for _, s, _ in json.loads(rows[m]["hints"])["timeline"]]
         steps = 1 if m == "001e7a770001" else 2     # the phone found on the stone goes straight on
-        assert timeline[0] == "seen" and timeline.count("configured") >= steps + 1 and timeline[-1] == "done", timeline
-        assert timeline.count("rebooting") == steps, timeline
+        assert timeline[0] == "seen" and timeline.count("configured") >= steps and timeline[-1] == "done", timeline
+        entered = [s for i, s in enumerate(timeline) if i == 0 or timeline[i - 1] != s]   # a 7940 reboots per stage
+        assert entered.count("rebooting") == steps, timeline
     assert rows["001e7a650001"]["current_load"] == TARGET and rows["001e7a400001"]["current_load"] == "P00308010200"
     assert rows["001e7a770001"]["current_load"] == TARGET
     conn = sqlite3.connect(state / "station.db", timeout=10)

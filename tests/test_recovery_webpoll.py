@@ -1,20 +1,15 @@
 """DeviceInformationX: the [upgrade] web_port key, the simulated phone's page, the real poller and tracker over HTTP."""
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
-import threading
 import time
-from types import SimpleNamespace
 from urllib.request import urlopen
 
 import pytest
 
-from appliance.firmware.versions import protocol as load_protocol
-from appliance.recovery import runner
-from appliance.recovery.plan import chooser
+from appliance.recovery import station
 from appliance.recovery.simulator import SimPhone
 from appliance.recovery.webpoll import WebPoller, parse
 from appliance.store import Store
@@ -48,9 +43,9 @@ def test_bad_web_port_from_environment_names_the_variable(station_env):
 
 def test_web_port_read_from_config(station_env):
     from appliance import config
-    assert runner.web_port(config.load(environ=station_env)) == 80
-    assert runner.web_port(config.load(environ={**station_env, "APPLIANCE_UPGRADE_WEB_PORT": "0"})) == 0
-    assert runner.web_port(config.load(environ={**station_env, "APPLIANCE_UPGRADE_WEB_PORT": "8081"})) == 8081
+    assert station.web_port(config.load(environ=station_env)) == 80
+    assert station.web_port(config.load(environ={**station_env, "APPLIANCE_UPGRADE_WEB_PORT": "0"})) == 0
+    assert station.web_port(config.load(environ={**station_env, "APPLIANCE_UPGRADE_WEB_PORT": "8081"})) == 8081
 
 
 def test_simulated_phone_page_is_read_by_the_real_poller():
@@ -95,26 +90,24 @@ def _drain(poller: WebPoller, seconds: float) -> list:
     return []
 
 
-class Catalog:
-    def loads_for_model(self, model, protocol=None):
-        """Like Catalog.loads_for_model: oldest first, one protocol's when given."""
-        return [SimpleNamespace(id=i, complete=True, protocol=load_protocol(i)) for i in (STONE, TARGET)
-                if protocol in (None, load_protocol(i))]
-
-    def newest_complete(self, model, protocol=None):
-        return (self.loads_for_model(model, protocol) or [None])[-1]
-
-
-def test_tracker_learns_the_load_from_the_phone_page_and_skips_the_stone(tmp_path):
+def test_tracker_learns_the_load_from_the_phone_page_and_skips_the_stone(tmp_path, station_env):
     """A phone found on the stone through its own page is told the target directly, not the stone again."""
+    from appliance import config
+    from appliance.firmware import synth
+    from appliance.firmware.catalog import Catalog
+    from appliance.recovery.facts import Lease
     phone = SimPhone(MAC, "7965", current=STONE, web_port=0)
-    store = Store(tmp_path / "s.db")
     with phone.web_page("127.0.0.1") as port:
-        cfg = SimpleNamespace(upgrade=SimpleNamespace(strategy="stepwise", targets={}, rules=[], web_port=port))
-        ctx = SimpleNamespace(store=store, config=cfg, stopping=threading.Event(), log=logging.getLogger("t"))
-        store.event("dhcp", "dhcp.ack", MAC, ip="127.0.0.1", model="CP-7965G")
-        th = runner.start(ctx, Catalog())
+        cfg = config.load(environ={**station_env, "APPLIANCE_UPGRADE_WEB_PORT": str(port)})
+        for load in (STONE, TARGET):
+            synth.write_zip(cfg.tftp.root, load, size_bytes=4_000)
+        catalog = Catalog.from_config(cfg)
+        catalog.scan()
+        store = Store(cfg.db_path)
+        hub = station.build_hub(cfg, catalog, store)
+        hub.start()
         try:
+            hub.local(Lease(time.time(), MAC, "127.0.0.1", True, "CP-7965G"))
             row = None
             for _ in range(100):
                 row = store.phone(MAC)
@@ -124,10 +117,9 @@ def test_tracker_learns_the_load_from_the_phone_page_and_skips_the_stone(tmp_pat
             assert row and row["current_load"] == STONE and row["plan"] == [TARGET], row
             loads = [e for e in store.events_after(0, 100, mac=MAC) if e["kind"] == "phone.load"]
             assert loads and loads[-1]["data"] == {"load": STONE, "how": "web"}
-            assert chooser(store, Catalog(), cfg)(MAC, "CP-7965G") == TARGET
+            assert hub.config("127.0.0.1", f"SEP{MAC.upper()}.cnf.xml") == TARGET
         finally:
-            ctx.stopping.set()
-            th.join(5)
+            hub.stop()
 
 
 def test_silent_phones_do_not_hold_up_the_one_with_a_page():

@@ -141,14 +141,19 @@ def test_kill_9_during_20_phone_recovery(supervised_station, kill_order, figures
     out = open(tmp / "phones.jsonl", "w")
     phones = lab.popen("ph", PYTHON, "-m", "appliance", "simulate", "--interface", "lan0", "--model", "CP-7965G",
                        "--load", "SCCP45.8-3-2S", "--first-mac", "001e7a6b0000", "--count", str(PHONES),
-                       "--deadline", "150", "--reboot-seconds", "4", stdout=out, cwd=str(REPO))
+                       "--deadline", "150", "--reboot-seconds", "10", stdout=out, cwd=str(REPO))
     complete = lambda: len(db(state, "SELECT id FROM transfers WHERE result = 'complete'"))  # noqa: E731
     kills = []
     try:
         for name in kill_order:
             # Spread the kills over the recovery: each lands after more files went out.
             floor = complete() + TRANSFERS_BETWEEN_KILLS
-            wait_for(lambda: complete() >= floor, 60, f"{TRANSFERS_BETWEEN_KILLS} more transfers before killing {name}")
+            if name == "dhcp":     # while the phones reboot into their second lease (installing the target)
+                wait_for(lambda: any(r["step"] >= 1 and r["state"] == "rebooting"
+                                     for r in db(state, "SELECT step, state FROM phones")), 90,
+                         "a phone installing its second step before killing dhcp")
+            else:
+                wait_for(lambda: complete() >= floor, 60, f"{TRANSFERS_BETWEEN_KILLS} more transfers before killing {name}")
             old = running_pid(state, name)
             assert old, ctl(state, "status")
             phone_states = [r["state"] for r in db(state, "SELECT state FROM phones")]
@@ -174,7 +179,7 @@ def test_kill_9_during_20_phone_recovery(supervised_station, kill_order, figures
     assert len(results) == PHONES, (tmp / "phones.jsonl").read_text()[-2000:]
 
     # Every kill landed while the recovery was still under way.
-    assert all(k["phones_not_done"] > 0 for k in kills), kills
+    assert all(k["phones_not_done"] > 0 for k in kills), json.dumps(kills)
 
     rows = {}
     deadline = time.time() + 60

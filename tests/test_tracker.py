@@ -1,169 +1,308 @@
-from appliance.recovery.tracker import Tracker, STALL_S, TRUST_WAIT_S, DONE_WAIT_S, BACK_GRACE_S
+"""The tracker's table on the behaviours of real phones (reference cisco-phones.md §0.0), over a real catalog.
 
-MAC, IP = "00:11:22:33:44:55", "10.0.0.5"
-CNF = "SEP001122334455.cnf.xml"
+Each test feeds the facts a phone produces in the order the station sees them: leases, its config
+requests (Tracker.config, which answers what the config names), files sent or missing, page reads,
+the clock.  The firmware is byte-faithful synthetic firmware in a real Catalog; plans come from the
+product's planner, so these are the station's decisions end to end, minus the sockets.
+"""
+from __future__ import annotations
 
+from pathlib import Path
 
-def mk(plan):
-    return Tracker(lambda p: plan(p) if callable(plan) else list(plan), lambda p: "move to the stone")
+import pytest
 
+from appliance import config
+from appliance.firmware import synth
+from appliance.firmware.catalog import Catalog
+from appliance.recovery import state, tracker as tr
+from appliance.recovery.facts import (FileMissing, FileSent, Lease, LoadLearned, LoadReported, PhoneChanged,
+                                      PhoneState as S, Retry)
+from appliance.recovery.station import make_tracker
+from appliance.recovery.tracker import Phone
 
-def ack(t, ts):
-    return t.feed({"kind": "dhcp.ack", "ts": ts, "mac": MAC, "ip": IP, "model": "7965"})
-
-
-def f(t, kind, name, ts):
-    return t.feed({"kind": kind, "ts": ts, "ip": IP, "file": name})
-
-
-def test_two_step_upgrade_then_done():
-    t = mk(lambda p: [s for s in ["A", "B"] if p.current is None or s > p.current])
-    ack(t, 0)
-    f(t, "file.done", CNF, 1); f(t, "file.done", "A.loads", 2); f(t, "file.done", "A-app.sbn", 3)
-    ack(t, 10)
-    p = t.phones[MAC]
-    assert p.current == "A" and p.plan == ["B"]
-    f(t, "file.done", CNF, 11); f(t, "file.done", "B.loads", 12); f(t, "file.done", "B-app.sbn", 13)
-    ack(t, 20)
-    f(t, "file.done", CNF, 21)
-    t.tick(21 + DONE_WAIT_S + 1)
-    assert p.state == "done" and p.current == "B"
-    states = [s for _, s, _ in p.timeline]
-    assert states[0] == "seen" and states[-1] == "done" and states.count("configured") == 3
+STONE, STONE2, SR1, TARGET = "SCCP45.8-5-2S", "SCCP45.8-4-4S", "SCCP45.8-5-2SR1S", "SCCP45.9-4-2SR4-3S"
+P_OLD, P_STONE, P_TARGET = "P00308000500", "P00308010100", "P0030801SR02"
+MAC, IP = "001b2c3d4e5f", "10.9.0.50"
+REPO = Path(__file__).resolve().parent.parent
 
 
-def test_rejected_load():
-    t = mk(["B"])
-    ack(t, 0); f(t, "file.done", CNF, 1); f(t, "file.done", "B.loads", 2); ack(t, 5)
-    p = t.phones[MAC]
-    assert p.state == "downloading", "a late component event may still arrive"
-    t.tick(5 + BACK_GRACE_S + 1)
-    assert p.state == "stuck" and "rejected" in p.diagnosis and "stone" in p.diagnosis
+def library(tmp_path, loads, term=True, **env):
+    root = tmp_path / "fw"
+    root.mkdir(exist_ok=True)
+    for load in loads:
+        if load.startswith("P00"):
+            synth.write_load(root, load, size_bytes=2_000)
+        else:
+            synth.write_zip(root, load, size_bytes=4_000, term=term)
+    cat = Catalog(root, tmp_path / "cache")
+    cat.scan()
+    environ = {"APPLIANCE_CONFIG": str(REPO / "config" / "appliance.toml"), "APPLIANCE_NETWORK_INTERFACE": "lo",
+               "APPLIANCE_TFTP_ROOT": str(root), "APPLIANCE_STATE_DIR": str(tmp_path / "state"), **env}
+    return cat, config.load(environ=environ)
 
 
-def test_trust_list():
-    t = mk(["B"])
-    ack(t, 0); f(t, "file.not_found", CNF + ".sgn", 1)
-    t.tick(1 + TRUST_WAIT_S + 1)
-    assert "trust list" in t.phones[MAC].diagnosis
+class Bench:
+    """One phone's facts, fed to a tracker with a clock that only moves when told."""
+
+    def __init__(self, cat, cfg, model="CP-7965G", mac=MAC, ip=IP):
+        self.t, self.cat, self.mac, self.ip, self.model, self.now = make_tracker(cat, cfg), cat, mac, ip, model, 1000.0
+        self.out: list = []
+
+    def at(self, dt: float) -> "Bench":
+        self.now += dt
+        return self
+
+    def lease(self):
+        self.out += self.t.feed(Lease(self.at(1).now, self.mac, self.ip, True, self.model))
+
+    def config(self, name: str | None = None) -> str | None:
+        load, out = self.t.config(self.ip, name or f"SEP{self.mac.upper()}.cnf.xml", self.at(1).now)
+        self.out += out
+        return load
+
+    def sent(self, *names: str, proto="tftp"):
+        for n in names:
+            self.out += self.t.feed(FileSent(self.at(0.2).now, self.ip, n, proto))
+
+    def install(self, load: str, proto="tftp"):
+        self.sent(f"{load}.loads", *synth.component_names(load), proto=proto)
+
+    def tick(self, dt: float):
+        self.out += self.t.tick(self.at(dt).now)
+
+    @property
+    def phone(self) -> Phone:
+        return self.t.phones[self.mac]
+
+    def learned(self) -> list[tuple[str, str]]:
+        return [(o.load, o.how) for o in self.out if isinstance(o, LoadLearned)]
+
+    def states(self) -> list[str]:
+        return [o.state.value for o in self.out if isinstance(o, PhoneChanged)]
 
 
-def test_missing_file_and_stall():
-    t = mk(["B"])
-    ack(t, 0); f(t, "file.not_found", "B.loads", 1)
-    assert "B.loads" in t.phones[MAC].diagnosis
-    t2 = mk(["B"])
-    ack(t2, 0); f(t2, "file.done", CNF, 1); f(t2, "file.done", "B.loads", 2)
-    t2.tick(2 + STALL_S + 1)
-    assert "stalled" in t2.phones[MAC].diagnosis
+def test_table_names_real_actions_and_the_doc_is_current():
+    for (st, sig), t in state.TABLE.items():
+        assert hasattr(tr.Tracker, "_" + t.action), t.action
+        assert t.targets, (st, sig)
+    assert (REPO / "docs" / "tracker.md").read_text() == state.diagram()
 
 
-def test_unknown_ip_ignored():
-    t = mk(["B"])
-    assert t.feed({"kind": "file.done", "ip": "9.9.9.9", "file": "x"}) == []
+def test_known_old_load_goes_through_the_stone_to_the_target(tmp_path):
+    b = Bench(*library(tmp_path, [STONE, TARGET]))
+    b.lease()
+    b.out += b.t.feed(LoadReported(b.at(0.5).now, MAC, "SCCP45.8-3-2S", "*SCCP45.8-3-2S*"))
+    assert b.config() == STONE
+    b.install(STONE)
+    assert b.phone.state == S.REBOOTING
+    b.lease()
+    assert b.config() == TARGET
+    b.install(TARGET)
+    b.lease()
+    assert b.config() == TARGET
+    assert b.phone.state == S.DONE and b.phone.current == TARGET
+    assert b.learned() == [("SCCP45.8-3-2S", "web"), (STONE, "step"), (TARGET, "step")]
 
 
-def test_direct_rejection_moves_to_stone():
-    t = mk(lambda p: ["S", "B"] if p.rejected else ["B"])
-    ack(t, 0); f(t, "file.done", CNF, 1); f(t, "file.done", "B.loads", 2); ack(t, 5)
-    f(t, "file.not_found", "CTL" + CNF[:-8] + ".tlv", 6)
-    p = t.phones[MAC]
-    assert p.state == "rebooting" and p.plan == ["S", "B"] and "rejected" in p.timeline[-1][2]
+def test_auth_fail_without_a_reboot_is_a_rejection_then_the_stone(tmp_path):
+    """strategy direct: 8.3(2) takes the 9.x .loads, no file of it, keeps its lease, asks its config again."""
+    b = Bench(*library(tmp_path, [STONE, TARGET], APPLIANCE_UPGRADE_STRATEGY="direct"))
+    b.lease()
+    assert b.config() == TARGET
+    b.sent(f"{TARGET}.loads")
+    assert b.phone.state == S.DOWNLOADING
+    assert b.at(5).config() == STONE                       # same lease, no reboot: rejected, the stone now
+    assert TARGET in b.phone.rejected and "signing key" in b.phone.detail
+    b.install(STONE)
+    b.lease()
+    assert b.config() == TARGET
+    b.install(TARGET)
+    b.lease()
+    b.config()
+    assert b.phone.state == S.DONE and b.phone.current == TARGET
 
 
-def test_component_event_arriving_after_the_lease_still_counts():
-    """DHCP and the file service write the bus separately: the last component can land after the next ACK."""
-    t = mk(lambda p: [s for s in ["A", "B"] if p.current is None or s > p.current])
-    ack(t, 0); f(t, "file.done", CNF, 1); f(t, "file.done", "A.loads", 2)
-    ack(t, 5)
-    f(t, "file.done", "A-app.sbn", 3)
-    p = t.phones[MAC]
-    assert p.current == "A" and p.plan == ["B"] and p.state == "rebooting" and "rejected" not in str(p.timeline)
+def test_auth_fail_then_silence_is_a_rejection_too(tmp_path):
+    b = Bench(*library(tmp_path, [STONE, TARGET], APPLIANCE_UPGRADE_STRATEGY="direct"))
+    b.lease()
+    b.config()
+    b.sent(f"{TARGET}.loads")
+    b.tick(tr.MANIFEST_WAIT_S + 1)
+    assert b.phone.state == S.CONFIGURED and b.phone.step_load == STONE and TARGET in b.phone.rejected
 
 
-def test_components_on_the_bus_before_their_loads_still_count():
-    t = mk(lambda p: [s for s in ["A", "B"] if p.current is None or s > p.current])
-    ack(t, 0); f(t, "file.done", "A-app.sbn", 3); f(t, "file.done", CNF, 1); f(t, "file.done", "A.loads", 2)
-    ack(t, 5)
-    p = t.phones[MAC]
-    assert p.current == "A" and p.plan == ["B"] and "rejected" not in str(p.timeline)
+def test_the_same_manifest_again_without_files_is_a_rejection(tmp_path):
+    b = Bench(*library(tmp_path, [STONE, TARGET], APPLIANCE_UPGRADE_STRATEGY="direct"))
+    b.lease()
+    b.config()
+    b.sent(f"{TARGET}.loads")
+    b.at(3).sent(f"{TARGET}.loads")
+    assert TARGET in b.phone.rejected and b.phone.step_load == STONE
 
 
-def stone_then_target(p):
-    return [s for s in ["A", "B"] if p.current is None or s > p.current]
+def test_rejected_stone_tries_the_next_stone_then_the_target_then_names_the_file(tmp_path):
+    b = Bench(*library(tmp_path, [STONE2, STONE, SR1, TARGET]))
+    b.lease()
+    assert b.config() == STONE                              # newest stone first; SR1 is never a stone
+    b.sent(f"{STONE}.loads")
+    assert b.at(4).config() == STONE2
+    assert "move to" not in b.phone.detail and STONE in b.phone.detail
+    b.sent(f"{STONE2}.loads")
+    assert b.at(4).config() == TARGET                       # no stone left: it may know the new key already
+    b.sent(f"{TARGET}.loads")
+    b.at(4).config()
+    p = b.phone
+    assert p.state == S.STUCK and p.step_load is None
+    assert "8.3(3)–8.5(2)" in p.diagnosis and "not 8.5(2)SR1" in p.diagnosis
+    assert all(x in p.diagnosis for x in (STONE, STONE2, TARGET))
 
 
-def test_phone_already_on_the_stone_waits_for_a_restart_then_goes_on():
-    """Told the stone it already runs, a phone fetches nothing and stays: the tech is told to restart it."""
-    t = mk(stone_then_target)
-    ack(t, 0); f(t, "file.done", CNF, 1)
-    p = t.phones[MAC]
-    t.tick(1 + DONE_WAIT_S - 1)
-    assert p.state == "configured"
-    outs = t.tick(1 + DONE_WAIT_S + 1)
-    assert p.state == "waiting" and p.current == "A" and p.plan == ["B"], p
-    assert "already on A" in p.diagnosis and "restart it" in p.diagnosis and "go on to B" in p.diagnosis
-    assert {"kind": "phone.load", "load": "A", "how": "settled"}.items() <= outs[0].items()
-    ack(t, 60); f(t, "file.done", CNF, 61)
-    assert p.state == "configured" and p.offered == "B" and p.diagnosis == ""
-    f(t, "file.done", "B.loads", 62); f(t, "file.done", "B-app.sbn", 63)
-    ack(t, 70); f(t, "file.done", CNF, 71)
-    t.tick(71 + DONE_WAIT_S + 1)
-    assert p.state == "done" and p.current == "B"
+def test_factory_reset_phone_takes_the_stone_from_its_term_file_and_goes_on_without_a_power_cycle(tmp_path):
+    b = Bench(*library(tmp_path, [STONE, TARGET]))
+    b.lease()
+    load, _ = b.t.term(IP, "TERM65.DEFAULT.LOADS", b.at(1).now, "CP-7965G")
+    assert load == STONE
+    b.sent("TERM65.DEFAULT.LOADS", *synth.component_names(STONE))
+    b.lease()
+    assert b.config() == TARGET                             # the term file's load booted: the next step
+    assert b.learned() == [(STONE, "step")]
 
 
-def test_load_learned_after_the_config_was_served_also_waits():
-    """The phone's web page answered after it took the stone's config: the plan moves on, the phone does not."""
-    t = mk(stone_then_target)
-    ack(t, 0); f(t, "file.done", CNF, 1)
-    t.learn(MAC, "A", "web", 2)
-    p = t.phones[MAC]
-    assert p.plan == ["B"] and p.state == "configured"
-    t.tick(1 + DONE_WAIT_S + 2)
-    assert p.state == "waiting" and "go on to B" in p.diagnosis
+def test_factory_reset_phone_looping_on_a_term_file_it_cannot_verify(tmp_path):
+    b = Bench(*library(tmp_path, [TARGET]))                 # no stone in the library: the 9.x term file
+    b.lease()
+    assert b.t.term(IP, "term65.default.loads", b.at(1).now, "CP-7965G")[0] == TARGET
+    b.sent("term65.default.loads")
+    b.lease()
+    b.t.term(IP, "term65.default.loads", b.at(30).now, "CP-7965G")
+    p = b.phone
+    assert p.state == S.STUCK and "term65.default.loads" in p.diagnosis and "8.3(3)–8.5(2)" in p.diagnosis
 
 
-def test_phone_found_on_the_target_without_a_step_is_done():
-    t = mk(lambda p: [] if p.current == "B" else ["B"])
-    ack(t, 0); f(t, "file.done", CNF, 1)
-    t.tick(1 + DONE_WAIT_S + 1)
-    assert t.phones[MAC].state == "done" and t.phones[MAC].current == "B"
+def test_missing_term_file_names_it(tmp_path):
+    b = Bench(*library(tmp_path, [STONE, TARGET], term=False))
+    b.lease()
+    b.out += b.t.feed(FileMissing(b.at(1).now, IP, "term65.default.loads"))
+    assert b.phone.state == S.STUCK and "term65.default.loads" in b.phone.diagnosis and STONE in b.phone.diagnosis
 
 
-def test_lease_reaching_the_bus_after_the_boot_it_started_is_old_news():
-    """Bus order from a failed 50-phone run: a reboot's config and the next load's files were written
-    (file service) before the lease that began that boot (DHCP flushes separately).  Read late, that
-    lease once counted as yet another reboot with no component, so the target was marked rejected and
-    the phone, already on the target, was sent back to the stone."""
-    t = mk(stone_then_target)
-    ack(t, 0); f(t, "file.done", CNF, 1); f(t, "file.done", "A.loads", 2); f(t, "file.done", "A-app.sbn", 3)
-    f(t, "file.done", CNF, 10.05)                  # boot 2, its lease (ts 10.0) not on the bus yet
-    f(t, "file.done", "B.loads", 10.1); f(t, "file.done", "B-app.sbn", 10.8)
-    ack(t, 10.0)                                    # ...now it is
-    phone = t.phones[MAC]
-    assert phone.current == "A" and phone.loads_taken and phone.back_at is None, phone
-    t.tick(10.8 + BACK_GRACE_S + 1)
-    assert not phone.rejected and phone.state == "downloading", phone
-    ack(t, 16); f(t, "file.done", CNF, 16.03)       # boot 3 onto the target
-    assert phone.current == "B" and phone.offered == "B" and not phone.rejected, phone
-    assert t.offer(MAC, 16.05) == (True, "B")
-    t.tick(16.03 + DONE_WAIT_S + 1)
-    assert phone.state == "done", phone
+def test_7940_two_stage_flash_counts_the_load_after_the_sb2(tmp_path):
+    b = Bench(*library(tmp_path, [P_STONE, P_TARGET]), model="CP-7940G")
+    b.lease()
+    b.out += b.t.feed(LoadReported(b.at(0.5).now, MAC, P_OLD, P_OLD))
+    assert b.config() == P_STONE
+    b.sent(f"{P_STONE}.loads", f"{P_STONE}.sbn")
+    assert b.phone.state == S.REBOOTING and b.phone.current == P_OLD
+    b.lease()
+    assert b.config() == P_STONE and b.phone.current == P_OLD     # loader in, application not yet
+    b.sent(f"{P_STONE}.sb2")
+    b.lease()
+    assert b.config() == P_TARGET and b.phone.current == P_STONE
+    b.install(P_TARGET)
+    b.lease()
+    b.config()
+    assert b.phone.state == S.DONE and b.phone.current == P_TARGET
+    assert [x for x, _ in b.learned()] == [P_OLD, P_STONE, P_TARGET]
 
 
-def test_model_without_manifest_is_diagnosed_not_planned():
-    """§0.0 item 10: a 7937 (.bin firmware, no .loads manifest) is named as such; no plan is ever asked for,
-    also when its model arrives after the phone was first seen, and after a retry."""
-    asked = []
-    t = Tracker(lambda p: asked.append(p.model) or ["X"])
-    t.feed({"kind": "dhcp.ack", "ts": 0, "mac": MAC, "ip": IP, "model": "CP-7937G"})
-    p = t.phones[MAC]
-    assert p.state == "stuck" and p.diagnosis.startswith("not upgradable by manifest (CP-7937G") and ".bin" in p.diagnosis
-    f(t, "file.done", CNF, 1)
-    t.feed({"kind": "phone.retry", "ts": 2, "mac": MAC})
-    assert p.state == "stuck" and "not upgradable by manifest" in p.diagnosis and p.plan == []
-    other = "00:11:22:33:44:66"
-    t.feed({"kind": "dhcp.discover", "ts": 3, "mac": other})
-    t.feed({"kind": "dhcp.ack", "ts": 4, "mac": other, "ip": "10.0.0.6", "model": "CP-7912G"})
-    assert t.phones[other].state == "stuck" and ".sbin/.zup" in t.phones[other].diagnosis
-    assert asked == [""]       # only the 7912 while its model was still unknown
+def test_7940_that_takes_the_sb2_again_booted_its_old_app(tmp_path):
+    b = Bench(*library(tmp_path, [P_STONE, P_TARGET]), model="CP-7940G")
+    b.lease()
+    b.out += b.t.feed(LoadReported(b.at(0.5).now, MAC, P_OLD, P_OLD))
+    b.config()
+    b.sent(f"{P_STONE}.loads", f"{P_STONE}.sbn")
+    b.lease()
+    b.config()
+    b.sent(f"{P_STONE}.sb2")
+    b.lease()
+    b.config()
+    b.sent(f"{P_STONE}.sb2")
+    assert b.phone.state == S.STUCK and "old application" in b.phone.diagnosis
+
+
+def test_trust_list_phone_is_told_how_to_clear_it(tmp_path):
+    b = Bench(*library(tmp_path, [STONE, TARGET]))
+    b.lease()
+    b.t.feed(FileSent(b.at(1).now, IP, f"CTLSEP{MAC.upper()}.tlv"))
+    from appliance.recovery.facts import FileAsked
+    b.out += b.t.feed(FileAsked(b.at(1).now, IP, f"SEP{MAC.upper()}.cnf.xml.sgn"))
+    b.tick(tr.TRUST_WAIT_S + 1)
+    assert b.phone.state == S.STUCK and "trust list" in b.phone.diagnosis and "123456789*0#" in b.phone.diagnosis
+
+
+def test_http_first_capitalised_and_slashed_names_count_the_same(tmp_path):
+    b = Bench(*library(tmp_path, [STONE, TARGET]))
+    b.lease()
+    b.out += b.t.feed(LoadReported(b.at(0.5).now, MAC, STONE, f"*{STONE}*"))
+    assert b.config(f"/sep{MAC}.CNF.XML") == TARGET
+    b.sent(f"/{TARGET.upper()}.LOADS", proto="http")
+    b.sent(*["/" + n.capitalize() for n in synth.component_names(TARGET)], proto="http")
+    assert b.phone.state == S.REBOOTING
+    b.lease()
+    b.config()
+    assert b.phone.state == S.DONE and b.phone.current == TARGET
+
+
+def test_phone_already_on_the_stone_settles_then_goes_on_when_it_asks_again(tmp_path):
+    b = Bench(*library(tmp_path, [STONE, TARGET]))
+    b.lease()
+    assert b.config() == STONE                              # unknown load: the stone first (stepwise)
+    b.tick(tr.SETTLE_S + 1)                                 # it has it: fetches nothing
+    assert b.phone.state == S.WAITING and b.phone.current == STONE
+    assert b.at(30).config() == TARGET                      # real phones ask again (§0.0 item 5)
+    b.install(TARGET)
+    b.lease()
+    b.config()
+    assert b.phone.state == S.DONE
+
+
+def test_unknown_page_string_is_recorded_never_named(tmp_path):
+    b = Bench(*library(tmp_path, [STONE, TARGET]))
+    b.lease()
+    b.out += b.t.feed(LoadReported(b.at(0.5).now, MAC, None, "jar45sccp.9-9-9.sbn"))
+    assert b.phone.reported == "jar45sccp.9-9-9.sbn" and b.phone.current is None
+    assert b.config() == STONE
+
+
+def test_stalled_download_and_no_return_are_diagnosed(tmp_path):
+    b = Bench(*library(tmp_path, [STONE, TARGET]))
+    b.lease()
+    b.config()
+    b.sent(f"{STONE}.loads", synth.component_names(STONE)[0])
+    b.tick(tr.STALL_S + 1)
+    assert b.phone.state == S.STUCK and "1 of 5" in b.phone.diagnosis
+    b.out += b.t.feed(Retry(b.at(1).now, MAC))
+    assert b.phone.state == S.SEEN
+    b.config()
+    b.install(STONE)
+    b.tick(tr.REBOOT_S + 1)
+    assert b.phone.state == S.STUCK and "did not come back" in b.phone.diagnosis
+
+
+def test_model_without_manifests_is_not_upgradable(tmp_path):
+    b = Bench(*library(tmp_path, [STONE]), model="CP-7937G")
+    b.lease()
+    assert b.phone.state == S.STUCK and "not upgradable by manifest" in b.phone.diagnosis
+
+
+def test_memory_survives_a_restart_mid_install(tmp_path):
+    cat, cfg = library(tmp_path, [STONE, TARGET])
+    b = Bench(cat, cfg)
+    b.lease()
+    b.config()
+    b.install(STONE)
+    row = {"mac": MAC, "model": b.phone.model, "ip": IP, "current_load": b.phone.current, "plan": b.phone.plan,
+           "step": b.phone.step, "state": b.phone.state.value, "diagnosis": None,
+           "hints": {"memory": b.phone.memory(), "timeline": [list(x) for x in b.phone.timeline]}}
+    import json
+    row = json.loads(json.dumps(row))                     # as the store gives it back
+    again = make_tracker(cat, cfg)
+    again.restore([Phone.from_row(row)])
+    load, _ = again.config(IP, f"SEP{MAC.upper()}.cnf.xml", b.now + 60)
+    assert load == TARGET and again.phones[MAC].current == STONE
+
+
+@pytest.mark.parametrize("bad", [{"hints": {"memory": {"boot": "x", "rejected": 5}}}, {"hints": 3}, {"state": "odd"}])
+def test_odd_memory_is_skipped(bad):
+    p = Phone.from_row({"mac": MAC, **bad})
+    assert p.mac == MAC and p.state in S

@@ -5,23 +5,18 @@ import time
 from typing import Any
 
 from ..config import Config
+from ..recovery.facts import PhoneState
 from ..store import Store
 
 STALE_SECONDS = 10.0  # five missed heartbeats
 STATE_WORDS = {
-    "seen": "seen on the network",
-    "waiting": "waiting for the tech to restart it",
-    "configuring": "fetching its configuration",
-    "configured": "configuration served, phone checking its load",
-    "downloading": "downloading firmware",
-    "upgrading": "installing firmware",
-    "rebooting": "rebooting into the new load",
-    "stepping": "on a stepping-stone load, continuing",
-    "done": "recovered",
-    "recovered": "recovered",
-    "failed": "failed",
-    "stuck": "stuck",
-    "retry": "retry requested",
+    PhoneState.SEEN.value: "seen on the network",
+    PhoneState.CONFIGURED.value: "configuration served, phone checking its load",
+    PhoneState.DOWNLOADING.value: "downloading firmware",
+    PhoneState.REBOOTING.value: "installing and rebooting into the new load",
+    PhoneState.WAITING.value: "waiting for the tech to restart it",
+    PhoneState.DONE.value: "recovered",
+    PhoneState.STUCK.value: "stuck",
 }
 
 
@@ -116,18 +111,24 @@ def event(row: dict) -> dict:
 
 REPORT_FIELDS = ["mac", "model", "ip", "first_seen", "last_seen", "load_before", "load_after", "target_load",
                  "result", "diagnosis", "duration"]
-FINISHED = {"done": "recovered", "recovered": "recovered", "failed": "failed", "stuck": "failed"}
+def result(row: dict) -> str:
+    """"recovered" only when the phone runs its target; "failed" when stuck; "needs restart" when waiting."""
+    state = row.get("state") or PhoneState.SEEN.value
+    if state == PhoneState.DONE.value and row.get("current_load") and row.get("current_load") == row.get("target_load"):
+        return "recovered"
+    if state == PhoneState.STUCK.value:
+        return "failed"
+    return "needs restart" if state == PhoneState.WAITING.value else "in progress"
 
 
 def report(store: Store) -> list[dict]:
     rows = []
     for p in store.phones():
-        state = p.get("state") or "seen"
         rows.append({
             "mac": p["mac"], "model": p.get("model"), "ip": p.get("ip"),
             "first_seen": _iso(p["first_seen"]), "last_seen": _iso(p["last_seen"]),
             "load_before": p.get("load_before"), "load_after": p.get("current_load"),
-            "target_load": p.get("target_load"), "result": FINISHED.get(state, "in progress"),
+            "target_load": p.get("target_load"), "result": result(p),
             "diagnosis": p.get("diagnosis"), "duration": round(p["last_seen"] - p["first_seen"], 1),
         })
     return rows

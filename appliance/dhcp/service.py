@@ -19,6 +19,8 @@ import time
 
 from ..service import ServiceContext
 from .. import events as ev
+from ..recovery.facts import Lease
+from ..recovery.hub import FactSender, socket_path
 from ..logs import RateLimitedLog
 from . import codec
 from .guard import Guard
@@ -98,6 +100,7 @@ class Loop:
         self.port = cfg.dhcp.port
         self.interface = cfg.network.interface
         self.events = EventWriter(ctx)
+        self.facts = FactSender(socket_path(cfg))
         self.malformed_log = RateLimitedLog(log, MALFORMED_LOG_PER_WINDOW, MALFORMED_WINDOW)
         self.counters = self.server.counters
         self.counters.update({"persist_failures": 0, "send_failures": 0, "guard_probes": 0})
@@ -118,6 +121,7 @@ class Loop:
         # Runs on the heartbeat thread: read only snapshots the loop thread published.
         return {"counters": dict(self.counters), "guard": dict(self._guard_status),
                 "pool": dict(self._last_status or {}), "interface": self.interface, "port": self.port,
+                "facts": {"sent": self.facts.sent, "unsent": self.facts.failed},
                 "serving": self._guard_status.get("serving"), "events_dropped": self.events.dropped}
 
     def publish_status(self, now: float, force: bool = False) -> None:
@@ -195,6 +199,7 @@ class Loop:
             for s in (self.sock, self.client_sock, self.icmp_sock):
                 if s is not None:
                     s.close()
+            self.facts.close()
         return 0
 
     def periodic(self, now: float) -> None:
@@ -306,6 +311,7 @@ class Loop:
             replies.extend(out.replies)
             rows.extend((now, "dhcp", kind, mac, data) for kind, mac, data in out.events)
         durable_ok = self.persist()
+        self.tell_tracker(rows, durable_ok)
         for reply in replies:
             if reply.durable and not durable_ok:
                 continue
@@ -317,6 +323,14 @@ class Loop:
         if rows:
             self.events.add(rows)
             self.probe_offers([data["ip"] for _, _, kind, _, data in rows if kind == ev.DHCP_OFFER], now)
+
+    def tell_tracker(self, rows: list, durable_ok: bool) -> None:
+        """Each DISCOVER and ACK to the recovery tracker before the reply leaves: a lease precedes
+        the config request it causes (recovery/hub.py).  ACKs withheld by a failed write are not told."""
+        for ts, _src, kind, mac, data in rows:
+            if mac and (kind == ev.DHCP_DISCOVER or (kind == ev.DHCP_ACK and durable_ok)):
+                self.facts.send(Lease(ts, mac, data.get("ip"), kind == ev.DHCP_ACK, data.get("model"),
+                                      data.get("vendor_class")))
 
     def persist(self) -> bool:
         changes = self.server.book.take_pending()

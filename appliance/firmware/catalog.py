@@ -422,6 +422,24 @@ class Catalog:
             key = (load_id or "").lower().removesuffix(".loads")
             return next((load for load in self.loads if load.id.lower() == key), None)
 
+    def load_listing(self, component: str) -> list[Load]:
+        """Loads whose manifest lists this component file, matched case-insensitively (term manifests excluded).
+
+        A 79x1/2/5 phone's DeviceInformationX names its application jar, not its load (reference §0.0 item 3);
+        the manifests that list the jar are what maps it back to a load ID.
+
+        Args:
+            component: a component file name as a phone or page spells it ("jar45sccp.9-4-2SR4-3.sbn").
+        Returns:
+            the matching loads in catalog order; [] for an empty or unlisted name.
+        """
+        key = (component or "").strip().lower() if isinstance(component, str) else ""
+        if not key:
+            return []
+        with self._lock:
+            self._ensure()
+            return [load for load in self.loads if any(c.lower() == key for c in load.components)]
+
     def loads_for_model(self, model: str, protocol: str | None = None) -> list[Load]:
         """Loads (not term manifests) that run on a model, oldest first; only one protocol's when given."""
         with self._lock:

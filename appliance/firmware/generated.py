@@ -5,22 +5,37 @@ OS79XX.TXT, SEP<MAC>.cnf and SIPDefault.cnf / SIP<MAC>.cnf do the same for
 7940/60 loaders; termNN.default.loads is answered with the term file of the
 load the plan wants first, and never with another manifest: a file's signed
 name is its identity (reference §0.0 item 2), so a package without the term
-file means "file not found" and the catalog says which term file is missing.  Which load is one function, `choose(mac, model)`,
-owned by the recovery plan; `newest_complete_chooser` stands in without it.
+file means "file not found" and the catalog says which term file is missing.
+Which load is the Decider's answer: the recovery tracker's in the file service
+(a phone asking for its config is a fact it learns from before it answers);
+`newest_complete_chooser` stands in without it.
 """
 from __future__ import annotations
 
 import logging
 import re
 from html import escape as _html_escape
-from typing import Callable
+from typing import Protocol
 
 from .models import MODELS, by_name, model_from_vendor_class, normalize_model
+from .names import clean as clean_name
 
 log = logging.getLogger("firmware")
 
-Choose = Callable[[str, str], "str | None"]
 SCCP_PORT = 2000
+
+
+class Decider(Protocol):
+    """Which load a generated file names."""
+
+    def config(self, ip: str | None, name: str, mac: str | None, model: str | None) -> str | None:
+        """A phone asks for its own config (`name`): the load it should take next."""
+
+    def default(self, model: str) -> str | None:
+        """The load XMLDefault.cnf.xml names for a model (no phone in particular)."""
+
+    def term(self, ip: str | None, term: str, model: str) -> str | None:
+        """A factory-reset phone asks for `term` (termNN.default.loads): the load whose term file to serve."""
 
 _SEP_XML = re.compile(r"^SEP([0-9A-F]{12})\.cnf\.xml$", re.I)
 _SEP_CNF = re.compile(r"^SEP([0-9A-F]{12})\.cnf$", re.I)
@@ -36,29 +51,43 @@ def escape(text: str) -> str:
     return _html_escape(text, quote=True)
 
 
-def clean_name(name: str) -> str:
-    """What a phone asked for, as looked up: one leading '/' stripped."""
-    return (name or "").replace("\\", "/").removeprefix("/")
-
-
 def refused(name: str) -> bool:
     """ITL/CTL trust files and signed configs: answer "file not found" at once (reference §0 item 5, §6)."""
     return bool(_REFUSED.match(clean_name(name)))
 
 
-def newest_complete_chooser(catalog) -> Choose:
-    """Stand-in plan: the newest complete load for the model."""
-    def choose(mac: str, model: str) -> str | None:
-        load = catalog.newest_complete(model) if model else None
+class NewestComplete:
+    """Stand-in Decider: the newest complete load for the model, on the protocol it runs if known."""
+
+    def __init__(self, catalog):
+        self.catalog = catalog
+
+    def default(self, model: str) -> str | None:
+        load = self.catalog.newest_complete(model, _only_protocol(self.catalog, model)) if model else None
         return load.id if load else None
-    return choose
+
+    def config(self, ip, name, mac, model) -> str | None:
+        return self.default(model or "")
+
+    def term(self, ip, term, model) -> str | None:
+        return self.default(model)
+
+
+def _only_protocol(catalog, model: str) -> str | None:
+    """The protocol when the library has loads of one only for the model; SCCP when it has both (plan.py says why)."""
+    protos = {load.protocol for load in catalog.loads_for_model(model) if load.complete}
+    return next(iter(protos)) if len(protos) == 1 else ("sccp" if "sccp" in protos else None)
+
+
+def newest_complete_chooser(catalog) -> NewestComplete:
+    return NewestComplete(catalog)
 
 
 class Generated:
-    def __init__(self, cfg, catalog, choose: Choose | None = None, store=None):
+    def __init__(self, cfg, catalog, decider: Decider | None = None, store=None):
         self.cfg = cfg
         self.catalog = catalog
-        self.choose = choose or newest_complete_chooser(catalog)
+        self.decider = decider or NewestComplete(catalog)
         self._store = store
         self.address = str(cfg.network.address)
 
@@ -104,12 +133,15 @@ class Generated:
         known = by_name(model) if model else None
         return mac, model if known is not None and known.is_7940 else _7940_DEFAULT
 
-    def _choose(self, mac: str | None, model: str | None) -> str | None:
+    def _ask(self, what: str, *args) -> str | None:
         try:
-            return self.choose(mac or "", model or "")
+            return getattr(self.decider, what)(*args)
         except Exception as exc:  # a broken plan must not stop the phone from getting a config
-            log.warning("generated: choose(%s, %s) failed: %s", mac, model, exc)
+            log.warning("generated: %s%r failed: %r", what, args, exc)
             return None
+
+    def _config(self, name: str, client_ip: str | None, mac: str | None, model: str | None) -> str | None:
+        return self._ask("config", client_ip, name, mac, model)
 
     # ---- rendering ----------------------------------------------------------------------------------
     def render(self, name: str, client_ip: str | None = None) -> bytes | None:
@@ -120,17 +152,17 @@ class Generated:
         if m := _SEP_XML.match(n):
             mac = m.group(1).lower()
             mac, model = self._phone(mac, client_ip)
-            return self.sep_xml(self._choose(mac, model))
+            return self.sep_xml(self._config(n, client_ip, mac, model))
         if n.lower() == "xmldefault.cnf.xml":
             return self.xml_default()
         if n.upper() == "OS79XX.TXT":
-            load = self._choose(*self._phone_7940(None, client_ip))
+            load = self._config(n, client_ip, *self._phone_7940(None, client_ip))
             return self.os79xx(load) if load else None
         if m := (_SEP_CNF.match(n) or _SIP_CNF.match(n)):
-            load = self._choose(*self._phone_7940(m.group(1).lower(), client_ip))
+            load = self._config(n, client_ip, *self._phone_7940(m.group(1).lower(), client_ip))
             return self.image_version_cnf(load) if load else None
         if n.lower() in ("sipdefault.cnf", "sepdefault.cnf"):
-            load = self._choose(*self._phone_7940(None, client_ip))
+            load = self._config(n, client_ip, *self._phone_7940(None, client_ip))
             return self.image_version_cnf(load) if load else None
         if m := _TERM.match(n):
             return self.term_file(m.group(1).lower(), client_ip)
@@ -158,7 +190,7 @@ class Generated:
         out: list[tuple[int, str, str]] = []
         seen: set[int] = set()
         for model in MODELS:
-            load = self._choose(None, model.name)
+            load = self._ask("default", model.name)
             if not load:
                 continue
             for dt in model.device_types:
@@ -192,7 +224,7 @@ class Generated:
             return None
         mac, model = self._phone(None, client_ip)
         model = model if model and by_name(model) in models else models[0].name
-        load = self._choose(mac, model)
+        load = self._ask("term", client_ip, f"{term}.default.loads", model)
         if not load:
             return None
         path = self.catalog.term_file_for(load, f"{term}.default.loads")

@@ -145,50 +145,39 @@ def plan_for(catalog, cfg, model: str, current: str | None, *, as_unknown: bool 
                      strategy or getattr(cfg.upgrade, "strategy", "stepwise"))
 
 
-class Chooser:
-    """Hook for the file service: which load SEP<MAC>.cnf.xml (or OS79XX.TXT, ...) should name for this phone.
+def plan_phone(catalog, cfg, model: str, current: str | None, protocol_hint: str | None = None,
+               rejected: frozenset[str] | set[str] = frozenset()) -> Plan:
+    """The plan for one phone, given what it refused so far.
 
-    Asks a tracker brought up to date at this moment (live.py): the publishing one when the recovery
-    runner lives in this process and sets `live`, else a read-only shadow made on first use.  Without
-    either (tracker not started) it answers from the phones table.  `pending(mac)` gives this process's
-    transfer events not yet flushed to the bus.
+    A refused stone gives way to the next candidate stone in the library, else to the target itself
+    (the phone may know the new key already), else to a plan with no steps that names the file the tech
+    must add.  A refused target means the phone needs the stone whatever its load was thought to be.
+
+    Args:
+        model: the phone's model, any spelling.
+        current: the load ID it runs, None if unknown.
+        protocol_hint: the protocol evidence says it runs when `current` is unknown (e.g. it asked for
+            SIPDefault.cnf), else None.
+        rejected: load IDs it refused (Auth Fail, File auth error, Load rejected HC).
+    Returns:
+        the Plan: steps from the next load to offer to the target; `missing` says what to add.
     """
-
-    def __init__(self, store, catalog, cfg, pending=None):
-        self.store, self.catalog, self.cfg, self.pending = store, catalog, cfg, pending
-        self.live = None
-        self._lock = threading.Lock()
-
-    def _live(self):
-        if self.live is None and self.store is not None:
-            with self._lock:
-                if self.live is None:
-                    from .live import shadow
-                    self.live = shadow(self.store, self.catalog, self.cfg)
-        return self.live
-
-    def __call__(self, mac: str, model: str) -> str | None:
-        mac = (mac or "").lower()
-        live = self._live() if mac else None
-        if live is not None:
-            known, load = live.offer(mac, self.pending(mac) if self.pending else [])
-            if known and load:
-                return load
-        return self.from_row(mac, model)
-
-    def from_row(self, mac: str, model: str) -> str | None:
-        row = self.store.phone(mac) if self.store is not None and mac else None
-        if row and row.get("plan"):
-            steps = row["plan"]
-            k = min(int(row.get("step") or 0), len(steps) - 1)
-            if row.get("current_load") == steps[k] and k < len(steps) - 1:
-                return steps[k + 1]        # the phone already runs this step's load
-            return steps[k]
-        if row and row.get("current_load") and row.get("target_load") == row.get("current_load"):
-            return row["current_load"]
-        p = plan_for(self.catalog, self.cfg, model, row.get("current_load") if row else None)
-        return p.steps[0] if p.steps else None
-
-
-def chooser(store, catalog, cfg, pending=None) -> Chooser:
-    return Chooser(store, catalog, cfg, pending)
+    from .rules import all_rules
+    proto = target_protocol(catalog, cfg, model, current) if current or not protocol_hint else None
+    if proto is None and protocol_hint:
+        convert = _per_model(dict(getattr(cfg.upgrade, "convert", {}) or {}), model)
+        proto = convert or protocol_hint
+    target = target_for(catalog, cfg, model, proto)
+    if not target:
+        return Plan([], missing=f"no complete{' ' + proto.upper() if proto else ''} load for {model} "
+                                "in the firmware library: add its cmterm zip")
+    available = [a for a in _catalog_ids(catalog, model, proto) if a not in rejected]
+    rules = all_rules(list(getattr(cfg.upgrade, "rules", []) or []))
+    strategy = getattr(cfg.upgrade, "strategy", "stepwise")
+    plan = make_plan(model, current, target, available, rules, strategy)
+    if plan.steps[:1] == [target] and target in rejected:
+        plan = make_plan(model, None, target, available, rules, "stepwise")
+    if plan.steps and plan.steps[0] in rejected:
+        refused = ", ".join(sorted(rejected))
+        return Plan([], missing=f"{plan.missing or 'the library has no other load it could take'} (it refused {refused})")
+    return plan

@@ -1,36 +1,91 @@
-"""Sans-I/O per-phone state machine: bus events in, phone.state / phone.load events out.
+"""The recovery tracker, sans-I/O: facts in, phone states out, and the load each phone's config names.
 
-Fed with plain dicts shaped like rows of the events table (kind, ts, mac, ip,
-file, model, ...); `replan(phone)` supplies the plan so this module needs no
-catalog.  A phone is "done" when it takes the config naming its target and
-fetches no load; "stuck" always carries a diagnosis a tech can act on.
+It lives where the facts arrive (the file service), fed in the order they
+happen: DHCP sends each lease before its ACK leaves, the file service its own
+requests as they come, so a phone's config is asked after everything that
+caused it.  Each phone keeps one per-boot record (`Boot`: what its config or
+term file named, the manifest and files it took since); reading a fact against
+it gives a Signal (state.py), and TABLE says what that signal does.
+
+What real phones do (reference cisco-phones.md §0.0):
+- Auth Fail does not reboot (item 5): the phone takes the `.loads`, no file of
+  it, and later asks its config (or that manifest) again.  That pattern is a
+  rejection, with or without a new lease, and so is a manifest followed by
+  nothing for MANIFEST_WAIT_S.
+- A factory-reset phone asks `termNN.default.loads` until one it can verify is
+  served (item 7); the term file served is tied to the load it lists, so the
+  config after that load boots names the next step.
+- 7940/60 flash `<ID>.sbn`, reboot, then fetch `<ID>.sb2` (item 9): installed
+  only after the `.sb2`.
+- A phone that took its config and fetched nothing runs what it was told; when
+  that was not the step it needed, it is told the next one the next time it
+  asks (real phones ask again when they fail to register).
+Pure: no I/O, `now` always passed in.
 """
 from __future__ import annotations
 
-import copy
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from appliance import events as E
-from appliance.firmware.models import by_name
+from appliance.firmware.names import Kind, Name, classify
+from appliance.firmware.versions import SIP, protocol
 
-TRUST_WAIT_S = 60.0
-STALL_S = 30.0
-DONE_WAIT_S = 20.0
-# DHCP and the file service write the bus from different processes in batches, so a phone's
-# last component may show up after its next lease; a return with no component waits this long.
-BACK_GRACE_S = 4.0
-# File events from an address whose lease is not on the bus yet (DHCP flushes its events every
-# 0.2 s, a phone asks for its config milliseconds after the ACK): kept, per address and bounded,
-# until the ACK names the phone; dropping them once left a phone told the stone it had just taken.
-EARLY_PER_IP = 32
-EARLY_IPS = 256
-EARLY_S = 30.0
-# States whose detail is an action for the tech ("waiting" ends by itself when the phone restarts)
-NEEDS_TECH = ("stuck", "waiting")
-# Old 7940/60 loaders send no model in option 60; both models run the same P003 loads.
-LOADER_7940_MODEL = "CP-7940G"
+from .facts import (FileAsked, FileMissing, FileSent, Fact, Lease, LoadLearned, LoadReported, Output,
+                    PhoneChanged, PhoneState as S, Retry)
+from .state import Signal, transition
+
+SETTLE_S = 20.0          # took its config, fetched nothing: it runs what it was named
+MANIFEST_WAIT_S = 20.0   # a manifest and then silence: rejected (real phones fetch the first file at once)
+STALL_S = 45.0           # a download that stopped part way
+REBOOT_S = 300.0         # installed and not back: 79x1 flash writes take a minute or two
+TRUST_WAIT_S = 60.0      # asked for the signed config and never took the unsigned one
+TIMELINE = 50
+LOADER_7940_MODEL = "CP-7940G"   # old 7940/60 loaders send no model in option 60; both run the same loads
+
+KEY_CHANGE = ("it could not verify the load's signature (Auth Fail / File auth error): its running load "
+              "predates the signing key that load uses")
+
+
+@dataclass
+class Plan:
+    steps: list[str]
+    missing: str | None = None       # what the tech must add, by name
+
+
+@dataclass
+class Boot:
+    """What the phone did since the station last drew a conclusion about it."""
+    offered: str | None = None       # what its last config or term file named
+    term: str | None = None          # "term65.default.loads" when the offer came as a term file
+    manifest: str | None = None      # key of the manifest (or term file) it took
+    manifest_at: float | None = None
+    files: set[str] = field(default_factory=set)   # components of that manifest it took
+    loader: bool = False             # 7940/60 .sbn
+    app: bool = False                # 7940/60 .sb2
+    config_at: float | None = None   # last config asked
+    took_config: bool = False
+    signed_at: float | None = None   # asked for SEP<MAC>.cnf.xml.sgn
+    progress_at: float = 0.0         # last firmware byte
+
+    @property
+    def took_firmware(self) -> bool:
+        return bool(self.files) or self.loader or self.app
+
+    def as_dict(self) -> dict:
+        return {"offered": self.offered, "term": self.term, "manifest": self.manifest, "manifest_at": self.manifest_at,
+                "files": sorted(self.files), "loader": self.loader, "app": self.app, "config_at": self.config_at,
+                "took_config": self.took_config, "signed_at": self.signed_at, "progress_at": self.progress_at}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Boot":
+        b = cls()
+        for key, types in (("offered", (str,)), ("term", (str,)), ("manifest", (str,)), ("manifest_at", (int, float)),
+                           ("config_at", (int, float)), ("signed_at", (int, float)), ("progress_at", (int, float)),
+                           ("loader", (bool,)), ("app", (bool,)), ("took_config", (bool,))):
+            if isinstance(d.get(key), types):
+                setattr(b, key, d[key])
+        b.files = set(_strings(d.get("files")))
+        return b
 
 
 @dataclass
@@ -38,24 +93,21 @@ class Phone:
     mac: str
     model: str = ""
     ip: str = ""
-    current: str | None = None
+    current: str | None = None       # the load ID it runs, when known
+    how: str | None = None           # how `current` was learned
+    before: str | None = None        # the load it ran when the station first learned one (not one it installed)
+    protocol: str | None = None      # from evidence when `current` is unknown (a SIPDefault.cnf request)
     plan: list[str] = field(default_factory=list)
     step: int = 0
-    state: str = "seen"
+    state: S = S.SEEN
+    detail: str = ""
     diagnosis: str = ""
-    offered: str | None = None
-    loads_taken: bool = False
-    components: int = 0
-    asked_signed_at: float | None = None
-    took_config: bool = False
+    stuck_on: str = ""               # "missing" when adding a file would move it on by itself
     rejected: set[str] = field(default_factory=set)
+    installed_app: str | None = None  # a 7940/60 load counted as installed after its .sb2
+    reported: str | None = None      # a page/CDP string that maps to no load: shown, never used
+    boot: Boot = field(default_factory=Boot)
     last: float = 0.0
-    vendor_class: str | None = None
-    back_at: float | None = None
-    trust_boots: int = 0
-    file_ts: list[float] = field(default_factory=list)
-    applied: int = 0      # every bus event up to this id is in this memory (set when it is saved)
-    resume_after: int = 0  # a restored phone's `applied`: a restarted tracker skips its events up to here
     timeline: list[tuple[float, str, str]] = field(default_factory=list)
 
     @property
@@ -64,296 +116,491 @@ class Phone:
 
     @property
     def step_load(self) -> str | None:
-        """The load this phone's config names now: its plan's current step, else what it runs."""
+        """The load this phone's config names now."""
         return self.plan[min(self.step, len(self.plan) - 1)] if self.plan else self.current
 
+    @property
+    def protocol_hint(self) -> str | None:
+        return protocol(self.current) or self.protocol
+
     def memory(self) -> dict:
-        """What the state machine knows beyond the phones table's columns (kept in its `hints`),
-        so a restarted file service resumes each phone where it was instead of from scratch."""
-        return {k: getattr(self, k) for k in MEMORY} | {"rejected": sorted(self.rejected)}
+        """Everything beyond the phones table's columns, so a restarted file service resumes the phone."""
+        return {"how": self.how, "before": self.before, "protocol": self.protocol, "detail": self.detail, "stuck_on": self.stuck_on,
+                "rejected": sorted(self.rejected), "installed_app": self.installed_app, "reported": self.reported,
+                "boot": self.boot.as_dict(), "last": self.last}
 
     @classmethod
     def from_row(cls, row: dict) -> "Phone":
-        """The phone as a phones-table row (store.phone) recorded it; missing or odd memory is skipped."""
+        """The phone as a phones-table row recorded it; missing or odd memory is skipped."""
         hints = row.get("hints") if isinstance(row.get("hints"), dict) else {}
-        p = cls(str(row["mac"]), model=row.get("model") or "", ip=row.get("ip") or "",
-                current=row.get("current_load"), plan=[str(x) for x in row.get("plan") or []],
-                step=int(row.get("step") or 0), state=row.get("state") or "seen",
-                diagnosis=row.get("diagnosis") or "")
         mem = hints.get("memory") if isinstance(hints.get("memory"), dict) else {}
-        for key, types in MEMORY.items():
-            if key in mem and isinstance(mem[key], types):
+        try:
+            state = S(row.get("state") or "seen")
+        except ValueError:
+            state = S.SEEN
+        p = cls(str(row["mac"]).lower(), model=row.get("model") or "", ip=row.get("ip") or "",
+                current=row.get("current_load"), plan=[str(x) for x in row.get("plan") or []],
+                step=int(row.get("step") or 0), state=state, diagnosis=row.get("diagnosis") or "")
+        for key in ("how", "before", "protocol", "detail", "stuck_on", "installed_app", "reported"):
+            if isinstance(mem.get(key), str):
                 setattr(p, key, mem[key])
-        p.file_ts = [float(x) for x in p.file_ts if isinstance(x, (int, float))]
-        p.rejected = {str(x) for x in mem.get("rejected") or [] if isinstance(x, str)}
-        p.timeline = [tuple(t) for t in hints.get("timeline") or [] if isinstance(t, list) and len(t) == 3]
+        p.rejected = set(_strings(mem.get("rejected")))
+        p.boot = Boot.from_dict(mem.get("boot") if isinstance(mem.get("boot"), dict) else {})
+        p.last = float(mem["last"]) if isinstance(mem.get("last"), (int, float)) else 0.0
+        timeline = hints.get("timeline") if isinstance(hints.get("timeline"), list) else []
+        p.timeline = [tuple(t) for t in timeline if isinstance(t, list) and len(t) == 3]
         return p
 
 
-# Phone fields kept in hints["memory"], with the JSON types each may come back as (rejected: a list)
-_OPT_NUM, _OPT_STR = (int, float, type(None)), (str, type(None))
-MEMORY = {"offered": _OPT_STR, "loads_taken": (bool,), "components": (int,), "asked_signed_at": _OPT_NUM,
-          "took_config": (bool,), "last": (int, float), "vendor_class": _OPT_STR, "back_at": _OPT_NUM,
-          "trust_boots": (int,), "file_ts": (list,), "applied": (int,)}
+Planner = Callable[[Phone], Plan]
 
 
-def _ts(ev: dict) -> float:
-    return float(ev.get("ts") or 0.0)
-
-
-def _no_manifest(model: str) -> str:
-    """The diagnosis for a model whose loads have no .loads manifest (reference §0.0 item 10), else ""."""
-    m = by_name(model) if model else None
-    if m is None or m.manifest:
-        return ""
-    return (f"not upgradable by manifest ({m.name} firmware is {m.images or 'images'} files with no .loads "
-            "manifest; the station cannot offer it a load: upgrade it by hand)")
+def _strings(value) -> list[str]:
+    return [x for x in value if isinstance(x, str)] if isinstance(value, list) else []
 
 
 class Tracker:
-    def __init__(self, replan: Callable[[Phone], list[str]], reject_hint: Callable[[Phone], str] | None = None,
-                 reset_keys: Callable[[str], str | None] | None = None):
-        self.replan = replan
-        self.reject_hint = reject_hint or (lambda p: "")
+    """Every phone's state machine.  Public entry points: feed, config, term, tick, restore, phone_at."""
+
+    def __init__(self, planner: Planner, components_of: Callable[[str], int] | None = None,
+                 reset_keys: Callable[[str], str | None] | None = None,
+                 lease_of: Callable[[str], tuple[str, str] | None] | None = None,
+                 upgradable: Callable[[str], str | None] | None = None):
+        """
+        Args:
+            planner: the plan for a phone (its model, current load, protocol and rejected loads).
+            components_of: how many files a load's manifest lists (0 if unknown): all taken means rebooting.
+            reset_keys: the factory-reset key sequence for a model, for diagnoses.
+            lease_of: (mac, model) for an address whose lease the tracker has not been told (restart, static IP).
+            upgradable: None if a model takes loads by manifest, else why not (shown as its diagnosis).
+        """
+        self.planner = planner
+        self.components_of = components_of or (lambda load: 0)
         self.reset_keys = reset_keys or (lambda model: None)
+        self.lease_of = lease_of or (lambda ip: None)
+        self.upgradable = upgradable or (lambda model: None)
         self.phones: dict[str, Phone] = {}
         self.by_ip: dict[str, str] = {}
-        self.early: OrderedDict[str, list[dict]] = OrderedDict()
+        self._born: list[Output] = []      # "seen" of phones created while answering, handed out with the answer
 
+    # ---- entry points ------------------------------------------------------------------------------
     def restore(self, phones: Iterable[Phone]) -> None:
-        """Phones as the station last recorded them (a restart mid-plan resumes each one)."""
+        """Phones as the station last recorded them: a restart resumes each where it was."""
         for p in phones:
-            p.resume_after = p.applied
-            if p.plan and p.step_load == p.current and p.step_load != p.plan[-1] and not p.loads_taken:
-                p.plan, p.step = self.replan(p), 0    # recorded between taking a step and its re-plan
             self.phones[p.mac] = p
             if p.ip:
                 self.by_ip[p.ip] = p.mac
 
-    def _go(self, p: Phone, ts: float, state: str, detail: str = "") -> list[dict]:
-        p.state, p.last = state, ts
-        p.diagnosis = detail if state in NEEDS_TECH else ""
-        p.timeline.append((ts, state, detail))
+    def feed(self, fact: Fact) -> list[Output]:
+        """Apply one fact.
+
+        Args:
+            fact: a Lease, FileAsked, FileSent, FileMissing, LoadReported or Retry, in the order they happened.
+        Returns:
+            what changed (PhoneChanged, LoadLearned), for the store and the dashboard.
+        """
+        out = self._feed(fact)
+        born, self._born = self._born, []
+        return born + out
+
+    def _feed(self, fact: Fact) -> list[Output]:
+        if isinstance(fact, Lease):
+            return self._lease(fact)
+        if isinstance(fact, Retry):
+            p = self.phones.get(fact.mac.lower())
+            return self._run(p, Signal.RETRY, fact.ts, fact) if p else []
+        if isinstance(fact, LoadReported):
+            p = self.phones.get(fact.mac.lower())
+            return self._run(p, Signal.REPORTED, fact.ts, fact) if p else []
+        p = self.phone_at(fact.ip, fact.mac, fact.ts)
+        if p is None:
+            return []
+        name = classify(fact.name)
+        p.last = max(p.last, fact.ts)
+        signal = self._file_signal(p, name, fact)
+        return self._run(p, signal, fact.ts, (name, fact)) if signal else []
+
+    def config(self, ip: str, name: str, now: float, mac: str | None = None) -> tuple[str | None, list[Output]]:
+        """A phone asks for its config (SEP<MAC>.cnf.xml, OS79XX.TXT, SIPDefault.cnf...): conclude, then name.
+
+        Returns:
+            (the load its config names, or None if the station has none for it; what changed).
+        """
+        out = self.feed(FileAsked(now, ip, name, mac=mac or classify(name).mac))
+        p = self.phone_at(ip, mac or classify(name).mac, now)
+        return (p.step_load if p else None), out
+
+    def term(self, ip: str, term: str, now: float, model: str) -> tuple[str | None, list[Output]]:
+        """A factory-reset phone asks for termNN.default.loads: the load whose term file to serve.
+
+        The answer is tied to the phone's boot record, so that load's files and the next config are
+        read as installing it (reference §0.0 item 7)."""
+        p = self.phone_at(ip, None, now)
+        if p is None:
+            return None, []
+        out: list[Output] = self._born
+        self._born = []
+        if p.model != model and not p.model:
+            p.model = model
+            p.plan, p.step = self._plan(p)
+        key = classify(term).key
+        b = p.boot
+        if b.term and b.manifest == key and not b.took_firmware:
+            out += self._run(p, Signal.REJECTED, now, None)       # the same term file again, nothing taken
+        load = p.step_load
+        b = p.boot
+        b.offered, b.term = load, term.lower()
+        return load, out
+
+    def tick(self, now: float) -> list[Output]:
+        """Conclusions that come from time passing (settled, rejected by silence, stalled, not back)."""
+        out: list[Output] = []
+        for p in list(self.phones.values()):
+            b = p.boot
+            if b.signed_at is not None and not b.took_config and now - b.signed_at > TRUST_WAIT_S \
+                    and p.state != S.STUCK:
+                out += self._run(p, Signal.TRUST_TIMEOUT, now, None)
+            elif p.state == S.CONFIGURED and b.took_config and not b.manifest and b.config_at is not None \
+                    and now - b.config_at > SETTLE_S:
+                out += self._run(p, Signal.SETTLED, now, None)
+            elif p.state == S.DOWNLOADING and now - max(b.progress_at, b.manifest_at or 0) > \
+                    (MANIFEST_WAIT_S if not b.took_firmware else STALL_S):
+                out += self._run(p, Signal.STALLED, now, None)
+            elif p.state == S.REBOOTING and now - b.progress_at > REBOOT_S:
+                out += self._run(p, Signal.NO_RETURN, now, None)
+        return out
+
+    def phone_at(self, ip: str | None, mac: str | None, ts: float = 0.0) -> Phone | None:
+        """The phone at an address (or with a MAC), asking `lease_of` for addresses not yet heard of."""
+        if mac:
+            p = self.phones.get(mac.lower())
+            if p is not None:
+                if ip and p.ip != ip:
+                    self._bind(p, ip)
+                return p
+        known = self.by_ip.get(ip or "")
+        if known:
+            return self.phones.get(known)
+        found = self.lease_of(ip) if ip else None
+        if not found and not mac:
+            return None
+        mac, model = (found or (mac, ""))
+        p = self._new(mac.lower(), model or "", ts)
+        self._bind(p, ip or "")
+        return p
+
+    # ---- reading facts -----------------------------------------------------------------------------
+    def _file_signal(self, p: Phone, name: Name, fact) -> Signal | None:
+        b, kind = p.boot, name.kind
+        if kind == Kind.SIGNED_CONFIG:             # asked at all (the station answers "not found")
+            return Signal.SIGNED_CONFIG if isinstance(fact, (FileAsked, FileMissing)) else None
+        if isinstance(fact, FileMissing):
+            return Signal.MISSING if kind in (Kind.MANIFEST, Kind.TERM, Kind.COMPONENT, Kind.LOADER_7940,
+                                              Kind.APP_7940) else None
+        if kind == Kind.CONFIG:
+            if not isinstance(fact, FileAsked):
+                return None
+            if name.path.lower() in ("sipdefault.cnf",) or name.path.lower().startswith("sip"):
+                p.protocol = p.protocol or SIP
+            if b.manifest and b.took_firmware and (b.app or not (b.loader and not b.app)):
+                return Signal.INSTALLED
+            if b.manifest and not b.took_firmware:
+                return Signal.REJECTED
+            if b.loader and not b.app:
+                return None       # a 7940/60 between its loader and its application: nothing to conclude yet
+            return Signal.CONFIG
+        if not isinstance(fact, FileSent) or fact.result != "complete":
+            return None
+        if kind in (Kind.MANIFEST, Kind.TERM):
+            load = name.load if kind == Kind.MANIFEST else None
+            if b.manifest == name.key and not b.took_firmware and b.manifest_at is not None:
+                return Signal.REJECTED                             # the same manifest again, nothing taken
+            if load and p.installed_app and load.lower() == p.installed_app.lower():
+                return Signal.OLD_APP
+            return Signal.MANIFEST
+        if kind == Kind.COMPONENT:
+            return Signal.COMPONENT if b.manifest else None
+        if kind == Kind.LOADER_7940:
+            if p.installed_app and name.load and name.load.lower() == p.installed_app.lower():
+                return Signal.OLD_APP
+            return Signal.LOADER
+        if kind == Kind.APP_7940:
+            if p.installed_app and name.load and name.load.lower() == p.installed_app.lower():
+                return Signal.OLD_APP                               # the same .sb2 again: its old app booted
+            return Signal.APP
+        return None
+
+    # ---- running the table ---------------------------------------------------------------------------
+    def _run(self, p: Phone, signal: Signal, ts: float, arg) -> list[Output]:
+        t = transition(p.state, signal)
+        if t is None:
+            return []
+        before = (p.state, p.detail, p.step, p.current)
+        out: list[Output] = getattr(self, "_" + t.action)(p, ts, arg) or []
+        if p.state not in t.targets:
+            raise AssertionError(f"{t.action} took {p.mac} from {before[0].value} to {p.state.value}, "
+                                 f"not one of {[s.value for s in t.targets]}")
+        if (p.state, p.detail, p.step, p.current) != before:
+            out.append(self._changed(p, ts))
+        return out
+
+    def _go(self, p: Phone, state: S, detail: str = "") -> None:
+        p.state, p.detail = state, detail
+        p.diagnosis = detail if state.needs_tech else ""
+        if state != S.STUCK:
+            p.stuck_on = ""
+
+    def _changed(self, p: Phone, ts: float) -> PhoneChanged:
+        p.timeline = (p.timeline + [(ts, p.state.value, p.detail)])[-TIMELINE:]
         n = len(p.plan)
-        return [{"kind": E.PHONE_STATE, "source": "tracker", "ts": ts, "mac": p.mac, "state": state, "detail": detail,
-                 "step": min(p.step + 1, n) if n else 0, "steps": n, "load": p.current, "diagnosis": p.diagnosis or None}]
+        return PhoneChanged(ts, p.mac, p.state, p.detail, min(p.step + 1, n) if n else 0, n, p.current,
+                            p.diagnosis or None)
 
-    def feed(self, ev: dict) -> list[dict]:
-        kind, ts = ev.get("kind", ""), _ts(ev)
-        if kind in (E.DHCP_DISCOVER, E.DHCP_ACK):
-            return self._dhcp(ev, ts)
-        if kind == E.PHONE_RETRY:
-            return self._retry(ev, ts)
-        if not kind.startswith("file."):
-            return []
-        mac = self.by_ip.get(ev.get("ip") or "")
-        if not mac:
-            self._keep_early(ev)
-            return []
-        if self.phones[mac].state == "stuck":
-            return []  # a diagnosis stays until the tech acts (phone.retry): the phone keeps looping
-        return self._file(self.phones[mac], kind, ev.get("file", ""), ev, ts)
+    def _new(self, mac: str, model: str, ts: float) -> Phone:
+        p = self.phones[mac] = Phone(mac, model=model, last=ts)
+        p.plan, p.step = self._plan(p)
+        self._born.append(self._changed(p, p.last))
+        why = self.upgradable(model) if model else None
+        if why:
+            self._go(p, S.STUCK, why)
+            self._born.append(self._changed(p, p.last))
+        return p
 
-    def _keep_early(self, ev: dict) -> None:
-        ip = ev.get("ip")
+    def _bind(self, p: Phone, ip: str) -> None:
         if not ip:
             return
-        kept = self.early.setdefault(ip, [])
-        self.early.move_to_end(ip)
-        kept.append(ev)
-        del kept[:-EARLY_PER_IP]
-        now = _ts(ev)
-        while self.early and (len(self.early) > EARLY_IPS or
-                              _ts(next(iter(self.early.values()))[-1]) < now - EARLY_S):
-            self.early.popitem(last=False)     # least recently heard from first
+        if p.ip and self.by_ip.get(p.ip) == p.mac:
+            del self.by_ip[p.ip]
+        p.ip = ip
+        self.by_ip[ip] = p.mac
 
-    def _dhcp(self, ev: dict, ts: float) -> list[dict]:
-        mac = (ev.get("mac") or "").lower()
-        if not mac:
-            return []
-        out: list[dict] = []
-        p = self.phones.get(mac)
-        if p is None:
-            p = self.phones[mac] = Phone(mac, model=ev.get("model") or "")
-            if why := _no_manifest(p.model):
-                out += self._go(p, ts, "stuck", why)
-            else:
-                p.plan = self.replan(p)
-                out += self._go(p, ts, "seen", f"model {p.model or '?'}")
-        elif ev.get("model") and not p.model:
-            p.model = ev["model"]
-            if why := _no_manifest(p.model):
-                out += self._go(p, ts, "stuck", why)
-            else:
-                p.plan = self.replan(p)
-        out += self._vendor_class(p, ev.get("vendor_class"), ts)
-        ack = ev.get("kind") == E.DHCP_ACK
-        if ack and ev.get("ip"):
-            p.ip = ev["ip"]
-            self.by_ip[p.ip] = mac
-        # A lease older than files already seen from the phone began a boot those files belong to
-        # (DHCP and the file service write the bus separately): old news, not another reboot.
-        fresh = ack and ts >= p.last
-        if fresh and p.asked_signed_at is not None and not p.took_config and p.state != "stuck":
-            p.trust_boots += 1
-            out += self._trust_stuck(p, ts)
-        if fresh and p.state in ("rebooting", "downloading", "configured") and p.loads_taken:
-            out += self._came_back(p, ts)
-        if ack and ev.get("ip"):
-            late = sorted((e for e in self.early.pop(ev["ip"], []) if _ts(e) >= ts), key=_ts)
-            for e in late:                     # this lease's files, read before the lease itself
-                if p.state != "stuck":
-                    out += self._file(p, e.get("kind", ""), e.get("file", ""), e, _ts(e))
-        return out
+    def _plan(self, p: Phone) -> tuple[list[str], int]:
+        return self.planner(p).steps, 0
 
-    def _vendor_class(self, p: Phone, vc: str | None, ts: float) -> list[dict]:
-        """Old 7940/60 images send option 60 without a model; gaining one after a load means the load took (§1.3)."""
-        if vc is None:
+    def _learn(self, p: Phone, load: str, how: str, ts: float) -> list[Output]:
+        if not load or load == p.current:
             return []
-        vc = vc.replace("\x00", "").strip()
-        before, p.vendor_class = p.vendor_class, vc
-        if before is not None and before.endswith("IP Phone") and vc != before and "CP-79" in vc and p.loads_taken and p.offered:
-            p.components = max(p.components, 1)
-            return self.learn(p.mac, p.offered, "option60", ts)
-        return []
+        if p.before is None and p.current is None and how != "step":
+            p.before = load
+        p.current, p.how = load, how
+        return [LoadLearned(ts, p.mac, load, how)]
 
-    def learn(self, mac: str, load: str, how: str, ts: float) -> list[dict]:
-        """The phone's running load became known (completed step, option 60, DeviceInformationX)."""
-        p = self.phones.get(mac)
-        if p is None or not load or load == p.current:
-            return []
-        p.current = load
-        out = [{"kind": E.PHONE_LOAD, "source": "tracker", "ts": ts, "mac": mac, "load": load, "how": how}]
-        if p.state in ("seen", "configured", "rebooting") and not p.loads_taken:
-            p.plan, p.step = self.replan(p), 0
-            if not p.plan or p.plan[-1] == load:
-                p.offered = load
-        return out
-
-    def _retry(self, ev: dict, ts: float) -> list[dict]:
-        p = self.phones.get((ev.get("mac") or "").lower())
-        if p is None:
-            return []
-        p.rejected.clear()
-        p.loads_taken, p.components, p.asked_signed_at, p.took_config = False, 0, None, False
-        if why := _no_manifest(p.model):
-            return self._go(p, ts, "stuck", why)
-        p.plan, p.step = self.replan(p), 0
-        return self._go(p, ts, "seen", f"plan restarted on request ({ev.get('by') or 'api'})")
-
-    def _came_back(self, p: Phone, ts: float, settle: bool = False) -> list[dict]:
-        if p.components == 0 and not settle:
-            p.back_at = ts
-            return []
-        p.loads_taken, p.back_at = False, None
-        if p.components == 0:
-            p.rejected.add(p.offered or "")
-            new = self.replan(p)
-            if new and new[0] not in p.rejected:
-                p.plan, p.step = new, 0
-                return self._go(p, ts, "rebooting", f"load {p.offered} rejected; moving to {new[0]}")
-            hint = self.reject_hint(p)
-            return self._go(p, ts, "stuck", f"load {p.offered} rejected (Auth Fail / File auth error / Load rejected HC); {hint}".rstrip("; "))
-        out = self.learn(p.mac, p.offered or "", "step", ts) if p.offered != p.current else []
-        p.plan = self.replan(p)
-        p.step = 0
-        return out + self._go(p, ts, "rebooting", f"now on {p.current}")
-
-    def _file(self, p: Phone, kind: str, name: str, ev: dict, ts: float) -> list[dict]:
-        low = name.lower()
-        p.last = max(p.last, ts)
-        if p.back_at is not None:
-            if kind == E.FILE_DONE and ts <= p.back_at and not low.endswith(".loads"):
-                p.components += 1
-                return self._came_back(p, p.back_at)
-            if ts > p.back_at:
-                return self._came_back(p, p.back_at, settle=True) + self._file(p, kind, name, ev, ts)
-        if kind == E.FILE_NOT_FOUND and not (low.endswith(".sgn") or low.startswith(("ctl", "itl"))):
-            if low.endswith(".cnf.xml") or low.endswith(".loads") or p.loads_taken:
-                return self._go(p, ts, "stuck", f"station does not have {name}: add it to the firmware library")
-            return []
-        if low.endswith(".cnf.xml.sgn") or low.startswith(("itl", "ctl")):
-            if p.asked_signed_at is None and low.endswith(".sgn"):
-                p.asked_signed_at = ts
-            return []
-        if kind != E.FILE_DONE:
-            if kind == E.FILE_REQUEST and p.loads_taken and p.state != "downloading":
-                return self._go(p, ts, "downloading", name)
-            return []
-        if low == "os79xx.txt" and not p.model:
-            p.model = LOADER_7940_MODEL
-            p.plan, p.step = self.replan(p), 0
-        if (low.startswith("sep") and low.endswith(".cnf.xml")) or low == "os79xx.txt":
-            out: list[dict] = []
-            if p.loads_taken and p.back_at is None and p.components > 0:
-                # asking for its config again after taking a load's components means it rebooted onto it,
-                # whether or not its new lease is on the bus yet (DHCP ACK and config are ~30 ms apart)
-                out += self._came_back(p, ts)
-            p.took_config, p.asked_signed_at = True, None
-            p.offered = p.plan[p.step] if p.plan else p.current
+    def _offer(self, p: Phone, ts: float) -> None:
+        """Name the plan's current step in this config (and say so)."""
+        b = p.boot
+        b.offered, b.term, b.took_config, b.config_at = p.step_load, None, True, ts
+        if b.offered is None:
+            why = self.upgradable(p.model)
+            plan = self.planner(p)
+            self._go(p, S.STUCK, why or plan.missing or f"no load for {p.model or 'this model'} in the firmware library")
+            p.stuck_on = "missing"
+        elif p.current and b.offered.lower() == p.current.lower() and b.offered == p.target:
+            self._go(p, S.DONE, f"on {p.current}")
+        else:
             n = len(p.plan)
-            return out + self._go(p, ts, "configured", f"step {min(p.step + 1, n)} of {n}: {p.offered}")
-        if low.endswith(".loads"):
-            # components may be on the bus ahead of their .loads (writers flush separately): count by time
-            p.loads_taken, p.components = True, sum(1 for x in p.file_ts if x >= ts)
-            return self._go(p, ts, "downloading", name)
-        p.file_ts = (p.file_ts + [ts])[-32:]
-        if p.loads_taken:
-            p.components += 1
-            return self._go(p, ts, "downloading", f"{name} {ev.get('bytes', '')}/{ev.get('total', '')}".strip())
+            self._go(p, S.CONFIGURED, f"step {min(p.step + 1, n)} of {n}: {b.offered}")
+
+    # ---- actions (TABLE names them) ----------------------------------------------------------------
+    def _lease(self, fact: Lease) -> list[Output]:
+        mac = fact.mac.lower()
+        out: list[Output] = []
+        p = self.phones.get(mac)
+        if p is None:
+            p = self._new(mac, fact.model or "", fact.ts)
+        if fact.ip and fact.acked:
+            self._bind(p, fact.ip)
+        if fact.model and fact.model != p.model and (not p.model or p.model == LOADER_7940_MODEL):
+            p.model = fact.model
+            if not p.boot.manifest:
+                p.plan, p.step = self._plan(p)
+        return out + self._run(p, Signal.LEASE, fact.ts, fact)
+
+    def _lease_seen(self, p: Phone, ts: float, fact: Lease) -> list[Output]:
+        b = p.boot
+        if fact.acked and b.signed_at is not None and not b.took_config and p.state != S.STUCK:
+            self._trust(p)
         return []
 
-    def _settled(self, p: Phone, now: float) -> list[dict]:
-        """Took its config and fetched no load: it runs what the config named.  On a stone (told it before
-        the station learned it was already there) it stays put until restarted, so say so."""
-        if p.offered == p.target:
-            p.current = p.offered
-            return self._go(p, now, "done", f"on {p.current}")
-        out = self.learn(p.mac, p.offered or "", "settled", now)
-        nxt = p.step_load
-        if nxt == p.current:
-            return out + self._go(p, now, "done", f"on {p.current}")
-        return out + self._go(p, now, "waiting", f"already on {p.current}, which its config named, so it stays there: "
-                              f"restart it (unplug power) to go on to {nxt}")
+    def _configure(self, p: Phone, ts: float, arg) -> list[Output]:
+        p.boot = Boot(signed_at=p.boot.signed_at)
+        if p.model == "" and isinstance(arg, tuple) and arg[0].path.upper() == "OS79XX.TXT":
+            p.model = LOADER_7940_MODEL
+        if not p.plan or (p.current and p.step_load == p.current and p.current != p.target):
+            p.plan, p.step = self._plan(p)
+        self._offer(p, ts)
+        return []
 
-    def _trust_stuck(self, p: Phone, ts: float) -> list[dict]:
-        """Asked for the signed config and came back (or waited out) without taking the unsigned one."""
+    def _configure_stuck(self, p: Phone, ts: float, arg) -> list[Output]:
+        if p.stuck_on == "missing":
+            p.plan, p.step = self._plan(p)
+            if p.step_load is not None and not self.planner(p).missing:
+                return self._configure(p, ts, arg)
+        p.boot = Boot(offered=p.step_load, took_config=True, config_at=ts, signed_at=p.boot.signed_at)
+        return []
+
+    def _installed(self, p: Phone, ts: float, arg) -> list[Output]:
+        b = p.boot
+        load = b.offered or (classify(b.manifest).load if b.manifest else None)
+        out = self._learn(p, load or "", "step", ts)
+        p.installed_app = load if b.app else None
+        if p.plan and p.step < len(p.plan) and p.plan[p.step] == load:
+            p.step += 1
+            if p.step >= len(p.plan):
+                p.plan, p.step = self._plan(p)
+        else:
+            p.plan, p.step = self._plan(p)
+        if p.current and p.current == (p.plan[-1] if p.plan else p.current) and p.step >= len(p.plan) - 1 \
+                and p.step_load == p.current:
+            p.boot = Boot(offered=p.current, took_config=True, config_at=ts)
+            self._go(p, S.DONE, f"on {p.current}")
+            return out
+        p.boot = Boot()
+        self._offer(p, ts)
+        return out
+
+    def _rejected(self, p: Phone, ts: float, arg) -> list[Output]:
+        b = p.boot
+        load = b.offered or (classify(b.manifest).load if b.manifest else None) or "?"
+        term = b.term
+        p.rejected.add(load)
+        plan = self.planner(p)
+        p.plan, p.step = plan.steps, 0
+        p.boot = Boot(signed_at=b.signed_at)
+        nxt = p.step_load
+        why = KEY_CHANGE if not p.current else "it refused the load (Auth Fail / File auth error / Load rejected HC)"
+        if nxt and nxt not in p.rejected:
+            p.boot = Boot(offered=nxt, took_config=True, config_at=ts)
+            n = len(p.plan)
+            self._go(p, S.CONFIGURED, f"rejected {load}: {why}; now step 1 of {n}: {nxt}")
+            return []
+        if term:
+            self._go(p, S.STUCK, f"factory-reset phone loops on {term}: it cannot verify the one served "
+                                 f"(for {load}); {plan.missing or 'add the package of a stepping-stone load that carries ' + term}")
+        else:
+            self._go(p, S.STUCK, f"rejected {load}: {why}; "
+                                 f"{plan.missing or 'no other load in the library it could take: add a stepping stone'}")
+        p.stuck_on = "missing"
+        return []
+
+    def _manifest(self, p: Phone, ts: float, arg) -> list[Output]:
+        name, _ = arg
+        b = p.boot
+        if name.kind == Kind.MANIFEST and name.load and (not b.offered or b.offered.lower() != name.load.lower()):
+            b.offered, b.term = name.load, None      # it installs what it fetched, whoever named it
+        b.manifest, b.manifest_at, b.files, b.progress_at = name.key, ts, set(), ts
+        b.loader = b.app = False
+        self._go(p, S.DOWNLOADING, name.path)
+        return []
+
+    def _component(self, p: Phone, ts: float, arg) -> list[Output]:
+        name, fact = arg
+        b = p.boot
+        b.files.add(name.key)
+        b.progress_at = ts
+        want = self.components_of(b.offered or "")
+        if want and len(b.files) >= want:
+            self._go(p, S.REBOOTING, f"installing {b.offered}")
+        else:
+            self._go(p, S.DOWNLOADING, f"{name.path} ({len(b.files)}/{want or '?'})")
+        return []
+
+    def _loader(self, p: Phone, ts: float, arg) -> list[Output]:
+        name, _ = arg
+        b = p.boot
+        b.loader, b.progress_at = True, ts
+        b.manifest = b.manifest or name.key
+        b.offered = b.offered or name.load
+        self._go(p, S.REBOOTING, f"flashing the loader {name.path}; after its reboot it fetches the .sb2")
+        return []
+
+    def _app(self, p: Phone, ts: float, arg) -> list[Output]:
+        name, _ = arg
+        b = p.boot
+        b.app, b.progress_at = True, ts
+        b.manifest = b.manifest or name.key
+        b.offered = b.offered or name.load
+        self._go(p, S.REBOOTING, f"installing {b.offered}")
+        return []
+
+    def _old_app(self, p: Phone, ts: float, arg) -> list[Output]:
+        load = p.installed_app
+        p.current, p.how, p.installed_app = None, None, None
+        p.rejected.add(load or "")
+        self._go(p, S.STUCK, f"took {load}.sb2 and booted its old application again (seen on 7960s that refuse "
+                             f"loads above 8.0(4)): it will not run {load}; try an 8.0(4) load, or SIP P0S3-8-12-00")
+        return []
+
+    def _signed_config(self, p: Phone, ts: float, arg) -> list[Output]:
+        if p.boot.signed_at is None:
+            p.boot.signed_at = ts
+        return []
+
+    def _missing(self, p: Phone, ts: float, arg) -> list[Output]:
+        name, _ = arg
+        if name.kind == Kind.TERM:
+            load = p.step_load
+            self._go(p, S.STUCK, f"factory-reset phone asks for {name.path}, and no package of {load or 'its next load'} "
+                                 f"in the library has it: add that load's cmterm zip (it carries {name.path.lower()})")
+        else:
+            self._go(p, S.STUCK, f"station does not have {name.path}: add it to the firmware library")
+        p.stuck_on = "missing"
+        return []
+
+    def _reported(self, p: Phone, ts: float, fact: LoadReported) -> list[Output]:
+        if fact.load is None:
+            p.reported = fact.raw[:80] or None
+            return []
+        p.reported = None
+        out = self._learn(p, fact.load, fact.how, ts)
+        if out:
+            p.plan, p.step = self._plan(p)
+            if p.state == S.WAITING or (p.state == S.CONFIGURED and p.step_load == p.current):
+                self._offer(p, ts)
+        return out
+
+    def _keep(self, p: Phone, ts: float, arg) -> list[Output]:
+        return []
+
+    def _settled(self, p: Phone, ts: float, arg) -> list[Output]:
+        b = p.boot
+        out = self._learn(p, b.offered or "", "settled", ts)
+        p.plan, p.step = self._plan(p)
+        if p.step_load is None or p.step_load == p.current:
+            self._go(p, S.DONE, f"on {p.current}")
+        else:
+            self._go(p, S.WAITING, f"already on {p.current}, which its config named, so it stays there until it "
+                                   f"asks again: restart it (unplug power) to go on to {p.step_load}")
+        return out
+
+    def _stalled(self, p: Phone, ts: float, arg) -> list[Output]:
+        b = p.boot
+        if not b.took_firmware:
+            return self._rejected(p, ts, arg)
+        if not self.components_of(b.offered or ""):
+            self._go(p, S.REBOOTING, f"installing {b.offered}")
+            return []
+        self._go(p, S.STUCK, f"download of {b.offered} stopped after {len(b.files)} of "
+                             f"{self.components_of(b.offered or '')} files: check the cable, then restart the phone")
+        return []
+
+    def _no_return(self, p: Phone, ts: float, arg) -> list[Output]:
+        self._go(p, S.STUCK, f"installed {p.boot.offered} and did not come back within {int(REBOOT_S // 60)} minutes: "
+                             "check its power (a 7970 needs a power brick or full PoE)")
+        return []
+
+    def _trust(self, p: Phone) -> None:
         keys = self.reset_keys(p.model)
         reset = f"factory reset ({keys})" if keys else "factory reset"
-        return self._go(p, ts, "stuck", "holds another cluster's trust list and never took the unsigned config: "
-                        f"erase it (Settings > Security > Trust List, **# to unlock, Erase) or {reset}")
+        self._go(p, S.STUCK, "holds another cluster's trust list and never took the unsigned config: "
+                             f"erase it (Settings > Security > Trust List, **# to unlock, Erase) or {reset}")
 
-    def offer(self, mac: str, ts: float, pending: Iterable[dict] = ()) -> tuple[bool, str | None]:
-        """(known, load): what the phone is told if it takes its config at `ts`, without changing any state.
+    def _trust_stuck(self, p: Phone, ts: float, arg) -> list[Output]:
+        self._trust(p)
+        return []
 
-        Runs the very transition the config's file.done will cause, on a copy of the phone, after
-        `pending` (this process's transfer events not yet on the bus), so the answer the file service
-        renders and the step the tracker records later are the same."""
-        p = self.phones.get(mac)
-        if p is None:
-            return False, None
-        trial = copy.deepcopy(p)
-        self.phones[mac] = trial
-        try:
-            for ev in pending:
-                if self.by_ip.get(ev.get("ip", "")) == mac and str(ev.get("kind", "")).startswith("file."):
-                    self.feed(ev)
-            self.feed({"kind": E.FILE_DONE, "ts": ts, "ip": trial.ip, "file": f"SEP{mac.upper()}.cnf.xml"})
-        finally:
-            self.phones[mac] = p
-        return True, trial.step_load
-
-    def tick(self, now: float) -> list[dict]:
-        out: list[dict] = []
-        for p in self.phones.values():
-            if p.back_at is not None and now - p.back_at > BACK_GRACE_S:
-                out += self._came_back(p, p.back_at, settle=True)
-            if p.state in ("done", "stuck"):
-                continue
-            if p.asked_signed_at is not None and not p.took_config and now - p.asked_signed_at > TRUST_WAIT_S:
-                out += self._trust_stuck(p, now)
-            elif p.state == "downloading" and now - p.last > STALL_S:
-                out += self._go(p, now, "stuck", f"transfer stalled since {p.last:.0f}")
-            elif p.state == "configured" and not p.loads_taken and now - p.last > DONE_WAIT_S and p.offered:
-                out += self._settled(p, now)
-        return out
+    def _retry(self, p: Phone, ts: float, arg) -> list[Output]:
+        p.rejected.clear()
+        p.boot, p.installed_app = Boot(), None
+        p.plan, p.step = self._plan(p)
+        self._go(p, S.SEEN, f"plan restarted on request ({getattr(arg, 'by', 'api')})")
+        return []

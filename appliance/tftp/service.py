@@ -1,17 +1,20 @@
 """`appliance serve tftp`: the file service process.
 
-The parent builds the firmware catalog, starts the recovery tracker, serves
-HTTP :6970, beats the heartbeat, watches for "firmware.rescan" requests and
+The parent builds the firmware catalog, holds the recovery tracker (its Hub:
+every fact arrives there in order, recovery/hub.py), serves HTTP :6970, beats
+the heartbeat, watches for "firmware.rescan" and "phone.retry" requests and
 keeps `[tftp] workers` TFTP worker processes alive.  Each worker owns one
 SO_REUSEPORT socket on the TFTP port (created by the parent, so a restarted
-worker takes over the same socket and no request is lost to a dead one) and
-runs its own epoll loop, tracking and store handle: CPU-bound block sending
-then uses every core instead of one GIL.
+worker takes over the same socket and no request is lost to a dead one), runs
+its own epoll loop and store handle, and tells the tracker its file facts over
+a socketpair, on which it also asks which load a config names: CPU-bound block
+sending then uses every core instead of one GIL.
 """
 from __future__ import annotations
 
 import ctypes
 import gc
+import json
 import logging
 import multiprocessing
 import os
@@ -54,23 +57,13 @@ def build_catalog(cfg, ctx: ServiceContext):
     return catalog
 
 
-def build_generated(cfg, catalog, store, tracking=None):
-    """`tracking`: this process's transfer records, so a config answer sees transfers not yet flushed."""
+def build_generated(cfg, catalog, store, decider=None):
+    """Generated configs naming what `decider` (the tracker's answer) says; the phones table's answer without one."""
     if catalog is None:
         return None
-    try:
-        from ..firmware.generated import Generated
-        from ..recovery.live import pending_from
-        from ..recovery.plan import chooser
-    except ImportError as exc:
-        log.info("no generated configs (%s)", exc)
-        return None
-    try:
-        pending = pending_from(tracking) if tracking is not None else None
-        return Generated(cfg, catalog, chooser(store, catalog, cfg, pending))
-    except Exception as exc:
-        log.warning("generated configs unavailable: %r", exc)
-        return None
+    from ..firmware.generated import Generated
+    from ..recovery.station import TableDecider
+    return Generated(cfg, catalog, decider or TableDecider(store, catalog, cfg))
 
 
 def make_files(cfg, catalog, generated) -> Files:
@@ -92,17 +85,23 @@ def _die_with_parent() -> None:
         pass
 
 
-def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, catalog) -> None:
-    """Body of one TFTP worker process (forked: inherits the socket and the scanned catalog)."""
+def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, catalog, channel=None) -> None:
+    """Body of one TFTP worker process (forked: inherits the socket, the scanned catalog and its tracker channel)."""
     _die_with_parent()
     parent = os.getppid()
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     store = Store(cfg.db_path)
-    tracking = Tracking(store, "tftp")
+    decider = None
+    if channel is not None:
+        from ..recovery.hub import Channel
+        from ..recovery.station import ChannelDecider, TableDecider
+        link = Channel(channel)
+        decider = ChannelDecider(link, TableDecider(store, catalog, cfg)) if catalog is not None else None
+    tracking = Tracking(store, "tftp", facts=link.send if channel is not None else None)
     tracking.start()
-    files = make_files(cfg, catalog, build_generated(cfg, catalog, store, tracking))
+    files = make_files(cfg, catalog, build_generated(cfg, catalog, store, decider))
     server = Server(ServerConfig.from_config(cfg), files, tracking, limits, sock=sock)
     gc.freeze()            # startup objects out of the collector's way: the loop allocates per block
     seen = {"gen": generation.value, "at": 0.0, "trimmed": 0.0}
@@ -152,6 +151,8 @@ class FileService:
         self.catalog = None
         self.http = None
         self.tracking = Tracking(ctx.store, "http")
+        self.hub = None
+        self.channels: list = []     # (parent end, worker end) per worker index
         self._cursor = 0
         self._refreshed = time.monotonic()
 
@@ -163,12 +164,14 @@ class FileService:
                 "restarts": self.restarts, "sessions": self.limits.active, "tftp": totals,
                 "http": dict(self.tracking.counters), "catalog": self.catalog is not None,
                 "loads": len(getattr(self.catalog, "loads", []) or []) if self.catalog is not None else 0,
-                "generation": self.generation.value}
+                "generation": self.generation.value,
+                "tracker": dict(self.hub.counters) if self.hub is not None else None}
 
     def start_worker(self, index: int):
         p = self.mp.Process(target=worker_main, name=f"tftp-worker-{index}", daemon=True,
                             args=(self.cfg, index, self.sockets[index], self.limits, self.generation,
-                                  self.counters, self.catalog))
+                                  self.counters, self.catalog,
+                                  self.channels[index][1] if self.channels else None))
         p.start()
         return p
 
@@ -180,7 +183,18 @@ class FileService:
             ctx.error(f"cannot listen on udp/{cfg.tftp.port}: {exc}")
             return 1
         self.catalog = build_catalog(cfg, ctx)
-        generated = build_generated(cfg, self.catalog, ctx.store, self.tracking)
+        decider = None
+        if self.catalog is not None:
+            from ..recovery.station import HubDecider, TableDecider, build_hub
+            try:
+                self.hub = build_hub(cfg, self.catalog, ctx.store)
+            except OSError as exc:
+                ctx.error(f"recovery tracker not started (socket {exc.filename or ''}: {exc.strerror or exc})")
+            if self.hub is not None:
+                self.channels = [self.hub.worker_pair() for _ in range(self.nworkers)]
+                decider = HubDecider(self.hub, TableDecider(ctx.store, self.catalog, cfg))
+                self.tracking.facts = self.hub.local
+        generated = build_generated(cfg, self.catalog, ctx.store, decider)
         files = make_files(cfg, self.catalog, generated)
         if cfg.tftp.http_port:
             try:
@@ -191,13 +205,9 @@ class FileService:
         ctx.store.close()        # forked workers must not inherit an open SQLite connection...
         self.workers = [self.start_worker(i) for i in range(self.nworkers)]
         self.tracking.start()    # ...so the flush thread, which opens its own, starts after the fork
+        if self.hub is not None:
+            self.hub.start()     # likewise the tracker's writer
         self._cursor = self._last_event_id()
-        if self.catalog is not None:
-            try:
-                from ..recovery import runner
-                runner.start(ctx, self.catalog, generated)
-            except Exception as exc:
-                ctx.error(f"recovery tracker not started: {exc!r}")
         ctx.start_heartbeat(self.info)
         log.info("TFTP on udp/%d (%d workers), HTTP on tcp/%s, root %s", cfg.tftp.port, self.nworkers,
                  cfg.tftp.http_port or "off", cfg.tftp.root)
@@ -230,17 +240,24 @@ class FileService:
             return 0
 
     def read_requests(self) -> None:
-        """Rescan requests appended since the last look.  The cursor moves to the newest id seen, hit or
-        not, so each look scans only new rows (ids up to a visible MAX are all committed: one writer at a time)."""
+        """Rescan and retry requests appended since the last look.  The cursor moves to the newest id seen,
+        hit or not, so each look scans only new rows (ids up to a visible MAX are all committed: one writer
+        at a time)."""
         try:
             newest = self._last_event_id()
-            rows = self.ctx.store.query("SELECT id FROM events WHERE id > ? AND id <= ? AND kind = ? LIMIT 1",
-                                        (self._cursor, newest, ev.CATALOG_RESCAN))
+            rows = self.ctx.store.query("SELECT id, kind, mac, ts, data FROM events WHERE id > ? AND id <= ? "
+                                        "AND kind IN (?, ?) ORDER BY id LIMIT 1000",
+                                        (self._cursor, newest, ev.CATALOG_RESCAN, ev.PHONE_RETRY))
         except Exception as exc:
             self.ctx.error(f"rescan requests not read: {exc}")
             return
         self._cursor = max(self._cursor, newest)
-        if rows:
+        for row in rows:
+            if row["kind"] == ev.PHONE_RETRY and self.hub is not None and row["mac"]:
+                from ..recovery.facts import Retry
+                by = str((json.loads(row["data"] or "{}") or {}).get("by") or "api")[:80]
+                self.hub.local(Retry(float(row["ts"]), str(row["mac"]).lower(), by))
+        if any(row["kind"] == ev.CATALOG_RESCAN for row in rows):
             log.info("firmware rescan requested")
             self.rescan(full=True)
 
@@ -277,6 +294,8 @@ class FileService:
             self.http.shutdown()
             self.http.server_close()
         self.tracking.stop()
+        if self.hub is not None:
+            self.hub.stop()
         for s in self.sockets:
             s.close()
 

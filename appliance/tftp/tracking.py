@@ -1,10 +1,15 @@
-"""Transfer records and FILE_* events, kept in memory and flushed about once a second.
+"""Transfer records and FILE_* events: told to the recovery tracker at once, kept for history in the store.
 
-The send path only bumps integers on an in-memory record; a writer thread
-upserts the changed records with `store.write_transfers` and appends the queued
-events in one transaction each, so the database never sees a block.  The MAC
-comes from `SEP<MAC>` in the file name, else from the DHCP lease of the client
-address (looked up once per address per LEASE_TTL, not per request).
+Every request, finished transfer and miss is one fact for the tracker, sent
+as it happens (`facts`: the worker's Channel, or the Hub's `local` in the
+parent), so the tracker sees a phone's files in the order it asked for them.
+For history, the send path only bumps integers on an in-memory record; a writer
+thread upserts the changed records with `store.write_transfers` and appends the
+queued events in one transaction each, so the database never sees a block.
+The MAC comes from `SEP<MAC>` in the file name, else from the DHCP lease of the
+client address (looked up once per address per LEASE_TTL, not per request).
+Generated configs are not sent as facts here: asking for one is itself the
+question the tracker answers (recovery/station.py), told once.
 """
 from __future__ import annotations
 
@@ -14,8 +19,11 @@ import os
 import re
 import threading
 import time
+from typing import Callable
 
 from .. import events as ev
+from ..firmware.names import Kind, classify
+from ..recovery.facts import FileAsked, FileMissing, FileSent
 
 log = logging.getLogger("tftp")
 
@@ -47,14 +55,15 @@ class Transfer:
 
 
 class Tracking:
-    def __init__(self, store, source: str = "tftp"):
+    def __init__(self, store, source: str = "tftp", facts: Callable | None = None):
+        """`facts(fact)`: where each file fact goes at once (the tracker), besides the store."""
         self.store = store
         self.source = source
+        self.facts = facts
         self.lock = threading.Lock()
         self.running: dict[str, Transfer] = {}
         self.finished: list[Transfer] = []
         self.events: list[tuple] = []
-        self.inflight: list[tuple] = []    # taken by flush() and not yet committed: still this process's news
         self.dropped = 0
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid()}-{time.time():.6f}"
@@ -85,6 +94,14 @@ class Tracking:
         return mac
 
     # -- producers (called from the serving loop) ------------------------------------------------
+    def _tell(self, fact) -> None:
+        if self.facts is None or classify(fact.name).kind == Kind.CONFIG:
+            return
+        try:
+            self.facts(fact)
+        except Exception as exc:  # the tracker being away must never stop a transfer
+            log.warning("fact not told to the tracker: %r", exc)
+
     def _event(self, kind: str, mac: str | None, data: dict, proto: str) -> None:
         with self.lock:
             if len(self.events) >= MAX_QUEUE:
@@ -98,6 +115,7 @@ class Tracking:
                      time.time())
         with self.lock:
             self.running[t.key] = t
+        self._tell(FileAsked(t.started, ip, asked, proto, mac))
         self._event(ev.FILE_REQUEST, mac, {"ip": ip, "mac": mac, "file": asked, "resolved": resolved,
                                            "total": total, "proto": proto}, proto)
         return t
@@ -109,6 +127,7 @@ class Tracking:
             self.finished.append(t)
             self.counters[result] = self.counters.get(result, 0) + 1
             self.counters["bytes"] += sent
+        self._tell(FileSent(t.ended, t.ip, t.file, t.proto, result, sent, t.total, t.mac))
         self._event(ev.FILE_DONE, t.mac, {"ip": t.ip, "mac": t.mac, "file": t.file, "resolved": t.resolved,
                                           "bytes": sent, "total": t.total, "duration": round(t.ended - t.started, 4),
                                           "result": result, "proto": t.proto}, t.proto)
@@ -122,6 +141,7 @@ class Tracking:
         with self.lock:
             self.finished.append(t)
             self.counters[result] = self.counters.get(result, 0) + 1
+        self._tell(FileAsked(now, ip, asked, proto, mac) if result != "not found" else FileMissing(now, ip, asked, proto, mac))
         if result == "not found":
             self._event(ev.FILE_NOT_FOUND, mac, {"ip": ip, "mac": mac, "file": asked, "proto": proto}, proto)
         else:
@@ -153,7 +173,6 @@ class Tracking:
         now = time.time()
         with self.lock:
             events, self.events = self.events, []
-            self.inflight = events
             finished, self.finished = self.finished, []
             running = list(self.running.values())
         records = [t.record(now) for t in finished]
@@ -165,12 +184,9 @@ class Tracking:
                 self.store.write_transfers(records)
             if events:
                 self.store.append_events(events)
-            with self.lock:
-                self.inflight = []
         except Exception as exc:
             log.warning("transfers/events not recorded (%d/%d): %s", len(records), len(events), exc)
             with self.lock:
-                self.inflight = []
                 if len(self.events) + len(events) <= MAX_QUEUE:
                     self.events[:0] = events
                 self.finished[:0] = finished

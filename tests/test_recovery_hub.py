@@ -1,0 +1,149 @@
+"""The tracker's door: DHCP datagrams, a worker's socketpair and local calls, in order; hostile datagrams dropped."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from appliance.firmware import synth
+from appliance.firmware.catalog import Catalog
+from appliance.recovery.facts import FactError, FileSent, Lease, from_wire, to_wire
+from appliance.recovery.hub import Channel, FactSender, Hub
+from appliance.recovery.station import make_tracker
+from appliance.store import Store
+
+STONE, TARGET = "SCCP45.8-5-2S", "SCCP45.9-4-2SR4-3S"
+MAC, IP = "001b2c3d4e5f", "10.9.0.7"
+
+
+@pytest.fixture
+def hub(station_config):
+    cfg = station_config
+    for load in (STONE, TARGET):
+        synth.write_zip(cfg.tftp.root, load, size_bytes=4_000)
+    cat = Catalog.from_config(cfg)
+    cat.scan()
+    store = Store(cfg.db_path)
+    folder = Path(tempfile.mkdtemp(prefix="hub-"))
+    os.chmod(folder, 0o755)
+    h = Hub(make_tracker(cat, cfg, store), store, folder / "tracker.sock")
+    h.start()
+    yield h, store
+    h.stop()
+    folder.rmdir()
+
+
+def wait(cond, seconds=5.0):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_lease_datagram_then_worker_question_is_answered_knowing_the_lease(hub):
+    h, store = hub
+    parent, child = h.worker_pair()
+    sender, channel = FactSender(h.path), Channel(child)
+    try:
+        for i in range(50):                         # many phones: each question follows its own lease at once
+            mac, ip = f"001b2c3d4e{i:02x}", f"10.9.1.{i + 1}"
+            assert sender.send(Lease(time.time(), mac, ip, True, "CP-7965G"))
+            ok, load = channel.ask("config", ip=ip, name=f"SEP{mac.upper()}.cnf.xml", mac=None)
+            assert ok and load == STONE, (i, load)
+        assert wait(lambda: (store.phone("001b2c3d4e31") or {}).get("state") == "configured")
+    finally:
+        sender.close()
+
+
+def test_worker_facts_arrive_in_order_before_its_next_question(hub):
+    h, _ = hub
+    _, child = h.worker_pair()
+    channel = Channel(child)
+    h.local(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+    assert channel.ask("config", ip=IP, name=f"SEP{MAC.upper()}.cnf.xml") == (True, STONE)
+    for name in [f"{STONE}.loads", *synth.component_names(STONE)]:
+        channel.send(FileSent(time.time(), IP, name))
+    h.local(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+    assert channel.ask("config", ip=IP, name=f"SEP{MAC.upper()}.cnf.xml") == (True, TARGET)
+    assert h.tracker.phones[MAC].current == STONE
+
+
+def test_question_unanswered_in_time_says_so(station_config):
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with a, b:
+        t0 = time.monotonic()
+        assert Channel(b).ask("config", timeout=0.3, ip=IP, name="SEP.cnf.xml") == (False, None)
+        assert time.monotonic() - t0 < 2
+
+
+@pytest.mark.parametrize("data,words", [
+    (b"x" * 5000, "datagram of 5000 bytes"),
+    (b"\xff\xfe{", "not JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    (b'{"kind": "phone.retry", "ts": 1, "mac": "001b2c3d4e5f"}', "unknown kind"),
+    (b'{"kind": "dhcp.ack", "ts": "soon", "mac": "001b2c3d4e5f"}', "field 'ts'"),
+    (b'{"kind": "dhcp.ack", "ts": 1, "mac": "zz:zz"}', "12 lower-case hex"),
+    (b'{"kind": "dhcp.ack", "ts": 1, "mac": "001b2c3d4e5f", "ip": "10.0.0.1; rm -rf"}', "not a dotted IPv4"),
+    (b'{"kind": "dhcp.ack", "ts": 1}', "without a MAC"),
+    (b'{"kind": "file.done", "ts": 1, "ip": "10.0.0.1"}', "needs 'ip' and 'name'"),
+    (b'{"kind": "file.done", "ts": 1, "ip": "10.0.0.1", "name": "a\\u0000b"}', "not printable"),
+    (b'{"kind": "dhcp.ack", "ts": true, "mac": "001b2c3d4e5f"}', "field 'ts'"),
+])
+def test_malformed_facts_are_refused_by_the_codec(data, words):
+    with pytest.raises(FactError) as exc:
+        from_wire(data)
+    assert words in str(exc.value)
+
+
+def test_fact_codec_round_trip():
+    for fact in (Lease(1.5, MAC, IP, True, "CP-7965G", "Cisco Systems, Inc. IP Phone CP-7965G"),
+                 Lease(2.0, MAC, None, False), FileSent(3.0, IP, "a.sbn", "http", "complete", 10, 20, MAC)):
+        assert from_wire(to_wire(fact)) == fact
+
+
+def test_forged_datagrams_are_dropped_and_the_tracker_goes_on(hub, caplog):
+    h, _ = hub
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        for data in (b"x" * 4000, b"{", b'{"kind":"dhcp.ack","ts":1,"mac":"nothex"}', json.dumps([1]).encode()):
+            s.sendto(data, str(h.path))
+        assert wait(lambda: h.counters["dropped"] >= 4)
+        FactSender(h.path).send(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+        assert wait(lambda: MAC in h.tracker.phones)
+        assert "dropped malformed fact datagram" in caplog.text
+    finally:
+        s.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to send as another user")
+def test_datagram_from_another_user_is_dropped(hub):
+    h, _ = hub
+    os.chmod(h.path, 0o666)
+    pid = os.fork()
+    if pid == 0:                                   # child: become nobody and forge a lease
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            FactSender(h.path).send(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert wait(lambda: h.counters["dropped"] >= 1)
+    assert MAC not in h.tracker.phones
+
+
+def test_garbage_from_a_worker_is_dropped(hub):
+    h, _ = hub
+    parent, child = h.worker_pair()
+    child.send(b"not json")
+    child.send(json.dumps({"ask": "config", "id": 1, "ip": 5}).encode())
+    child.send(json.dumps({"fact": {"kind": "file.done", "ts": "x"}}).encode())
+    assert wait(lambda: h.counters["dropped"] >= 3)
+    assert Channel(child).ask("config", ip=IP, name=f"SEP{MAC.upper()}.cnf.xml")[0]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import netinfo
+from .mac import MAC_RE, normalize_mac  # noqa: F401  (normalize_mac: part of this module's API)
 
 DEFAULT_PATH = Path("config/appliance.toml")
 
@@ -83,7 +84,6 @@ POSITIVE_KEYS = {
     ("dhcp", "lease_seconds"), ("dhcp", "guard_interval"), ("tftp", "max_sessions"), ("tftp", "per_client"),
     ("tftp", "timeout"), ("tftp", "retries"), ("tftp", "workers"),
 }
-MAC_RE = re.compile(r"^[0-9a-f]{12}$")
 AUTO_POOL_SIZE = 200
 
 
@@ -93,14 +93,6 @@ class ConfigError(Exception):
     def __init__(self, source: str, key: str, problem: str):
         super().__init__(f"{source}: [{key.split('.')[0]}] {key.split('.', 1)[-1]}: {problem}")
         self.source, self.key, self.problem = source, key, problem
-
-
-def normalize_mac(text: str) -> str:
-    """`00:1B-2c.3D4e5F` -> `001b2c3d4e5f`; raises ValueError if not 12 hex digits."""
-    mac = re.sub(r"[^0-9a-fA-F]", "", text).lower()
-    if not MAC_RE.match(mac) or len(re.sub(r"[:\-.\s]", "", text)) != 12:
-        raise ValueError(f"not a MAC address: {text!r}")
-    return mac
 
 
 @dataclass(frozen=True)

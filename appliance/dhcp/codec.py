@@ -8,7 +8,6 @@ reason, never another exception, so the socket loop can drop, count and log it.
 from __future__ import annotations
 
 import json
-import socket
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,14 +104,18 @@ class Message:
 
 
 def ip_bytes(text: str) -> bytes:
-    try:
-        return socket.inet_pton(socket.AF_INET, text)   # dotted quad only, unlike inet_aton
-    except OSError:
-        raise ValueError(f"not an IPv4 address: {text!r}") from None
+    """Dotted quad only (as inet_pton, unlike inet_aton: no leading zeros, no short forms); ValueError otherwise."""
+    parts = text.split(".") if isinstance(text, str) else []
+    if len(parts) != 4 or not all(p.isascii() and p.isdigit() and len(p) <= 3 and (p == "0" or p[0] != "0")
+                                  and int(p) <= 255 for p in parts):
+        raise ValueError(f"not an IPv4 address: {text!r}")
+    return bytes(int(p) for p in parts)
 
 
 def ip_text(raw: bytes) -> str:
-    return socket.inet_ntoa(raw)
+    if len(raw) != 4:
+        raise ValueError(f"an IPv4 address is 4 bytes, not {len(raw)}")
+    return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
 
 
 def ip_int(text: str) -> int:
@@ -120,7 +123,7 @@ def ip_int(text: str) -> int:
 
 
 def int_ip(number: int) -> str:
-    return socket.inet_ntoa(number.to_bytes(4, "big"))
+    return ip_text(number.to_bytes(4, "big"))
 
 
 def mac_bytes(mac: str) -> bytes:

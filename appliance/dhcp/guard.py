@@ -9,7 +9,7 @@ REQUESTs naming another server.  The socket loop feeds it and asks `may_offer`.
 """
 from __future__ import annotations
 
-import os
+import secrets
 from dataclasses import dataclass, field
 
 from . import codec
@@ -36,8 +36,7 @@ class Guard:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"guard mode must be one of {MODES}")
-        self._random = self.rng.getrandbits if self.rng is not None else (
-            lambda bits: int.from_bytes(os.urandom((bits + 7) // 8), "big"))
+        self._random = self.rng.getrandbits if self.rng is not None else secrets.randbits
 
     # -- probing -------------------------------------------------------------------------------------
     def due(self, now: float) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import events as ev
+from ..mac import normalize_mac
 from . import codec
 from .codec import Message
 from .leases import LeaseBook
@@ -41,8 +42,6 @@ class ServerSettings:
 
     @classmethod
     def from_config(cls, cfg) -> "ServerSettings":
-        from ..config import normalize_mac
-
         return cls(
             address=cfg.network.address, netmask=cfg.network.netmask,
             pool_start=cfg.dhcp.pool_start, pool_end=cfg.dhcp.pool_end, lease_seconds=cfg.dhcp.lease_seconds,

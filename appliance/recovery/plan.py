@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass, field
 
 from appliance.firmware.models import normalize_model

@@ -1,0 +1,86 @@
+"""The sans-I/O boundary, checked: pure modules import no I/O, directly, lazily or through another module.
+
+A pure module (codec, state machine, policy, parser) takes bytes, facts and `now` and returns bytes,
+facts and decisions; sockets, files, clocks, threads and the database live in the modules around it
+(each package's README says which is which).  This test reads every import statement, including those
+inside functions, and follows imports of the station's own modules.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PURE = [
+    "appliance/mac.py",
+    "appliance/events.py",
+    "appliance/dhcp/codec.py", "appliance/dhcp/leases.py", "appliance/dhcp/server.py", "appliance/dhcp/guard.py",
+    "appliance/tftp/packets.py", "appliance/tftp/session.py",
+    "appliance/dns/resolver.py",
+    "appliance/firmware/signed.py", "appliance/firmware/loads.py", "appliance/firmware/names.py",
+    "appliance/firmware/versions.py", "appliance/firmware/models.py",
+    "appliance/recovery/facts.py", "appliance/recovery/state.py", "appliance/recovery/tracker.py",
+    "appliance/recovery/identify.py", "appliance/recovery/rules.py", "appliance/recovery/plan.py",
+]
+IO = {"socket", "select", "selectors", "sqlite3", "threading", "multiprocessing", "time", "os", "subprocess",
+      "shutil", "asyncio", "http", "urllib", "signal", "ctypes"}
+
+
+def imports(path: Path) -> list[tuple[str, int]]:
+    """(module, line) for every import in the file, at any depth; relative imports made absolute."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+                if not node.module:
+                    out += [(f"{mod}.{a.name}", node.lineno) for a in node.names]
+                    continue
+            else:
+                mod = node.module or ""
+            out.append((mod, node.lineno))
+    return out
+
+
+def own_file(module: str) -> Path | None:
+    parts = module.split(".")
+    for candidate in (REPO.joinpath(*parts).with_suffix(".py"), REPO.joinpath(*parts, "__init__.py")):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+@pytest.mark.parametrize("rel", PURE)
+def test_pure_module_imports_no_io(rel):
+    seen, todo, bad = set(), [(REPO / rel, rel)], []
+    while todo:
+        path, via = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for module, line in imports(path):
+            top = module.split(".")[0]
+            if top in IO:
+                bad.append(f"{via}:{line} imports {module}")
+            elif top == "appliance":
+                target = own_file(module)
+                if target is not None and target != REPO / "appliance/__init__.py":
+                    todo.append((target, f"{via} -> {target.relative_to(REPO)}"))
+    assert not bad, "\n".join(bad)
+
+
+def test_every_pure_module_exists_and_each_package_states_the_rule():
+    for rel in PURE:
+        assert (REPO / rel).exists(), rel
+    for package in ("dhcp", "tftp", "dns", "firmware", "recovery"):
+        readme = REPO / "appliance" / package / "README.md"
+        assert readme.exists(), readme
+        text = readme.read_text()
+        assert "pure" in text.lower() and "I/O" in text, readme

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import queue
 import re
 import threading
@@ -25,13 +26,173 @@ from typing import Callable
 # (timeout, pause after) per try: quick while the phone's config request is still ahead, then backing off
 SCHEDULE = ((0.5, 0.2), (0.5, 0.3), (0.5, 0.5), (1.0, 1.0), (1.5, 2.0), (1.5, 4.0))
 MAX_PENDING = 64
-_FIELD = re.compile(r"<(appLoadID|versionID|modelNumber)>\s*([^<]{1,80}?)\s*</\1>", re.I)
+log = logging.getLogger(__name__)
+MAX_BODY = 65536          # a real page is 1-2 KiB; a larger one is not a phone's page and is dropped whole
+MAX_VALUE = 128           # longer than any field a phone fills in; a longer value is dropped, never cut short
+MAX_DEPTH = 16            # the page is flat (DeviceInformation > field); anything deeper is not a phone's page
+FIELDS = ("apploadid", "bootloadid", "versionid", "modelnumber")
+ROOT = "deviceinformation"
+_TAG = re.compile(r"<(/?)([A-Za-z_][\w.\-]{0,63}(?::[A-Za-z_][\w.\-]{0,63})?)"
+                  r"((?:\s+[^<>\s=/]{1,64}\s*=\s*(?:\"[^\"<]{0,512}\"|'[^'<]{0,512}'))*)\s*(/?)>")
+_REF = re.compile(r"&(?:#(\d{1,7})|#x([0-9A-Fa-f]{1,6})|(lt|gt|amp|quot|apos));|&")
+_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class _Dropped(Exception):
+    """The page is not a DeviceInformationX document; the message says why (for the log)."""
 
 
 def parse(body: bytes) -> dict[str, str]:
-    """Fields of a DeviceInformationX document; malformed or foreign pages give {}."""
-    text = body[:65536].decode("latin-1", "replace")
-    return {m.group(1).lower(): m.group(2) for m in _FIELD.finditer(text)}
+    """Fields of a DeviceInformationX document; malformed, foreign or hostile pages give {}.
+
+    Args:
+        body: the HTTP body as received (anything: huge, binary, not UTF-8, not XML).
+    Returns:
+        {"apploadid", "bootloadid", "versionid", "modelnumber"} -> text, for the fields present with plain text;
+        {} for a page that is not one.  Never raises.
+    """
+    return read_page(body)[0]
+
+
+def read_page(body: bytes) -> tuple[dict[str, str], str]:
+    """`parse`, and why a page was dropped ("" when it was read), so the poller can log it.
+
+    Rules (a phone's page is small, flat, well-formed XML under <DeviceInformation>): bodies over MAX_BODY, with NUL
+    bytes (binary, UTF-16), with a DOCTYPE (entity declarations), with another root element, broken markup or
+    nesting deeper than MAX_DEPTH are dropped whole.  A field counts only as a direct child of the root and only its
+    first occurrence: one holding elements, an unknown entity or a value over MAX_VALUE is dropped, never a later
+    copy taken instead.  Attributes are ignored, CDATA and the XML character references are text, control
+    characters become spaces and the value is stripped; numbers are text like any other.
+    """
+    try:
+        return _read(body), ""
+    except _Dropped as exc:
+        return {}, str(exc)
+    except Exception as exc:      # a bug here must not kill the poll thread (its phone would never be polled again)
+        log.exception("DeviceInformationX parser failed")
+        return {}, f"unreadable ({type(exc).__name__})"
+
+
+def _read(body: bytes) -> dict[str, str]:
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise _Dropped(f"not bytes ({type(body).__name__})")
+    body = bytes(body)
+    if len(body) > MAX_BODY:
+        raise _Dropped(f"larger than {MAX_BODY} bytes")
+    if b"\x00" in body:
+        raise _Dropped("binary (NUL bytes)")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = body.decode("latin-1")        # old pages may be Latin-1; load IDs are ASCII either way
+    out: dict[str, str] = {}
+    seen: set[str] = set()
+    stack: list[str] = []
+    field: str | None = None                 # the field whose text is being read (a direct child of the root)
+    parts: list[str] = []
+    bad = False                              # that field holds something other than text
+    done = False
+    i, n = 0, len(text)
+    while i < n and not done:
+        j = text.find("<", i)
+        chunk = text[i:] if j < 0 else text[i:j]
+        if chunk:
+            if not stack:
+                if chunk.strip():
+                    raise _Dropped("text outside the root element")
+            elif field is not None:
+                value = _text(chunk)
+                bad = bad or value is None
+                parts.append(value or "")
+        if j < 0:
+            break
+        if text.startswith("<!--", j):
+            end = text.find("-->", j + 4)
+            if end < 0:
+                raise _Dropped("unterminated comment")
+            i = end + 3
+            continue
+        if text.startswith("<![CDATA[", j):
+            end = text.find("]]>", j + 9)
+            if end < 0 or not stack:
+                raise _Dropped("CDATA outside the root or unterminated")
+            if field is not None:
+                parts.append(text[j + 9:end])
+            i = end + 3
+            continue
+        if text.startswith("<?", j):
+            end = text.find("?>", j + 2)
+            if end < 0:
+                raise _Dropped("unterminated processing instruction")
+            i = end + 2
+            continue
+        if text.startswith("<!", j):
+            raise _Dropped("a DOCTYPE or declaration (a phone's page has none)")
+        m = _TAG.match(text, j)
+        if not m:
+            raise _Dropped(f"broken markup at character {j}")
+        closing, name, empty = m.group(1) == "/", m.group(2).lower(), m.group(4) == "/"
+        i = m.end()
+        if closing:
+            if empty or m.group(3) or not stack or stack[-1] != name:
+                raise _Dropped(f"mismatched </{m.group(2)[:64]}>")
+            stack.pop()
+            if field is not None and len(stack) == 1:
+                _keep(out, field, parts, bad)
+                field, parts, bad = None, [], False
+            if not stack:
+                done = True
+            continue
+        if not stack and name != ROOT:
+            raise _Dropped(f"root element <{m.group(2)[:64]}>, not <DeviceInformation>")
+        if field is not None:
+            bad = True                       # an element inside a field: not a text value
+        elif len(stack) == 1 and name in FIELDS and name not in seen:
+            seen.add(name)                   # the first occurrence decides, whatever it holds
+            if empty:
+                continue
+            field, parts, bad = name, [], False
+        if empty:
+            if not stack:
+                done = True
+            continue
+        if len(stack) >= MAX_DEPTH:
+            raise _Dropped(f"nested deeper than {MAX_DEPTH}")
+        stack.append(name)
+    if not done:
+        raise _Dropped("no complete <DeviceInformation> element")
+    return out
+
+
+def _text(chunk: str) -> str | None:
+    """Character data with its references resolved; None for a stray '&', an unknown entity or a bad code point."""
+    if "&" not in chunk:
+        return chunk
+    out, at = [], 0
+    for m in _REF.finditer(chunk):
+        out.append(chunk[at:m.start()])
+        at = m.end()
+        if m.group(3):
+            out.append(_NAMED[m.group(3)])
+            continue
+        if m.group(1) is None and m.group(2) is None:
+            return None
+        code = int(m.group(1)) if m.group(1) is not None else int(m.group(2), 16)
+        if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+            return None
+        out.append(chr(code))
+    out.append(chunk[at:])
+    return "".join(out)
+
+
+def _keep(out: dict[str, str], name: str, parts: list[str], bad: bool) -> None:
+    """Store a field's value unless it held elements or bad references, or is empty or over MAX_VALUE."""
+    if bad:
+        return
+    value = _CONTROL.sub(" ", "".join(parts)).strip()    # inside a value a control char stays a gap, never joins
+    if value and len(value) <= MAX_VALUE:
+        out[name] = value
 
 
 class WebPoller:
@@ -89,7 +250,11 @@ class WebPoller:
         try:
             conn.request("GET", "/DeviceInformationX")
             r = conn.getresponse()
-            info = parse(r.read(65536)) if r.status == 200 else {}
+            if r.status != 200:
+                return {}
+            info, why = read_page(r.read(MAX_BODY + 1))
+            if why:
+                log.warning("DeviceInformationX from %s dropped: %s", ip, why)
             return info if info.get("apploadid") or info.get("versionid") else {}
         except (OSError, ValueError, HTTPException):
             return {}

@@ -18,27 +18,18 @@ import pytest
 
 from appliance.firmware import synth
 from appliance.firmware.catalog import Catalog
-from appliance.firmware.generated import Generated
+from appliance.firmware.generated import Generated, newest_complete_chooser
 from appliance.firmware.signed import parse_signed_header
+
+from .test_firmware_catalog import age, lib, snapshot  # noqa: F401  (lib is a fixture)
 
 STONE, TARGET, OLD, SIP = "SCCP45.8-5-2S", "SCCP45.9-4-2SR4-3S", "P0030801SR02", "SIP42.9-4-2SR3-1S"
 
 
 def settled(root: Path) -> None:
-    past = time.time() - 60
+    age(root)
     for p in root.rglob("*"):
-        os.utime(p, (past, past))
-
-
-def snapshot(root: Path) -> dict:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
-
-
-@pytest.fixture
-def lib(tmp_path):
-    root = tmp_path / "fw"
-    root.mkdir()
-    return root, tmp_path / "cache"
+        os.utime(p, (time.time() - 60,) * 2)
 
 
 def test_every_package_kind_is_read_completely(lib):
@@ -101,7 +92,7 @@ def test_stone_without_term_file_is_never_served_under_the_term_name(lib, statio
     cat.scan()
     load = cat.load(STONE)
     assert load.complete and load.terms_missing == ["term45.default.loads", "term65.default.loads"]
-    gen = Generated(station_config, cat, lambda mac, model: STONE, store=False)
+    gen = Generated(station_config, cat, newest_complete_chooser(cat), store=False)   # names the stone: the only load
     assert gen.render("term65.default.loads") is None
     synth.write_load(root, STONE, size_bytes=8_000, term=True)
     cat.scan()

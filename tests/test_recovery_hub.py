@@ -104,7 +104,7 @@ def test_malformed_facts_are_refused_by_the_codec(data, words):
 
 def test_fact_codec_round_trip():
     for fact in (Lease(1.5, MAC, IP, True, "CP-7965G", "Cisco Systems, Inc. IP Phone CP-7965G"),
-                 Lease(2.0, MAC, None, False), FileSent(3.0, IP, "a.sbn", "http", "complete", 10, 20, MAC)):
+                 Lease(2.0, MAC, None, False), FileSent(3.0, IP, "a.sbn", "http", MAC, result="complete", bytes=10, total=20)):
         assert from_wire(to_wire(fact)) == fact
 
 

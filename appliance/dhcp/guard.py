@@ -9,6 +9,7 @@ REQUESTs naming another server.  The socket loop feeds it and asks `may_offer`.
 """
 from __future__ import annotations
 
+import random
 import secrets
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ class Guard:
     mode: str
     own_address: str
     interval: float
-    rng: object = None
+    rng: random.Random | None = None
     servers: dict[str, float] = field(default_factory=dict)    # server address -> last seen
     probe_mac: str = ""
     probe_xid: int = 0
@@ -98,7 +99,8 @@ class Guard:
         for server, seen in list(self.servers.items()):
             # A server found by probing is gone once a probe goes unanswered; one seen only through
             # client REQUESTs (it may ignore unknown clients) is kept for two intervals.
-            silent_to_probe = closing and self.via.get(server) == "probe" and seen < self.probe_sent
+            silent_to_probe = (closing and self.via.get(server) == "probe" and self.probe_sent is not None
+                               and seen < self.probe_sent)
             if silent_to_probe or now - seen > horizon:
                 del self.servers[server]
                 self.via.pop(server, None)

@@ -55,7 +55,7 @@ class LeaseBook:
     # -- loading ---------------------------------------------------------------------------
     def load(self, rows: list[dict], conflicts: list[dict]) -> None:
         for row in rows:
-            lease = Lease(**{k: row.get(k) for k in Lease.__dataclass_fields__})
+            lease = Lease(**{k: row.get(k) for k in Lease.__dataclass_fields__})  # type: ignore[arg-type]  # checked below
             try:
                 ip_int(lease.ip)
             except (ValueError, TypeError):
@@ -214,7 +214,7 @@ class LeaseBook:
         lease = self.by_mac.get(mac) if mac else None
         if lease is not None and lease.state == "bound" and lease.expires > now:
             return False
-        if lease is not None:
+        if lease is not None and mac:
             del self.by_mac[mac]
             del self.by_ip[ip]
         self.conflicts[ip] = now + CONFLICT_SECONDS

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import events as ev
+from ..firmware.models import model_from_vendor_class as table_model
 from ..mac import normalize_mac
 from . import codec
 from .codec import Message
@@ -73,30 +74,13 @@ class Outcome:
     malformed: str | None = None
 
 
-_full_model_lookup: list = []
-
-
 def model_from_vendor_class(vendor_class: str | None) -> str | None:
-    """Phone model from option 60; the firmware package owns the full table, the regex is a fallback.
-
-    The import is tried once (lazily, so the DHCP service starts even without the firmware package).
-    """
+    """Phone model from option 60: the model table's name, else the four digits of a CP-NNNN it does not list."""
     if not vendor_class:
         return None
-    if not _full_model_lookup:
-        try:
-            from ..firmware.models import model_from_vendor_class as full
-        except ImportError:
-            full = None
-        _full_model_lookup.append(full)
-    full = _full_model_lookup[0]
-    if full is not None:
-        try:
-            model = full(vendor_class)
-        except Exception:
-            model = None
-        if model:
-            return str(model)
+    model = table_model(vendor_class)
+    if model:
+        return model
     match = MODEL_RE.search(vendor_class)
     return match.group(1) if match else None
 
@@ -172,7 +156,7 @@ class Server:
         address, port = self._destination(req, reply)
         keep = {c for c in (codec.OPT_SUBNET, codec.OPT_TFTP_SERVERS, codec.OPT_LEASE_TIME)}
         data = codec.serialize(reply, max_size=req.max_size, keep=keep)
-        out.replies.append(Reply(data, address, port, durable, codec.TYPE_NAMES[reply.msg_type]))
+        out.replies.append(Reply(data, address, port, durable, codec.TYPE_NAMES.get(reply.msg_type or 0, "?")))
 
     # -- entry point ----------------------------------------------------------------------------------
     def handle(self, data: bytes | Message, now: float, peer: str = "") -> Outcome:

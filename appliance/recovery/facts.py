@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from appliance import events as E
 
@@ -55,36 +55,31 @@ class Lease:
 
 
 @dataclass(frozen=True)
-class FileAsked:
+class FileFact:
+    """What every file fact says: when, from which address, which name (as asked), over TFTP or HTTP."""
+    ts: float
+    ip: str
+    name: str
+    proto: str = "tftp"
+    mac: str | None = None
+
+
+@dataclass(frozen=True)
+class FileAsked(FileFact):
     """A TFTP RRQ or HTTP GET arrived (before any byte is sent)."""
-    ts: float
-    ip: str
-    name: str
-    proto: str = "tftp"
-    mac: str | None = None
 
 
 @dataclass(frozen=True)
-class FileSent:
+class FileSent(FileFact):
     """A transfer ended; result "complete", "timeout" or "aborted"."""
-    ts: float
-    ip: str
-    name: str
-    proto: str = "tftp"
-    result: str = "complete"
-    bytes: int = 0
-    total: int | None = None
-    mac: str | None = None
+    result: str = field(default="complete", kw_only=True)
+    bytes: int = field(default=0, kw_only=True)
+    total: int | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
-class FileMissing:
+class FileMissing(FileFact):
     """Asked for a file the station does not have (answered "file not found")."""
-    ts: float
-    ip: str
-    name: str
-    proto: str = "tftp"
-    mac: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +142,7 @@ def to_event(item: Fact | Output) -> tuple[float, str, str, str | None, dict]:
     data = {k: v for k, v in asdict(item).items() if k not in ("ts", "mac", "acked")}
     if isinstance(item, PhoneChanged):
         data["state"] = item.state.value
-    source = _SOURCE.get(type(item)) or getattr(item, "proto", "tftp")
+    source = _SOURCE.get(type(item)) or str(getattr(item, "proto", "tftp"))
     return item.ts, source, kind_of(item), item.mac, data
 
 
@@ -163,6 +158,7 @@ def from_event(row: dict) -> Fact | Output | None:
 
 
 def _build(kind: str | None, data: dict) -> Fact | Output | None:
+    cls: type | None
     if kind in (E.DHCP_DISCOVER, E.DHCP_ACK):
         cls, data = Lease, {**data, "acked": kind == E.DHCP_ACK}
     else:
@@ -209,7 +205,7 @@ def from_wire(data: bytes) -> Fact:
     kind = doc.pop("kind", None)
     if kind not in WIRE_KINDS:
         raise FactError(f"unknown kind {str(kind)[:40]!r}")
-    clean = {}
+    clean: dict[str, object] = {}
     for key, value in doc.items():
         types = _WIRE_FIELDS.get(key)
         if types is None:
@@ -219,9 +215,10 @@ def from_wire(data: bytes) -> Fact:
         if isinstance(value, str) and (len(value) > MAX_TEXT or not value.isprintable()):
             raise FactError(f"field {key!r}: too long or not printable")
         clean[key] = value
-    if clean.get("mac") is not None and not _MAC.match(clean["mac"]):
+    mac, ip = clean.get("mac"), clean.get("ip")
+    if isinstance(mac, str) and not _MAC.match(mac):
         raise FactError("field 'mac': not 12 lower-case hex digits")
-    if clean.get("ip") is not None and not _IP.match(clean["ip"]):
+    if isinstance(ip, str) and not _IP.match(ip):
         raise FactError("field 'ip': not a dotted IPv4 address")
     if kind in (E.DHCP_DISCOVER, E.DHCP_ACK) and not clean.get("mac"):
         raise FactError("a lease without a MAC")

@@ -202,7 +202,7 @@ def from_page(fields: Mapping[str, str], catalog) -> Identified:
     if not found:
         return Identified(None, results[0].raw, results[0].how, "; ".join(f"{r.how}: {r.why}" for r in results))
     best = found[0]
-    others = [r for r in found[1:] if r.load.lower() != best.load.lower()]
+    others = [r for r in found[1:] if (r.load or "").lower() != (best.load or "").lower()]
     if others:
         note = "; ".join(f"{r.how.split(',')[0].removeprefix('web ')} says {r.load}" for r in others)
         why = f"{note}; taken from {best.how.split(',')[0]}"

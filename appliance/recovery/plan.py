@@ -49,7 +49,7 @@ def make_plan(model: str, current: str | None, target: str, available: list[str]
             continue
         stones = sorted((a for a in available if (k := version_key(a)) and rule.is_stone(k)
                          and (tproto is None or protocol(a) == tproto)),
-                        key=version_key, reverse=True)
+                        key=lambda a: version_key(a) or (), reverse=True)
         if not stones:
             return Plan([target], missing=_missing_text(model, rule, tproto))
         steps.append(stones[0])
@@ -141,7 +141,7 @@ def plan_for(catalog, cfg, model: str, current: str | None, *, as_unknown: bool 
         return Plan([])
     return make_plan(model, None if as_unknown else current, target, _catalog_ids(catalog, model, proto),
                      all_rules(list(getattr(cfg.upgrade, "rules", []) or [])),
-                     strategy or getattr(cfg.upgrade, "strategy", "stepwise"))
+                     str(strategy or getattr(cfg.upgrade, "strategy", "stepwise")))
 
 
 def plan_phone(catalog, cfg, model: str, current: str | None, protocol_hint: str | None = None,

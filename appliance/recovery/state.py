@@ -93,16 +93,16 @@ def diagram() -> str:
              "A fact becomes a signal against the phone's boot record (`tracker.py`); this table says what each",
              "signal does in each state.", "", "| state | signal | action | may end in | why |", "|---|---|---|---|---|"]
     for (state, signal), t in TABLE.items():
-        where = "any" if state == ANY else state.value
+        where = state.value if isinstance(state, S) else "any"
         ends = ", ".join(s.value for s in t.targets) if t.targets != SAME else "(any)"
         lines.append(f"| {where} | {signal.value} | {t.action} | {ends} | {t.why} |")
     lines += ["", "```mermaid", "stateDiagram-v2", "    [*] --> seen"]
     for state in ALL:
         for signal in Signal:
-            t = transition(state, signal)
-            if t is None or t.targets == SAME:
+            found = transition(state, signal)
+            if found is None or found.targets == SAME:
                 continue
-            for end in t.targets:
+            for end in found.targets:
                 if end != state:
                     lines.append(f"    {state.value} --> {end.value}: {signal.value}")
     lines += ["```", ""]

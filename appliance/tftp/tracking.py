@@ -127,7 +127,7 @@ class Tracking:
             self.finished.append(t)
             self.counters[result] = self.counters.get(result, 0) + 1
             self.counters["bytes"] += sent
-        self._tell(FileSent(t.ended, t.ip, t.file, t.proto, result, sent, t.total, t.mac))
+        self._tell(FileSent(t.ended, t.ip, t.file, t.proto, t.mac, result=result, bytes=sent, total=t.total))
         self._event(ev.FILE_DONE, t.mac, {"ip": t.ip, "mac": t.mac, "file": t.file, "resolved": t.resolved,
                                           "bytes": sent, "total": t.total, "duration": round(t.ended - t.started, 4),
                                           "result": result, "proto": t.proto}, t.proto)

@@ -274,6 +274,37 @@ class Store:
             rows = self.query("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit))
         return [dict(row, data=_loads(row["data"], {})) for row in rows]
 
+    def last_event_id(self) -> int:
+        row = self.query_one("SELECT COALESCE(MAX(id), 0) AS id FROM events")
+        return int(row["id"]) if row else 0
+
+    def requests_after(self, cursor: int, kinds: Iterable[str], limit: int = 1000) -> tuple[list[dict], int]:
+        """Requests of `kinds` (what the API appended for a service to act on) after `cursor`, and the
+        cursor for the next look: the newest id seen, hit or not, so each look reads only new rows (ids up
+        to a visible MAX are all committed: one writer at a time)."""
+        kinds = list(kinds)
+        newest = self.last_event_id()
+        marks = ", ".join("?" for _ in kinds)
+        rows = self.query(f"SELECT * FROM events WHERE id > ? AND id <= ? AND kind IN ({marks}) ORDER BY id LIMIT ?",
+                          (cursor, newest, *kinds, limit))
+        found = [dict(row, data=_loads(row["data"], {})) for row in rows]
+        return found, (found[-1]["id"] if len(found) == limit else max(cursor, newest))
+
+    def timeline(self, mac: str, limit: int = 500) -> list[dict]:
+        """A phone's last `limit` events, oldest first."""
+        rows = self.query("SELECT * FROM (SELECT * FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+                          (mac, limit))
+        return [dict(row, data=_loads(row["data"], {})) for row in rows]
+
+    def counts(self) -> dict[str, list[dict]]:
+        """Rows for /metrics: phones by state, transfers by protocol and result (with bytes), leases by state."""
+        return {
+            "phones": [dict(r) for r in self.query("SELECT state, COUNT(*) AS n FROM phones GROUP BY state")],
+            "transfers": [dict(r) for r in self.query("SELECT proto, result, COUNT(*) AS n, COALESCE(SUM(bytes),0) "
+                                                      "AS b FROM transfers GROUP BY proto, result")],
+            "leases": [dict(r) for r in self.query("SELECT state, COUNT(*) AS n FROM leases GROUP BY state")],
+        }
+
     # -- services ----------------------------------------------------------------
     def heartbeat(self, name: str, pid: int, info: dict | None = None, started: float | None = None) -> None:
         now = time.time()
@@ -384,3 +415,50 @@ class Store:
     def lease_for_ip(self, ip: str) -> dict | None:
         row = self.query_one("SELECT * FROM leases WHERE ip = ?", (ip,))
         return dict(row) if row else None
+
+    def lease_of(self, mac: str) -> dict | None:
+        row = self.query_one("SELECT * FROM leases WHERE mac = ?", (mac,))
+        return dict(row) if row else None
+
+    def phone_mac_at(self, ip: str) -> str | None:
+        """The phone last seen at an address (the phones table, for an address with no lease)."""
+        row = self.query_one("SELECT mac FROM phones WHERE ip = ? ORDER BY last_seen DESC", (ip,))
+        return row["mac"] if row else None
+
+    def lease_book(self) -> tuple[list[dict], list[dict]]:
+        """(leases, conflicts) as DHCP's LeaseBook loads them at start."""
+        return ([dict(r) for r in self.query("SELECT * FROM leases")],
+                [dict(r) for r in self.query("SELECT ip, until FROM conflicts")])
+
+    def save_lease_changes(self, changes: list[tuple[str, tuple]], conn: sqlite3.Connection | None = None) -> None:
+        """Apply LeaseBook changes ("upsert" lease, "forget" mac, "conflict" row) in one write transaction.
+        DHCP owns the leases and conflicts tables: it is the only caller."""
+        def run(c: sqlite3.Connection) -> None:
+            for op, args in changes:
+                if op == "upsert":
+                    lease = args[0]
+                    c.execute("DELETE FROM leases WHERE ip = ? AND mac <> ?", (lease.ip, lease.mac))
+                    c.execute(
+                        "INSERT INTO leases(mac, ip, state, expires, hostname, vendor_class, client_id, prl, updated) "
+                        "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(mac) DO UPDATE SET ip=excluded.ip, "
+                        "state=excluded.state, expires=excluded.expires, hostname=excluded.hostname, "
+                        "vendor_class=excluded.vendor_class, client_id=excluded.client_id, prl=excluded.prl, "
+                        "updated=excluded.updated",
+                        (lease.mac, lease.ip, lease.state, lease.expires, lease.hostname, lease.vendor_class,
+                         lease.client_id, lease.prl, lease.updated))
+                elif op == "forget":
+                    c.execute("DELETE FROM leases WHERE mac = ?", args)
+                elif op == "conflict":
+                    c.execute("INSERT INTO conflicts(ip, until, reason, mac) VALUES (?,?,?,?) ON CONFLICT(ip) DO "
+                              "UPDATE SET until=excluded.until, reason=excluded.reason, mac=excluded.mac", args)
+
+        if conn is not None:
+            run(conn)
+        else:
+            with self.write() as c:
+                run(c)
+
+    def forget_lease(self, mac: str) -> bool:
+        """Delete a lease (the API's "forget": DHCP drops it from memory on the LEASE_FORGET request)."""
+        with self.write() as conn:
+            return conn.execute("DELETE FROM leases WHERE mac = ?", (mac,)).rowcount > 0

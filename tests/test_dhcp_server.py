@@ -10,7 +10,7 @@ from appliance import events as ev
 from appliance.dhcp import codec, guard as guardmod
 from appliance.dhcp.codec import Message
 from appliance.dhcp.guard import Guard
-from appliance.dhcp.leases import LeaseBook, load_from_store, write_pending
+from appliance.dhcp.leases import LeaseBook
 from appliance.dhcp.server import Server, ServerSettings
 from appliance.store import Store
 
@@ -245,12 +245,11 @@ def test_bound_leases_survive_a_restart_without_duplicates(tmp_path):
     first = Server(SETTINGS)
     ips = {n: dora(first, n) for n in (1, 2)}
     reply(handle(first, discover(3)))                      # an offer: not durable, not written
-    with store.write() as conn:
-        write_pending(conn, first.book.take_pending())
+    store.save_lease_changes(first.book.take_pending())
     assert {r["ip"] for r in store.leases()} == set(ips.values())
 
     book = LeaseBook(SETTINGS.pool_start, SETTINGS.pool_end, excluded={STATION})
-    load_from_store(book, store)
+    book.load(*store.lease_book())
     second = Server(SETTINGS, book)
     newcomer = reply(handle(second, discover(9, {50: codec.ip_bytes(ips[1])}), now=1010.0)).yiaddr
     assert newcomer not in ips.values()
@@ -266,8 +265,7 @@ def test_reusing_an_expired_address_replaces_the_old_row(tmp_path):
     ip = dora(srv, 1)
     later = 1000.0 + 601
     assert dora(srv, 2, now=later) == ip
-    with store.write() as conn:
-        write_pending(conn, srv.book.take_pending())
+    store.save_lease_changes(srv.book.take_pending())
     rows = store.leases()
     assert [(r["mac"], r["ip"]) for r in rows] == [("00aabbcc0002", ip)]
 
@@ -404,6 +402,6 @@ def test_unreadable_lease_rows_are_skipped_on_load(tmp_path):
         conn.execute("INSERT INTO leases(mac, ip, state, expires, updated) VALUES ('00aabbcc0002', '10.9.0.10', "
                      "'bound', 99999, 0)")
     book = LeaseBook(SETTINGS.pool_start, SETTINGS.pool_end, excluded={STATION})
-    load_from_store(book, store)
+    book.load(*store.lease_book())
     assert set(book.by_mac) == {"00aabbcc0002"}
     assert reply(handle(Server(SETTINGS, book), discover(3))).yiaddr == "10.9.0.11"

@@ -128,9 +128,7 @@ def create_app(cfg: Config, store: Store | None = None) -> Flask:
     @writer
     def forget_lease(mac: str) -> Response:
         mac = _mac(mac)
-        with db.write() as conn:
-            gone = conn.execute("DELETE FROM leases WHERE mac = ?", (mac,)).rowcount
-        if not gone:
+        if not db.forget_lease(mac):
             return _error(404, f"no lease for {mac}")
         db.event("api", ev.LEASE_FORGET, mac, by=request.remote_addr)
         return jsonify({"mac": mac, "forgotten": True})

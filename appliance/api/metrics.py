@@ -11,12 +11,12 @@ from . import views
 def render(cfg: Config, store: Store) -> bytes:
     reg = CollectorRegistry()
     phones = Gauge("station_phones", "Phones by recovery state", ["state"], registry=reg)
-    for row in store.query("SELECT state, COUNT(*) AS n FROM phones GROUP BY state"):
+    counts = store.counts()
+    for row in counts["phones"]:
         phones.labels(row["state"]).set(row["n"])
     transfers = Gauge("station_transfers", "File transfers by result", ["proto", "result"], registry=reg)
     sent = Gauge("station_transfer_bytes", "Bytes sent by file transfers", ["proto"], registry=reg)
-    for row in store.query("SELECT proto, result, COUNT(*) AS n, COALESCE(SUM(bytes),0) AS b "
-                           "FROM transfers GROUP BY proto, result"):
+    for row in counts["transfers"]:
         transfers.labels(row["proto"], row["result"]).set(row["n"])
         sent.labels(row["proto"]).inc(row["b"])
     dhcp = Gauge("station_dhcp_messages", "DHCP server counters (from its heartbeat)", ["kind"], registry=reg)
@@ -32,6 +32,6 @@ def render(cfg: Config, store: Store) -> bytes:
     for status in ("clear", "checking", "refusing", "warning", "off", "unknown"):
         guard.labels(status).set(1 if h["guard"]["status"] == status else 0)
     leases = Gauge("station_leases", "DHCP leases by state", ["state"], registry=reg)
-    for row in store.query("SELECT state, COUNT(*) AS n FROM leases GROUP BY state"):
+    for row in counts["leases"]:
         leases.labels(row["state"]).set(row["n"])
     return generate_latest(reg)

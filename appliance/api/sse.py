@@ -45,5 +45,4 @@ def stream(store: Store, after: int, duration: float, mac: str | None = None) ->
 
 
 def latest_id(store: Store) -> int:
-    row = store.query_one("SELECT COALESCE(MAX(id), 0) AS m FROM events")
-    return int(row["m"])
+    return store.last_event_id()

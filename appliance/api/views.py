@@ -92,9 +92,7 @@ def lease(row: dict) -> dict:
 
 
 def timeline(store: Store, mac: str, limit: int = 500) -> list[dict]:
-    rows = store.query("SELECT * FROM (SELECT * FROM events WHERE mac = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
-                       (mac, limit))
-    return [event(dict(r)) for r in rows]
+    return [event(r) for r in store.timeline(mac, limit)]
 
 
 def event(row: dict) -> dict:

@@ -225,27 +225,3 @@ class LeaseBook:
         out, self.pending = self.pending, []
         return out
 
-
-def write_pending(conn, changes: list[tuple[str, tuple]]) -> None:
-    """Apply LeaseBook changes inside the caller's write transaction (one per batch of packets)."""
-    for op, args in changes:
-        if op == "upsert":
-            lease = args[0]
-            conn.execute("DELETE FROM leases WHERE ip = ? AND mac <> ?", (lease.ip, lease.mac))
-            conn.execute(
-                "INSERT INTO leases(mac, ip, state, expires, hostname, vendor_class, client_id, prl, updated) "
-                "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(mac) DO UPDATE SET ip=excluded.ip, state=excluded.state, "
-                "expires=excluded.expires, hostname=excluded.hostname, vendor_class=excluded.vendor_class, "
-                "client_id=excluded.client_id, prl=excluded.prl, updated=excluded.updated",
-                (lease.mac, lease.ip, lease.state, lease.expires, lease.hostname, lease.vendor_class,
-                 lease.client_id, lease.prl, lease.updated))
-        elif op == "forget":
-            conn.execute("DELETE FROM leases WHERE mac = ?", args)
-        elif op == "conflict":
-            conn.execute("INSERT INTO conflicts(ip, until, reason, mac) VALUES (?,?,?,?) ON CONFLICT(ip) DO UPDATE "
-                         "SET until=excluded.until, reason=excluded.reason, mac=excluded.mac", args)
-
-
-def load_from_store(book: LeaseBook, store) -> None:
-    book.load([dict(r) for r in store.query("SELECT * FROM leases")],
-               [dict(r) for r in store.query("SELECT ip, until FROM conflicts")])

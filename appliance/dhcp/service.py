@@ -25,7 +25,7 @@ from ..logs import RateLimitedLog
 from . import codec
 from .guard import Guard
 from .probe import Prober
-from .leases import LeaseBook, load_from_store, write_pending
+from .leases import LeaseBook
 from .server import BROADCAST, CLIENT_PORT_OFFSET, Server, ServerSettings
 
 log = logging.getLogger("dhcp")
@@ -95,7 +95,7 @@ class Loop:
         self.guard = Guard(cfg.dhcp.guard, settings.address, float(cfg.dhcp.guard_interval))
         book = LeaseBook(settings.pool_start, settings.pool_end, reserved=dict(settings.reservations),
                          excluded={settings.address})
-        load_from_store(book, self.store)
+        book.load(*self.store.lease_book())
         self.server = Server(settings, book, may_serve=self.guard.may_offer, ignore=self.guard.is_probe)
         self.port = cfg.dhcp.port
         self.interface = cfg.network.interface
@@ -113,7 +113,7 @@ class Loop:
         self.icmp_sock: socket.socket | None = None
         self.prober = Prober(os.getpid())
         self.counters.update({"conflict_probes": 0, "conflicts_found": 0})
-        self._requests_cursor = self._last_event_id()
+        self._requests_cursor = self.store.last_event_id()
         self._requests_at = 0.0
 
     # -- status --------------------------------------------------------------------------------
@@ -219,16 +219,10 @@ class Loop:
             self._requests_at = now
             self.read_requests()
 
-    def _last_event_id(self) -> int:
-        row = self.store.query_one("SELECT COALESCE(MAX(id), 0) AS id FROM events")
-        return int(row["id"]) if row else 0
-
     def read_requests(self) -> None:
         """Act on API requests addressed to DHCP (a forgotten lease must not linger in memory)."""
         try:
-            rows = self.store.query("SELECT id, mac FROM events WHERE id > ? AND kind = ? ORDER BY id",
-                                    (self._requests_cursor, ev.LEASE_FORGET))
-            self._requests_cursor = max([self._requests_cursor, *(r["id"] for r in rows)])
+            rows, self._requests_cursor = self.store.requests_after(self._requests_cursor, [ev.LEASE_FORGET])
         except Exception as exc:
             self.ctx.error(f"API requests not read: {exc}")
             return
@@ -337,8 +331,7 @@ class Loop:
         if not changes:
             return True
         try:
-            with self.store.write() as conn:
-                write_pending(conn, changes)
+            self.store.save_lease_changes(changes)
             return True
         except Exception as exc:
             self.counters["persist_failures"] += 1

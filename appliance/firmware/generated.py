@@ -113,14 +113,13 @@ class Generated:
                 if lease:
                     mac = lease["mac"]
                 else:
-                    row = st.query_one("SELECT mac FROM phones WHERE ip = ? ORDER BY last_seen DESC", (client_ip,))
-                    mac = row["mac"] if row else None
+                    mac = st.phone_mac_at(client_ip)
             if mac is None:
                 return None, None
             row = st.phone(mac)
             if row and row.get("model"):
                 return mac, normalize_model(row["model"])
-            lease = st.query_one("SELECT vendor_class FROM leases WHERE mac = ?", (mac,))
+            lease = st.lease_of(mac)
             vc = (lease["vendor_class"] if lease else None) or (row.get("vendor_class") if row else None)
             return mac, model_from_vendor_class(vc) if vc else None
         except Exception as exc:

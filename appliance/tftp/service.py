@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import json
 import logging
 import multiprocessing
 import os
@@ -22,6 +21,7 @@ import signal
 import time
 
 from .. import events as ev
+from ..recovery.facts import Retry
 from ..service import HEARTBEAT_SECONDS, ServiceContext, release_free_heap
 from ..store import Store
 from . import http as httpmod
@@ -207,7 +207,10 @@ class FileService:
         self.tracking.start()    # ...so the flush thread, which opens its own, starts after the fork
         if self.hub is not None:
             self.hub.start()     # likewise the tracker's writer
-        self._cursor = self._last_event_id()
+        try:
+            self._cursor = self.ctx.store.last_event_id()
+        except Exception:
+            self._cursor = 0
         ctx.start_heartbeat(self.info)
         log.info("TFTP on udp/%d (%d workers), HTTP on tcp/%s, root %s", cfg.tftp.port, self.nworkers,
                  cfg.tftp.http_port or "off", cfg.tftp.root)
@@ -232,30 +235,16 @@ class FileService:
             self._refreshed = now
             self.rescan(full=False)
 
-    def _last_event_id(self) -> int:
-        try:
-            row = self.ctx.store.query_one("SELECT COALESCE(MAX(id), 0) AS id FROM events")
-            return int(row["id"]) if row else 0
-        except Exception:
-            return 0
-
     def read_requests(self) -> None:
-        """Rescan and retry requests appended since the last look.  The cursor moves to the newest id seen,
-        hit or not, so each look scans only new rows (ids up to a visible MAX are all committed: one writer
-        at a time)."""
+        """Rescan and retry requests the API appended since the last look."""
         try:
-            newest = self._last_event_id()
-            rows = self.ctx.store.query("SELECT id, kind, mac, ts, data FROM events WHERE id > ? AND id <= ? "
-                                        "AND kind IN (?, ?) ORDER BY id LIMIT 1000",
-                                        (self._cursor, newest, ev.CATALOG_RESCAN, ev.PHONE_RETRY))
+            rows, self._cursor = self.ctx.store.requests_after(self._cursor, [ev.CATALOG_RESCAN, ev.PHONE_RETRY])
         except Exception as exc:
             self.ctx.error(f"rescan requests not read: {exc}")
             return
-        self._cursor = max(self._cursor, newest)
         for row in rows:
             if row["kind"] == ev.PHONE_RETRY and self.hub is not None and row["mac"]:
-                from ..recovery.facts import Retry
-                by = str((json.loads(row["data"] or "{}") or {}).get("by") or "api")[:80]
+                by = str(row["data"].get("by") or "api")[:80]
                 self.hub.local(Retry(float(row["ts"]), str(row["mac"]).lower(), by))
         if any(row["kind"] == ev.CATALOG_RESCAN for row in rows):
             log.info("firmware rescan requested")

@@ -157,6 +157,26 @@ def test_rejected_stone_tries_the_next_stone_then_the_target_then_names_the_file
     assert all(x in p.diagnosis for x in (STONE, STONE2, TARGET))
 
 
+def test_a_refused_stone_is_not_blamed_on_the_signing_key(tmp_path):
+    """Stones are what old loads can verify (§0.0 item 6), so a phone that refuses one is not an old load
+    meeting a new key; a late-production unit refuses loads too old for its hardware ("Load rejected HC",
+    §5.1, §8.1).  Its load unknown (no page), stepwise: the stones, then the target, which it takes."""
+    b = Bench(*library(tmp_path, [STONE2, STONE, TARGET]))
+    b.lease()
+    assert b.config() == STONE
+    b.sent(f"{STONE}.loads")
+    assert b.at(5).config() == STONE2
+    detail = b.phone.detail
+    assert f"rejected {STONE}" in detail and "Load rejected HC" in detail and "predates" not in detail, detail
+    b.sent(f"{STONE2}.loads")
+    assert b.at(5).config() == TARGET
+    assert "Load rejected HC" in b.phone.detail and "predates" not in b.phone.detail, b.phone.detail
+    b.install(TARGET)
+    b.lease()
+    b.config()
+    assert b.phone.state == S.DONE and b.phone.current == TARGET
+
+
 def test_factory_reset_phone_takes_the_stone_from_its_term_file_and_goes_on_without_a_power_cycle(tmp_path):
     b = Bench(*library(tmp_path, [STONE, TARGET]))
     b.lease()

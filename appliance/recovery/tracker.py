@@ -44,6 +44,11 @@ LOADER_7940_MODEL = "CP-7940G"   # old 7940/60 loaders send no model in option 6
 
 KEY_CHANGE = ("it could not verify the load's signature (Auth Fail / File auth error): its running load "
               "predates the signing key that load uses")
+# A stepping stone is chosen because old loads can verify it (reference §0.0 item 6: 8.3(3)-8.5(2) know both
+# keys; §5.2: 8.1(1) for 7940/60), so a refused stone is not an old load meeting a new key: late-production
+# hardware refuses loads too old for it ("Load rejected HC", §5.1, §8.1).
+STONE_REFUSED = ("it refused the stepping stone, which old loads can verify, so the signing key is not why: its "
+                 "hardware is probably too new for that load (Load rejected HC, late-production phones)")
 
 
 @dataclass
@@ -462,12 +467,14 @@ class Tracker:
         b = p.boot
         load = b.offered or (classify(b.manifest).load if b.manifest else None) or "?"
         term = b.term
+        stone = bool(p.plan) and load != p.plan[-1]      # offered on the way to the target, not the target
         p.rejected.add(load)
         plan = self.planner(p)
         p.plan, p.step = plan.steps, 0
         p.boot = Boot(signed_at=b.signed_at)
         nxt = p.step_load
-        why = KEY_CHANGE if not p.current else "it refused the load (Auth Fail / File auth error / Load rejected HC)"
+        why = (STONE_REFUSED if stone else KEY_CHANGE if not p.current
+               else "it refused the load (Auth Fail / File auth error / Load rejected HC)")
         if nxt and nxt not in p.rejected:
             p.boot = Boot(offered=nxt, took_config=True, config_at=ts)
             n = len(p.plan)

@@ -94,7 +94,7 @@ def render(command: str, seconds: float, fuzz: list[dict], figs: dict[str, dict]
     else:
         lines.append(f"- read-only state dir, DHCP: {missing}.")
     restarts = [figs.get(key) for key, _ in RESTART_ROWS]
-    for (key, label), r in zip(RESTART_ROWS, restarts):
+    for (_key, label), r in zip(RESTART_ROWS, restarts, strict=False):
         if not r:
             lines.append(f"- kill -9 {label} under supervisord: {missing}.")
             continue
@@ -119,7 +119,7 @@ def render(command: str, seconds: float, fuzz: list[dict], figs: dict[str, dict]
     lost = missing if any(x is None for x in parts) else sum(parts)
     finished = f"{loss['phones_finished']}/{loss['phones']}" if loss else missing
     killed = "; ".join(f"{label}: " + (f"{r['phones_finished']}/{r['phones']}" if r else missing)
-                       for (_, label), r in zip(RESTART_ROWS, restarts))
+                       for (_, label), r in zip(RESTART_ROWS, restarts, strict=False))
     total_fuzz = sum(r["inputs"] or 0 for r in fuzz)
     lines += ["", "## Totals", "",
               f"- Inputs fuzzed: {total_fuzz}; hostile packets sent to running services: {packets}.",

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from appliance import config, events as ev
+from appliance import config
+from appliance import events as ev
 from appliance.api.app import create_app
 from appliance.store import Store
 
@@ -167,8 +168,8 @@ def test_sse_stream_is_bounded_and_resumes(client):
     ids = [int(line[4:]) for line in body.splitlines() if line.startswith("id: ")]
     assert len(ids) == 2 and "event: phone.state" in body
     r = c.get("/api/v1/events?duration=0", headers={"Last-Event-ID": str(ids[0])})
-    assert [int(l[4:]) for l in r.get_data(as_text=True).splitlines() if l.startswith("id: ")] == ids[1:]
-    data = [json.loads(l[6:]) for l in body.splitlines() if l.startswith("data: ")]
+    assert [int(line[4:]) for line in r.get_data(as_text=True).splitlines() if line.startswith("id: ")] == ids[1:]
+    data = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: ")]
     assert data[-1]["data"]["state"] == "done"
 
 

@@ -57,7 +57,7 @@ def udhcpc(lab: Lab, name: str, tmp_path: Path, *extra: str, iface: str = "lan0"
             "-s", str(script), *extra, timeout=60)
     text = out.read_text() if out.exists() else ""
     match = re.search(r"BOUND ip=(\S+) opt150=(\S*) siaddr=(\S*) tftp=(\S*)", text)
-    return dict(zip(("ip", "opt150", "siaddr", "tftp"), match.groups())) if match else {"log": result.stderr}
+    return dict(zip(("ip", "opt150", "siaddr", "tftp"), match.groups(), strict=True)) if match else {"log": result.stderr}
 
 
 def db_rows(state: Path, sql: str, params=()) -> list[tuple]:
@@ -136,7 +136,7 @@ def test_isc_dhclient_gets_option_150(lab, station, tmp_path):
             time.sleep(0.1)
     finally:
         lab.kill(client)
-    line = next(l for l in out.read_text().splitlines() if l.startswith("BOUND"))
+    line = next(text for text in out.read_text().splitlines() if text.startswith("BOUND"))
     assert "tftp150=10.77.0.1 10.77.0.9" in line or "tftp150=10.77.0.1,10.77.0.9" in line, line
     assert "mask=255.255.0.0" in line and "domain=recovery.lan" in line
     assert re.search(r"ip=10\.77\.0\.\d+", line)
@@ -201,7 +201,7 @@ def test_refuse_stays_silent_while_another_server_answers(lab, tmp_path):
     assert any(e["status"] == "refusing" and e["servers"] == ["10.77.5.1"] for e in events(state, "dhcp.guard"))
     # The probe never REQUESTs, so dnsmasq holds no lease for the guard's made-up MAC.
     leases = (tmp_path / "rogue.leases").read_text() if (tmp_path / "rogue.leases").exists() else ""
-    assert len([l for l in leases.splitlines() if l.strip()]) == 1, leases
+    assert len([line for line in leases.splitlines() if line.strip()]) == 1, leases
     # The other server leaves: after two guard intervals the station serves again.
     lab.kill(rogue)
     wait_serving(state, proc, timeout=40)   # the next probe goes unanswered
@@ -426,7 +426,7 @@ def test_renewal_is_unicast_and_acked(lab, station, tmp_path):
     finally:
         lab.kill(client)
     lines = out.read_text().splitlines()
-    assert lines[0].startswith("bound ip=10.77.0.") and any(l.startswith("renew ") for l in lines), lines
+    assert lines[0].startswith("bound ip=10.77.0.") and any(line.startswith("renew ") for line in lines), lines
     assert lines[-1].split()[1] == lines[0].split()[1]             # same address
     acks = events(state, "dhcp.ack", at_least=2)
     assert [a["state"] for a in acks][-1] == "renewing"

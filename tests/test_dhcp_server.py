@@ -7,7 +7,8 @@ import struct
 import pytest
 
 from appliance import events as ev
-from appliance.dhcp import codec, guard as guardmod
+from appliance.dhcp import codec
+from appliance.dhcp import guard as guardmod
 from appliance.dhcp.codec import Message
 from appliance.dhcp.guard import Guard
 from appliance.dhcp.leases import LeaseBook

@@ -18,14 +18,14 @@ def test_firmware_panel_lists_loads_and_names_missing(station_env):
     c = create_app(cfg, Store(cfg.db_path)).test_client()
     doc = c.get("/api/v1/firmware").json
     assert doc["available"] is True and doc["incomplete"] == []
-    names = [l["name"] for l in doc["loads"]]
+    names = [load["name"] for load in doc["loads"]]
     assert "SCCP45.8-5-2S" in names and "SCCP45.9-4-2SR4-3S" in names
-    stone = next(l for l in doc["loads"] if l["name"] == "SCCP45.8-5-2S")
+    stone = next(load for load in doc["loads"] if load["name"] == "SCCP45.8-5-2S")
     assert stone == {"name": "SCCP45.8-5-2S", "protocol": "sccp", "models": ["CP-7945G", "CP-7965G"], "complete": True,
                      "missing": [], "files": 5, "source": "root",
                      "terms_missing": ["term45.default.loads", "term65.default.loads"]}   # loose files, no --term
     files[3].unlink()
     r = c.post("/api/v1/firmware/rescan", headers={"Authorization": "Bearer t0ken"})
     assert r.status_code == 202 and r.json["incomplete"] == ["SCCP45.8-5-2S"]
-    stone = next(l for l in r.json["loads"] if l["name"] == "SCCP45.8-5-2S")
+    stone = next(load for load in r.json["loads"] if load["name"] == "SCCP45.8-5-2S")
     assert stone["missing"] == [files[3].name] and stone["complete"] is False

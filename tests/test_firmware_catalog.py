@@ -8,10 +8,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from appliance.firmware import synth
 from appliance.firmware import catalog as catalog_mod
+from appliance.firmware import synth
 from appliance.firmware.catalog import Catalog
 
 STONE, TARGET, OLD = "SCCP45.8-5-2S", "SCCP45.9-4-2SR4-3S", "P0030801SR02"
@@ -44,7 +45,7 @@ def test_loose_zip_and_cop_union_without_writing_into_root(lib):
     cat = Catalog(root, cache)
     cat.scan()
     assert snapshot(root) == before
-    by_id = {l.id: l for l in cat.loads}
+    by_id = {load.id: load for load in cat.loads}
     for load_id, source in ((STONE, "root"), (TARGET, "cmterm-7945_7965-sccp.9-4-2SR4-3.zip"),
                             (OLD, "cmterm-7940_7960-sccp.0801SR02.cop.sgn")):
         load = by_id[load_id]
@@ -52,7 +53,7 @@ def test_loose_zip_and_cop_union_without_writing_into_root(lib):
         assert len(load.components) == len(synth.component_names(load_id))
     assert set(by_id[TARGET].models) == {"CP-7945G", "CP-7965G"}
     assert cat.newest_complete("7965").id == TARGET and cat.newest_complete("CP-7940G").id == OLD
-    assert [l.id for l in cat.loads_for_model("7945")] == [STONE, TARGET]
+    assert [load.id for load in cat.loads_for_model("7945")] == [STONE, TARGET]
     assert cat.problems == []
     # the cop's install script is not served, its TFTP files are, flat
     assert cat.resolve("install.sh") is None
@@ -89,7 +90,7 @@ def test_refresh_is_throttled(lib):
     synth.write_load(root, STONE, size_bytes=5_000)
     assert cat.refresh() is False and cat.loads == []
     cat.poll_interval = 0.0
-    assert cat.refresh() is True and [l.id for l in cat.loads] == [STONE]
+    assert cat.refresh() is True and [load.id for load in cat.loads] == [STONE]
 
 
 def test_removed_package_leaves_the_cache(lib, monkeypatch):
@@ -141,7 +142,7 @@ def test_malformed_manifests_are_reported(lib):
     (root / "sip88xx.12-5-1SR3-74.loads").write_bytes(b"../../../etc/shadow\r\n")
     cat = Catalog(root, cache)
     cat.scan()
-    assert [l.id for l in cat.loads] == [TARGET]
+    assert [load.id for load in cat.loads] == [TARGET]
     text = "\n".join(cat.problems)
     assert "SCCP42.9-4-2SR3-1S.loads: malformed manifest: truncated" in text
     assert "SIP45.9-4-2SR4-3S.loads: malformed manifest" in text

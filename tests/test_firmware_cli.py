@@ -42,7 +42,7 @@ def test_zip_and_cop_dropped_in_are_listed_complete_then_verify_names_a_missing_
     r = run(env, "firmware", "list", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    loads = {l["id"]: l for l in doc["loads"]}
+    loads = {load["id"]: load for load in doc["loads"]}
     assert loads["SCCP45.9-4-2SR4-3S"]["complete"] and loads["P00308010100"]["complete"]
     assert loads["SCCP45.9-4-2SR4-3S"]["source"] == zip_path.name and doc["problems"] == []
     assert {t["id"] for t in doc["terms"]} == {"term45.default", "term65.default"}

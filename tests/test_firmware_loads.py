@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from appliance.firmware import synth
 from appliance.firmware.loads import MAX_COMPONENTS, ManifestError, fuzz_manifest, parse_manifest

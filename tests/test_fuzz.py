@@ -10,8 +10,8 @@ import pathlib
 import random
 
 import pytest
-
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from appliance import config
 from appliance.dhcp import codec

@@ -16,7 +16,8 @@ from types import SimpleNamespace
 from xml.sax.saxutils import escape
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from appliance.firmware import synth
 from appliance.firmware.catalog import Catalog

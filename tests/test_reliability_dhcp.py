@@ -13,12 +13,12 @@ import urllib.request
 
 import pytest
 
+from bench.dhcp_lab import PYTHON, Lab, start_station, station_env, wait_serving
 from fuzz import hostile
 from tests.conftest import needs_root, needs_tool
 from tests.reliability_figures import record
 from tests.test_api_server import start_api, stop
 from tests.test_dhcp_netns import STATION, mac_of, udhcpc
-from bench.dhcp_lab import PYTHON, Lab, start_station, station_env, wait_serving
 
 pytestmark = [pytest.mark.netns, needs_root(), needs_tool("ip", "udhcpc")]
 

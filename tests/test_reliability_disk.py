@@ -110,7 +110,7 @@ def test_read_only_state_dir_keeps_serving_files_and_says_so(tmp_path, readonly_
         served += 1
         assert st.proc.poll() is None
         log = st.logtext()
-        errors = [l for l in log.splitlines() if " ERROR " in l and "state dir" in l]
+        errors = [line for line in log.splitlines() if " ERROR " in line and "state dir" in line]
         assert len(errors) == 1, log
         assert str(mnt) in errors[0] and "read-only file system" in errors[0], errors
         assert "Traceback" not in log, log
@@ -151,7 +151,7 @@ def test_read_only_state_dir_dhcp_refuses_leases_it_cannot_store_then_resumes(tm
         while "refuses to serve" not in log.read_text() and time.time() < deadline:
             assert proc.poll() is None, log.read_text()
             time.sleep(0.2)
-        refusal = [l for l in log.read_text().splitlines() if "refuses to serve" in l]
+        refusal = [line for line in log.read_text().splitlines() if "refuses to serve" in line]
         assert refusal and str(mnt) in refusal[0] and "read-only file system" in refusal[0], log.read_text()
         lab.add("phone")
         mac = mac_of(lab, "phone")

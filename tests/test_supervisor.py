@@ -15,10 +15,10 @@ import urllib.request
 import pytest
 
 from appliance import config
-from tests.conftest import wait_for
 from appliance.store import Store
-from tests.test_dns import free_udp_port
+from tests.conftest import wait_for
 from tests.test_api_server import free_tcp_port
+from tests.test_dns import free_udp_port
 
 HAVE_TFTP = importlib.util.find_spec("appliance.tftp.service") is not None
 
@@ -92,8 +92,9 @@ def test_dns_killed_restarts_then_station_stops_cleanly(station_env):
     proc = run_station(env)
     try:
         store = Store(config.load(environ=env).db_path)
-        dns_pid = lambda: next((s["pid"] for s in store.services() if s["name"] == "dns"
-                                and s["heartbeat"] and time.time() - s["heartbeat"] < 5), None)
+        def dns_pid():
+            return next((s["pid"] for s in store.services() if s["name"] == "dns"
+                         and s["heartbeat"] and time.time() - s["heartbeat"] < 5), None)
         old = wait_for(dns_pid, 60, "dns heartbeat")
         os.kill(old, signal.SIGKILL)
         new = wait_for(lambda: (lambda p: p if p not in (None, old) else None)(dns_pid()), 60, "dns restarted")
@@ -117,7 +118,7 @@ def test_service_that_always_fails_makes_run_exit_nonzero(station_env):
         blocker.close()
         log = stop_station(proc)
     assert proc.returncode == 3, log
-    fatal_line = next(l for l in log.splitlines() if "kept failing" in l)
+    fatal_line = next(line for line in log.splitlines() if "kept failing" in line)
     assert f"cannot listen on 127.0.0.1 udp/{env['APPLIANCE_DNS_PORT']}" in log
     # Until the file service lands it fails too, and may reach FATAL first.
     assert "dns" in fatal_line.split("kept failing")[0] or not HAVE_TFTP, log

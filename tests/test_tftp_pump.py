@@ -3,7 +3,6 @@ that loses ACKs, so the hand-offs between the pump and the Python session are ex
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import select
 import socket
@@ -272,7 +271,7 @@ def test_the_pump_keeps_its_contract_for_any_datagrams(tmp_path):
                 datagram = ack(sent + value) if kind == "near" else value
                 blocks = p.pump.blocks
                 p.cli.send(datagram)
-                back = p.poll_until(lambda out: out or p.pump.blocks != blocks)
+                back = p.poll_until(lambda out, before=blocks: out or p.pump.blocks != before)
                 awaited = datagram[:2] == b"\x00\x04" and len(datagram) >= 4 and \
                     datagram[2:4] == struct.pack("!H", sent & 0xFFFF) and sent < last
                 if awaited:

@@ -408,7 +408,7 @@ def test_killed_worker_is_replaced_and_port_keeps_serving(station):
             break
         time.sleep(0.3)
     assert victim not in info["workers"] and all(info["workers"])
-    for i in range(8):          # different source ports hash to both workers
+    for _ in range(8):          # different source ports hash to both workers
         assert tftp_get(station.port, "exact1024.bin") == (station.root / "exact1024.bin").read_bytes()
 
 
@@ -450,8 +450,7 @@ def test_repeated_request_does_not_start_a_second_transfer(station):
         s.sendto(b"\x00\x04\x00\x01", peer)
         s.sendto(b"\x00\x04\x00\x02", peer)
         s.sendto(b"\x00\x04\x00\x03", peer)
-    rows = station.wait_db("SELECT count(*) FROM transfers WHERE client_ip = '127.0.0.8'",
-                           want=lambda r: r[0][0] >= 1)
+    station.wait_db("SELECT count(*) FROM transfers WHERE client_ip = '127.0.0.8'", want=lambda r: r[0][0] >= 1)
     time.sleep(1.2)
     assert station.db("SELECT count(*) FROM transfers WHERE client_ip = '127.0.0.8'")[0][0] == 1
 

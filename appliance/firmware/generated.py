@@ -18,6 +18,7 @@ from html import escape as _html_escape
 from typing import Protocol
 
 from .models import MODELS, by_name, model_from_vendor_class, normalize_model
+from .names import Kind, classify
 from .names import clean as clean_name
 
 log = logging.getLogger("firmware")
@@ -41,7 +42,6 @@ _SEP_XML = re.compile(r"^SEP([0-9A-F]{12})\.cnf\.xml$", re.I)
 _SEP_CNF = re.compile(r"^SEP([0-9A-F]{12})\.cnf$", re.I)
 _SIP_CNF = re.compile(r"^SIP([0-9A-F]{12})\.cnf$", re.I)
 _TERM = re.compile(r"^(term\d\d)\.default\.loads$", re.I)
-_REFUSED = re.compile(r"^(?:(?:CTL|ITL)SEP[0-9A-F]{12}\.tlv|ITLFile\.tlv|CTLFile\.tlv|.+\.cnf\.xml(?:\.enc)?\.sgn|.+\.cnf\.sgn)$", re.I)
 _7940_DEFAULT = "CP-7940G"   # 7940 and 7960 run the same loads; either picks them
 
 
@@ -53,7 +53,7 @@ def escape(text: str) -> str:
 
 def refused(name: str) -> bool:
     """ITL/CTL trust files and signed configs: answer "file not found" at once (reference §0 item 5, §6)."""
-    return bool(_REFUSED.match(clean_name(name)))
+    return classify(name).kind in (Kind.TRUST_LIST, Kind.SIGNED_CONFIG)
 
 
 class NewestComplete:

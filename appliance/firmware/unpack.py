@@ -122,7 +122,7 @@ SCRIPT_SUFFIXES = (".sh", ".py", ".pl")
 
 
 def _install_script(name: str) -> bool:
-    """COP install scripts and their descriptors sit at the tar's top level, apart from the firmware; phones never ask for them."""
+    """COP install scripts sit at the tar's top level, apart from the firmware; phones never ask for them."""
     parts = PurePosixPath(name.replace("\\", "/")).parts
     return len(parts) == 1 and parts[0].lower().endswith(SCRIPT_SUFFIXES)
 

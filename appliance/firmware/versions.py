@@ -64,7 +64,8 @@ def _bare(load_id: str | None) -> str | None:
 
 
 def version_key(load_id: str | None) -> tuple[int, ...] | None:
-    """Sortable key for a load ID ("SCCP45.9-4-2SR4-3S", "P00308010100", "sip88xx.12-5-1SR3-74") or "8.5(2)SR1"; None if unknown."""
+    """Sortable key for a load ID ("SCCP45.9-4-2SR4-3S", "P00308010100", "sip88xx.12-5-1SR3-74") or "8.5(2)SR1";
+    None if unknown."""
     text = _bare(load_id)
     if text is None:
         return None

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .facts import (FactError, LoadLearned, LoadReported, Output, PhoneChanged, from_wire, to_event, to_wire)
+from .facts import FactError, LoadLearned, LoadReported, Output, PhoneChanged, from_wire, to_event, to_wire
 from .tracker import Phone, Tracker
 
 log = logging.getLogger("recovery")

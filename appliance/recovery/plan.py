@@ -9,7 +9,6 @@ from appliance.firmware.versions import MGCP, SCCP, SIP, protocol
 
 from .rules import Rule, version_key
 
-
 # The protocol a phone of unknown load (factory reset) is kept on when the library has loads of more
 # than one for its model.  SCCP first is an inference, not a fact about the phone: Cisco shipped the
 # 79xx with SCCP.  The tracker should prefer evidence when it has some (a 7940 asking for

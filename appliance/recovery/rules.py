@@ -92,7 +92,10 @@ def parse_rule(d: dict, where: str = "rule") -> Rule:
     )
 
 
-def builtin_rules(path: Path = Path(__file__).with_name("rules.toml")) -> list[Rule]:
+RULES = Path(__file__).with_name("rules.toml")
+
+
+def builtin_rules(path: Path = RULES) -> list[Rule]:
     data = tomllib.loads(path.read_text())
     return [parse_rule(r, f"rules.toml[{i}]") for i, r in enumerate(data["rules"])]
 

@@ -55,7 +55,8 @@ def _t(action: str, *targets: S, why: str = "") -> Transition:
 
 SAME = ALL   # actions that may leave the state as it is
 TABLE: dict[tuple[S | str, Signal], Transition] = {
-    (ANY, Signal.LEASE): _t("lease_seen", *SAME, why="new address or model; a trust-list phone re-leasing without its config is stuck"),
+    (ANY, Signal.LEASE): _t("lease_seen", *SAME,
+                            why="new address or model; a trust-list phone re-leasing without its config is stuck"),
     (ANY, Signal.CONFIG): _t("configure", S.CONFIGURED, S.DONE, S.STUCK, why="names the plan's current step"),
     (S.STUCK, Signal.CONFIG): _t("configure_stuck", S.STUCK, S.CONFIGURED, S.DONE,
                                  why="a diagnosis stays until something changes: a file added, a retry"),

@@ -19,8 +19,8 @@ import queue
 import re
 import threading
 import time
-from http.client import HTTPConnection, HTTPException
 from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection, HTTPException
 from typing import Callable
 
 # (timeout, pause after) per try: quick while the phone's config request is still ahead, then backing off

@@ -14,9 +14,10 @@ import pytest
 from appliance import config
 from appliance.firmware import synth
 from appliance.firmware.catalog import Catalog
-from appliance.recovery import state, tracker as tr
-from appliance.recovery.facts import (FileMissing, FileSent, Lease, LoadLearned, LoadReported, PhoneChanged,
-                                      PhoneState as S, Retry)
+from appliance.recovery import state
+from appliance.recovery import tracker as tr
+from appliance.recovery.facts import FileMissing, FileSent, Lease, LoadLearned, LoadReported, PhoneChanged, Retry
+from appliance.recovery.facts import PhoneState as S
 from appliance.recovery.station import make_tracker
 from appliance.recovery.tracker import Phone
 

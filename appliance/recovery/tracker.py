@@ -30,8 +30,8 @@ from typing import Callable, Iterable
 from appliance.firmware.names import Kind, Name, classify
 from appliance.firmware.versions import SIP, protocol
 
-from .facts import (FileAsked, FileMissing, FileSent, Fact, Lease, LoadLearned, LoadReported, Output,
-                    PhoneChanged, PhoneState as S, Retry)
+from .facts import Fact, FileAsked, FileMissing, FileSent, Lease, LoadLearned, LoadReported, Output, PhoneChanged, Retry
+from .facts import PhoneState as S
 from .state import Signal, transition
 
 SETTLE_S = 20.0          # took its config, fetched nothing: it runs what it was named
@@ -130,15 +130,15 @@ class Phone:
 
     def memory(self) -> dict:
         """Everything beyond the phones table's columns, so a restarted file service resumes the phone."""
-        return {"how": self.how, "before": self.before, "protocol": self.protocol, "detail": self.detail, "stuck_on": self.stuck_on,
-                "rejected": sorted(self.rejected), "installed_app": self.installed_app, "reported": self.reported,
+        return {"how": self.how, "before": self.before, "protocol": self.protocol, "detail": self.detail,
+                "stuck_on": self.stuck_on, "rejected": sorted(self.rejected), "installed_app": self.installed_app, "reported": self.reported,
                 "boot": self.boot.as_dict(), "last": self.last}
 
     @classmethod
     def from_row(cls, row: dict) -> "Phone":
         """The phone as a phones-table row recorded it; missing or odd memory is skipped."""
-        hints = row.get("hints") if isinstance(row.get("hints"), dict) else {}
-        mem = hints.get("memory") if isinstance(hints.get("memory"), dict) else {}
+        hints: dict = row["hints"] if isinstance(row.get("hints"), dict) else {}
+        mem: dict = hints["memory"] if isinstance(hints.get("memory"), dict) else {}
         try:
             state = S(row.get("state") or "seen")
         except ValueError:
@@ -150,9 +150,9 @@ class Phone:
             if isinstance(mem.get(key), str):
                 setattr(p, key, mem[key])
         p.rejected = set(_strings(mem.get("rejected")))
-        p.boot = Boot.from_dict(mem.get("boot") if isinstance(mem.get("boot"), dict) else {})
+        p.boot = Boot.from_dict(mem["boot"] if isinstance(mem.get("boot"), dict) else {})
         p.last = float(mem["last"]) if isinstance(mem.get("last"), (int, float)) else 0.0
-        timeline = hints.get("timeline") if isinstance(hints.get("timeline"), list) else []
+        timeline: list = hints["timeline"] if isinstance(hints.get("timeline"), list) else []
         p.timeline = [tuple(t) for t in timeline if isinstance(t, list) and len(t) == 3]
         return p
 
@@ -289,7 +289,7 @@ class Tracker:
         found = self.lease_of(ip) if ip else None
         if not found and not mac:
             return None
-        mac, model = (found or (mac, ""))
+        mac, model = found or (mac or "", "")
         p = self._new(mac.lower(), model or "", ts)
         self._bind(p, ip or "")
         return p
@@ -481,8 +481,9 @@ class Tracker:
             self._go(p, S.CONFIGURED, f"rejected {load}: {why}; now step 1 of {n}: {nxt}")
             return []
         if term:
+            add = plan.missing or f"add the package of a stepping-stone load that carries {term}"
             self._go(p, S.STUCK, f"factory-reset phone loops on {term}: it cannot verify the one served "
-                                 f"(for {load}); {plan.missing or 'add the package of a stepping-stone load that carries ' + term}")
+                                 f"(for {load}); {add}")
         else:
             self._go(p, S.STUCK, f"rejected {load}: {why}; "
                                  f"{plan.missing or 'no other load in the library it could take: add a stepping stone'}")
@@ -512,21 +513,23 @@ class Tracker:
         return []
 
     def _loader(self, p: Phone, ts: float, arg) -> list[Output]:
-        name, _ = arg
-        b = p.boot
-        b.loader, b.progress_at = True, ts
-        b.manifest = b.manifest or name.key
-        b.offered = b.offered or name.load
-        self._go(p, S.REBOOTING, f"flashing the loader {name.path}; after its reboot it fetches the .sb2")
-        return []
+        return self._stage(p, ts, arg[0], app=False)
 
     def _app(self, p: Phone, ts: float, arg) -> list[Output]:
-        name, _ = arg
+        return self._stage(p, ts, arg[0], app=True)
+
+    def _stage(self, p: Phone, ts: float, name: Name, app: bool) -> list[Output]:
+        """A 7940/60 took its loader (.sbn: it reboots, then fetches the .sb2) or its application (.sb2)."""
         b = p.boot
-        b.app, b.progress_at = True, ts
+        if app:
+            b.app = True
+        else:
+            b.loader = True
+        b.progress_at = ts
         b.manifest = b.manifest or name.key
         b.offered = b.offered or name.load
-        self._go(p, S.REBOOTING, f"installing {b.offered}")
+        self._go(p, S.REBOOTING, f"installing {b.offered}" if app
+                 else f"flashing the loader {name.path}; after its reboot it fetches the .sb2")
         return []
 
     def _old_app(self, p: Phone, ts: float, arg) -> list[Output]:

@@ -131,8 +131,8 @@ class Phone:
     def memory(self) -> dict:
         """Everything beyond the phones table's columns, so a restarted file service resumes the phone."""
         return {"how": self.how, "before": self.before, "protocol": self.protocol, "detail": self.detail,
-                "stuck_on": self.stuck_on, "rejected": sorted(self.rejected), "installed_app": self.installed_app, "reported": self.reported,
-                "boot": self.boot.as_dict(), "last": self.last}
+                "stuck_on": self.stuck_on, "rejected": sorted(self.rejected), "installed_app": self.installed_app,
+                "reported": self.reported, "boot": self.boot.as_dict(), "last": self.last}
 
     @classmethod
     def from_row(cls, row: dict) -> "Phone":

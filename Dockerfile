@@ -17,6 +17,8 @@ RUN apt-get update \
 WORKDIR /opt/station
 COPY pyproject.toml setup.py README.md ./
 COPY appliance ./appliance
+# tools/ (the phone model behind `appliance simulate` and `appliance demo`) is a package of this project too
+COPY tools ./tools
 RUN --mount=type=secret,id=ca set -e; \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
     python3 -m venv /opt/venv; \

@@ -26,7 +26,7 @@ VERBS = {
     "firmware": "appliance.firmware.cli:register",
     "status": "appliance.api.cli:register_status",
     "report": "appliance.api.cli:register_report",
-    "simulate": "appliance.recovery.simulator:register",
+    "simulate": "appliance.recovery.demo:register_simulate",
     "demo": "appliance.recovery.demo:register",
 }
 

@@ -2,8 +2,9 @@
 
 Station: `appliance run` (supervisord + dhcp, tftp, dns, api) with synthetic
 stone and target loads (appliance.firmware.synth) in its firmware volume; the
-phones (bench/fleet_phones.py) boot, the station's plan sends each through the
-stone and then to the target on its own.
+phones (bench/fleet_phones.py: 7965s of the independent phone model,
+tools.phonesim, with web access off) boot, the station's plan sends each
+through the stone and then to the target on its own.
 
 By hand: one dnsmasq (DHCP with option 150, TFTP, its default ping check) over
 the same load files plus a static SEP<MAC>.cnf.xml per phone naming the stone

@@ -1,205 +1,120 @@
-"""A fleet of 79x5 phones for the fleet benchmark: real DHCP, then `curl tftp://` from each phone's own address.
+"""A fleet of 7965s for the fleet benchmark: the independent phone model (tools.phonesim) on real sockets.
 
-Runs inside the client namespace.  Each phone, per boot: DHCP DISCOVER/REQUEST
-with its MAC, option 60 and option 12 (SEP<MAC>), takes the leased address onto
-the interface, asks for its trust files and SEP<MAC>.cnf.xml from the option-150
-server, and if the config names a load other than the one it runs, fetches the
-.loads and every component it lists, "reboots" (`--reboot-s`, far shorter than
-a real phone's minute or two, identical for every server) and boots again.  A
-phone stops when its config names the load it already runs.  Transfers use curl
-(C) so the phones are not the bottleneck; DHCP uses the station's codec only as
-a client-side encoder.  Prints one JSON document with per-phone results.
+Runs inside the client namespace.  Every phone is a `tools.phonesim.SimPhone`,
+the same model the end-to-end tests use, outside the product: its own DHCP
+exchange on the interface (option 60 `CP-7965G`, option 12 SEP<MAC>, broadcast
+flag), the leased address taken onto the interface, then the 79x5 boot from
+the option-150 server: CTLSEP<MAC>.tlv, ITLSEP<MAC>.tlv, ITLFile.tlv,
+SEP<MAC>.cnf.xml (XMLDefault.cnf.xml when that is missing).  When the config
+names another load the phone fetches <load>.loads, checks its signed header
+and name, and lets the model's own truth table decide whether the load it runs
+can verify it: if not, Auth Fail, no component, no new lease, the config asked
+again `--retry-s` later; if so, every component (each header checked), install,
+a reboot (`--reboot-s`, far shorter than a real phone's minute or two and the
+same for every server) and a new DHCP exchange.  A phone is done when its
+config names the load it runs.  Web access is off (no DeviceInformationX page):
+the station learns nothing from a page, only from DHCP and file requests.
+Downloads are plain RRQs (512-byte blocks) as phones send them, unless
+`--blksize` asks for an option.
+
+Prints one JSON document: {"count", "wall_s", "phones": [{"mac", "final",
+"loads", "boots", "bytes", "done_s", "installed_s", "error", "refused", "end"}]}
+with times in seconds from the fleet's power-on.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import queue
-import re
-import socket
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from appliance.dhcp import codec  # noqa: E402
+from tools.phonesim import SimPhone  # noqa: E402
 
-LOAD_RE = re.compile(rb"<loadInformation[^>]*>\s*([^<\s]+)\s*<")
-COMPONENT_RE = re.compile(rb"[\w.-]+\.(?:sbn|sb2|bin|zz|tlv|img|sgn)")
-VENDOR = b"Cisco Systems, Inc. IP Phone CP-7965G\x00"
-PRL = bytes((1, 3, 6, 15, 66, 150, 35))
+MODEL = "CP-7965G"
 
 
-class DhcpMux:
-    """One client socket on port 68 for every phone; replies are routed to the waiting phone by xid."""
-
-    def __init__(self, iface: str):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
-        self.sock.bind(("0.0.0.0", 68))
-        self.waiting: dict[int, queue.Queue] = {}
-        self.lock = threading.Lock()
-        threading.Thread(target=self._rx, daemon=True).start()
-
-    def _rx(self) -> None:
-        while True:
-            data = self.sock.recv(4096)
-            try:
-                msg = codec.parse(data)
-            except codec.MalformedPacket:
-                continue
-            with self.lock:
-                q = self.waiting.get(msg.xid)
-            if q is not None:
-                q.put(msg)
-
-    def exchange(self, mac: bytes, host: str, deadline: float) -> tuple[str, str] | None:
-        """DISCOVER/OFFER/REQUEST/ACK with RFC 2131 retransmission (4 s); (address, tftp server) or None."""
-        xid = int.from_bytes(os.urandom(4), "big")
-        q: queue.Queue = queue.Queue()
-        with self.lock:
-            self.waiting[xid] = q
-        try:
-            base = {codec.OPT_VENDOR_CLASS: VENDOR, codec.OPT_HOSTNAME: host.encode(), codec.OPT_PRL: PRL}
-            offer = self._ask(q, deadline, codec.OFFER, codec.Message(
-                xid=xid, flags=codec.BROADCAST_FLAG, chaddr=mac,
-                options={codec.OPT_MSG_TYPE: bytes((codec.DISCOVER,)), **base}))
-            if offer is None:
-                return None
-            ack = self._ask(q, deadline, codec.ACK, codec.Message(
-                xid=xid, flags=codec.BROADCAST_FLAG, chaddr=mac,
-                options={codec.OPT_MSG_TYPE: bytes((codec.REQUEST,)), **base,
-                         codec.OPT_REQUESTED_IP: codec.ip_bytes(offer.yiaddr),
-                         codec.OPT_SERVER_ID: offer.options.get(codec.OPT_SERVER_ID, b"")}))
-            if ack is None:
-                return None
-            servers = ack.options.get(codec.OPT_TFTP_SERVERS, b"")
-            tftp = codec.ip_text(servers[:4]) if len(servers) >= 4 else ack.siaddr
-            return ack.yiaddr, tftp
-        finally:
-            with self.lock:
-                self.waiting.pop(xid, None)
-
-    def _ask(self, q: queue.Queue, deadline: float, want: int, msg: codec.Message):
-        packet = codec.serialize(msg)
-        while time.monotonic() < deadline:
-            self.sock.sendto(packet, ("255.255.255.255", 67))
-            until = min(deadline, time.monotonic() + 4.0)
-            while time.monotonic() < until:
-                try:
-                    reply = q.get(timeout=max(0.01, until - time.monotonic()))
-                except queue.Empty:
-                    break
-                if reply.msg_type == want and reply.chaddr[:6] == msg.chaddr[:6]:
-                    return reply
-                if reply.msg_type == codec.NAK:
-                    return None
-        return None
+def mac_of(seed: int, n: int) -> str:
+    """00:1e:7a:<seed>:<n>: bench/fleet.py writes the hand-made configs for the same MACs."""
+    return bytes((0x00, 0x1E, 0x7A, seed, n >> 8 & 0xFF, n & 0xFF)).hex()
 
 
-class Phone:
-    def __init__(self, n: int, args, mux: DhcpMux, addresses: set, lock: threading.Lock):
-        self.mac = bytes((0x00, 0x1E, 0x7A, args.seed, n >> 8 & 0xFF, n & 0xFF))
-        self.sep = "SEP" + self.mac.hex().upper()
-        self.args, self.mux, self.addresses, self.lock = args, mux, addresses, lock
-        self.current = args.current
-        self.loads_taken: list[str] = []
-        self.boots = 0
-        self.bytes = 0
-        self.error: str | None = None
-        self.done_s: float | None = None
+class FleetPhone:
+    """One model phone and what the bench reads off it: when each load was installed, when it settled."""
+
+    def __init__(self, mac: str, args: argparse.Namespace, start: float):
+        self.mac, self.args, self.start = mac, args, start
+        self.phone = SimPhone(mac, MODEL, args.current, web=False, reboot_s=args.reboot_s, retry_s=args.retry_s,
+                              tftp_options={"blksize": args.blksize} if args.blksize else None)
         self.installed_s: dict[str, float] = {}
+        self.summary: dict | None = None
+        self.crash: str | None = None
+        machine = self.phone.machine
+        handle = machine.handle
 
-    def curl(self, ip: str, server: str, name: str, keep: bool) -> tuple[bytes | None, int]:
-        cmd = ["curl", "-s", "--max-time", str(int(self.args.file_timeout)), "--interface", ip,
-               "--tftp-blksize", str(self.args.blksize), f"tftp://{server}/{name}"]
-        cmd += ["-o", "/dev/null", "-w", "%{size_download}"] if not keep else []
-        res = subprocess.run(cmd, capture_output=True, timeout=self.args.file_timeout + 10)
-        if res.returncode:
-            return None, 0
-        return (res.stdout, len(res.stdout)) if keep else (b"", int(res.stdout or 0))
+        def timed(event):                  # the moment the model installs a load, on the fleet's clock
+            before = len(machine.installed)
+            actions = handle(event)
+            for load in machine.installed[before:]:
+                self.installed_s.setdefault(load, time.monotonic() - self.start)
+            return actions
+        machine.handle = timed
 
-    def take_address(self, ip: str) -> None:
-        with self.lock:
-            if ip in self.addresses:
-                return
-            subprocess.run(["ip", "addr", "add", f"{ip}/{self.args.prefix}", "dev", self.args.interface],
-                           capture_output=True, timeout=10)
-            self.addresses.add(ip)
+    def run(self, deadline: float) -> None:
+        began = time.monotonic() - self.start
+        try:
+            self.summary = self.phone.run(self.args.interface, deadline=max(1.0, deadline - time.monotonic()),
+                                          max_attempts=self.args.max_attempts)
+        except Exception as exc:  # one phone's failure is reported, never hides the others
+            self.crash = f"phone crashed: {type(exc).__name__}: {exc}"
+            return
+        if self.summary["end"] == "settled":
+            self.summary["done_s"] = began + self.summary["elapsed_s"]
 
-    def run(self, start: float, deadline: float) -> None:
-        while time.monotonic() < deadline and self.boots < self.args.max_boots:
-            self.boots += 1
-            lease = self.mux.exchange(self.mac, self.sep, deadline)
-            if lease is None:
-                self.error = "no DHCP lease"
-                return
-            ip, server = lease
-            self.take_address(ip)
-            for trust in (f"CTL{self.sep}.tlv", f"ITL{self.sep}.tlv", "ITLFile.tlv"):
-                self.curl(ip, server, trust, keep=False)
-            cnf, _ = self.curl(ip, server, f"{self.sep}.cnf.xml", keep=True)
-            m = LOAD_RE.search(cnf or b"")
-            if m is None:
-                self.error = "no loadInformation in config" if cnf else "config not served"
-                return
-            load = m.group(1).decode()
-            if load == self.current:
-                self.done_s = time.monotonic() - start
-                return
-            body, _ = self.curl(ip, server, f"{load}.loads", keep=True)
-            if not body:
-                self.error = f"{load}.loads not served"
-                return
-            for comp in dict.fromkeys(COMPONENT_RE.findall(body)):
-                _, size = self.curl(ip, server, comp.decode(), keep=False)
-                if size <= 0:
-                    self.error = f"component {comp.decode()} of {load} not served"
-                    return
-                self.bytes += size
-            self.current = load
-            self.loads_taken.append(load)
-            self.installed_s[load] = time.monotonic() - start
-            time.sleep(self.args.reboot_s)
-        self.error = self.error or "did not settle"
+    def result(self) -> dict:
+        s = self.summary or self.phone.machine.summary()
+        refused = s.get("refused", [])
+        error = self.crash
+        if error is None and s.get("end") != "settled":
+            last = refused[-1] if refused else None
+            error = (f"{s.get('end', 'still busy')} after {s.get('boots')} boot(s)"
+                     + (f"; last refusal: {last['load']} ({last['screen']}: {last['why']})" if last else ""))
+        return {"mac": self.mac, "final": s.get("load"), "loads": s.get("installed", []), "boots": s.get("boots"),
+                "bytes": sum(f["bytes"] for f in s.get("fetched", []) if f["ok"]), "done_s": s.get("done_s"),
+                "installed_s": self.installed_s, "error": error, "end": s.get("end"),
+                "refused": [f"{r['load']}: {r['screen']}" for r in refused][:5]}
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--count", type=int, default=50)
     ap.add_argument("--interface", default="lan0")
-    ap.add_argument("--prefix", type=int, default=16)
     ap.add_argument("--current", default="SCCP45.8-3-1S", help="load every phone runs at power-on")
     ap.add_argument("--seed", type=int, default=0x42, help="4th MAC byte, so fleets can be told apart")
-    ap.add_argument("--blksize", type=int, default=1428)
+    ap.add_argument("--blksize", type=int, default=0, help="TFTP blksize option to ask for (0: plain RRQ, as phones do)")
     ap.add_argument("--reboot-s", type=float, default=2.0)
-    ap.add_argument("--max-boots", type=int, default=6)
-    ap.add_argument("--file-timeout", type=float, default=120.0)
+    ap.add_argument("--retry-s", type=float, default=5.0, help="config asked again this long after a refusal")
+    ap.add_argument("--max-attempts", type=int, default=6, help="config rounds without an install before giving up")
     ap.add_argument("--timeout", type=float, default=600.0)
     args = ap.parse_args()
-    mux = DhcpMux(args.interface)
-    addresses: set = set()
-    lock = threading.Lock()
-    phones = [Phone(i, args, mux, addresses, lock) for i in range(args.count)]
     start = time.monotonic()
     deadline = start + args.timeout
-    threads = [threading.Thread(target=p.run, args=(start, deadline), daemon=True) for p in phones]
+    phones = [FleetPhone(mac_of(args.seed, i), args, start) for i in range(args.count)]
+    threads = [threading.Thread(target=p.run, args=(deadline,), daemon=True) for p in phones]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(max(0.1, deadline + 5 - time.monotonic()))
+        t.join(max(0.1, deadline + 10 - time.monotonic()))
     wall = time.monotonic() - start
-    for phone, thread in zip(phones, threads):
+    results = []
+    for phone, thread in zip(phones, threads, strict=True):
+        r = phone.result()
         if thread.is_alive():
-            phone.error = f"still busy after {args.timeout:.0f} s (boot {phone.boots})"
-    print(json.dumps({"count": args.count, "wall_s": wall, "phones": [
-        {"mac": p.mac.hex(), "final": p.current, "loads": p.loads_taken, "boots": p.boots, "bytes": p.bytes,
-         "done_s": p.done_s, "installed_s": p.installed_s, "error": p.error} for p in phones]}))
+            r["error"] = f"still busy after {args.timeout:.0f} s (boot {r['boots']})"
+        results.append(r)
+    print(json.dumps({"count": args.count, "wall_s": wall, "phones": results}))
     return 0
 
 

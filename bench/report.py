@@ -211,8 +211,10 @@ SECTION_TEXT = {
             "its default ping check (which is why it completes no perfdhcp exchange in time and is slow in the "
             "burst); `dnsmasq-noping` is dnsmasq with `--no-ping`, for reference; Kea is kea-dhcp4 with a memfile "
             "lease database and Debian's default single-threaded configuration.",
-    "fleet": "Phones (bench/fleet_phones.py): real DHCP with option 60 and 12, then `curl tftp://` from each "
-             "phone's own leased address: trust files, SEP<MAC>.cnf.xml, the .loads and its components; a phone "
+    "fleet": "Phones (bench/fleet_phones.py): 7965s of the independent phone model (tools.phonesim, outside the "
+             "product), web access off: real DHCP with option 60 and 12, then plain TFTP RRQs from each phone's own "
+             "leased address: trust files, SEP<MAC>.cnf.xml, the .loads (signed header and name checked, the "
+             "model's own table deciding whether the running load can verify it) and its components; a phone "
              "that installed a load reboots (a fixed short pause, the same for both sides) and boots again, and "
              "is done when its config names the load it runs. The hand-configured side is dnsmasq with option "
              "150, TFTP and a static SEP<MAC>.cnf.xml per phone: stone for all, wait for all, swap to the target, "

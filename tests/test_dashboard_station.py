@@ -1,9 +1,10 @@
 """The dashboard in headless Chromium while a simulated 7965 recovers through the stone on a whole station.
 
 The station is the real `appliance run` (supervisord: dhcp, tftp, dns, api) in
-a namespace this test builds; the phone is `appliance simulate` in a second
-one, and Chromium runs in a third, as a tech's laptop on the bench switch
-would (a wrapper puts Playwright's Chromium into that namespace).  The page is
+a namespace this test builds; the phone is `appliance simulate` (the
+independent model, tools.phonesim, web access off) in a second one, and
+Chromium runs in a third, as a tech's laptop on the bench switch would (a
+wrapper puts Playwright's Chromium into that namespace).  The page is
 loaded once: every step the test sees must arrive by the page's live updates.
 """
 from __future__ import annotations
@@ -70,7 +71,7 @@ def watch_the_row(lab, desk: str, tmp_path: Path) -> list[str]:
             page.goto(f"http://{STATION}:8080/")
             page.evaluate("window.loadedOnce = true")
             phone = lab.popen("ph", PYTHON, "-m", "appliance", "simulate", "--interface", "lan0",
-                              "--model", "CP-7965G", "--load", START, "--first-mac", FIRST_MAC,
+                              "--model", "CP-7965G", "--load", START, "--first-mac", FIRST_MAC, "--no-web",
                               "--reboot-seconds", "3", "--deadline", "120", stdout=out, cwd=str(REPO))
             row = page.locator(f'tr[data-mac="{MAC}"]')
             deadline = time.time() + 150

@@ -499,6 +499,7 @@ def test_tftp_rollover_error_oack_and_size_limit():
     t.block, t.started = 0xFFFF, True
     assert t.receive(b"\0\3\0\0" + b"x" * 512) == b"\0\4\0\0" and t.block == 0
     e = TftpRead("missing")
+    assert e.receive(b"\0") is None and e.receive(b"\0\3\0") is None and not e.done    # short datagrams ignored
     e.receive(b"\0\5\0\1File not found\0")
     assert e.done and e.error == "File not found"
     o = TftpRead("x", {"blksize": 1428})

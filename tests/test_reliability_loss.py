@@ -2,8 +2,9 @@
 
 Why: bench LANs drop packets (cheap switches, PoE resets).  The loss is made
 by an iptables `statistic` rule inside a namespace this test creates, and the
-clients are the simulator's phone TFTP reader (the same code `appliance
-simulate` uses), so both retransmission paths - server and phone - are real.
+clients are the phone model's TFTP reader (tools.phonesim.net.tftp_get, plain
+RRQs as phones send them; the code `appliance simulate` uses), so both
+retransmission paths - server and phone - are real.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ FILES = {"SEP-term.cnf.xml": 3_000, "app.sbn": 60_000, "dsp.sbn": 40_000}
 CLIENT = """
 import hashlib, json, sys, time
 from concurrent.futures import ThreadPoolExecutor
-from appliance.recovery.simulator import tftp_get
+from tools.phonesim.net import tftp_get
 port, names, phones = int(sys.argv[1]), sys.argv[2].split(","), int(sys.argv[3])
 def phone(n):
     got, retried = {}, 0

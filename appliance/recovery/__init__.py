@@ -1,1 +1,1 @@
-"""Recovery tracker: stepping-stone plans, per-phone state machine, diagnosis, phone simulator."""
+"""Recovery tracker: stepping-stone plans, per-phone state machine, diagnosis; the demo (phones: tools/phonesim)."""

@@ -1,9 +1,15 @@
-"""`appliance demo`: the whole station and a few simulated phones, no hardware.
+"""`appliance demo` and `appliance simulate`: the station with model phones from tools.phonesim, no hardware.
 
-Builds its own namespaces (station + phones, joined by a veth pair), writes
-synthetic firmware into a temp state dir, runs the real `serve dhcp` and
-`serve tftp` there, walks phones of different models and states through their
-stones, prints progress, and removes everything it made.
+The phones are the independent model outside the product (tools/phonesim,
+issue 17 item 5): its own truth table of which load verifies which, the real
+DeviceInformationX page, Auth Fail without a new lease, the 7940/60 two-stage
+flash.  `appliance simulate` is `python -m tools.phonesim` (same flags); it is
+imported only when one of these verbs runs.
+
+`appliance demo` builds its own namespaces (station + phones, joined by a veth
+pair), writes synthetic firmware into a temp state dir, runs the real `serve
+dhcp` and `serve tftp` there, walks phones of different models and states
+through their stones, prints progress, and removes everything it made.
 """
 from __future__ import annotations
 
@@ -67,7 +73,7 @@ def run(deadline: float) -> int:
             time.sleep(3)
             first = 0x001E7A0D0000
             for model, load, count in PHONES:
-                procs.append(subprocess.Popen(["ip", "netns", "exec", ph, sys.executable, "-m", "appliance", "simulate",
+                procs.append(subprocess.Popen(["ip", "netns", "exec", ph, sys.executable, "-m", "tools.phonesim",
                                                "--interface", "lan0", "--model", model, "--load", load, "--count", str(count),
                                                "--first-mac", f"{first:012x}", "--deadline", str(deadline)],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
@@ -99,6 +105,21 @@ def run(deadline: float) -> int:
                         os.killpg(p.pid, signal.SIGKILL)
             for ns in (srv, ph):
                 _ip("netns", "del", ns, check=False)
+
+
+def register_simulate(sub: argparse._SubParsersAction) -> None:
+    """`appliance simulate`: tools.phonesim's own flags (imported now, only for this verb or for help)."""
+    from tools.phonesim.__main__ import parser
+    p = sub.add_parser("simulate", parents=[parser(add_help=False)],
+                       help="model Cisco phones (tools.phonesim: DHCP, TFTP/HTTP boot, web page; real sockets)",
+                       description="Cisco phones modelled outside the product (tools/phonesim); "
+                                   "the same as `python -m tools.phonesim`.")
+    p.set_defaults(func=_simulate, needs_config=False)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from tools.phonesim.__main__ import run as run_phones
+    return run_phones(args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

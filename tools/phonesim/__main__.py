@@ -16,8 +16,10 @@ from .phone import SimPhone, run_fleet
 MAX_PHONES = 500
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tools.phonesim", description=__doc__.split("\n")[0])
+def parser(**kw) -> argparse.ArgumentParser:
+    """The flags; keyword arguments go to ArgumentParser (`appliance simulate` takes it as a parent with
+    add_help=False)."""
+    p = argparse.ArgumentParser(**{"prog": "python -m tools.phonesim", "description": __doc__.split("\n")[0], **kw})
     p.add_argument("--interface", help="do DHCP on this interface (inside a namespace)")
     p.add_argument("--server", help="no DHCP: a fixed lease on 127.0.0.1 naming this TFTP/HTTP server")
     p.add_argument("--port", type=int, default=69, help="TFTP port")
@@ -45,7 +47,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    return run(parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the phones the parsed flags describe, run them, print one JSON summary line each."""
     if not (args.interface or args.server):
         print("phonesim: give --interface (DHCP) or --server (fixed lease)", file=sys.stderr)
         return 2

@@ -104,9 +104,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _load(SERVICES[args.service])(args.cfg, args)
 
 
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Global options anywhere on the line (`appliance check-config --config X`), moved before the verb,
+    as techs type them; a verb's own options and arguments stay where they were."""
+    front: list[str] = []
+    rest: list[str] = []
+    words = iter(argv)
+    for word in words:
+        name = word.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS_WITH_VALUE:
+            front.append(word)
+            if "=" not in word:
+                value = next(words, None)
+                if value is not None:
+                    front.append(value)
+        else:
+            rest.append(word)
+    return front + rest
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    argv = hoist_global_options(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     logs.setup(args.log_format, args.log_level.upper())

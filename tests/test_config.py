@@ -157,3 +157,28 @@ def test_normalize_mac():
     for bad in ("00:1b:2c", "zz1b2c3d4e5f", "001b2c3d4e5f00"):
         with pytest.raises(ValueError):
             config.normalize_mac(bad)
+
+
+@pytest.mark.parametrize("where", ["before", "after", "after="])
+def test_global_options_after_the_verb(tmp_path, station_env, where):
+    """`appliance check-config --config X` works as `appliance --config X check-config` does."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[tftp]\nport = "sixty-nine"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    env.update({k: v for k, v in station_env.items() if k != "APPLIANCE_CONFIG"})
+    for path, code in ((SHIPPED_CONFIG, 0), (bad, 2)):
+        opts = {"before": ["--config", str(path), "check-config"], "after": ["check-config", "--config", str(path)],
+                "after=": ["check-config", f"--config={path}", "--log-level", "WARNING"]}[where]
+        r = subprocess.run([sys.executable, "-m", "appliance", *opts], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == code, r.stdout + r.stderr
+        if code:
+            assert "[tftp] port" in r.stderr and str(path) in r.stderr
+        else:
+            assert f"{path}: ok" in r.stdout
+
+
+def test_hoisting_keeps_verb_arguments():
+    from appliance.cli import hoist_global_options
+    assert hoist_global_options(["firmware", "synth", "d", "X", "--config", "c.toml", "--size", "9"]) == \
+        ["--config", "c.toml", "firmware", "synth", "d", "X", "--size", "9"]

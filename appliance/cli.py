@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Callable
 
-from . import __version__, config as configmod, logs
+from . import __version__, logs
+from . import config as configmod
 
 EXIT_CONFIG = 2
 

@@ -13,7 +13,7 @@ TEST_DEBS := busybox udhcpc isc-dhcp-client dhcpcd-base curl tftp-hpa atftp dnsu
              dnsmasq-base kea-admin procps psmisc chromium
 TEST_TOOLS := busybox udhcpc dhclient dhcpcd curl tftp atftp dig ip iptables dnsmasq perfdhcp pgrep killall chromium
 
-.PHONY: run test venv test-tools bench fuzz reliability clean check-config
+.PHONY: run test venv test-tools lint bench fuzz reliability clean check-config
 .PHONY: image buildx kit
 
 $(STAMP): $(BUILD_INPUTS)
@@ -43,7 +43,12 @@ test-tools:
 	  else echo "not root: tests needing$$missing will be skipped"; fi; \
 	fi
 
-test: $(STAMP) test-tools
+# ruff on the whole tree; mypy on the pure (sans-I/O) modules listed in pyproject.toml [tool.mypy] files.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: $(STAMP) test-tools lint
 	$(PY) -m pytest -q
 
 FUZZ_SECONDS ?= 60

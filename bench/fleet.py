@@ -334,7 +334,8 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
     for sc in (mem_idle, mem_busy):
         st = sc["results"].get("station", {}).get("median")
         rss = sc["rss_mib"].get("station", {}).get("median")
-        sc["target"] = {"text": f"under {MEMORY_TARGET_MB} MB ({MEMORY_TARGET_MIB:.1f} MiB) in total (Raspberry Pi Zero 2 W), judged on the "
+        sc["target"] = {"text": f"under {MEMORY_TARGET_MB} MB ({MEMORY_TARGET_MIB:.1f} MiB) in total "
+                                f"(Raspberry Pi Zero 2 W), judged on the "
                                 f"PSS sum (shared pages counted once); the RSS sum, which counts them in every "
                                 f"process, is {'—' if rss is None else f'{rss:.0f}'} MiB",
                         "met": bool(st is not None and st < MEMORY_TARGET_MIB)}
@@ -345,4 +346,5 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
     st_errors = fleet["errors"].get("station") or []
     on = fleet["on_target"].get("station", {}).get("values") or []
     why = (f"phones on the target per run: {on}; " if on else "") + "; ".join(st_errors[:2])
-    return [finish(fleet, peers, why), finish(stone, peers, why), finish(mem_idle, peers), finish(mem_busy, peers), finish(startup, peers)]
+    return [finish(fleet, peers, why), finish(stone, peers, why), finish(mem_idle, peers), finish(mem_busy, peers),
+            finish(startup, peers)]

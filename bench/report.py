@@ -202,7 +202,8 @@ def render(doc: dict) -> str:
 
 SECTION_TEXT = {
     "tftp": "Clients: `curl tftp://` processes started together in a client namespace, each from its own "
-            "address as phones would be (bench/tftp_clients.py); throughput = bytes of all sha256-verified files / wall time until the last "
+            "address as phones would be (bench/tftp_clients.py); throughput = bytes of all sha256-verified files "
+            "/ wall time until the last "
             "one ends. Peers: tftpd-hpa (`in.tftpd -B 1468`) and dnsmasq `--enable-tftp` with Debian defaults. The "
             "windowsize row uses atftp `--option \"windowsize 8\"` (RFC 7440); tftpd-hpa and dnsmasq 2.90 do "
             "not negotiate it and serve it lock-step, which is what a phone asking for it would get from them.",

@@ -372,7 +372,7 @@ def test_7940_file_auth_error_from_below_811():
     files = library("P00308010200")
     files[SEP] = cnf("P00308010200")
     m = drive(phone("P00307020300", "7960"), files, until=20)
-    assert m.refused[0]["screen"] == truth.FILE_AUTH_ERROR and f"P00308010200.sbn" not in names(m)
+    assert m.refused[0]["screen"] == truth.FILE_AUTH_ERROR and "P00308010200.sbn" not in names(m)
 
 
 def test_7940_sip_takes_image_version_and_os79xx_converts():

@@ -26,7 +26,8 @@ FAST = dict(retry_s=0.3, term_retry_s=0.3, reboot_s=0.2, register_s=0.5)
 
 
 def cnf(load: str) -> bytes:
-    return f"<device><loadInformation>{load}</loadInformation><vendorConfig><webAccess>0</webAccess></vendorConfig></device>".encode()
+    return (f"<device><loadInformation>{load}</loadInformation>"
+            "<vendorConfig><webAccess>0</webAccess></vendorConfig></device>").encode()
 
 
 def free_port(kind=socket.SOCK_DGRAM) -> int:

@@ -77,7 +77,8 @@ def plan_failures(rules, protocols_for) -> list[str]:
     for m, current, target, lib in grid(protocols_for):
         plan = make_plan(m.name, current, target, lib, rules, "stepwise")
         if plan.missing:
-            failures.append(f"{m.name} {current} -> {target}: product says a stone is missing from a full library: {plan.missing}")
+            failures.append(f"{m.name} {current} -> {target}: product says a stone is missing from a full library: "
+                            f"{plan.missing}")
             continue
         if plan.steps[-1:] != [target]:
             failures.append(f"{m.name} {current} -> {target}: plan does not end on the target: {plan.steps}")

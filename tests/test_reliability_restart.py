@@ -154,7 +154,7 @@ def test_kill_9_during_20_phone_recovery(supervised_station, kill_order, figures
                                      for r in db(state, "SELECT step, state FROM phones")), 90,
                          "a phone installing its second step before killing dhcp")
             else:
-                wait_for(lambda: complete() >= floor, 60, f"{TRANSFERS_BETWEEN_KILLS} more transfers before killing {name}")
+                wait_for(lambda f=floor: complete() >= f, 60, f"{TRANSFERS_BETWEEN_KILLS} more transfers before killing {name}")
             old = running_pid(state, name)
             assert old, ctl(state, "status")
             phone_states = [r["state"] for r in db(state, "SELECT state FROM phones")]
@@ -175,7 +175,7 @@ def test_kill_9_during_20_phone_recovery(supervised_station, kill_order, figures
     finally:
         lab.kill(phones, signal.SIGTERM)
         out.close()
-    results = [json.loads(l) for l in (tmp / "phones.jsonl").read_text().splitlines() if l.startswith("{")]
+    results = [json.loads(line) for line in (tmp / "phones.jsonl").read_text().splitlines() if line.startswith("{")]
     macs = [r["mac"].lower() for r in results]
     assert len(results) == PHONES, (tmp / "phones.jsonl").read_text()[-2000:]
 
@@ -193,13 +193,13 @@ def test_kill_9_during_20_phone_recovery(supervised_station, kill_order, figures
     on_target = [r for r in results if r["load"] == TARGET]
 
     leases = [dict(r) for r in db(state, "SELECT mac, ip, state FROM leases")]
-    dup_ips = {ip: n for ip, n in Counter(l["ip"] for l in leases).items() if n > 1}
-    dup_macs = {m: n for m, n in Counter(l["mac"] for l in leases).items() if n > 1}
+    dup_ips = {ip: n for ip, n in Counter(lease["ip"] for lease in leases).items() if n > 1}
+    dup_macs = {m: n for m, n in Counter(lease["mac"] for lease in leases).items() if n > 1}
     last_ip = {r["mac"]: r["ip"] for r in results}        # the address each phone held at the end
     shared = {ip: n for ip, n in Counter(ip for ip in last_ip.values() if ip).items() if n > 1}
     code, api_leases = api(lab, "/api/v1/leases")
     api_list = api_leases if isinstance(api_leases, list) else (api_leases or {}).get("leases", [])
-    api_dups = {ip: n for ip, n in Counter(l["ip"] for l in api_list).items() if n > 1}
+    api_dups = {ip: n for ip, n in Counter(lease["ip"] for lease in api_list).items() if n > 1}
 
     regressed, missing_steps = {}, {}
     for m in macs:

@@ -198,7 +198,7 @@ def create_app(cfg: Config, store: Store | None = None) -> Flask:
 
     @app.get("/metrics")
     def prom() -> Response:
-        from . import metrics   # prometheus_client costs ~3 MiB; loaded on the first scrape, not by every station
+        from . import metrics  # prometheus_client costs ~3 MiB; loaded on the first scrape, not by every station
 
         return Response(metrics.render(cfg, db), mimetype="text/plain; version=0.0.4; charset=utf-8")
 

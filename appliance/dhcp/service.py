@@ -17,15 +17,15 @@ import socket
 import threading
 import time
 
-from ..service import ServiceContext
 from .. import events as ev
+from ..logs import RateLimitedLog
 from ..recovery.facts import Lease
 from ..recovery.hub import FactSender, socket_path
-from ..logs import RateLimitedLog
+from ..service import ServiceContext
 from . import codec
 from .guard import Guard
-from .probe import Prober
 from .leases import LeaseBook
+from .probe import Prober
 from .server import BROADCAST, CLIENT_PORT_OFFSET, Server, ServerSettings
 
 log = logging.getLogger("dhcp")

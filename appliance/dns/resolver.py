@@ -11,7 +11,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 
-from dnslib import A, DNSError, DNSRecord, PTR, QTYPE, RCODE, RR
+from dnslib import PTR, QTYPE, RCODE, RR, A, DNSError, DNSRecord
 from dnslib.dns import CLASS
 
 log = logging.getLogger("dns")

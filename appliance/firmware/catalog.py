@@ -478,7 +478,7 @@ class Catalog:
                     continue
                 seen.add(Path(entry.rel).name.lower())
                 out.append((entry.rel, entry.path, entry.size))
-            for key, entry in sorted(self._by_locale.items()):
+            for _key, entry in sorted(self._by_locale.items()):
                 if entry.source != "root":
                     out.append((entry.rel.split("/", 1)[1], entry.path, entry.size))
             for key, entries in sorted(self._by_name.items()):

@@ -24,8 +24,22 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from . import content, deviceinfo
-from .events import (HTTP, TFTP, Action, AskLease, Event, Fetch, Fetched, FetchFailed, Leased, NoLease, PowerOn,
-                     Sleep, TimerFired, TrustListErased)
+from .events import (
+    HTTP,
+    TFTP,
+    Action,
+    AskLease,
+    Event,
+    Fetch,
+    Fetched,
+    FetchFailed,
+    Leased,
+    NoLease,
+    PowerOn,
+    Sleep,
+    TimerFired,
+    TrustListErased,
+)
 from .loadid import SCCP, LoadId, human, load_of_jar, parse_load
 from .models import P79XX, TNP, Model
 from .signed import verify

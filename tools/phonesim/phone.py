@@ -17,11 +17,11 @@ from contextlib import contextmanager
 
 from . import deviceinfo, net
 from .dhcp import DhcpClient
-from .events import HTTP, AskLease, Fetch, Fetched, FetchFailed, Leased, NoLease, PowerOn, Sleep, TimerFired, \
-    TrustListErased
+from .events import HTTP, AskLease, Fetch, Fetched, FetchFailed, Leased, NoLease, PowerOn, Sleep, TimerFired, TrustListErased
 from .loadid import parse_load
 from .machine import PhoneMachine, PhoneSpec
-from .models import TNP, model as find_model
+from .models import TNP
+from .models import model as find_model
 from .web import WebServer
 
 SLICE_S = 0.05      # how often a sleeping phone looks at its inbox (e.g. a tech erasing the trust list)

@@ -73,7 +73,7 @@ class TftpRead:
         if self.started or not self.options:
             return self._fail("unexpected OACK", 8)
         parts = body.split(b"\0")
-        for key, value in zip(parts[::2], parts[1::2]):
+        for key, value in zip(parts[::2], parts[1::2], strict=False):
             if key.lower() == b"blksize":
                 try:
                     size = int(value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .loadid import P003, P0S3, SCCP, SIP, LoadId, human
+from .loadid import P0S3, P003, SCCP, SIP, LoadId, human
 from .models import P79XX, TNP, Model
 
 AUTH_FAIL = "Auth Fail"                    # 79x1/2/5 (§8.3)
@@ -94,7 +94,8 @@ def _p79xx(running: LoadId, offered: LoadId) -> Verdict:
         if running.key >= SIP_SIGNED_FROM and offered.key < SIP_SIGNED_FROM:
             return Verdict(False, IMAGE_AUTH_FAILED, f"signed SIP {running.text} cannot go back to unsigned {offered.text}")
         if _stage(offered.key) > _stage(running.key) + 1:
-            return Verdict(False, IMAGE_AUTH_FAILED, f"SIP {running.text} cannot jump to {offered.text} (4.4 -> 5.3 -> 6.x -> 7.x)")
+            return Verdict(False, IMAGE_AUTH_FAILED,
+                           f"SIP {running.text} cannot jump to {offered.text} (4.4 -> 5.3 -> 6.x -> 7.x)")
         return OK
     return OK                     # SIP -> SCCP: no rule found
 

@@ -8,6 +8,7 @@ inside functions, and follows imports of the station's own modules.
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from pathlib import Path
 
@@ -75,3 +76,18 @@ def test_every_pure_module_exists_and_each_package_states_the_rule():
         assert readme.exists(), readme
         text = readme.read_text()
         assert "pure" in text.lower() and "I/O" in text, readme
+
+
+SQL = re.compile(r"\b(SELECT\s+[\w*(]|INSERT\s+(OR\s+\w+\s+)?INTO|DELETE\s+FROM|UPDATE\s+\w+\s+SET|CREATE\s+(TABLE|INDEX))")
+
+
+def test_sql_lives_only_in_the_store():
+    """One place speaks SQL (appliance/store.py); everything else asks it by name."""
+    bad = []
+    for path in sorted((REPO / "appliance").rglob("*.py")):
+        if path.name == "store.py":
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if SQL.search(line):
+                bad.append(f"{path.relative_to(REPO)}:{n}: {line.strip()[:80]}")
+    assert not bad, "\n".join(bad)

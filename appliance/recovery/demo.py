@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..store import Store
+
 STATION, SUBNET = "10.79.0.1", "10.79"
 LOADS = ("SCCP45.8-5-2S", "SCCP45.9-4-2SR3-3S", "P00308010100", "P00308010200")
 PHONES = (("CP-7965G", "SCCP45.8-3-2S", 2), ("CP-7940G", "P00307020300", 1), ("CP-7965G", "SCCP45.9-4-2SR3-3S", 1))
@@ -34,11 +36,11 @@ def _ip(*args: str, check: bool = True) -> None:
 
 def _states(db: Path) -> dict[str, tuple]:
     try:
-        conn = sqlite3.connect(db, timeout=5)
+        store = Store(db)
         try:
-            return {m: (s, c, d) for m, s, c, d in conn.execute("SELECT mac, state, current_load, diagnosis FROM phones")}
+            return {p["mac"]: (p.get("state"), p.get("current_load"), p.get("diagnosis")) for p in store.phones()}
         finally:
-            conn.close()
+            store.close()
     except sqlite3.Error:
         return {}
 

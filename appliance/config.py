@@ -73,6 +73,7 @@ SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
         "convert": ("table", {}),
         "rules": ("rules", []),
         "web_port": ("int", 80),
+        "neighbours": ("bool", True),
     },
 }
 

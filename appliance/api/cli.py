@@ -38,11 +38,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         age = "never" if s["heartbeat_age"] is None else f"{s['heartbeat_age']:.1f}s ago"
         err = f"  last error: {s['last_error']}" if s["last_error"] else ""
         print(f"  {s['name']:<5} {s['status']:<6} heartbeat {age}{err}")
+        nb = (s.get("info") or {}).get("neighbours")
+        if isinstance(nb, dict) and nb.get("status"):
+            print(f"        neighbours: {nb['status']}")
     print(f"{len(phones)} phone(s)")
     for p in phones:
         step = f"step {min(p['step'] + 1, p['steps'])}/{p['steps']}" if p["steps"] else "no plan"
+        runs = f"  runs {p['current_load']} ({p['load_source'] or '?'})" if p.get("current_load") else ""
         print(f"  {p['mac']}  {p['model'] or '?':<10} {p['ip'] or '-':<15} {step:<10} {p['state_words']}"
-              + (f" — {p['diagnosis']}" if p["diagnosis"] else ""))
+              + (f" — {p['diagnosis']}" if p["diagnosis"] else "") + runs)
     return 0 if health["ok"] else 1
 
 

@@ -60,11 +60,36 @@ def phone(row: dict, running: dict | None = None) -> dict:
         "mac": row["mac"], "model": row.get("model"), "ip": row.get("ip"), "hostname": row.get("hostname"),
         "vendor_class": row.get("vendor_class"), "first_seen": row["first_seen"], "last_seen": row["last_seen"],
         "load_before": row.get("load_before"), "current_load": row.get("current_load"),
-        "target_load": row.get("target_load"), "plan": [str(p) for p in plan], "step": step, "steps": len(plan),
+        "load_source": load_source(row), "target_load": row.get("target_load"),
+        "plan": [str(p) for p in plan], "step": step, "steps": len(plan),
         "state": row.get("state") or "seen", "state_words": STATE_WORDS.get(row.get("state") or "seen",
                                                                              row.get("state") or "seen"),
         "diagnosis": row.get("diagnosis"), "transfer": transfer(running) if running else None,
     }
+
+
+# How the tracker learned a phone's current load (its memory's "how") -> the word the API and dashboard show.
+LOAD_SOURCES = ("step", "settled", "web", "cdp", "lldp")
+
+
+def load_source(row: dict) -> str | None:
+    """Where current_load comes from: "step" (installed here), "settled" (took a config naming it, fetched
+    nothing), "web" (its DeviceInformationX page), "cdp"/"lldp" (its own announcement: a claim); None if unknown."""
+    if not row.get("current_load"):
+        return None
+    hints = row.get("hints")
+    if isinstance(hints, str):
+        import json
+        try:
+            hints = json.loads(hints)
+        except ValueError:
+            hints = None
+    memory = hints.get("memory") if isinstance(hints, dict) else None
+    how = memory.get("how") if isinstance(memory, dict) else None
+    if not isinstance(how, str) or not how:
+        return None
+    word = how.split(",", 1)[0].strip().lower()
+    return word if word in LOAD_SOURCES else "other"
 
 
 def running_by_mac(store: Store) -> dict[str, dict]:

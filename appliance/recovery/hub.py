@@ -125,6 +125,7 @@ class Hub:
         """
         self.tracker, self.store, self.path = tracker, store, Path(path)
         self.web, self.identify = web, identify
+        self.neighbours = None     # an lldp.Poller: CDP/LLDP claims waiting for a phone's lease
         self.lock = threading.RLock()
         self.sel = selectors.DefaultSelector()
         self.workers: list[socket.socket] = []
@@ -255,6 +256,9 @@ class Hub:
         self._emit(out)
         if self.web is not None and type(fact).__name__ == "Lease" and fact.acked and fact.ip:
             self.web.poll(fact.mac.lower(), fact.ip)
+        if self.neighbours is not None and type(fact).__name__ == "Lease":
+            for claim in self.neighbours.on_lease(fact.mac.lower()):   # before the config this lease causes
+                self._apply(claim)
 
     def _emit(self, out: list[Output]) -> None:
         if not out:

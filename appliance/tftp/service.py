@@ -152,6 +152,7 @@ class FileService:
         self.http = None
         self.tracking = Tracking(ctx.store, "http")
         self.hub = None
+        self.neighbours = None       # recovery.lldp.Poller: CDP/LLDP load claims for the hub
         self.channels: list = []     # (parent end, worker end) per worker index
         self._cursor = 0
         self._refreshed = time.monotonic()
@@ -165,7 +166,8 @@ class FileService:
                 "http": dict(self.tracking.counters), "catalog": self.catalog is not None,
                 "loads": len(getattr(self.catalog, "loads", []) or []) if self.catalog is not None else 0,
                 "generation": self.generation.value,
-                "tracker": dict(self.hub.counters) if self.hub is not None else None}
+                "tracker": dict(self.hub.counters) if self.hub is not None else None,
+                "neighbours": self.neighbours.info() if self.neighbours is not None else None}
 
     def start_worker(self, index: int):
         p = self.mp.Process(target=worker_main, name=f"tftp-worker-{index}", daemon=True,
@@ -207,6 +209,8 @@ class FileService:
         self.tracking.start()    # ...so the flush thread, which opens its own, starts after the fork
         if self.hub is not None:
             self.hub.start()     # likewise the tracker's writer
+            from ..recovery import lldp
+            self.neighbours = lldp.attach(cfg, self.catalog, self.hub)
         try:
             self._cursor = self.ctx.store.last_event_id()
         except Exception:
@@ -283,6 +287,8 @@ class FileService:
             self.http.shutdown()
             self.http.server_close()
         self.tracking.stop()
+        if self.neighbours is not None:
+            self.neighbours.stop()
         if self.hub is not None:
             self.hub.stop()
         for s in self.sockets:

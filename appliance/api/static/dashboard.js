@@ -18,12 +18,25 @@
     return { status: r.status, body: await r.json() };
   }
 
+  // How the station learned the load a phone runs (API load_source); cdp/lldp are the phone's own claim.
+  const SOURCES = { step: "installed here", settled: "took its config", web: "its web page",
+                    cdp: "CDP announcement", lldp: "LLDP-MED announcement", other: "reported" };
+
+  function sourceLine(p) {
+    if (!p.current_load || !p.load_source) return null;
+    const line = el("div", "loads source", "runs " + p.current_load + " (" + (SOURCES[p.load_source] || p.load_source) + ")");
+    line.dataset.source = p.load_source;
+    return line;
+  }
+
   function stepCell(p) {
     const td = el("td");
+    const source = sourceLine(p);
     if (!p.steps) {
       if (p.current_load) {                      // nothing left to install: say what it runs
         td.appendChild(el("div", null, "on"));
         td.appendChild(el("div", "loads", p.current_load));
+        if (source) td.appendChild(source);
       } else {
         td.appendChild(el("span", "muted", "no plan yet"));
       }
@@ -37,6 +50,7 @@
       loads.appendChild(el("span", i === p.step ? "current" : null, name));
     });
     td.appendChild(loads);
+    if (source) td.appendChild(source);
     return td;
   }
 

@@ -28,6 +28,7 @@ from appliance.recovery import lldp, neighbours
 from appliance.recovery.facts import FileSent, Lease
 from appliance.recovery.station import build_hub
 from appliance.store import Store
+from tests.conftest import wait_for
 from tests.test_tracker import library
 
 REPO = Path(__file__).resolve().parent.parent
@@ -577,16 +578,6 @@ def _neighbour_info(state: Path) -> dict:
     return ((tftp or {}).get("info") or {}).get("neighbours") or {}
 
 
-def _wait(pred, timeout: float, what: str, every: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def _phone_view(state: Path, mac: str) -> dict | None:
     return next((p for p in views.phones(Store(state / "station.db")) if p["mac"] == mac), None)
 
@@ -612,12 +603,12 @@ def station(tmp_path):
         station_mac = json.loads(lab.run("srv", "ip", "-j", "link", "show", "lan0").stdout)[0]["address"]
         sniffed = open(tmp_path / "sniffed.txt", "w")
         sniffer = lab.popen("ph", PYTHON, "-m", "tests.lldp_frames", "sniff", "lan0", stdout=sniffed, cwd=str(REPO))
-        _wait(lambda: (tmp_path / "sniffed.txt").read_text().startswith("listening"), 10, "the sniffer")
+        wait_for(lambda: (tmp_path / "sniffed.txt").read_text().startswith("listening"), 10, "the sniffer")
         log = open(tmp_path / "station.log", "a")      # O_APPEND: every program reopens /dev/stdout
         proc = lab.popen("srv", PYTHON, "-m", "appliance", "run", env=env, stdout=log, cwd=str(REPO))
         try:
             wait_serving(state, proc, timeout=60)
-            _wait(lambda: _neighbour_info(state).get("ok"), 40, "the file service reading lldpd's neighbours")
+            wait_for(lambda: _neighbour_info(state).get("ok"), 40, "the file service reading lldpd's neighbours")
 
             def phone(*args: str, timeout: float = 60) -> dict:
                 r = lab.run("ph", PYTHON, "-m", "tests.lldp_frames", *args, timeout=timeout)
@@ -663,7 +654,7 @@ def test_cdp_and_lldp_med_announcements_name_each_phones_load_before_it_fetches_
     flood += [_cdp(f"0200{i:08x}", STONE45) for i in range(400)]          # 400 forged device IDs
     r = lab.run("ph", PYTHON_E2E(), "-m", "tests.lldp_frames", "send", "lan0", json.dumps(real + bad + flood), timeout=60)
     assert r.returncode == 0, r.stderr
-    info = _wait(lambda: (lambda i: i if i.get("claims", 0) >= 4 and i.get("conflicts", 0) >= 1 else None)(
+    info = wait_for(lambda: (lambda i: i if i.get("claims", 0) >= 4 and i.get("conflicts", 0) >= 1 else None)(
         _neighbour_info(state)), 30, "the claims of A, B, C and the forged one, and D's conflict")
     assert info["neighbours"] <= 2 * lldp.MAX_NEIGHBOURS, info            # lldpd's cap held the flood
     listed = lab.run("srv", "lldpcli", "-u", str(lldp.run_dir_for(state) / lldp.SOCKET_NAME), "-f", "json", "show", "neighbors",
@@ -675,7 +666,7 @@ def test_cdp_and_lldp_med_announcements_name_each_phones_load_before_it_fetches_
     # and its first config names the target.
     lease_a = phone("lease", "lan0", A, "CP-7965G")
     assert lease_a.get("ip"), lease_a
-    row = _wait(lambda: (lambda p: p if p and p["current_load"] else None)(_phone_view(state, A)), 15, "A's row")
+    row = wait_for(lambda: (lambda p: p if p and p["current_load"] else None)(_phone_view(state, A)), 15, "A's row")
     assert (row["current_load"], row["load_source"], row["load_before"]) == (STONE45, "cdp", STONE45), row
     assert row["transfer"] is None and row["state"] == "seen", row
     api = lab.run("srv", PYTHON_E2E(), "-c", "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], "
@@ -691,13 +682,13 @@ def test_cdp_and_lldp_med_announcements_name_each_phones_load_before_it_fetches_
 
     # A 7941 CDP says runs 8.2(1): the stone first, and the report knows what it ran.
     lease_b = phone("lease", "lan0", B, "CP-7941G")
-    row = _wait(lambda: (lambda p: p if p and p["current_load"] else None)(_phone_view(state, B)), 15, "B's row")
+    row = wait_for(lambda: (lambda p: p if p and p["current_load"] else None)(_phone_view(state, B)), 15, "B's row")
     assert (row["current_load"], row["load_source"]) == ("SCCP41.8-2-1S", "cdp"), row
     assert phone("config", E2E_STATION, lease_b["ip"], B)[f"SEP{B.upper()}.cnf.xml"]["load"] == STONE41
 
     # LLDP-MED only (chassis ID its address, MAC from its system name): the same, source lldp.
     lease_c = phone("lease", "lan0", C, "CP-7965G")
-    row = _wait(lambda: (lambda p: p if p and p["current_load"] else None)(_phone_view(state, C)), 15, "C's row")
+    row = wait_for(lambda: (lambda p: p if p and p["current_load"] else None)(_phone_view(state, C)), 15, "C's row")
     assert (row["current_load"], row["load_source"]) == (STONE45, "lldp"), row
     assert phone("config", E2E_STATION, lease_c["ip"], C)[f"SEP{C.upper()}.cnf.xml"]["load"] == TARGET45
 
@@ -716,12 +707,12 @@ def test_cdp_and_lldp_med_announcements_name_each_phones_load_before_it_fetches_
     assert all("bytes" in v for v in got.values()), got
     lease_a = phone("lease", "lan0", A, "CP-7965G")
     assert phone("config", E2E_STATION, lease_a["ip"], A)[f"SEP{A.upper()}.cnf.xml"]["load"] == TARGET45
-    row = _wait(lambda: (lambda p: p if p and p["state"] == "done" else None)(_phone_view(state, A)), 15, "A done")
+    row = wait_for(lambda: (lambda p: p if p and p["state"] == "done" else None)(_phone_view(state, A)), 15, "A done")
     assert (row["current_load"], row["load_source"]) == (TARGET45, "step"), row
     refused = _neighbour_info(state).get("refused", 0)
     r = lab.run("ph", PYTHON_E2E(), "-m", "tests.lldp_frames", "send", "lan0", json.dumps([_cdp(A, "SCCP45.8-3-2S")]))
     assert r.returncode == 0, r.stderr
-    _wait(lambda: _neighbour_info(state).get("refused", 0) > refused, 20, "the downgrade claim refused")
+    wait_for(lambda: _neighbour_info(state).get("refused", 0) > refused, 20, "the downgrade claim refused")
     assert phone("config", E2E_STATION, lease_a["ip"], A)[f"SEP{A.upper()}.cnf.xml"]["load"] == TARGET45
     row = _phone_view(state, A)
     assert (row["current_load"], row["load_source"], row["state"]) == (TARGET45, "step", "done"), row

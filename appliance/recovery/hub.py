@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .facts import FactError, LoadLearned, LoadReported, Output, PhoneChanged, from_wire, to_event, to_wire
+from .facts import FactError, Lease, LoadLearned, LoadReported, Output, PhoneChanged, from_wire, to_event, to_wire
 from .tracker import Phone, Tracker
 
 log = logging.getLogger("recovery")
@@ -254,9 +254,11 @@ class Hub:
             log.exception("tracker: fact %r not applied: %r", fact, exc)
             return
         self._emit(out)
-        if self.web is not None and type(fact).__name__ == "Lease" and fact.acked and fact.ip:
+        if not isinstance(fact, Lease):
+            return
+        if self.web is not None and fact.acked and fact.ip:
             self.web.poll(fact.mac.lower(), fact.ip)
-        if self.neighbours is not None and type(fact).__name__ == "Lease":
+        if self.neighbours is not None:
             for claim in self.neighbours.on_lease(fact.mac.lower()):   # before the config this lease causes
                 self._apply(claim)
 

@@ -73,7 +73,7 @@ class ServiceContext:
         if getattr(self.store, "read_only", None):
             return    # said once at start; a warning every beat would bury it
         try:
-            self.store.heartbeat(self.name, os.getpid(), self._info(), started=self.started)
+            self.store.services.beat(self.name, os.getpid(), self._info(), started=self.started)
         except Exception as exc:  # a full disk must not stop the service
             self.log.warning("heartbeat not recorded: %s", exc)
 
@@ -87,7 +87,7 @@ class ServiceContext:
         if getattr(self.store, "read_only", None):
             return
         try:
-            self.store.service_error(self.name, message)
+            self.store.services.error(self.name, message)
         except Exception as exc:
             self.log.warning("error not recorded: %s", exc)
 

@@ -23,24 +23,24 @@ def make_cfg(station_env, **extra):
 def populate(store: Store, now: float | None = None) -> None:
     now = now or time.time()
     for name in ("api", "dhcp", "dns", "tftp"):
-        store.heartbeat(name, 100, {"counters": {"offers": 3, "acks": 2, "naks": 1}} if name == "dhcp" else {})
-    store.upsert_phone("001b2c3d4e5f", model="CP-7945G", ip="10.0.0.11", hostname="<script>alert(1)</script>",
+        store.services.beat(name, 100, {"counters": {"offers": 3, "acks": 2, "naks": 1}} if name == "dhcp" else {})
+    store.phones.upsert("001b2c3d4e5f", model="CP-7945G", ip="10.0.0.11", hostname="<script>alert(1)</script>",
                        vendor_class="Cisco Systems, Inc. IP Phone CP-7945G", load_before="SCCP45.8-3-1S",
                        current_load="SCCP45.9-0-3S", target_load="SIP45.9-4-2SR4-3S",
                        plan=["SCCP45.9-0-3S", "SIP45.9-4-2SR4-3S"], step=1, state="downloading")
-    store.upsert_phone("00aabbccddee", model="CP-8845", ip="10.0.0.12", state="done",
+    store.phones.upsert("00aabbccddee", model="CP-8845", ip="10.0.0.12", state="done",
                        load_before="sip88xx.10-3-1-20", current_load="sip88xx.14-2-1-0001-22",
                        target_load="sip88xx.14-2-1-0001-22", plan=["sip88xx.14-2-1-0001-22"], step=0)
-    store.write_transfers([{"key": "t1", "proto": "tftp", "client_ip": "10.0.0.11", "mac": "001b2c3d4e5f",
+    store.transfers.write([{"key": "t1", "proto": "tftp", "client_ip": "10.0.0.11", "mac": "001b2c3d4e5f",
                             "file": "SIP45.9-4-2SR4-3S.loads", "bytes": 5000, "total": 20000, "result": "running"},
                            {"key": "t2", "proto": "http", "client_ip": "10.0.0.12", "mac": "00aabbccddee",
                             "file": "SEP00AABBCCDDEE.cnf.xml", "bytes": 900, "total": 900, "result": "complete",
                             "duration": 0.1}])
-    with store.write() as conn:
+    with store._db.transaction() as conn:
         conn.execute("INSERT INTO leases(mac, ip, state, expires, hostname, updated) VALUES (?,?,?,?,?,?)",
                      ("001b2c3d4e5f", "10.0.0.11", "bound", now + 3600, "SEP001B2C3D4E5F", now))
-    store.event("dhcp", ev.DHCP_ACK, "001b2c3d4e5f", ip="10.0.0.11")
-    store.put("dhcp.guard", {"mode": "refuse", "status": "clear", "servers": []})
+    store.events.add("dhcp", ev.DHCP_ACK, "001b2c3d4e5f", ip="10.0.0.11")
+    store.kv.put("dhcp.guard", {"mode": "refuse", "status": "clear", "servers": []})
 
 
 @pytest.fixture
@@ -57,9 +57,9 @@ def test_health_green_then_503_when_a_service_is_stale(client):
     r = c.get("/api/v1/health")
     assert r.status_code == 200 and r.json["ok"]
     assert {s["name"] for s in r.json["services"]} == {"api", "dhcp", "dns", "tftp"}
-    with store.write() as conn:
+    with store._db.transaction() as conn:
         conn.execute("UPDATE services SET heartbeat = heartbeat - 60 WHERE name = 'tftp'")
-    store.service_error("tftp", "cannot bind udp/69: permission denied")
+    store.services.error("tftp", "cannot bind udp/69: permission denied")
     r = c.get("/api/v1/health")
     assert r.status_code == 503 and not r.json["ok"]
     tftp = next(s for s in r.json["services"] if s["name"] == "tftp")
@@ -69,7 +69,7 @@ def test_health_green_then_503_when_a_service_is_stale(client):
 def test_health_down_when_service_never_started(station_env):
     cfg = make_cfg(station_env)
     store = Store(cfg.db_path)
-    store.heartbeat("api", 1)
+    store.services.beat("api", 1)
     r = create_app(cfg, store).test_client().get("/api/v1/health")
     assert r.status_code == 503
     assert {s["name"]: s["status"] for s in r.json["services"]}["dhcp"] == "down"
@@ -78,8 +78,8 @@ def test_health_down_when_service_never_started(station_env):
 def test_disabled_services_are_not_required(station_env):
     cfg = make_cfg(station_env, APPLIANCE_DHCP_ENABLED="false", APPLIANCE_DNS_ENABLED="false")
     store = Store(cfg.db_path)
-    store.heartbeat("api", 1)
-    store.heartbeat("tftp", 1)
+    store.services.beat("api", 1)
+    store.services.beat("tftp", 1)
     assert create_app(cfg, store).test_client().get("/api/v1/health").status_code == 200
 
 
@@ -128,12 +128,14 @@ def test_writes_need_token(client):
     auth = {"Authorization": f"Bearer {TOKEN}"}
     r = c.post("/api/v1/phones/001b2c3d4e5f/retry", headers=auth)
     assert r.status_code == 202
-    assert store.events_after(0)[-1]["kind"] == ev.PHONE_RETRY
+    assert store.events.after(0)[-1]["kind"] == ev.PHONE_RETRY
     assert c.post("/api/v1/phones/001122334455/retry", headers=auth).status_code == 404
     assert c.delete("/api/v1/leases/001b2c3d4e5f").status_code == 401
     assert c.delete("/api/v1/leases/001b2c3d4e5f", headers=auth).status_code == 200
-    assert store.leases() == []
-    assert c.delete("/api/v1/leases/001b2c3d4e5f", headers=auth).status_code == 404
+    forget = store.events.after(0)[-1]
+    assert (forget["kind"], forget["mac"]) == (ev.LEASE_FORGET, "001b2c3d4e5f")
+    assert len(store.leases.all()) == 1     # the API only asks: DHCP, the leases' owner, deletes the row
+    assert c.delete("/api/v1/leases/0011223344ff", headers=auth).status_code == 404
     assert c.post("/api/v1/firmware/rescan", headers=auth).status_code == 202
 
 
@@ -145,12 +147,12 @@ def test_writes_off_without_token(station_env):
     r = c.post("/api/v1/phones/001b2c3d4e5f/retry", headers={"Authorization": "Bearer "})
     assert r.status_code == 403 and "token" in r.json["error"]
     assert c.delete("/api/v1/leases/001b2c3d4e5f").status_code == 403
-    assert len(store.leases()) == 1
+    assert len(store.leases.all()) == 1
 
 
 def test_metrics(client):
     c, store = client
-    store.put("dhcp.guard", {"mode": "refuse", "status": "refusing", "servers": ["10.0.0.99"]})
+    store.kv.put("dhcp.guard", {"mode": "refuse", "status": "refusing", "servers": ["10.0.0.99"]})
     text = c.get("/metrics").get_data(as_text=True)
     assert 'station_phones{state="downloading"} 1.0' in text
     assert 'station_dhcp_messages{kind="offers"} 3.0' in text
@@ -161,7 +163,7 @@ def test_metrics(client):
 
 def test_sse_stream_is_bounded_and_resumes(client):
     c, store = client
-    store.event("tracker", ev.PHONE_STATE, "001b2c3d4e5f", state="done")
+    store.events.add("tracker", ev.PHONE_STATE, "001b2c3d4e5f", state="done")
     r = c.get("/api/v1/events?after=0&duration=1")
     body = r.get_data(as_text=True)
     assert r.mimetype == "text/event-stream"

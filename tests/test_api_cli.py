@@ -26,7 +26,7 @@ def test_status_and_report(station_env):
     assert "station OK" in out.stdout and "001b2c3d4e5f" in out.stdout and "step 2/2" in out.stdout
     doc = json.loads(run(station_env, "status", "--json").stdout)
     assert doc["health"]["ok"] and len(doc["phones"]) == 2
-    with store.write() as conn:
+    with store._db.transaction() as conn:
         conn.execute("UPDATE services SET heartbeat = heartbeat - 60 WHERE name = 'dns'")
     degraded = run(station_env, "status")
     assert degraded.returncode == 1 and "DEGRADED" in degraded.stdout

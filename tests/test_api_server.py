@@ -76,7 +76,7 @@ def test_curl_health_reports_api_heartbeat(api):
     out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", base + "/api/v1/health"],
                          capture_output=True, text=True, timeout=10).stdout
     assert out in ("200", "503")
-    api_row = next(s for s in store.services() if s["name"] == "api")
+    api_row = next(s for s in store.services.all() if s["name"] == "api")
     assert api_row["info"].get("bind", "").startswith("127.0.0.1:")
 
 
@@ -86,7 +86,7 @@ def test_sse_with_curl_is_bounded_and_delivers_new_events(api):
     proc = subprocess.Popen(["curl", "-sN", "--max-time", "20", base + "/api/v1/events?duration=3"],
                             stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)
-    store.event("tracker", "phone.state", "001b2c3d4e5f", state="rebooting")
+    store.events.add("tracker", "phone.state", "001b2c3d4e5f", state="rebooting")
     out, _ = proc.communicate(timeout=25)
     assert proc.returncode == 0, "stream must end by itself (bounded), not by curl's --max-time"
     assert "event: phone.state" in out and '"rebooting"' in out

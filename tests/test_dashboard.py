@@ -45,14 +45,14 @@ def test_rows_escape_and_live_updates(api, page):
     assert page.locator("tr[data-mac] script").count() == 0 and page.dialogs == []
     assert row.locator('[role="progressbar"]').get_attribute("aria-valuenow") == "25"
 
-    store.write_transfers([{"key": "t1", "bytes": 15000}])
+    store.transfers.write([{"key": "t1", "bytes": 15000}])
     expect(row.locator('[role="progressbar"]')).to_have_attribute("aria-valuenow", "75", timeout=10000)
     assert page.locator("#guard-banner").is_hidden()
-    store.put("dhcp.guard", {"mode": "refuse", "status": "refusing", "servers": ["10.0.0.254"]})
-    store.event("dhcp", "dhcp.guard", None, status="refusing")
+    store.kv.put("dhcp.guard", {"mode": "refuse", "status": "refusing", "servers": ["10.0.0.254"]})
+    store.events.add("dhcp", "dhcp.guard", None, status="refusing")
     page.locator("#guard-banner").wait_for(state="visible", timeout=10000)
     assert "10.0.0.254" in page.locator("#guard-banner").inner_text()
-    store.upsert_phone("0011223344aa", model="CP-7841", ip="10.0.0.13", state="seen",
+    store.phones.upsert("0011223344aa", model="CP-7841", ip="10.0.0.13", state="seen",
                        vendor_class='"><img src=x onerror=alert(2)>')
     page.locator('tr[data-mac="0011223344aa"]').wait_for(timeout=10000)
     assert page.locator("tr[data-mac] img").count() == 0 and page.dialogs == []
@@ -61,7 +61,7 @@ def test_rows_escape_and_live_updates(api, page):
     shot = ARTIFACTS / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
-    store.put("dhcp.guard", {"mode": "refuse", "status": "clear", "servers": []})
+    store.kv.put("dhcp.guard", {"mode": "refuse", "status": "clear", "servers": []})
 
 
 def test_phone_width_layout(api, page):
@@ -77,7 +77,7 @@ def test_phone_width_layout(api, page):
 def test_phone_waiting_for_a_restart_says_what_to_do(api, page):
     """A phone parked on a stone (it already ran it) is not stuck, but only a restart moves it on."""
     base, store = api
-    store.upsert_phone("001e7a770009", model="CP-7965G", ip="10.0.0.19", state="waiting",
+    store.phones.upsert("001e7a770009", model="CP-7965G", ip="10.0.0.19", state="waiting",
                        current_load="SCCP45.8-5-2S", target_load="SCCP45.9-4-2SR3-3S", plan=["SCCP45.9-4-2SR3-3S"],
                        diagnosis="already on SCCP45.8-5-2S, which its config named, so it stays there: "
                                  "restart it (unplug power) to go on to SCCP45.9-4-2SR3-3S")

@@ -40,7 +40,7 @@ def stop_station(run, state: Path) -> None:
     would orphan them: stop it with TERM (supervisord then stops every program) and kill what is
     left of the services this station recorded (by PID, checked against the command line)."""
     from appliance.store import Store
-    pids = [s["pid"] for s in Store(state / "station.db").services() if s.get("pid")]
+    pids = [s["pid"] for s in Store(state / "station.db").services.all() if s.get("pid")]
     if run.poll() is None:
         os.kill(run.pid, signal.SIGTERM)
         try:

@@ -246,11 +246,11 @@ def test_bound_leases_survive_a_restart_without_duplicates(tmp_path):
     first = Server(SETTINGS)
     ips = {n: dora(first, n) for n in (1, 2)}
     reply(handle(first, discover(3)))                      # an offer: not durable, not written
-    store.save_lease_changes(first.book.take_pending())
-    assert {r["ip"] for r in store.leases()} == set(ips.values())
+    store.leases.save_changes(first.book.take_pending())
+    assert {r["ip"] for r in store.leases.all()} == set(ips.values())
 
     book = LeaseBook(SETTINGS.pool_start, SETTINGS.pool_end, excluded={STATION})
-    book.load(*store.lease_book())
+    book.load(*store.leases.book())
     second = Server(SETTINGS, book)
     newcomer = reply(handle(second, discover(9, {50: codec.ip_bytes(ips[1])}), now=1010.0)).yiaddr
     assert newcomer not in ips.values()
@@ -266,8 +266,8 @@ def test_reusing_an_expired_address_replaces_the_old_row(tmp_path):
     ip = dora(srv, 1)
     later = 1000.0 + 601
     assert dora(srv, 2, now=later) == ip
-    store.save_lease_changes(srv.book.take_pending())
-    rows = store.leases()
+    store.leases.save_changes(srv.book.take_pending())
+    rows = store.leases.all()
     assert [(r["mac"], r["ip"]) for r in rows] == [("00aabbcc0002", ip)]
 
 
@@ -397,12 +397,12 @@ def test_property_no_address_is_ever_bound_to_two_clients(ops):
 
 def test_unreadable_lease_rows_are_skipped_on_load(tmp_path):
     store = Store(tmp_path / "station.db")
-    with store.write() as conn:
+    with store._db.transaction() as conn:
         conn.execute("INSERT INTO leases(mac, ip, state, expires, updated) VALUES ('00aabbcc0001', 'garbage', "
                      "'bound', 99999, 0)")
         conn.execute("INSERT INTO leases(mac, ip, state, expires, updated) VALUES ('00aabbcc0002', '10.9.0.10', "
                      "'bound', 99999, 0)")
     book = LeaseBook(SETTINGS.pool_start, SETTINGS.pool_end, excluded={STATION})
-    book.load(*store.lease_book())
+    book.load(*store.leases.book())
     assert set(book.by_mac) == {"00aabbcc0002"}
     assert reply(handle(Server(SETTINGS, book), discover(3))).yiaddr == "10.9.0.11"

@@ -30,9 +30,9 @@ def station(station_config):
     cat = Catalog.from_config(cfg)
     cat.scan()
     store = Store(cfg.db_path)
-    store.upsert_phone(MAC65, model="CP-7965G", ip="10.0.0.65", vendor_class="Cisco Systems, Inc. IP Phone CP-7965G")
-    store.upsert_phone(MAC40, model="CP-7940G", ip="10.0.0.40")
-    store.upsert_phone(MAC88, model="CP-8841", ip="10.0.0.88", current_load="sip88xx.12-0-1MN-113")
+    store.phones.upsert(MAC65, model="CP-7965G", ip="10.0.0.65", vendor_class="Cisco Systems, Inc. IP Phone CP-7965G")
+    store.phones.upsert(MAC40, model="CP-7940G", ip="10.0.0.40")
+    store.phones.upsert(MAC88, model="CP-8841", ip="10.0.0.88", current_load="sip88xx.12-0-1MN-113")
     return cfg, cat, store
 
 
@@ -75,7 +75,7 @@ def test_sep_files_follow_the_recovery_plan(station):
     check_sep(sep(gen, MAC40), address, P_STONE)          # 7940: 8.1(1) before 8.1(2)SR2
     check_sep(sep(gen, MAC88), address, SIP88)            # 8841: no stone, straight to the newest
     assert gen.render(f"/sep{MAC65}.CNF.XML") == gen.render(f"SEP{MAC65.upper()}.cnf.xml")
-    store.upsert_phone(MAC65, current_load=STONE)
+    store.phones.upsert(MAC65, current_load=STONE)
     check_sep(sep(gen, MAC65), address, TARGET)
 
 

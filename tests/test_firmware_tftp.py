@@ -42,7 +42,7 @@ def served(station_config, tmp_path):
     cat = Catalog.from_config(cfg)
     cat.scan()
     store = Store(cfg.db_path)
-    store.upsert_phone("001b2c3d4e5f", model="CP-7965G", ip="127.0.0.1")
+    store.phones.upsert("001b2c3d4e5f", model="CP-7965G", ip="127.0.0.1")
     gen = Generated(cfg, cat, newest_complete_chooser(cat), store=store)
 
     def answer(name, raddress=None, rport=None):

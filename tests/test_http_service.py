@@ -41,7 +41,7 @@ def station(tmp_path_factory):
     from appliance.store import Store
 
     store = Store(st.state / "station.db")
-    store.upsert_phone(MAC, model="CP-7965G", ip="127.0.0.9")
+    store.phones.upsert(MAC, model="CP-7965G", ip="127.0.0.9")
     store.close()
     st.start()
     yield st

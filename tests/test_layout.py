@@ -82,12 +82,26 @@ SQL = re.compile(r"\b(SELECT\s+[\w*(]|INSERT\s+(OR\s+\w+\s+)?INTO|DELETE\s+FROM|
 
 
 def test_sql_lives_only_in_the_store():
-    """One place speaks SQL (appliance/store.py); everything else asks it by name."""
+    """One place speaks SQL (the appliance/store package); everything else asks its repositories by name."""
     bad = []
+    store = REPO / "appliance" / "store"
     for path in sorted((REPO / "appliance").rglob("*.py")):
-        if path.name == "store.py":
+        if store in path.parents:
             continue
         for n, line in enumerate(path.read_text().splitlines(), 1):
             if SQL.search(line):
                 bad.append(f"{path.relative_to(REPO)}:{n}: {line.strip()[:80]}")
+    assert not bad, "\n".join(bad)
+
+
+def test_only_the_store_opens_the_database():
+    """No module outside the store package imports sqlite3 or reaches for the store's private database."""
+    store = REPO / "appliance" / "store"
+    bad = []
+    for path in sorted((REPO / "appliance").rglob("*.py")):
+        if store in path.parents:
+            continue
+        bad += [f"{path.relative_to(REPO)}:{line}: imports {mod}" for mod, line in imports(path) if mod == "sqlite3"]
+        bad += [f"{path.relative_to(REPO)}:{n}" for n, text in enumerate(path.read_text().splitlines(), 1)
+                if "._db" in text]
     assert not bad, "\n".join(bad)

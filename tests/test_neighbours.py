@@ -516,9 +516,9 @@ def test_status_shows_the_load_and_its_source(tmp_path):
     env = {"APPLIANCE_CONFIG": str(REPO / "config" / "appliance.toml"), "APPLIANCE_NETWORK_INTERFACE": "lo",
            "APPLIANCE_TFTP_ROOT": str(tmp_path), "APPLIANCE_STATE_DIR": str(tmp_path / "state")}
     store = Store(config.load(environ=env).db_path)
-    store.upsert_phone(MAC, model="CP-7965G", ip=IP, state="configured", current_load=STONE45, plan=[TARGET45],
+    store.phones.upsert(MAC, model="CP-7965G", ip=IP, state="configured", current_load=STONE45, plan=[TARGET45],
                        hints={"memory": {"how": "cdp"}})
-    store.heartbeat("tftp", os.getpid(), {"neighbours": {"status": "reading CDP/LLDP neighbours on lo: 1 neighbours",
+    store.services.beat("tftp", os.getpid(), {"neighbours": {"status": "reading CDP/LLDP neighbours on lo: 1 neighbours",
                                                         "ok": True}})
     r = subprocess.run([sys.executable, "-m", "appliance", "status"], env=dict(os.environ, **env), capture_output=True,
                        text=True, timeout=60, cwd=str(REPO))
@@ -535,7 +535,7 @@ except ImportError:       # playwright missing: the dashboard test skips
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium or playwright not installed (make test installs them)")
 def test_dashboard_row_says_where_the_load_came_from(api, page):  # noqa: F811
     base, store = api
-    store.upsert_phone("001f9eab5a01", model="CP-7965G", ip="10.0.0.31", state="configured", current_load=STONE45,
+    store.phones.upsert("001f9eab5a01", model="CP-7965G", ip="10.0.0.31", state="configured", current_load=STONE45,
                        plan=[TARGET45], target_load=TARGET45, hints={"memory": {"how": "cdp"}})
     page.goto(base + "/")
     row = page.locator('tr[data-mac="001f9eab5a01"]')
@@ -572,7 +572,7 @@ def _station_pids(ns: str) -> list[int]:
 
 def _neighbour_info(state: Path) -> dict:
     try:
-        rows = Store(state / "station.db").services()
+        rows = Store(state / "station.db").services.all()
     except Exception:
         return {}
     tftp = next((r for r in rows if r["name"] == "tftp"), None)

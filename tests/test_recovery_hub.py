@@ -57,7 +57,7 @@ def test_lease_datagram_then_worker_question_is_answered_knowing_the_lease(hub):
             assert sender.send(Lease(time.time(), mac, ip, True, "CP-7965G"))
             ok, load = channel.ask("config", ip=ip, name=f"SEP{mac.upper()}.cnf.xml", mac=None)
             assert ok and load == STONE, (i, load)
-        assert wait(lambda: (store.phone("001b2c3d4e31") or {}).get("state") == "configured")
+        assert wait(lambda: (store.phones.get("001b2c3d4e31") or {}).get("state") == "configured")
     finally:
         sender.close()
 

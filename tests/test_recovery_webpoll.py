@@ -117,12 +117,12 @@ def test_tracker_learns_the_load_from_the_phone_page_and_skips_the_stone(tmp_pat
             hub.local(Lease(time.time(), MAC, "127.0.0.1", True, "CP-7965G"))
             row = None
             for _ in range(100):
-                row = store.phone(MAC)
+                row = store.phones.get(MAC)
                 if row and row.get("current_load") == STONE:
                     break
                 time.sleep(0.1)
             assert row and row["current_load"] == STONE and row["plan"] == [TARGET], row
-            loads = [e for e in store.events_after(0, 100, mac=MAC) if e["kind"] == "phone.load"]
+            loads = [e for e in store.events.after(0, 100, mac=MAC) if e["kind"] == "phone.load"]
             assert loads and loads[-1]["data"] == {"load": STONE, "how": "web"}
             assert hub.config("127.0.0.1", f"SEP{MAC.upper()}.cnf.xml") == TARGET
         finally:

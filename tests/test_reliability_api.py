@@ -43,8 +43,8 @@ def _curl(method: str, url: str, auth: str | None) -> tuple[int, bytes]:
 
 
 def _state(store: Store) -> tuple:
-    leases = store.leases()
-    writes = [e for e in store.events_after(0, limit=100_000) if e["source"] == "api"]
+    leases = store.leases.all()
+    writes = [e for e in store.events.after(0, limit=100_000) if e["source"] == "api"]
     return len(leases), len(writes)
 
 

@@ -93,7 +93,7 @@ def test_dns_killed_restarts_then_station_stops_cleanly(station_env):
     try:
         store = Store(config.load(environ=env).db_path)
         def dns_pid():
-            return next((s["pid"] for s in store.services() if s["name"] == "dns"
+            return next((s["pid"] for s in store.services.all() if s["name"] == "dns"
                          and s["heartbeat"] and time.time() - s["heartbeat"] < 5), None)
         old = wait_for(dns_pid, 60, "dns heartbeat")
         os.kill(old, signal.SIGKILL)

@@ -100,37 +100,37 @@ def create_app(cfg: Config, store: Store | None = None) -> Flask:
     @app.get(f"{API}/phones/<mac>")
     def phone(mac: str) -> Response:
         mac = _mac(mac)
-        row = db.phone(mac)
+        row = db.phones.get(mac)
         if row is None:
             return _error(404, f"no phone {mac}")
         running = views.running_by_mac(db).get(mac)
         doc = views.phone(row, running)
         doc["timeline"] = views.timeline(db, mac)
-        doc["transfers"] = [views.transfer(t) for t in db.transfers(mac=mac, limit=200)]
+        doc["transfers"] = [views.transfer(t) for t in db.transfers.recent(mac=mac, limit=200)]
         return jsonify(doc)
 
     @app.post(f"{API}/phones/<mac>/retry")
     @writer
     def retry(mac: str) -> Response:
         mac = _mac(mac)
-        if db.phone(mac) is None:
+        if db.phones.get(mac) is None:
             return _error(404, f"no phone {mac}")
-        db.event("api", ev.PHONE_RETRY, mac, by=request.remote_addr)
+        db.events.add("api", ev.PHONE_RETRY, mac, by=request.remote_addr)
         resp = jsonify({"mac": mac, "queued": "retry"})
         resp.status_code = 202
         return resp
 
     @app.get(f"{API}/leases")
     def leases() -> Response:
-        return jsonify({"leases": [views.lease(r) for r in db.leases()]})
+        return jsonify({"leases": [views.lease(r) for r in db.leases.all()]})
 
     @app.delete(f"{API}/leases/<mac>")
     @writer
     def forget_lease(mac: str) -> Response:
         mac = _mac(mac)
-        if not db.forget_lease(mac):
+        if db.leases.of(mac) is None:
             return _error(404, f"no lease for {mac}")
-        db.event("api", ev.LEASE_FORGET, mac, by=request.remote_addr)
+        db.events.add("api", ev.LEASE_FORGET, mac, by=request.remote_addr)
         return jsonify({"mac": mac, "forgotten": True})
 
     @app.get(f"{API}/transfers")
@@ -141,7 +141,7 @@ def create_app(cfg: Config, store: Store | None = None) -> Flask:
         if running_arg not in ("true", "false", "1", "0"):
             return _error(400, "running must be true, false, 1 or 0")
         running = running_arg in ("true", "1")
-        rows = db.transfers(mac=_mac(mac) if mac is not None else None, limit=limit, running_only=running)
+        rows = db.transfers.recent(mac=_mac(mac) if mac is not None else None, limit=limit, running_only=running)
         return jsonify({"transfers": [views.transfer(t) for t in rows]})
 
     @app.get(f"{API}/firmware")
@@ -152,7 +152,7 @@ def create_app(cfg: Config, store: Store | None = None) -> Flask:
     @writer
     def firmware_rescan() -> Response:
         doc = firmware.summary(cfg, rescan=True)
-        db.event("api", ev.CATALOG_RESCAN, None, by=request.remote_addr)
+        db.events.add("api", ev.CATALOG_RESCAN, None, by=request.remote_addr)
         resp = jsonify(doc)
         resp.status_code = 202
         return resp

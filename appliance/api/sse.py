@@ -26,7 +26,7 @@ def stream(store: Store, after: int, duration: float, mac: str | None = None) ->
     yield f"retry: {RETRY_MS}\n\n"
     try:
         while True:
-            rows = store.events_after(after, limit=BATCH, mac=mac)
+            rows = store.events.after(after, limit=BATCH, mac=mac)
             for row in rows:
                 after = row["id"]
                 doc = views.event(row)
@@ -45,4 +45,4 @@ def stream(store: Store, after: int, duration: float, mac: str | None = None) ->
 
 
 def latest_id(store: Store) -> int:
-    return store.last_event_id()
+    return store.events.last_id()

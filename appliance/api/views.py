@@ -31,7 +31,7 @@ def expected_services(cfg: Config) -> list[str]:
 
 def health(cfg: Config, store: Store, now: float | None = None) -> dict:
     now = time.time() if now is None else now
-    rows = {s["name"]: s for s in store.services()}
+    rows = {s["name"]: s for s in store.services.all()}
     services = []
     for name in sorted(set(expected_services(cfg)) | set(rows)):
         row = rows.get(name, {})
@@ -49,7 +49,7 @@ def health(cfg: Config, store: Store, now: float | None = None) -> dict:
 
 
 def guard(store: Store) -> dict:
-    g = store.get("dhcp.guard") or {}
+    g = store.kv.get("dhcp.guard") or {}
     return {"mode": g.get("mode"), "status": g.get("status") or "unknown", "servers": list(g.get("servers") or [])}
 
 
@@ -94,7 +94,7 @@ def load_source(row: dict) -> str | None:
 
 def running_by_mac(store: Store) -> dict[str, dict]:
     out: dict[str, dict] = {}
-    for t in store.transfers(running_only=True, limit=1000):
+    for t in store.transfers.recent(running_only=True, limit=1000):
         if t.get("mac") and t["mac"] not in out:
             out[t["mac"]] = t
     return out
@@ -102,7 +102,7 @@ def running_by_mac(store: Store) -> dict[str, dict]:
 
 def phones(store: Store) -> list[dict]:
     running = running_by_mac(store)
-    return [phone(r, running.get(r["mac"])) for r in store.phones()]
+    return [phone(r, running.get(r["mac"])) for r in store.phones.all()]
 
 
 def transfer(row: dict) -> dict:
@@ -117,7 +117,7 @@ def lease(row: dict) -> dict:
 
 
 def timeline(store: Store, mac: str, limit: int = 500) -> list[dict]:
-    return [event(r) for r in store.timeline(mac, limit)]
+    return [event(r) for r in store.events.timeline(mac, limit)]
 
 
 def event(row: dict) -> dict:
@@ -146,7 +146,7 @@ def result(row: dict) -> str:
 
 def report(store: Store) -> list[dict]:
     rows = []
-    for p in store.phones():
+    for p in store.phones.all():
         rows.append({
             "mac": p["mac"], "model": p.get("model"), "ip": p.get("ip"),
             "first_seen": _iso(p["first_seen"]), "last_seen": _iso(p["last_seen"]),

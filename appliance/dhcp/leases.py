@@ -185,10 +185,12 @@ class LeaseBook:
                 self._fresh_taken.discard(ip_int(lease.ip))
 
     def drop(self, mac: str) -> str | None:
-        """The tech forgot this lease through the API (row already deleted): free its address in memory too."""
+        """The tech forgot this lease through the API (a LEASE_FORGET command): free its address and queue
+        the row's deletion for the next `take_pending`.  Returns the freed address, None if no lease."""
         lease = self.by_mac.pop(mac, None)
         if lease is None:
             return None
+        self.pending.append(("forget", (mac,)))
         if self.by_ip.get(lease.ip) == mac:
             del self.by_ip[lease.ip]
             if self.in_pool(lease.ip):

@@ -69,7 +69,7 @@ class EventWriter(threading.Thread):
             rows, self.queue = self.queue, []
         if rows:
             try:
-                self.ctx.store.append_events(rows)
+                self.ctx.store.events.append(rows)
             except Exception as exc:
                 self.ctx.error(f"dhcp events not recorded ({len(rows)}): {exc}")
 
@@ -95,7 +95,7 @@ class Loop:
         self.guard = Guard(cfg.dhcp.guard, settings.address, float(cfg.dhcp.guard_interval))
         book = LeaseBook(settings.pool_start, settings.pool_end, reserved=dict(settings.reservations),
                          excluded={settings.address})
-        book.load(*self.store.lease_book())
+        book.load(*self.store.leases.book())
         self.server = Server(settings, book, may_serve=self.guard.may_offer, ignore=self.guard.is_probe)
         self.port = cfg.dhcp.port
         self.interface = cfg.network.interface
@@ -113,7 +113,7 @@ class Loop:
         self.icmp_sock: socket.socket | None = None
         self.prober = Prober(os.getpid())
         self.counters.update({"conflict_probes": 0, "conflicts_found": 0})
-        self._requests_cursor = self.store.last_event_id()
+        self._requests_cursor = self.store.events.last_id()
         self._requests_at = 0.0
 
     # -- status --------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ class Loop:
                           status["size"], status["pool_start"], status["pool_end"])
             self._last_status = status
             try:
-                self.store.put("dhcp.status", status)
+                self.store.kv.put("dhcp.status", status)
             except Exception as exc:
                 self.ctx.error(f"dhcp status not recorded: {exc}")
 
@@ -144,7 +144,7 @@ class Loop:
         else:
             log.info("guard: no other DHCP server on %s (%s)", self.interface, status["status"])
         try:
-            self.store.put("dhcp.guard", status)
+            self.store.kv.put("dhcp.guard", status)
         except Exception as exc:
             self.ctx.error(f"dhcp guard status not recorded: {exc}")
         self.events.add([(now, "dhcp", ev.GUARD_STATUS, None, status)])
@@ -175,7 +175,7 @@ class Loop:
                  self.server.s.pool_start, self.server.s.pool_end, ",".join(self.server.s.tftp_servers),
                  self.guard.mode)
         self.publish_status(time.time(), force=True)
-        self.store.put("dhcp.guard", self.guard.status(time.time()))
+        self.store.kv.put("dhcp.guard", self.guard.status(time.time()))
         if self.guard.mode == "refuse" and self.client_sock is None:
             self.guard.checked = time.time()
         next_tick = 0.0
@@ -222,7 +222,7 @@ class Loop:
     def read_requests(self) -> None:
         """Act on API requests addressed to DHCP (a forgotten lease must not linger in memory)."""
         try:
-            rows, self._requests_cursor = self.store.requests_after(self._requests_cursor, [ev.LEASE_FORGET])
+            rows, self._requests_cursor = self.store.events.commands_after(self._requests_cursor, [ev.LEASE_FORGET])
         except Exception as exc:
             self.ctx.error(f"API requests not read: {exc}")
             return
@@ -230,6 +230,8 @@ class Loop:
             ip = self.server.book.drop(row["mac"] or "")
             if ip:
                 log.info("lease of %s (%s) forgotten on request", row["mac"], ip)
+        if rows:
+            self.persist()
 
     def read_icmp(self) -> None:
         now = time.time()
@@ -331,7 +333,7 @@ class Loop:
         if not changes:
             return True
         try:
-            self.store.save_lease_changes(changes)
+            self.store.leases.save_changes(changes)
             return True
         except Exception as exc:
             self.counters["persist_failures"] += 1

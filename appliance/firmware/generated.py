@@ -109,17 +109,17 @@ class Generated:
             return mac, None
         try:
             if mac is None and client_ip:
-                lease = st.lease_for_ip(client_ip)
+                lease = st.leases.at(client_ip)
                 if lease:
                     mac = lease["mac"]
                 else:
-                    mac = st.phone_mac_at(client_ip)
+                    mac = st.phones.mac_at(client_ip)
             if mac is None:
                 return None, None
-            row = st.phone(mac)
+            row = st.phones.get(mac)
             if row and row.get("model"):
                 return mac, normalize_model(row["model"])
-            lease = st.lease_of(mac)
+            lease = st.leases.of(mac)
             vc = (lease["vendor_class"] if lease else None) or (row.get("vendor_class") if row else None)
             return mac, model_from_vendor_class(vc) if vc else None
         except Exception as exc:

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ..store import Store
+from ..store import Store, StoreError
 
 STATION, SUBNET = "10.79.0.1", "10.79"
 LOADS = ("SCCP45.8-5-2S", "SCCP45.9-4-2SR3-3S", "P00308010100", "P00308010200")
@@ -38,10 +37,10 @@ def _states(db: Path) -> dict[str, tuple]:
     try:
         store = Store(db)
         try:
-            return {p["mac"]: (p.get("state"), p.get("current_load"), p.get("diagnosis")) for p in store.phones()}
+            return {p["mac"]: (p.get("state"), p.get("current_load"), p.get("diagnosis")) for p in store.phones.all()}
         finally:
             store.close()
-    except sqlite3.Error:
+    except StoreError:
         return {}
 
 

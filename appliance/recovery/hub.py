@@ -316,10 +316,10 @@ class Hub:
             for _, ps in batch:
                 phones.update(ps)
             try:
-                self.store.append_events(rows)
-                with self.store.write() as conn:
+                with self.store.atomic():
+                    self.store.events.append(rows)
                     for mac, fields in phones.items():
-                        self.store.upsert_phone(mac, conn=conn, **fields)
+                        self.store.phones.upsert(mac, **fields)
             except Exception as exc:   # the next change of each phone writes it again
                 log.warning("tracker: %d events / %d phones not recorded: %s", len(rows), len(phones), exc)
 

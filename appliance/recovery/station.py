@@ -53,7 +53,7 @@ def make_tracker(catalog, cfg, store=None) -> Tracker:
         if store is None:
             return None
         try:
-            lease = store.lease_for_ip(ip)
+            lease = store.leases.at(ip)
         except Exception as exc:
             log.warning("tracker: lease of %s not read: %s", ip, exc)
             return None
@@ -68,7 +68,7 @@ def restored(store) -> list[Phone]:
     """The phones as the last run left them, so a restarted file service resumes every one."""
     out = []
     try:
-        rows = store.phones()
+        rows = store.phones.all()
     except Exception as exc:
         log.warning("tracker: phones table not read: %r", exc)
         return out
@@ -105,9 +105,9 @@ class TableDecider:
             return None
         try:
             if not mac and ip:
-                lease = self.store.lease_for_ip(ip)
+                lease = self.store.leases.at(ip)
                 mac = lease["mac"] if lease else None
-            return self.store.phone(mac) if mac else None
+            return self.store.phones.get(mac) if mac else None
         except Exception as exc:
             log.warning("decider: phone row not read: %s", exc)
             return None

@@ -212,7 +212,7 @@ class FileService:
             from ..recovery import lldp
             self.neighbours = lldp.attach(cfg, self.catalog, self.hub)
         try:
-            self._cursor = self.ctx.store.last_event_id()
+            self._cursor = self.ctx.store.events.last_id()
         except Exception:
             self._cursor = 0
         ctx.start_heartbeat(self.info)
@@ -242,7 +242,7 @@ class FileService:
     def read_requests(self) -> None:
         """Rescan and retry requests the API appended since the last look."""
         try:
-            rows, self._cursor = self.ctx.store.requests_after(self._cursor, [ev.CATALOG_RESCAN, ev.PHONE_RETRY])
+            rows, self._cursor = self.ctx.store.events.commands_after(self._cursor, [ev.CATALOG_RESCAN, ev.PHONE_RETRY])
         except Exception as exc:
             self.ctx.error(f"rescan requests not read: {exc}")
             return
@@ -271,7 +271,7 @@ class FileService:
         if changed:
             self.generation.value += 1
             loads = getattr(self.catalog, "loads", []) or []
-            self.ctx.store.append_events([(time.time(), "firmware", ev.CATALOG_CHANGED, None, {
+            self.ctx.store.events.append([(time.time(), "firmware", ev.CATALOG_CHANGED, None, {
                 "loads": len(loads), "incomplete": sum(1 for load in loads if not getattr(load, "complete", True))})])
 
     def shutdown(self) -> None:

@@ -83,7 +83,7 @@ class Tracking:
         if cached and now - cached[0] < LEASE_TTL:
             return cached[1]
         try:
-            lease = self.store.lease_for_ip(ip)
+            lease = self.store.leases.at(ip)
             mac = lease["mac"] if lease else None
         except Exception as exc:
             log.warning("lease lookup for %s failed: %s", ip, exc)
@@ -181,9 +181,9 @@ class Tracking:
             t.dirty = False
         try:
             if records:
-                self.store.write_transfers(records)
+                self.store.transfers.write(records)
             if events:
-                self.store.append_events(events)
+                self.store.events.append(events)
         except Exception as exc:
             log.warning("transfers/events not recorded (%d/%d): %s", len(records), len(events), exc)
             with self.lock:

@@ -34,5 +34,5 @@ CATALOG_CHANGED = "firmware.changed"  # loads, incomplete
 
 # Status API writes (source "api"): requests for the owning service to act on
 PHONE_RETRY = "phone.retry"            # by (requesting address); the tracker restarts the phone's plan
-LEASE_FORGET = "lease.forget"          # by; the lease row is already deleted, DHCP drops it from memory
+LEASE_FORGET = "lease.forget"          # by; a command: DHCP, the leases' owner, frees the address and deletes the row
 CATALOG_RESCAN = "firmware.rescan"     # by; the file service rescans the firmware volume

@@ -160,6 +160,19 @@ class Server:
 
     # -- entry point ----------------------------------------------------------------------------------
     def handle(self, data: bytes | Message, now: float, peer: str = "") -> Outcome:
+        """Answer one datagram received on the server port.
+
+        Args:
+            data: the UDP payload (or an already parsed Message).
+            now: the current time (epoch seconds); leases and guard windows are timed from it.
+            peer: "ip:port" of the sender, for the malformed-packet event only.
+        Returns:
+            An Outcome: replies to send (each marked durable when its lease change must be stored
+            first), events for the bus, the malformed reason, and any foreign DHCP server seen.
+            The lease book's changes wait in `book.take_pending()` for the caller to store.
+        Raises:
+            Nothing for bad input: a malformed packet is counted and reported in the Outcome.
+        """
         out = Outcome()
         self.counters["received"] += 1
         if isinstance(data, Message):

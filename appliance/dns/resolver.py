@@ -52,13 +52,24 @@ class Resolver:
         self.stats = {"queries": 0, "answered": 0, "nxdomain": 0, "forwarded": 0, "refused": 0, "malformed": 0}
 
     def resolve(self, data: bytes) -> bytes | None:
-        """The reply to `data`, or None to drop it (unparseable, or itself a reply)."""
+        """The reply to `data` for a station without an upstream, or None to drop it (itself a reply)."""
         decision = self.decide(data)
         if isinstance(decision, Forward):
             return None
         return decision
 
     def decide(self, data: bytes) -> bytes | Forward | None:
+        """What to do with one query.
+
+        Args:
+            data: the UDP payload of a DNS message.
+        Returns:
+            the reply bytes (an answer, NXDOMAIN, REFUSED, NOTIMP or FORMERR — FORMERR also for
+            garbage with a readable id), Forward when the name is not the station's and an upstream
+            is configured, or None to drop (a reply, or too short to answer).
+        Raises:
+            Nothing for bad input: dnslib's errors are caught and counted as malformed.
+        """
         try:
             request = DNSRecord.parse(data)
         except (DNSError, Exception) as exc:  # dnslib raises assorted errors on garbage

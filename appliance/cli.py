@@ -9,6 +9,7 @@ from typing import Callable
 
 from . import __version__, logs
 from . import config as configmod
+from .recovery import validate
 
 EXIT_CONFIG = 2
 
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(args.log_format, args.log_level.upper())
     if getattr(args, "needs_config", False):
         try:
-            args.cfg = configmod.load(args.config)
+            args.cfg = validate.load(args.config)
         except configmod.ConfigError as exc:
             print(f"appliance: bad config: {exc}", file=sys.stderr)
             return EXIT_CONFIG

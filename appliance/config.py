@@ -1,7 +1,9 @@
 """Station configuration: one TOML file, environment overrides, strict validation.
 
-The schema below is the single source of truth for keys, types and defaults;
-`config/appliance.toml` documents each key for humans.  A bad config raises
+The sections' dataclasses (appliance/settings.py) are the single source of truth for keys, types
+and defaults; `config/appliance.toml` documents each key for humans.  Checks that belong to
+another package (the upgrade rules: appliance/recovery/validate.py) are passed in by the
+composition root as `checks`, so this module imports none of them.  A bad config raises
 `ConfigError` naming the file and the key; the CLI turns it into exit status 2
 so nothing starts half-configured.
 """
@@ -11,71 +13,15 @@ import ipaddress
 import json
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from . import netinfo
-from .mac import MAC_RE, normalize_mac  # noqa: F401  (normalize_mac: part of this module's API)
+from .mac import normalize_mac
+from .settings import SCHEMA, SECTIONS, Api, Dhcp, Dns, Network, State, Tftp, Upgrade, section_dict  # noqa: F401 (SCHEMA: documented keys)
 
 DEFAULT_PATH = Path("config/appliance.toml")
-
-# (type, default).  Types: str, int, bool, list (of str), table (str -> str),
-# rules (list of tables), "choice:a|b|c".
-SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
-    "network": {
-        "interface": ("str", "eth0"),
-        "address": ("str", "auto"),
-    },
-    "dhcp": {
-        "enabled": ("bool", True),
-        "pool_start": ("str", "auto"),
-        "pool_end": ("str", "auto"),
-        "lease_seconds": ("int", 3600),
-        "router": ("str", ""),
-        "dns": ("list", ["auto"]),
-        "domain": ("str", "recovery.lan"),
-        "tftp_servers": ("list", []),
-        "guard": ("choice:refuse|warn|off", "refuse"),
-        "guard_interval": ("int", 60),
-        "port": ("int", 67),
-        "reservations": ("table", {}),
-    },
-    "tftp": {
-        "root": ("str", "firmware"),
-        "port": ("int", 69),
-        "max_sessions": ("int", 200),
-        "per_client": ("int", 8),
-        "max_blksize": ("int", 1468),
-        "timeout": ("int", 2),
-        "retries": ("int", 5),
-        "workers": ("int", 1),
-        "pump": ("choice:native|python", "native"),
-        "http_port": ("int", 6970),
-    },
-    "dns": {
-        "enabled": ("bool", True),
-        "port": ("int", 53),
-        "names": ("table", {"recovery": "auto", "tftp": "auto"}),
-        "upstream": ("str", ""),
-    },
-    "api": {
-        "host": ("str", "0.0.0.0"),
-        "port": ("int", 8080),
-        "token": ("str", ""),
-    },
-    "state": {
-        "dir": ("str", "state"),
-    },
-    "upgrade": {
-        "strategy": ("choice:stepwise|direct", "stepwise"),
-        "targets": ("table", {}),
-        "convert": ("table", {}),
-        "rules": ("rules", []),
-        "web_port": ("int", 80),
-        "neighbours": ("bool", True),
-    },
-}
 
 PORT_KEYS = {("dhcp", "port"), ("tftp", "port"), ("tftp", "http_port"), ("dns", "port"), ("api", "port"),
              ("upgrade", "web_port")}
@@ -96,31 +42,15 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class Section:
-    """Read-only attribute view of one config section."""
-
-    _values: dict[str, Any]
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self._values)
-
-
-@dataclass(frozen=True)
 class Config:
     source: str
-    network: Section
-    dhcp: Section
-    tftp: Section
-    dns: Section
-    api: Section
-    state: Section
-    upgrade: Section
+    network: Network = field(default_factory=Network)
+    dhcp: Dhcp = field(default_factory=Dhcp)
+    tftp: Tftp = field(default_factory=Tftp)
+    dns: Dns = field(default_factory=Dns)
+    api: Api = field(default_factory=Api)
+    state: State = field(default_factory=State)
+    upgrade: Upgrade = field(default_factory=Upgrade)
     raw: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
 
     @property
@@ -136,7 +66,14 @@ class Config:
         return self.state_dir / "cache"
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
-        return {name: getattr(self, name).as_dict() for name in SCHEMA}
+        return {name: section_dict(getattr(self, name)) for name in SECTIONS}
+
+    def replace(self, **sections: Any) -> "Config":
+        """A copy with whole sections replaced (`cfg.replace(upgrade=...)`)."""
+        return replace(self, **sections)
+
+
+Check = Callable[[Config], Config]
 
 
 def find_path(cli_path: str | None = None, environ: dict[str, str] | None = None) -> Path:
@@ -149,8 +86,19 @@ def find_path(cli_path: str | None = None, environ: dict[str, str] | None = None
 
 
 def load(path: str | Path | None = None, environ: dict[str, str] | None = None,
-         resolve_network: bool = True) -> Config:
-    """Read, override from the environment, validate.  Raises ConfigError."""
+         resolve_network: bool = True, checks: Iterable[Check] = ()) -> Config:
+    """Read the config file, override from the environment, validate.
+
+    Args:
+        path: the file; else $APPLIANCE_CONFIG; else config/appliance.toml.
+        environ: the environment to read APPLIANCE_<SECTION>_<KEY> overrides from (default os.environ).
+        resolve_network: fill in "auto" addresses from the interface (and check the pool against it).
+        checks: further checks, each taking the Config and returning it (possibly normalised).
+    Returns:
+        the Config, one typed frozen dataclass per section.
+    Raises:
+        ConfigError: naming the file (or environment variable) and the key.
+    """
     env = dict(os.environ if environ is None else environ)
     path = find_path(str(path) if path else None, env)
     source = str(path)
@@ -167,8 +115,10 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None,
     if resolve_network:
         _resolve_network(source, values)
     _validate(source, values)
-    sections = {name: Section(vals) for name, vals in values.items()}
-    return Config(source=source, raw=data, **sections)
+    cfg = Config(source=source, raw=data, **{name: SECTIONS[name](**vals) for name, vals in values.items()})
+    for check in checks:
+        cfg = check(cfg)
+    return cfg
 
 
 def _typed_values(source: str, data: dict, env: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -349,46 +299,3 @@ def _validate(source: str, values: dict[str, dict[str, Any]]) -> None:
     if upstream:
         host = upstream.rsplit(":", 1)[0] if upstream.count(":") == 1 else upstream
         _ip(source, "dns.upstream", host)
-    for i, rule in enumerate(values["upgrade"]["rules"]):
-        missing = {"models", "via_min", "via_max"} - set(rule)
-        if missing:
-            raise ConfigError(source, f"upgrade.rules[{i}]", f"missing {', '.join(sorted(missing))}")
-        from appliance.recovery.rules import parse_rule
-        try:
-            parse_rule(rule, f"upgrade.rules[{i}]")
-        except (ValueError, TypeError) as exc:
-            key, _, why = str(exc).partition(": ")
-            raise ConfigError(source, key, why or str(exc)) from None
-    values["upgrade"]["convert"] = _convert(source, values["upgrade"]["convert"], values["upgrade"]["targets"])
-
-
-CONVERT_TO = ("sccp", "sip")
-
-
-def _convert(source: str, table: dict[str, str], targets: dict[str, str]) -> dict[str, str]:
-    """[upgrade] convert: model -> the protocol its phones are moved to (reference §0.0 item 8: never implied).
-
-    The model must be known and have load families of that protocol; a target of the model that
-    the conversion would leave unused is an error too, not silently ignored."""
-    from appliance.firmware.models import by_name
-    from appliance.firmware.versions import protocol
-    from appliance.recovery.plan import _per_model
-    out = {}
-    for name, value in table.items():
-        key = f"upgrade.convert.{name}"
-        model = by_name(name)
-        if model is None:
-            raise ConfigError(source, key, f"unknown phone model {name!r}")
-        proto = value.strip().lower()
-        if proto not in CONVERT_TO:
-            raise ConfigError(source, key, f"must be one of {', '.join(map(repr, CONVERT_TO))}, got {value!r}")
-        if proto not in {protocol(f) for f in model.families}:
-            raise ConfigError(source, key, f"{model.name} has no {proto.upper()} loads "
-                                           f"(its load families: {', '.join(model.families) or 'none'})")
-        out[name] = proto
-    for name, load in targets.items():
-        proto, wanted = protocol(load), _per_model(out, name)
-        if proto and wanted and proto != wanted:
-            raise ConfigError(source, f"upgrade.targets.{name}",
-                              f"{load} is a {proto.upper()} load, but [upgrade] convert moves this model to {wanted.upper()}")
-    return out

@@ -1,20 +1,29 @@
-"""What every long-lived service shares: the store, a heartbeat, and error reporting.
+"""The skeleton every long-lived service plugs into: `serve`, `ServiceContext`, `PollLoop`, `CommandTail`.
 
-A service's socket loop calls `ServiceContext.error()` for anything it
-survives (a malformed packet, a failed write), so the status API can show the
-last error beside the heartbeat.
+    def serve(cfg, args):                       # appliance/dhcp/service.py
+        return run_service("dhcp", cfg, Loop, enabled=cfg.dhcp.enabled)
+
+`run_service` makes the context (store, heartbeat, error reporting), turns SIGTERM/SIGINT into
+`ctx.stopping`, idles a disabled service with a heartbeat that says so, and always stops the context.
+A service's loop is a `PollLoop` (sockets and their handlers, timers as data), reads the API's
+commands for it through a `CommandTail`, and writes the bus through one `batch.BatchWriter`.
+A service calls `ctx.error()` for anything it survives (a malformed packet, a failed write), so the
+status API shows the last error beside the heartbeat.
 """
 from __future__ import annotations
 
 import logging
 import os
+import selectors
 import signal
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Protocol
 
 from .config import Config
-from .store import Store
+from .store import EventRow, Store
+
+log = logging.getLogger("appliance")
 
 HEARTBEAT_SECONDS = 2.0
 WRITABLE_POLL_SECONDS = 5.0
@@ -93,6 +102,104 @@ class ServiceContext:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+class Runnable(Protocol):
+    def run(self) -> int: ...
+
+
+def run_service(name: str, cfg: Config, build: Callable[[ServiceContext], Runnable], enabled: bool = True) -> int:
+    """Run one service until SIGTERM/SIGINT.
+
+    Args:
+        name: the service's name (its heartbeat row, its logger).
+        cfg: the station config.
+        build: makes the service from its context; its `run()` returns the exit status.
+        enabled: False idles with a heartbeat saying so (supervisor must not see a crash loop).
+    Returns:
+        the service's exit status: 0 after a clean stop, 1 when it could not start (said in ctx.error).
+    """
+    ctx = ServiceContext(name, cfg)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: ctx.stopping.set())
+    try:
+        if not enabled:
+            logging.getLogger(name).info("%s disabled in the config ([%s] enabled = false)", name, name)
+            ctx.start_heartbeat(lambda: {"enabled": False})
+            ctx.stopping.wait()
+            return 0
+        return build(ctx).run()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        ctx.stop()
+
+
+class PollLoop:
+    """Readable sockets and their handlers, timers as data, until `stopping` is set.
+
+    Each pass waits for the nearest timer at most, runs every timer that is due, then the handler of
+    each readable socket (a handler reads what it can without blocking).  A handler or timer that
+    raises is reported with `on_error` and the loop goes on: one bad packet never stops a service.
+    """
+
+    def __init__(self, stopping: threading.Event, on_error: Callable[[str], None]):
+        self.stopping = stopping
+        self.on_error = on_error
+        self._selector = selectors.DefaultSelector()
+        self._timers: list[list] = []          # [due, interval, fn]
+
+    def add_reader(self, sock: Any, handler: Callable[[], None]) -> None:
+        self._selector.register(sock, selectors.EVENT_READ, handler)
+
+    def every(self, interval: float, fn: Callable[[float], None], first: float = 0.0) -> None:
+        """Call `fn(now)` every `interval` seconds (first after `first` seconds)."""
+        self._timers.append([time.time() + first, interval, fn])
+
+    def run(self, max_wait: float = 1.0) -> None:
+        try:
+            while not self.stopping.is_set():
+                now = time.time()
+                for timer in self._timers:
+                    if now >= timer[0]:
+                        timer[0] = now + timer[1]
+                        self._call(timer[2], now)
+                wait = min([t[0] for t in self._timers] + [now + max_wait]) - time.time()
+                for key, _ in self._selector.select(max(0.0, wait)):
+                    self._call(key.data)
+        finally:
+            self._selector.close()
+
+    def _call(self, fn: Callable, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:
+            self.on_error(f"{getattr(fn, '__qualname__', fn)} failed: {exc!r}")
+            log.exception("%s failed", getattr(fn, "__qualname__", fn))
+
+
+class CommandTail:
+    """The commands (event kinds) the API appended for this service, each read once, in order.
+
+    Starts at the newest event when made: a command appended while the service was down was meant for
+    the service that was running then (and the owner's state at start comes from its table anyway).
+    """
+
+    def __init__(self, ctx: ServiceContext, kinds: Iterable[str]):
+        self.ctx, self.kinds = ctx, list(kinds)
+        try:
+            self.cursor = ctx.store.events.last_id()
+        except Exception:
+            self.cursor = 0
+
+    def take(self) -> list[EventRow]:
+        """Commands appended since the last call; [] (and an error recorded) if the store cannot be read."""
+        try:
+            rows, self.cursor = self.ctx.store.events.commands_after(self.cursor, self.kinds)
+        except Exception as exc:
+            self.ctx.error(f"commands ({', '.join(self.kinds)}) not read: {exc}")
+            return []
+        return rows
 
 
 def _libc_malloc_trim():

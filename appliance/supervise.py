@@ -40,7 +40,7 @@ def supervisor_env(cfg: configmod.Config) -> dict[str, str]:
     env["APPLIANCE_CONFIG"] = str(Path(cfg.source).resolve())
     env["APPLIANCE_AUTOSTART_DHCP"] = "true" if cfg.dhcp.enabled else "false"
     env["APPLIANCE_AUTOSTART_DNS"] = "true" if cfg.dns.enabled else "false"
-    env["APPLIANCE_AUTOSTART_LLDPD"] = "true" if getattr(cfg.upgrade, "neighbours", True) else "false"
+    env["APPLIANCE_AUTOSTART_LLDPD"] = "true" if cfg.upgrade.neighbours else "false"
     env["APPLIANCE_PYTHON"] = sys.executable
     env["APPLIANCE_STATE"] = str(cfg.state_dir.resolve())
     env["APPLIANCE_SUPERVISE_SH"] = str(HELPER)

@@ -131,7 +131,7 @@ def test_writes_need_token(client):
     assert store.events.after(0)[-1]["kind"] == ev.PHONE_RETRY
     assert c.post("/api/v1/phones/001122334455/retry", headers=auth).status_code == 404
     assert c.delete("/api/v1/leases/001b2c3d4e5f").status_code == 401
-    assert c.delete("/api/v1/leases/001b2c3d4e5f", headers=auth).status_code == 200
+    assert c.delete("/api/v1/leases/001b2c3d4e5f", headers=auth).status_code == 202
     forget = store.events.after(0)[-1]
     assert (forget["kind"], forget["mac"]) == (ev.LEASE_FORGET, "001b2c3d4e5f")
     assert len(store.leases.all()) == 1     # the API only asks: DHCP, the leases' owner, deletes the row

@@ -7,6 +7,7 @@ import pytest
 
 from appliance import config
 from appliance.config import ConfigError
+from appliance.recovery import validate
 
 from .conftest import REPO, SHIPPED_CONFIG
 
@@ -101,7 +102,7 @@ def test_bad_config_names_key(tmp_path, station_env, text, key, problem):
     if "interface" in text:
         env.pop("APPLIANCE_NETWORK_INTERFACE")
     with pytest.raises(ConfigError) as info:
-        config.load(path, environ=env)
+        validate.load(path, environ=env)
     assert info.value.key == key
     assert problem in str(info.value)
     assert str(path) in str(info.value)
@@ -124,10 +125,10 @@ def test_bad_convert_exits_2_naming_the_key(tmp_path, station_env):
 
 def test_convert_accepted_from_file_and_environment(tmp_path, station_env):
     path = write(tmp_path, '[upgrade.convert]\n"7965" = "SIP"\n"CP-7940G" = "sccp"\n')
-    assert config.load(environ={**station_env, "APPLIANCE_CONFIG": str(path)}).upgrade.convert == \
+    assert validate.load(environ={**station_env, "APPLIANCE_CONFIG": str(path)}).upgrade.convert == \
         {"7965": "sip", "CP-7940G": "sccp"}
-    assert config.load(environ={**station_env, "APPLIANCE_UPGRADE_CONVERT": "7942=sip"}).upgrade.convert == {"7942": "sip"}
-    assert config.load(environ=station_env).upgrade.convert == {}
+    assert validate.load(environ={**station_env, "APPLIANCE_UPGRADE_CONVERT": "7942=sip"}).upgrade.convert == {"7942": "sip"}
+    assert validate.load(environ=station_env).upgrade.convert == {}
 
 
 def test_bad_env_value_names_variable(station_env):
@@ -182,3 +183,50 @@ def test_hoisting_keeps_verb_arguments():
     from appliance.cli import hoist_global_options
     assert hoist_global_options(["firmware", "synth", "d", "X", "--config", "c.toml", "--size", "9"]) == \
         ["--config", "c.toml", "firmware", "synth", "d", "X", "--size", "9"]
+
+
+def test_sections_are_typed_frozen_dataclasses(station_config):
+    import dataclasses
+
+    from appliance import settings
+    cfg = station_config
+    for name, cls in settings.SECTIONS.items():
+        section = getattr(cfg, name)
+        assert type(section) is cls and dataclasses.is_dataclass(section)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.tftp.port = 1
+    with pytest.raises(AttributeError):
+        getattr(cfg.tftp, "prot")    # noqa: B009  (a misspelt key fails loudly, never a silent default)
+    assert cfg.network.netmask == "255.0.0.0" and cfg.network.network == "127.0.0.0/8"
+    assert cfg.as_dict()["upgrade"]["neighbours"] is True
+
+
+def test_documented_keys_are_exactly_the_schema():
+    """Each documented `key =` line of a section in the shipped file is a field of that section's dataclass."""
+    import re
+    section, documented = None, set()
+    for line in SHIPPED_CONFIG.read_text().splitlines():
+        head = re.match(r"#?\s*\[\[?(\w+)(?:\.(\w+))?\]?\]", line.strip())
+        if head:
+            section = head.group(1)
+            if head.group(2):
+                documented.add((section, head.group(2)))
+            continue
+        key = re.match(r"#?\s*(\w+)\s*=", line.strip())
+        if key and section in config.SCHEMA and (section, key.group(1)) not in documented:
+            if key.group(1) in config.SCHEMA[section]:
+                documented.add((section, key.group(1)))
+    wanted = {(s, k) for s, keys in config.SCHEMA.items() for k in keys}
+    assert wanted <= documented, sorted(wanted - documented)
+
+
+def test_rule_checks_belong_to_recovery(station_env, tmp_path):
+    """config.py checks types and addresses; the meaning of [upgrade] rules is recovery's (validate.py)."""
+    text = (REPO / "appliance" / "config.py").read_text()
+    assert "recovery" not in "".join(line for line in text.splitlines() if line.startswith(("from", "import")))
+    path = write(tmp_path, '[[upgrade.rules]]\nmodels = ["7965"]\nvia_min = "8.3(3)"\n')
+    env = {**station_env, "APPLIANCE_CONFIG": str(path)}
+    assert config.load(environ=env).upgrade.rules     # types fine: config alone accepts it
+    with pytest.raises(ConfigError) as info:
+        validate.load(environ=env)
+    assert info.value.key == "upgrade.rules[0]" and "via_max" in str(info.value)

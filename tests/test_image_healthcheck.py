@@ -8,12 +8,12 @@ import time
 import pytest
 
 from appliance import config
-from appliance.api.healthcheck import tftp_read
 from appliance.supervise import effective_caps, missing_caps
+from appliance.tftp.fetch import fetch
 from tests.test_dns import free_udp_port
 
 
-def test_tftp_read_against_tftpy_server(tmp_path):
+def test_healthcheck_client_against_tftpy_server(tmp_path):
     tftpy = pytest.importorskip("tftpy")
     body = os.urandom(512 * 3) + b"<tail/>"
     (tmp_path / "XMLDefault.cnf.xml").write_bytes(body)
@@ -26,18 +26,18 @@ def test_tftp_read_against_tftpy_server(tmp_path):
         deadline = time.time() + 5
         while server.sock is None and time.time() < deadline:
             time.sleep(0.05)
-        assert tftp_read("127.0.0.1", port, "XMLDefault.cnf.xml") == body
-        assert tftp_read("127.0.0.1", port, "exact.bin") == b"x" * 1024
+        assert fetch("127.0.0.1", port, "XMLDefault.cnf.xml") == body
+        assert fetch("127.0.0.1", port, "exact.bin") == b"x" * 1024
         with pytest.raises(OSError, match="TFTP error"):
-            tftp_read("127.0.0.1", port, "missing.xml")
+            fetch("127.0.0.1", port, "missing.xml")
     finally:
         server.stop(now=True)
         t.join(5)
 
 
-def test_tftp_read_times_out_on_silence():
+def test_healthcheck_client_times_out_on_silence():
     with pytest.raises(OSError):
-        tftp_read("127.0.0.1", free_udp_port(), "XMLDefault.cnf.xml", timeout=0.5)
+        fetch("127.0.0.1", free_udp_port(), "XMLDefault.cnf.xml", timeout=0.3, retries=1)
 
 
 def test_capability_check_names_the_missing_one(station_env, monkeypatch):

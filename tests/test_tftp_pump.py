@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appliance.tftp import server as srvmod
+from appliance.tftp import loop as srvmod
 from appliance.tftp.files import Files
 from appliance.tftp.limits import Limits
-from appliance.tftp.server import Server, ServerConfig
+from appliance.tftp.loop import LoopConfig, TransferLoop
 from appliance.tftp.session import Settings
 
 pump_mod = pytest.importorskip("appliance.tftp._pump", reason="the C pump was not built (no compiler)")
@@ -183,8 +183,8 @@ def _serve(tmp_path, pump: str):
             pass
 
     tracking = Quiet()
-    cfg = ServerConfig(port=0, address="127.0.0.1", settings=Settings(timeout=1.0, retries=3), pump=pump)
-    server = Server(cfg, Files(root), tracking, Limits(10, 4))
+    cfg = LoopConfig(port=0, address="127.0.0.1", settings=Settings(timeout=1.0, retries=3), pump=pump)
+    server = TransferLoop(cfg, Files(root), tracking, Limits(10, 4))
     stop = threading.Event()
     thread = threading.Thread(target=server.run, args=(stop.is_set,), daemon=True)
     thread.start()

@@ -8,7 +8,7 @@ import pytest
 
 from appliance.tftp import packets as pk
 from appliance.tftp.limits import Limits
-from appliance.tftp.paths import DirResolver, clean_name
+from appliance.tftp.paths import DirResolver, servable_name
 from appliance.tftp.session import ReadSession, Settings, negotiate
 
 
@@ -28,8 +28,8 @@ from appliance.tftp.session import ReadSession, Settings, negotiate
     ("/", None),
     ("x" * 2000, None),
 ])
-def test_clean_name(raw, want):
-    assert clean_name(raw) == want
+def test_servable_name(raw, want):
+    assert servable_name(raw) == want
 
 
 def test_resolver_is_case_insensitive_and_stays_inside(tmp_path):

@@ -109,16 +109,20 @@ def create_app(cfg: Config, store: Store | None = None) -> Flask:
         doc["transfers"] = [views.transfer(t) for t in db.transfers.recent(mac=mac, limit=200)]
         return jsonify(doc)
 
+    def command(kind: str, mac: str, exists: object, missing: str, queued: str) -> Response:
+        """Append a command for the owning service (202), or 404 naming what is not there."""
+        if exists is None:
+            return _error(404, f"{missing} {mac}")
+        db.events.add("api", kind, mac, by=request.remote_addr)
+        resp = jsonify({"mac": mac, "queued": queued})
+        resp.status_code = 202
+        return resp
+
     @app.post(f"{API}/phones/<mac>/retry")
     @writer
     def retry(mac: str) -> Response:
         mac = _mac(mac)
-        if db.phones.get(mac) is None:
-            return _error(404, f"no phone {mac}")
-        db.events.add("api", ev.PHONE_RETRY, mac, by=request.remote_addr)
-        resp = jsonify({"mac": mac, "queued": "retry"})
-        resp.status_code = 202
-        return resp
+        return command(ev.PHONE_RETRY, mac, db.phones.get(mac), "no phone", "retry")
 
     @app.get(f"{API}/leases")
     def leases() -> Response:
@@ -128,10 +132,7 @@ def create_app(cfg: Config, store: Store | None = None) -> Flask:
     @writer
     def forget_lease(mac: str) -> Response:
         mac = _mac(mac)
-        if db.leases.of(mac) is None:
-            return _error(404, f"no lease for {mac}")
-        db.events.add("api", ev.LEASE_FORGET, mac, by=request.remote_addr)
-        return jsonify({"mac": mac, "forgotten": True})
+        return command(ev.LEASE_FORGET, mac, db.leases.of(mac), "no lease for", "forget")
 
     @app.get(f"{API}/transfers")
     def transfers() -> Response:

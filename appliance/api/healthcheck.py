@@ -7,47 +7,16 @@ health endpoint proves the API and every heartbeat.  Exit 0 healthy, 1 not.
 from __future__ import annotations
 
 import json
-import socket
-import struct
 import sys
 import urllib.error
 import urllib.request
 
 from .. import config as configmod
+from ..tftp.fetch import fetch
 
 PROBE_FILE = "XMLDefault.cnf.xml"
 TIMEOUT = 3.0
-MAX_BLOCKS = 2048
-
-
-def tftp_read(host: str, port: int, filename: str, timeout: float = TIMEOUT) -> bytes:
-    """Minimal RFC 1350 octet-mode read (512-byte blocks); raises OSError on error or timeout."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.settimeout(timeout)
-    try:
-        sock.sendto(b"\x00\x01" + filename.encode() + b"\x00octet\x00", (host, port))
-        data, expected, peer = bytearray(), 1, None
-        for _ in range(MAX_BLOCKS):
-            packet, addr = sock.recvfrom(65536)
-            if peer is None:
-                peer = addr
-            if addr != peer or len(packet) < 4:
-                continue
-            opcode, number = struct.unpack("!HH", packet[:4])
-            if opcode == 5:
-                message = packet[4:].split(b"\0", 1)[0].decode(errors="replace")
-                raise OSError(f"TFTP error {number}: {message}")
-            if opcode != 3:
-                continue
-            sock.sendto(struct.pack("!HH", 4, number), peer)
-            if number == expected:
-                data += packet[4:]
-                expected = (expected + 1) & 0xFFFF
-                if len(packet) - 4 < 512:
-                    return bytes(data)
-        raise OSError("TFTP file too long for a health probe")
-    finally:
-        sock.close()
+MAX_BYTES = 1 << 20        # XMLDefault.cnf.xml is a few KiB; a health probe reads no firmware
 
 
 def api_health(host: str, port: int) -> dict:
@@ -62,7 +31,8 @@ def api_health(host: str, port: int) -> dict:
 def check(cfg: configmod.Config) -> list[str]:
     problems = []
     try:
-        body = tftp_read(cfg.network.address, cfg.tftp.port, PROBE_FILE)
+        body = fetch(cfg.network.address, cfg.tftp.port, PROBE_FILE, timeout=TIMEOUT, retries=1,
+                     max_bytes=MAX_BYTES, deadline_s=3 * TIMEOUT)
         if b"<" not in body:
             problems.append(f"tftp: {PROBE_FILE} is not XML ({len(body)} bytes)")
     except OSError as exc:

@@ -1,6 +1,7 @@
 """Store rows -> the JSON shapes the API serves (one place, so the API, CLI and report agree)."""
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -79,7 +80,6 @@ def load_source(row: dict) -> str | None:
         return None
     hints = row.get("hints")
     if isinstance(hints, str):
-        import json
         try:
             hints = json.loads(hints)
         except ValueError:
@@ -121,7 +121,6 @@ def timeline(store: Store, mac: str, limit: int = 500) -> list[dict]:
 
 
 def event(row: dict) -> dict:
-    import json
     data = row.get("data")
     if isinstance(data, str):
         try:

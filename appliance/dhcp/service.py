@@ -1,27 +1,26 @@
 """`appliance serve dhcp`: the thin socket loop around the sans-I/O server and guard.
 
-One thread reads bursts of datagrams, lets `Server` decide, commits the lease
-changes of the whole burst in one transaction, and only then sends the
-replies (so an ACK never leaves before its lease is durable).  Events go to a
-writer thread in batches, so the bus costs one transaction per batch, not per
-packet.  Both sockets are bound to `[network] interface`, so a station with two
+One thread (the service skeleton's PollLoop) reads bursts of datagrams, lets
+`Server` decide, commits the lease changes of the whole burst in one
+transaction, and only then sends the replies (so an ACK never leaves before its
+lease is durable).  Events go to the batch writer, so the bus costs one
+transaction per batch, not per packet.  DHCP owns the leases: the API's
+LEASE_FORGET commands are executed here.  Both sockets are bound to `[network] interface`, so a station with two
 NICs never answers on the wrong one.
 """
 from __future__ import annotations
 
 import logging
 import os
-import select
-import signal
 import socket
-import threading
 import time
 
 from .. import events as ev
+from ..batch import BatchWriter
 from ..logs import RateLimitedLog
 from ..recovery.facts import Lease
 from ..recovery.hub import FactSender, socket_path
-from ..service import ServiceContext
+from ..service import CommandTail, PollLoop, ServiceContext, run_service
 from . import codec
 from .guard import Guard
 from .leases import LeaseBook
@@ -33,45 +32,10 @@ log = logging.getLogger("dhcp")
 BURST = 256                   # datagrams handled per commit
 TICK_SECONDS = 0.25
 STATUS_SECONDS = 1.0
-REQUESTS_SECONDS = 1.0
+COMMANDS_SECONDS = 1.0
 EVENT_FLUSH_SECONDS = 0.2
 MALFORMED_LOG_PER_WINDOW = 5
 MALFORMED_WINDOW = 10.0
-
-
-class EventWriter(threading.Thread):
-    """Appends bus events in batches from its own thread (SQLite releases the GIL while it writes)."""
-
-    def __init__(self, ctx: ServiceContext):
-        super().__init__(name="dhcp-events", daemon=True)
-        self.ctx = ctx
-        self.lock = threading.Lock()
-        self.queue: list[tuple] = []
-        self.wake = threading.Event()
-        self.dropped = 0
-
-    def add(self, rows: list[tuple]) -> None:
-        with self.lock:
-            if len(self.queue) > 200_000:
-                self.dropped += len(rows)
-                return
-            self.queue.extend(rows)
-
-    def run(self) -> None:
-        while not self.ctx.stopping.is_set():
-            self.wake.wait(EVENT_FLUSH_SECONDS)
-            self.wake.clear()
-            self.flush()
-        self.flush()
-
-    def flush(self) -> None:
-        with self.lock:
-            rows, self.queue = self.queue, []
-        if rows:
-            try:
-                self.ctx.store.events.append(rows)
-            except Exception as exc:
-                self.ctx.error(f"dhcp events not recorded ({len(rows)}): {exc}")
 
 
 def open_socket(interface: str, port: int) -> socket.socket:
@@ -99,7 +63,9 @@ class Loop:
         self.server = Server(settings, book, may_serve=self.guard.may_offer, ignore=self.guard.is_probe)
         self.port = cfg.dhcp.port
         self.interface = cfg.network.interface
-        self.events = EventWriter(ctx)
+        self.events: BatchWriter[tuple] = BatchWriter(
+            "dhcp-events", ctx.store.events.append, EVENT_FLUSH_SECONDS,
+            on_error=lambda exc, n: ctx.error(f"dhcp events not recorded ({n}): {exc}"))
         self.facts = FactSender(socket_path(cfg))
         self.malformed_log = RateLimitedLog(log, MALFORMED_LOG_PER_WINDOW, MALFORMED_WINDOW)
         self.counters = self.server.counters
@@ -113,8 +79,8 @@ class Loop:
         self.icmp_sock: socket.socket | None = None
         self.prober = Prober(os.getpid())
         self.counters.update({"conflict_probes": 0, "conflicts_found": 0})
-        self._requests_cursor = self.store.events.last_id()
-        self._requests_at = 0.0
+        self.commands = CommandTail(ctx, [ev.LEASE_FORGET])
+        self._commands_at = 0.0
 
     # -- status --------------------------------------------------------------------------------
     def info(self) -> dict:
@@ -178,24 +144,17 @@ class Loop:
         self.store.kv.put("dhcp.guard", self.guard.status(time.time()))
         if self.guard.mode == "refuse" and self.client_sock is None:
             self.guard.checked = time.time()
-        next_tick = 0.0
+        loop = PollLoop(self.ctx.stopping, self.ctx.error)
+        loop.every(TICK_SECONDS, self.periodic)
+        for sock, handler in ((self.sock, self.read_server), (self.client_sock, self.read_guard),
+                              (self.icmp_sock, self.read_icmp)):
+            if sock is not None:
+                loop.add_reader(sock, handler)
         try:
-            while not self.ctx.stopping.is_set():
-                now = time.time()
-                if now >= next_tick:
-                    self.periodic(now)
-                    next_tick = now + TICK_SECONDS
-                readable = [s for s in (self.sock, self.client_sock, self.icmp_sock) if s is not None]
-                ready, _, _ = select.select(readable, [], [], max(0.0, next_tick - time.time()))
-                if self.icmp_sock in ready:
-                    self.read_icmp()
-                if self.client_sock in ready:
-                    self.read_guard()
-                if self.sock in ready:
-                    self.read_server()
+            loop.run()
         finally:
             self.ctx.stop()
-            self.events.flush()
+            self.events.stop()
             for s in (self.sock, self.client_sock, self.icmp_sock):
                 if s is not None:
                     s.close()
@@ -215,17 +174,13 @@ class Loop:
         if now - self._last_status_at >= STATUS_SECONDS:
             self._last_status_at = now
             self.publish_status(now)
-        if now - self._requests_at >= REQUESTS_SECONDS:
-            self._requests_at = now
-            self.read_requests()
+        if now - self._commands_at >= COMMANDS_SECONDS:
+            self._commands_at = now
+            self.execute_commands()
 
-    def read_requests(self) -> None:
-        """Act on API requests addressed to DHCP (a forgotten lease must not linger in memory)."""
-        try:
-            rows, self._requests_cursor = self.store.events.commands_after(self._requests_cursor, [ev.LEASE_FORGET])
-        except Exception as exc:
-            self.ctx.error(f"API requests not read: {exc}")
-            return
+    def execute_commands(self) -> None:
+        """Forget the leases the API was asked to forget: free each address and delete its row."""
+        rows = self.commands.take()
         for row in rows:
             ip = self.server.book.drop(row["mac"] or "")
             if ip:
@@ -343,16 +298,5 @@ class Loop:
 
 
 def serve(cfg, args) -> int:
-    ctx = ServiceContext("dhcp", cfg)
-    if not cfg.dhcp.enabled:
-        log.info("DHCP disabled in the config ([dhcp] enabled = false)")
-        ctx.start_heartbeat(lambda: {"enabled": False})
-        ctx.stopping.wait()
-        return 0
-    signal.signal(signal.SIGTERM, lambda *_: ctx.stopping.set())
-    try:
-        return Loop(ctx, cfg).run()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        ctx.stop()
+    """`appliance serve dhcp`: the exit status (1 when the socket cannot be opened)."""
+    return run_service("dhcp", cfg, lambda ctx: Loop(ctx, cfg), enabled=cfg.dhcp.enabled)

@@ -9,15 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import select
-import signal
 import socket
 import time
 
 from dnslib import DNSRecord
 
 from ..config import Config
-from ..service import ServiceContext
+from ..service import PollLoop, ServiceContext, run_service
 from .resolver import Forward, Resolver
 
 log = logging.getLogger("dns")
@@ -90,51 +88,52 @@ class DnsServer:
         for qid in [q for q, (_, _, deadline) in self.pending.items() if deadline < now]:
             del self.pending[qid]
 
-    def run(self, stopping) -> None:
-        sockets = [s for s in (self.sock, self.up) if s is not None]
-        while not stopping.is_set():
-            ready, _, _ = select.select(sockets, [], [], 1.0)
-            for sock in ready:
-                try:
-                    data, peer = sock.recvfrom(MAX_PACKET)
-                except OSError as exc:
-                    log.debug("recv: %s", exc)
-                    continue
-                try:
-                    if sock is self.sock:
-                        self.handle_query(data, peer)
-                    else:
-                        self.handle_upstream(data, peer)
-                except Exception as exc:  # one bad packet must never stop the service
-                    msg = f"dropped packet from {peer[0]}: {type(exc).__name__}: {exc}"
-                    if self.ctx:
-                        self.ctx.error(msg)
-                    else:
-                        log.warning(msg)
-            self.expire(time.monotonic())
+    def read(self, sock: socket.socket) -> None:
+        try:
+            data, peer = sock.recvfrom(MAX_PACKET)
+        except OSError as exc:
+            log.debug("recv: %s", exc)
+            return
+        try:
+            if sock is self.sock:
+                self.handle_query(data, peer)
+            else:
+                self.handle_upstream(data, peer)
+        except Exception as exc:  # one bad packet must never stop the service
+            msg = f"dropped packet from {peer[0]}: {type(exc).__name__}: {exc}"
+            if self.ctx:
+                self.ctx.error(msg)
+            else:
+                log.warning(msg)
+
+    def run(self) -> int:
+        """Serve until the context stops; 1 when the port cannot be bound."""
+        ctx = self.ctx
+        assert ctx is not None
+        try:
+            self.open()
+        except OSError as exc:
+            ctx.error(f"cannot listen on {self.cfg.network.address} udp/{self.cfg.dns.port}: {exc}")
+            return 1
+        ctx.start_heartbeat(self.info)
+        log.info("DNS on %s udp/%d: %s%s", self.cfg.network.address, self.cfg.dns.port,
+                 ", ".join(f"{k}={v}" for k, v in sorted(self.cfg.dns.names.items())),
+                 f", forwarding others to {self.cfg.dns.upstream}" if self.upstream else ", NXDOMAIN for others")
+        loop = PollLoop(ctx.stopping, ctx.error)
+        for sock in (self.sock, self.up):
+            if sock is not None:
+                sock.setblocking(False)
+                loop.add_reader(sock, lambda sock=sock: self.read(sock))
+        loop.every(1.0, lambda now: self.expire(time.monotonic()))
+        try:
+            loop.run()
+        finally:
+            for sock in (self.sock, self.up):
+                if sock is not None:
+                    sock.close()
+        return 0
 
 
 def serve(cfg: Config, args: argparse.Namespace | None = None) -> int:
-    ctx = ServiceContext("dns", cfg)
-    server = DnsServer(cfg, ctx)
-    signal.signal(signal.SIGTERM, lambda *_: ctx.stopping.set())
-    if not cfg.dns.enabled:
-        log.info("DNS disabled in config; idling")
-        ctx.start_heartbeat(lambda: {"enabled": False})
-        ctx.stopping.wait()
-        return 0
-    try:
-        server.open()
-    except OSError as exc:
-        ctx.error(f"cannot listen on {cfg.network.address} udp/{cfg.dns.port}: {exc}")
-        return 1
-    ctx.start_heartbeat(server.info)
-    log.info("DNS on %s udp/%d: %s%s", cfg.network.address, cfg.dns.port,
-             ", ".join(f"{k}={v}" for k, v in sorted(cfg.dns.names.items())),
-             f", forwarding others to {cfg.dns.upstream}" if server.upstream else ", NXDOMAIN for others")
-    try:
-        server.run(ctx.stopping)
-    except KeyboardInterrupt:
-        pass
-    ctx.stop()
-    return 0
+    """`appliance serve dns`: the exit status (1 when the port cannot be bound)."""
+    return run_service("dns", cfg, lambda ctx: DnsServer(cfg, ctx), enabled=cfg.dns.enabled)

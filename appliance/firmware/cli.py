@@ -8,6 +8,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..config import ConfigError
+from ..recovery import validate
+from . import synth
+from .catalog import Catalog
+from .versions import family
+
 EXIT_INCOMPLETE = 1
 EXIT_CONFIG = 2
 
@@ -38,16 +44,14 @@ def register(subparsers) -> None:
 
 
 def _config(args):
-    from .. import config as configmod
     try:
-        return configmod.load(getattr(args, "config", None))
-    except configmod.ConfigError as exc:
+        return validate.load(args.config)
+    except ConfigError as exc:
         print(f"appliance: bad config: {exc}", file=sys.stderr)
         return None
 
 
 def _catalog(args):
-    from .catalog import Catalog
     cfg = _config(args)
     if cfg is None:
         return None
@@ -111,7 +115,6 @@ def _sha256(path: Path) -> str:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from .catalog import Catalog
     if args.root:
         root = Path(args.root)
     else:
@@ -137,8 +140,6 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from . import synth
-    from .versions import family
     if family(args.load_id) is None:
         print(f"appliance: {args.load_id!r} is not a load ID this station understands", file=sys.stderr)
         return EXIT_CONFIG

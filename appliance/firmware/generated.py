@@ -18,8 +18,7 @@ from html import escape as _html_escape
 from typing import Protocol
 
 from .models import MODELS, by_name, model_from_vendor_class, normalize_model
-from .names import Kind, classify
-from .names import clean as clean_name
+from .names import Kind, classify, lookup_name
 
 log = logging.getLogger("firmware")
 
@@ -145,7 +144,7 @@ class Generated:
     # ---- rendering ----------------------------------------------------------------------------------
     def render(self, name: str, client_ip: str | None = None) -> bytes | None:
         """The generated file's bytes, or None if `name` is not a generated file (or there is nothing to say)."""
-        n = clean_name(name)
+        n = lookup_name(name)
         if "/" in n:
             return None
         if m := _SEP_XML.match(n):

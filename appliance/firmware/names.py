@@ -50,7 +50,7 @@ _COMPONENT = re.compile(r"\.(?:sbn|sb2|sgn|sebn|sbin|zup|bin\d?|zz)$", re.I)
 _ANY_MAC = re.compile(r"(?:^|/)(?:CTL|ITL)?SEP([0-9A-F]{12})", re.I)
 
 
-def clean(name: str) -> str:
+def lookup_name(name: str) -> str:
     """What is looked up for a requested name: '\\' as '/', one leading '/' stripped."""
     return (name or "").replace("\\", "/").removeprefix("/")
 
@@ -63,7 +63,7 @@ def classify(asked: str) -> Name:
     Returns:
         a Name; unknown names are Kind.OTHER, never an error.
     """
-    path = clean(asked)
+    path = lookup_name(asked)
     base = path.rsplit("/", 1)[-1]
     m = _ANY_MAC.search(path)
     mac = m.group(1).lower() if m else None

@@ -21,7 +21,6 @@ import errno
 import json
 import logging
 import os
-import queue
 import selectors
 import socket
 import struct
@@ -30,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ..batch import BatchWriter
 from .facts import FactError, Lease, LoadLearned, LoadReported, Output, PhoneChanged, from_wire, to_event, to_wire
 from .tracker import Phone, Tracker
 
@@ -130,7 +130,7 @@ class Hub:
         self.sel = selectors.DefaultSelector()
         self.workers: list[socket.socket] = []
         self.counters = {"facts": 0, "dropped": 0, "asked": 0}
-        self._writes: queue.Queue = queue.Queue()
+        self._writes: BatchWriter[tuple[list, dict]] = BatchWriter("tracker-writer", self._write, WRITE_BATCH_S)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.dgram = self._bind()
@@ -271,7 +271,8 @@ class Hub:
             p = self.tracker.phones.get(o.mac)
             if p is not None:
                 phones[p.mac] = _row(p)
-        self._writes.put((rows, phones))
+        self._writes.add([(rows, phones)])
+        self._writes.wake()
 
     def page(self, mac: str, fields: dict[str, str]) -> None:
         """A DeviceInformationX page read (poll thread): the phone's word on its load, mapped to a load ID."""
@@ -282,10 +283,10 @@ class Hub:
 
     # ---- threads ------------------------------------------------------------------------------------
     def start(self) -> None:
-        for target, name in ((self._serve, "tracker-facts"), (self._write, "tracker-writer")):
-            th = threading.Thread(target=target, name=name, daemon=True)
-            th.start()
-            self._threads.append(th)
+        th = threading.Thread(target=self._serve, name="tracker-facts", daemon=True)
+        th.start()
+        self._threads.append(th)
+        self._writes.start()
 
     def _serve(self) -> None:
         next_tick = time.monotonic()
@@ -300,33 +301,25 @@ class Hub:
                     except Exception as exc:
                         log.exception("tracker tick: %r", exc)
 
-    def _write(self) -> None:
-        while not self._stop.is_set() or not self._writes.empty():
-            try:
-                batch = [self._writes.get(timeout=WRITE_BATCH_S)]
-            except queue.Empty:
-                continue
-            while True:
-                try:
-                    batch.append(self._writes.get_nowait())
-                except queue.Empty:
-                    break
-            rows = [r for rs, _ in batch for r in rs]
-            phones: dict[str, dict] = {}
-            for _, ps in batch:
-                phones.update(ps)
-            try:
-                with self.store.atomic():
-                    self.store.events.append(rows)
-                    for mac, fields in phones.items():
-                        self.store.phones.upsert(mac, **fields)
-            except Exception as exc:   # the next change of each phone writes it again
-                log.warning("tracker: %d events / %d phones not recorded: %s", len(rows), len(phones), exc)
+    def _write(self, batch: list[tuple[list, dict]]) -> None:
+        """The writer's pass: the outputs' events and the changed phones' rows in one transaction."""
+        rows = [r for rs, _ in batch for r in rs]
+        phones: dict[str, dict] = {}
+        for _, ps in batch:
+            phones.update(ps)
+        try:
+            with self.store.atomic():
+                self.store.events.append(rows)
+                for mac, fields in phones.items():
+                    self.store.phones.upsert(mac, **fields)
+        except Exception as exc:   # the next change of each phone writes it again
+            log.warning("tracker: %d events / %d phones not recorded: %s", len(rows), len(phones), exc)
 
     def stop(self) -> None:
         self._stop.set()
         for th in self._threads:
             th.join(timeout=5)
+        self._writes.stop()
         if self.web is not None:
             self.web.close()
         self.sel.close()

@@ -64,7 +64,7 @@ _LOG_PREFIX = re.compile(r"^\S+ \[\w+/\w+\] ")     # "2026-12-02T20:47:29 [WARN/
 
 
 def enabled(cfg) -> bool:
-    return bool(getattr(cfg.upgrade, "neighbours", True))
+    return cfg.upgrade.neighbours
 
 
 def run_dir(cfg) -> Path:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from appliance.firmware.models import normalize_model
 from appliance.firmware.versions import MGCP, SCCP, SIP, protocol
 
-from .rules import Rule, version_key
+from .rules import Rule, all_rules, version_key
 
 # The protocol a phone of unknown load (factory reset) is kept on when the library has loads of more
 # than one for its model.  SCCP first is an inference, not a fact about the phone: Cisco shipped the
@@ -71,7 +71,7 @@ def _missing_text(model: str, rule: Rule, proto: str | None = None) -> str:
     return f"add a{kind} {span} load for {model}{excl} (stepping stone, {rule.source})"
 
 
-def _per_model(table: dict, model: str):
+def per_model(table: dict, model: str):
     """The value a per-model config table ([upgrade] targets, convert) gives this model: its own
     spelling, its canonical name, then its four digits ("7941" also covers a 7941G-GE)."""
     if not table or not model:
@@ -89,7 +89,7 @@ def _per_model(table: dict, model: str):
 
 def _catalog_ids(catalog, model: str, proto: str | None) -> list[str]:
     try:
-        return [load.id for load in catalog.loads_for_model(model, proto) if getattr(load, "complete", True)]
+        return [load.id for load in catalog.loads_for_model(model, proto) if load.complete]
     except Exception:
         return []
 
@@ -101,7 +101,7 @@ def running_protocol(catalog, model: str, current: str | None) -> str | None:
     if known:
         return known
     try:
-        have = {load.protocol for load in catalog.loads_for_model(model) if getattr(load, "complete", True)}
+        have = {load.protocol for load in catalog.loads_for_model(model) if load.complete}
     except Exception:
         return None
     return next((p for p in UNKNOWN_LOAD_PREFERENCE if p in have), None)
@@ -109,7 +109,7 @@ def running_protocol(catalog, model: str, current: str | None) -> str | None:
 
 def target_protocol(catalog, cfg, model: str, current: str | None) -> str | None:
     """The protocol the phone is to end on: `[upgrade] convert` for its model, else the one it runs."""
-    convert = _per_model(dict(getattr(cfg.upgrade, "convert", {}) or {}), model)
+    convert = per_model(cfg.upgrade.convert, model)
     return convert or running_protocol(catalog, model, current)
 
 
@@ -118,14 +118,14 @@ def target_for(catalog, cfg, model: str, proto: str | None) -> str | None:
 
     A configured target of another protocol is for the model's phones on that protocol: a target
     never converts a phone, only `[upgrade] convert` does."""
-    configured = _per_model(dict(getattr(cfg.upgrade, "targets", {}) or {}), model)
+    configured = per_model(cfg.upgrade.targets, model)
     if configured and (proto is None or protocol(configured) in (None, proto)):
         return configured
     try:
         newest = catalog.newest_complete(model, proto)
     except Exception:
         return None
-    return getattr(newest, "id", newest)
+    return newest.id if newest is not None else None
 
 
 def plan_for(catalog, cfg, model: str, current: str | None, *, as_unknown: bool = False,
@@ -133,14 +133,13 @@ def plan_for(catalog, cfg, model: str, current: str | None, *, as_unknown: bool 
     """The plan for a phone of `model` on `current`, kept on its protocol unless converted.
 
     as_unknown: plan as if its load were unknown (after a rejection), still on its protocol."""
-    from .rules import all_rules
     proto = target_protocol(catalog, cfg, model, current)
     target = target_for(catalog, cfg, model, proto)
     if not target:
         return Plan([])
     return make_plan(model, None if as_unknown else current, target, _catalog_ids(catalog, model, proto),
-                     all_rules(list(getattr(cfg.upgrade, "rules", []) or [])),
-                     str(strategy or getattr(cfg.upgrade, "strategy", "stepwise")))
+                     all_rules(cfg.upgrade.rules),
+                     strategy or cfg.upgrade.strategy)
 
 
 def plan_phone(catalog, cfg, model: str, current: str | None, protocol_hint: str | None = None,
@@ -160,18 +159,17 @@ def plan_phone(catalog, cfg, model: str, current: str | None, protocol_hint: str
     Returns:
         the Plan: steps from the next load to offer to the target; `missing` says what to add.
     """
-    from .rules import all_rules
     proto = target_protocol(catalog, cfg, model, current) if current or not protocol_hint else None
     if proto is None and protocol_hint:
-        convert = _per_model(dict(getattr(cfg.upgrade, "convert", {}) or {}), model)
+        convert = per_model(cfg.upgrade.convert, model)
         proto = convert or protocol_hint
     target = target_for(catalog, cfg, model, proto)
     if not target:
         return Plan([], missing=f"no complete{' ' + proto.upper() if proto else ''} load for {model} "
                                 "in the firmware library: add its cmterm zip")
     available = [a for a in _catalog_ids(catalog, model, proto) if a not in rejected]
-    rules = all_rules(list(getattr(cfg.upgrade, "rules", []) or []))
-    strategy = getattr(cfg.upgrade, "strategy", "stepwise")
+    rules = all_rules(cfg.upgrade.rules)
+    strategy = cfg.upgrade.strategy
     plan = make_plan(model, current, target, available, rules, strategy)
     if plan.steps[:1] == [target] and target in rejected:
         plan = make_plan(model, None, target, available, rules, "stepwise")

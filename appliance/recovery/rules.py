@@ -7,11 +7,13 @@ target protocols it holds for, and plan.py only takes stones of the target's.
 """
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.firmware.models import normalize_model
 from appliance.firmware.versions import MGCP, SCCP, SIP, version_key  # noqa: F401  (version_key re-exported for plan.py)
 
 PROTOCOLS = (SCCP, SIP, MGCP)
@@ -45,11 +47,7 @@ class Rule:
 
 def _norm(model: str) -> str:
     """Rules name models by their four digits; any spelling (CP-7965G, 7965, cp-7965) maps there."""
-    try:
-        from appliance.firmware.models import normalize_model
-        model = normalize_model(model or "") or model
-    except Exception:
-        pass
+    model = normalize_model(model or "") or model
     m = re.search(r"(\d{4})", model or "")
     return m.group(1) if m else (model or "")
 
@@ -95,9 +93,15 @@ def parse_rule(d: dict, where: str = "rule") -> Rule:
 RULES = Path(__file__).with_name("rules.toml")
 
 
-def builtin_rules(path: Path = RULES) -> list[Rule]:
+@functools.cache
+def _read_rules(path: Path) -> tuple[Rule, ...]:
     data = tomllib.loads(path.read_text())
-    return [parse_rule(r, f"rules.toml[{i}]") for i, r in enumerate(data["rules"])]
+    return tuple(parse_rule(r, f"rules.toml[{i}]") for i, r in enumerate(data["rules"]))
+
+
+def builtin_rules(path: Path = RULES) -> list[Rule]:
+    """The shipped rules (rules.toml, read once per process: a replan never touches the disk)."""
+    return list(_read_rules(path))
 
 
 def all_rules(user: list[dict] | None = None) -> list[Rule]:

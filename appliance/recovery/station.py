@@ -13,9 +13,11 @@ import logging
 from appliance.firmware.models import by_name, model_from_vendor_class
 from appliance.firmware.names import classify
 
+from . import identify
 from .hub import Channel, Hub, socket_path
 from .plan import plan_phone
 from .tracker import Phone, Plan, Tracker
+from .webpoll import WebPoller
 
 log = logging.getLogger("recovery")
 
@@ -31,7 +33,7 @@ def not_upgradable(model: str) -> str | None:
 
 def web_port(cfg) -> int:
     """Port of the phones' own web page ([upgrade] web_port); 0 turns DeviceInformationX polling off."""
-    return int(getattr(getattr(cfg, "upgrade", None), "web_port", 80))
+    return cfg.upgrade.web_port
 
 
 def make_tracker(catalog, cfg, store=None) -> Tracker:
@@ -87,8 +89,6 @@ def build_hub(cfg, catalog, store) -> Hub:
     hub = Hub(tracker, store, socket_path(cfg))
     port = web_port(cfg)
     if port:
-        from . import identify
-        from .webpoll import WebPoller
         hub.identify = lambda fields: identify.from_page(fields, catalog)
         hub.web = WebPoller(port=port, deliver=hub.page)
     return hub

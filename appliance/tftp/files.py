@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from .paths import DirResolver, clean_name, safe_file
+from .paths import DirResolver, safe_file, servable_name
 
 log = logging.getLogger("tftp")
 
@@ -79,7 +79,7 @@ class Files:
 
     def open(self, raw_name: bytes | str, client_ip: str | None = None) -> tuple[str | None, Source | None]:
         """-> (cleaned name or None if unservable, Source or None if not found)."""
-        name = clean_name(raw_name)
+        name = servable_name(raw_name)
         if name is None:
             return None, None
         if self.refused is not None and self.refused(name):

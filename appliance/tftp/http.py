@@ -15,9 +15,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote_to_bytes, urlsplit
 
+from . import admission
 from .files import Files
 from .limits import Limits
-from .tracking import Tracking
+from .transfer_log import TransferLog
 
 log = logging.getLogger("http")
 
@@ -61,7 +62,7 @@ class Handler(BaseHTTPRequestHandler):
     timeout = IDLE_TIMEOUT
 
     files: Files
-    tracking: Tracking
+    tracking: TransferLog
     limits: Limits
 
     def log_message(self, fmt, *args) -> None:
@@ -84,8 +85,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _refuse_write(self) -> None:
         ip, port = self.client_address[:2]
-        self.tracking.failed("http", ip, port, self.path[:256], "refused", f"{self.command}: the station is read-only")
-        self.send_response(405)
+        self.tracking.failed("http", ip, port, self.path[:256], admission.WRITE.result,
+                             f"{self.command}: {admission.WRITE.reason}")
+        self.send_response(admission.WRITE.http_status)
         self.send_header("Allow", "GET, HEAD")
         self.send_header("Content-Length", "0")
         self.send_header("Connection", "close")
@@ -99,14 +101,12 @@ class Handler(BaseHTTPRequestHandler):
         raw = unquote_to_bytes(urlsplit(self.path).path)
         shown = raw.decode("utf-8", "replace")[:256]
         name, source = self.files.open(raw, ip)
-        if name is None:
+        refusal = admission.decide(write=False, allowed=name is not None, found=source is not None)
+        if refusal is not None:
             if not head:
-                self.tracking.failed("http", ip, port, shown, "refused", "name not allowed")
-            return self._plain(403, "forbidden", head)
-        if source is None:
-            if not head:
-                self.tracking.failed("http", ip, port, name, "not found")
-            return self._plain(404, "not found", head)
+                self.tracking.failed("http", ip, port, name or shown, refusal.result, refusal.reason)
+            return self._plain(refusal.http_status, refusal.http_text, head)
+        assert source is not None and name is not None
         try:
             wanted = parse_range(self.headers.get("Range"), source.size)
             if wanted == "unsatisfiable":
@@ -121,8 +121,9 @@ class Handler(BaseHTTPRequestHandler):
                 self._headers(wanted, first, last, length, source.size)
                 return
             if not self.limits.acquire(ip):
-                self.tracking.failed("http", ip, port, name, "refused", "too many transfers")
-                return self._plain(503, "busy, try again")
+                busy = admission.BUSY
+                self.tracking.failed("http", ip, port, name, busy.result, busy.reason)
+                return self._plain(busy.http_status, busy.http_text)
             try:
                 self._send_body(ip, port, name, source, wanted, first, last, length)
             finally:
@@ -170,7 +171,7 @@ class FileHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address, files: Files, tracking: Tracking, limits: Limits):
+    def __init__(self, address, files: Files, tracking: TransferLog, limits: Limits):
         handler = type("BoundHandler", (Handler,), {"files": files, "tracking": tracking, "limits": limits})
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, handler)
@@ -195,7 +196,7 @@ class FileHTTPServer(ThreadingHTTPServer):
         log.warning("HTTP request from %s failed", client_address[0], exc_info=True)
 
 
-def start(address: str, port: int, files: Files, tracking: Tracking, limits: Limits) -> FileHTTPServer:
+def start(address: str, port: int, files: Files, tracking: TransferLog, limits: Limits) -> FileHTTPServer:
     server = FileHTTPServer((address, port), files, tracking, limits)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5}, name="http-6970",
                      daemon=True).start()

@@ -38,7 +38,7 @@ class Malformed(ValueError):
 def parse_request(data: bytes) -> tuple[int, bytes, str, dict[str, str]]:
     """RRQ/WRQ -> (opcode, raw filename bytes, mode, options with lower-case names).
 
-    The filename stays bytes: whether it is a servable name is paths.clean_name's call,
+    The filename stays bytes: whether it is a servable name is paths.servable_name's call,
     so a non-UTF-8 name becomes "not found", not an exception.
     """
     if len(data) < 4:

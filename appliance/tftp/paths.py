@@ -17,7 +17,7 @@ from pathlib import Path
 MAX_NAME = 1024
 
 
-def clean_name(raw: bytes | str) -> str | None:
+def servable_name(raw: bytes | str) -> str | None:
     """The relative, '/'-separated name a client asked for, or None if it may never be served."""
     if isinstance(raw, bytes):
         try:
@@ -94,7 +94,7 @@ class DirResolver:
         return table
 
     def resolve(self, name: str) -> Path | None:
-        clean = clean_name(name)
+        clean = servable_name(name)
         if clean is None:
             return None
         current = self.root

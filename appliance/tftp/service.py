@@ -21,14 +21,19 @@ import signal
 import time
 
 from .. import events as ev
+from ..firmware.catalog import Catalog
+from ..firmware.generated import Generated, refused
+from ..recovery import lldp
 from ..recovery.facts import Retry
-from ..service import HEARTBEAT_SECONDS, ServiceContext, release_free_heap
+from ..recovery.hub import Channel
+from ..recovery.station import ChannelDecider, HubDecider, TableDecider, build_hub
+from ..service import HEARTBEAT_SECONDS, CommandTail, PollLoop, ServiceContext, release_free_heap, run_service
 from ..store import Store
 from . import http as httpmod
 from .files import Files
 from .limits import Limits
-from .server import Server, ServerConfig, listen_socket
-from .tracking import Tracking
+from .loop import LoopConfig, TransferLoop, listen_socket
+from .transfer_log import TransferLog
 
 log = logging.getLogger("tftp")
 
@@ -40,19 +45,14 @@ PR_SET_PDEATHSIG = 1
 
 
 def build_catalog(cfg, ctx: ServiceContext):
-    """The firmware Catalog, or None (then the root is served as a plain directory)."""
-    try:
-        from ..firmware.catalog import Catalog
-    except ImportError as exc:
-        log.info("no firmware catalog (%s): serving %s as a plain directory", exc, cfg.tftp.root)
-        return None
+    """The firmware Catalog, or None when it cannot be read (then the root is served as a plain directory)."""
     try:
         catalog = Catalog.from_config(cfg)
         catalog.scan()
     except Exception as exc:
         ctx.error(f"firmware catalog failed ({exc!r}): serving {cfg.tftp.root} as a plain directory")
         return None
-    for problem in getattr(catalog, "problems", []) or []:
+    for problem in catalog.problems:
         log.warning("firmware: %s", problem)
     return catalog
 
@@ -61,20 +61,13 @@ def build_generated(cfg, catalog, store, decider=None):
     """Generated configs naming what `decider` (the tracker's answer) says; the phones table's answer without one."""
     if catalog is None:
         return None
-    from ..firmware.generated import Generated
-    from ..recovery.station import TableDecider
     return Generated(cfg, catalog, decider or TableDecider(store, catalog, cfg))
 
 
 def make_files(cfg, catalog, generated) -> Files:
-    refused = None
-    if generated is not None:
-        try:
-            from ..firmware.generated import refused
-        except ImportError:
-            refused = None
     return Files(cfg.tftp.root, catalog=catalog, generated=generated,
-                 cache_dir=cfg.cache_dir if catalog is not None else None, refused=refused)
+                 cache_dir=cfg.cache_dir if catalog is not None else None,
+                 refused=refused if generated is not None else None)
 
 
 def _die_with_parent() -> None:
@@ -95,14 +88,12 @@ def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, cat
     store = Store(cfg.db_path)
     decider = None
     if channel is not None:
-        from ..recovery.hub import Channel
-        from ..recovery.station import ChannelDecider, TableDecider
         link = Channel(channel)
         decider = ChannelDecider(link, TableDecider(store, catalog, cfg)) if catalog is not None else None
-    tracking = Tracking(store, "tftp", facts=link.send if channel is not None else None)
+    tracking = TransferLog(store, "tftp", facts=link.send if channel is not None else None)
     tracking.start()
     files = make_files(cfg, catalog, build_generated(cfg, catalog, store, decider))
-    server = Server(ServerConfig.from_config(cfg), files, tracking, limits, sock=sock)
+    server = TransferLoop(LoopConfig.from_config(cfg), files, tracking, limits, sock=sock)
     gc.freeze()            # startup objects out of the collector's way: the loop allocates per block
     seen = {"gen": generation.value, "at": 0.0, "trimmed": 0.0}
     base = index * len(COUNTERS)
@@ -150,11 +141,11 @@ class FileService:
         self.restarts = 0
         self.catalog = None
         self.http = None
-        self.tracking = Tracking(ctx.store, "http")
+        self.tracking = TransferLog(ctx.store, "http")
         self.hub = None
         self.neighbours = None       # recovery.lldp.Poller: CDP/LLDP load claims for the hub
         self.channels: list = []     # (parent end, worker end) per worker index
-        self._cursor = 0
+        self.commands: CommandTail | None = None
         self._refreshed = time.monotonic()
 
     def info(self) -> dict:
@@ -164,7 +155,7 @@ class FileService:
                 "workers": [p.pid if p is not None and p.is_alive() else None for p in self.workers],
                 "restarts": self.restarts, "sessions": self.limits.active, "tftp": totals,
                 "http": dict(self.tracking.counters), "catalog": self.catalog is not None,
-                "loads": len(getattr(self.catalog, "loads", []) or []) if self.catalog is not None else 0,
+                "loads": len(self.catalog.loads) if self.catalog is not None else 0,
                 "generation": self.generation.value,
                 "tracker": dict(self.hub.counters) if self.hub is not None else None,
                 "neighbours": self.neighbours.info() if self.neighbours is not None else None}
@@ -187,7 +178,6 @@ class FileService:
         self.catalog = build_catalog(cfg, ctx)
         decider = None
         if self.catalog is not None:
-            from ..recovery.station import HubDecider, TableDecider, build_hub
             try:
                 self.hub = build_hub(cfg, self.catalog, ctx.store)
             except OSError as exc:
@@ -209,23 +199,21 @@ class FileService:
         self.tracking.start()    # ...so the flush thread, which opens its own, starts after the fork
         if self.hub is not None:
             self.hub.start()     # likewise the tracker's writer
-            from ..recovery import lldp
             self.neighbours = lldp.attach(cfg, self.catalog, self.hub)
-        try:
-            self._cursor = self.ctx.store.events.last_id()
-        except Exception:
-            self._cursor = 0
+        self.commands = CommandTail(ctx, [ev.CATALOG_RESCAN, ev.PHONE_RETRY])
         ctx.start_heartbeat(self.info)
         log.info("TFTP on udp/%d (%d workers), HTTP on tcp/%s, root %s", cfg.tftp.port, self.nworkers,
                  cfg.tftp.http_port or "off", cfg.tftp.root)
+        loop = PollLoop(ctx.stopping, ctx.error)
+        loop.every(WATCH_SECONDS, self.watch, first=WATCH_SECONDS)
         try:
-            while not ctx.stopping.wait(WATCH_SECONDS):
-                self.watch()
+            loop.run()
         finally:
             self.shutdown()
         return 0
 
-    def watch(self) -> None:
+    def watch(self, now: float) -> None:
+        """Replace dead workers, execute the API's commands, refresh the catalog."""
         for i, p in enumerate(self.workers):
             if not p.is_alive():
                 self.ctx.error(f"TFTP worker {i} (pid {p.pid}) exited with {p.exitcode}; restarting")
@@ -233,19 +221,15 @@ class FileService:
                 self.limits.reset()
                 time.sleep(RESTART_BACKOFF)
                 self.workers[i] = self.start_worker(i)
-        self.read_requests()
+        self.execute_commands()
         now = time.monotonic()
         if self.catalog is not None and now - self._refreshed >= REFRESH_SECONDS:
             self._refreshed = now
             self.rescan(full=False)
 
-    def read_requests(self) -> None:
-        """Rescan and retry requests the API appended since the last look."""
-        try:
-            rows, self._cursor = self.ctx.store.events.commands_after(self._cursor, [ev.CATALOG_RESCAN, ev.PHONE_RETRY])
-        except Exception as exc:
-            self.ctx.error(f"rescan requests not read: {exc}")
-            return
+    def execute_commands(self) -> None:
+        """Rescan and retry commands the API appended since the last look."""
+        rows = self.commands.take()
         for row in rows:
             if row["kind"] == ev.PHONE_RETRY and self.hub is not None and row["mac"]:
                 by = str(row["data"].get("by") or "api")[:80]
@@ -270,9 +254,9 @@ class FileService:
             return
         if changed:
             self.generation.value += 1
-            loads = getattr(self.catalog, "loads", []) or []
+            loads = self.catalog.loads
             self.ctx.store.events.append([(time.time(), "firmware", ev.CATALOG_CHANGED, None, {
-                "loads": len(loads), "incomplete": sum(1 for load in loads if not getattr(load, "complete", True))})])
+                "loads": len(loads), "incomplete": sum(1 for load in loads if not load.complete)})])
 
     def shutdown(self) -> None:
         self.ctx.stop()
@@ -296,11 +280,5 @@ class FileService:
 
 
 def serve(cfg, args) -> int:
-    ctx = ServiceContext("tftp", cfg)
-    signal.signal(signal.SIGTERM, lambda *_: ctx.stopping.set())
-    try:
-        return FileService(ctx, cfg).run()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        ctx.stop()
+    """`appliance serve tftp`: the exit status (1 when a port cannot be opened)."""
+    return run_service("tftp", cfg, lambda ctx: FileService(ctx, cfg))

@@ -22,6 +22,7 @@ import time
 from typing import Callable
 
 from .. import events as ev
+from ..batch import BatchWriter
 from ..firmware.names import Kind, classify
 from ..recovery.facts import FileAsked, FileMissing, FileSent
 
@@ -54,7 +55,7 @@ class Transfer:
                 "duration": (self.ended - self.started) if self.ended else None, "result": self.result}
 
 
-class Tracking:
+class TransferLog:
     def __init__(self, store, source: str = "tftp", facts: Callable | None = None):
         """`facts(fact)`: where each file fact goes at once (the tracker), besides the store."""
         self.store = store
@@ -63,14 +64,11 @@ class Tracking:
         self.lock = threading.Lock()
         self.running: dict[str, Transfer] = {}
         self.finished: list[Transfer] = []
-        self.events: list[tuple] = []
-        self.dropped = 0
+        self.writer: BatchWriter[tuple] = BatchWriter(f"{source}-tracking", self._write, FLUSH_SECONDS,
+                                                      limit=MAX_QUEUE, idle_writes=True)
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid()}-{time.time():.6f}"
         self._macs: dict[str, tuple[float, str | None]] = {}
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.counters = {"complete": 0, "aborted": 0, "timeout": 0, "not found": 0, "refused": 0, "bytes": 0}
 
     # -- lookups --------------------------------------------------------------------------------
@@ -102,12 +100,12 @@ class Tracking:
         except Exception as exc:  # the tracker being away must never stop a transfer
             log.warning("fact not told to the tracker: %r", exc)
 
+    @property
+    def dropped(self) -> int:
+        return self.writer.dropped
+
     def _event(self, kind: str, mac: str | None, data: dict, proto: str) -> None:
-        with self.lock:
-            if len(self.events) >= MAX_QUEUE:
-                self.dropped += 1
-                return
-            self.events.append((time.time(), proto, kind, mac, data))
+        self.writer.add([(time.time(), proto, kind, mac, data)])
 
     def begin(self, proto: str, ip: str, port: int, asked: str, resolved: str, total: int | None) -> Transfer:
         mac = self.mac_for(ip, asked)
@@ -153,26 +151,18 @@ class Tracking:
 
     # -- writer ----------------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"{self.source}-tracking", daemon=True)
-        self._thread.start()
+        self.writer.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.flush()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(FLUSH_SECONDS)
-            self._wake.clear()
-            self.flush()
+        self.writer.stop()
 
     def flush(self) -> None:
+        self.writer.flush()
+
+    def _write(self, events: list[tuple]) -> None:
+        """One pass of the batch writer: finished and progressed transfers, then the queued events."""
         now = time.time()
         with self.lock:
-            events, self.events = self.events, []
             finished, self.finished = self.finished, []
             running = list(self.running.values())
         records = [t.record(now) for t in finished]
@@ -186,7 +176,6 @@ class Tracking:
                 self.store.events.append(events)
         except Exception as exc:
             log.warning("transfers/events not recorded (%d/%d): %s", len(records), len(events), exc)
+            self.writer.requeue(events)
             with self.lock:
-                if len(self.events) + len(events) <= MAX_QUEUE:
-                    self.events[:0] = events
                 self.finished[:0] = finished

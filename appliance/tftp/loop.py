@@ -26,11 +26,12 @@ import time
 from dataclasses import dataclass
 
 from ..logs import RateLimitedLog
+from . import admission
 from . import packets as pk
 from .files import NETASCII_MAX, Files, as_netascii
 from .limits import Limits
 from .session import ReadSession, Settings
-from .tracking import Tracking
+from .transfer_log import TransferLog
 
 try:
     from ._pump import Pump
@@ -50,7 +51,7 @@ IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 
 
 @dataclass(frozen=True)
-class ServerConfig:
+class LoopConfig:
     port: int
     address: str = "0.0.0.0"
     settings: Settings = Settings()
@@ -59,7 +60,7 @@ class ServerConfig:
     pump: str = "native"
 
     @classmethod
-    def from_config(cfg_cls, cfg, address: str = "0.0.0.0") -> "ServerConfig":
+    def from_config(cfg_cls, cfg, address: str = "0.0.0.0") -> "LoopConfig":
         t = cfg.tftp
         return cfg_cls(port=t.port, address=address,
                        settings=Settings(max_blksize=t.max_blksize, timeout=float(t.timeout), retries=t.retries),
@@ -94,10 +95,10 @@ class Active:
         self.pumped = False
 
 
-class Server:
+class TransferLoop:
     """The loop of one worker.  `stopping()` is polled every tick."""
 
-    def __init__(self, config: ServerConfig, files: Files, tracking: Tracking, limits: Limits,
+    def __init__(self, config: LoopConfig, files: Files, tracking: TransferLog, limits: Limits,
                  sock: socket.socket | None = None):
         self.config = config
         self.files = files
@@ -199,6 +200,12 @@ class Server:
                               ip, port, size, reason):
             self.tracking.malformed(ip, reason)      # a flood costs the bus no more rows than the log
 
+    def _refuse(self, refusal: admission.Refusal, local: str, peer, name: str, what: str = "") -> None:
+        self.counters[{"not found": "not_found"}.get(refusal.result, "busy" if refusal is admission.BUSY
+                                                     else "refused")] += 1
+        self.tracking.failed("tftp", peer[0], peer[1], name, refusal.result, what + refusal.reason)
+        self._reply_once(local, peer, pk.encode_error(refusal.tftp_code, refusal.tftp_text))
+
     def handle_request(self, data: bytes, peer, local: str) -> None:
         ip, port = peer[0], peer[1]
         try:
@@ -211,37 +218,21 @@ class Server:
         if (ip, port) in self.peers:
             return             # the client repeated its RRQ before our first answer reached it
         if opcode == pk.WRQ:
-            self.counters["refused"] += 1
-            self.tracking.failed("tftp", ip, port, shown, "refused", "write request: the station is read-only")
-            self._reply_once(local, peer, pk.encode_error(pk.ERR_ACCESS, "read-only server: uploads refused"))
-            return
+            return self._refuse(admission.WRITE, local, peer, shown, "WRQ: ")
         name, source = self.files.open(raw_name, ip)
-        if name is None:
-            self.counters["refused"] += 1
-            self.tracking.failed("tftp", ip, port, shown, "refused", "name not allowed")
-            self._reply_once(local, peer, pk.encode_error(pk.ERR_ACCESS, "access violation"))
-            return
-        if source is None:
-            self.counters["not_found"] += 1
-            self.tracking.failed("tftp", ip, port, name, "not found")
-            self._reply_once(local, peer, pk.encode_error(pk.ERR_NOT_FOUND, "file not found"))
-            return
-        if mode != "octet":
+        text = source
+        if source is not None and mode != "octet":
             text = as_netascii(source) if mode == "netascii" else None
-            if text is None:
-                source.close()
-                self.counters["refused"] += 1
-                why = "mail mode" if mode == "mail" else f"netascii over {NETASCII_MAX >> 20} MiB"
-                self.tracking.failed("tftp", ip, port, name, "refused", why)
-                self._reply_once(local, peer, pk.encode_error(pk.ERR_ILLEGAL, f"{why} not served; use octet"))
-                return
-            source = text
-        if not self.limits.acquire(ip):
-            source.close()
-            self.counters["busy"] += 1
-            self.tracking.failed("tftp", ip, port, name, "refused", "too many transfers")
-            self._reply_once(local, peer, pk.encode_error(pk.ERR_UNDEFINED, "server busy, try again"))
-            return
+        refusal = admission.decide(write=False, allowed=name is not None, found=source is not None,
+                                   mode_ok=text is not None, mode=mode, netascii_max=NETASCII_MAX)
+        if refusal is None and not self.limits.acquire(ip):
+            refusal = admission.BUSY
+        if refusal is not None:
+            if source is not None:
+                (text if text is not None else source).close()      # as_netascii closed the original
+            return self._refuse(refusal, local, peer, name or shown)
+        assert text is not None and name is not None
+        source = text
         try:
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sock.bind((local if local != "0.0.0.0" else "", 0))

@@ -13,7 +13,7 @@ TEST_DEBS := busybox udhcpc isc-dhcp-client dhcpcd-base curl tftp-hpa atftp dnsu
              dnsmasq-base kea-admin procps psmisc chromium lldpd tftpd-hpa
 TEST_TOOLS := busybox udhcpc dhclient dhcpcd curl tftp atftp dig ip iptables dnsmasq perfdhcp pgrep killall chromium lldpd in.tftpd
 
-.PHONY: run test venv test-tools lint bench fuzz reliability clean check-config
+.PHONY: run test venv test-tools lint bench fuzz reliability clean check-config demo
 .PHONY: image buildx kit
 
 $(STAMP): $(BUILD_INPUTS)
@@ -34,6 +34,12 @@ run: $(STAMP)
 
 check-config: $(STAMP)
 	$(VENV)/bin/appliance check-config
+
+# The station, its dashboard (URL printed) and model phones in temporary namespaces (root).
+# make demo DEMO_ARGS="--port 8081 --keep-open"
+DEMO_ARGS ?=
+demo: $(STAMP)
+	$(VENV)/bin/appliance demo $(DEMO_ARGS)
 
 test-tools:
 	@missing=""; for t in $(TEST_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \

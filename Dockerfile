@@ -2,7 +2,9 @@
 # Recovery station: DHCP, TFTP + HTTP :6970, DNS and the status API under supervisord.
 # Multi-arch: docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 (make buildx).
 # Behind a TLS-intercepting proxy: --secret id=ca,src=/path/to/ca-bundle.crt (used by pip only).
-FROM debian:bookworm-slim AS build
+# BASE: another Debian 12 base, e.g. a locally imported one for an emulated architecture (tests/test_image_arch.py).
+ARG BASE=debian:bookworm-slim
+FROM ${BASE} AS build
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -26,7 +28,7 @@ RUN --mount=type=secret,id=ca set -e; \
     cd / && /opt/venv/bin/python -c 'import appliance.tftp._pump' ; \
     find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
-FROM debian:bookworm-slim
+FROM ${BASE}
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -80,8 +80,10 @@ CA ?=
 comma := ,
 CA_SECRET = $(if $(CA),--secret id=ca$(comma)src=$(CA))
 
+# BUILD_FLAGS: extra build options (podman without an engine: see ../shared/reference/container-testing.md).
+BUILD_FLAGS ?=
 image:
-	DOCKER_BUILDKIT=1 $(ENGINE) build $(CA_SECRET) -t $(IMAGE) .
+	DOCKER_BUILDKIT=1 $(ENGINE) build $(BUILD_FLAGS) $(CA_SECRET) -t $(IMAGE) .
 
 buildx:
 	docker buildx build --platform $(PLATFORMS) $(CA_SECRET) -t $(IMAGE) $(BUILDX_FLAGS) .
@@ -89,15 +91,17 @@ buildx:
 # make kit FIRMWARE=/path/to/firmware [KIT=station-kit.tar]: the image with that firmware baked in
 # plus a manifest of checksums, saved as one archive (load it with `docker load -i`).
 KIT ?= build/station-kit.tar
-kit: image
+KIT_IMAGE ?= $(IMAGE:latest=kit)
+kit: $(STAMP) image
 	@test -d "$(FIRMWARE)" || { echo "usage: make kit FIRMWARE=/path/to/firmware"; exit 2; }
 	rm -rf build/kit && mkdir -p build/kit && cp -a "$(FIRMWARE)" build/kit/firmware
 	$(PY) -m appliance firmware manifest --root build/kit/firmware > build/kit/manifest.json 2>/dev/null || { rm -f build/kit/manifest.json; \
 	  (cd build/kit/firmware && find . -type f -print0 | sort -z | xargs -0 sha256sum) > build/kit/manifest.sha256; }
-	printf 'FROM %s\nCOPY firmware /firmware\nCOPY manifest.* /firmware-manifest/\nENV APPLIANCE_TFTP_ROOT=/firmware\n' \
-	  "$(IMAGE)" > build/kit/Dockerfile
-	$(ENGINE) build -t $(IMAGE:latest=kit) build/kit
-	$(ENGINE) save -o $(KIT) $(IMAGE:latest=kit)
+	printf 'FROM %s\nCOPY firmware /firmware\nCOPY manifest.* /firmware-manifest/\nENV APPLIANCE_TFTP_ROOT=/firmware\n%s\n' \
+	  "$(IMAGE)" "$$(test -f build/kit/manifest.json && echo 'RUN appliance firmware verify --manifest /firmware-manifest/manifest.json')" \
+	  > build/kit/Dockerfile
+	$(ENGINE) build $(BUILD_FLAGS) -t $(KIT_IMAGE) build/kit
+	$(ENGINE) save -o $(KIT) $(KIT_IMAGE)
 	@echo "kit: $(KIT) ($$(du -h $(KIT) | cut -f1))"
 
 clean:

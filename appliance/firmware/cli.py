@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     ls.add_argument("--json", action="store_true", help="machine-readable catalog")
     ls.set_defaults(func=cmd_list)
     vf = sub.add_parser("verify", help="list incomplete loads with their missing files; exit 1 if any")
+    vf.add_argument("--manifest", help="also check every file against a kit's manifest (from `firmware manifest`)")
     vf.set_defaults(func=cmd_verify)
     mf = sub.add_parser("manifest", help="JSON of every file (size, sha256) and every load, for kits")
     mf.add_argument("--root", help="firmware directory (default [tftp] root from the config)")
@@ -45,7 +46,7 @@ def register(subparsers) -> None:
 
 def _config(args):
     try:
-        return validate.load(args.config)
+        return validate.load(args.config, resolve_network=False)   # firmware needs no interface
     except ConfigError as exc:
         print(f"appliance: bad config: {exc}", file=sys.stderr)
         return None
@@ -91,8 +92,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     cat = _catalog(args)
     if cat is None:
         return EXIT_CONFIG
-    bad = [load for load in [*cat.loads, *cat.terms] if not load.complete]
-    for load in bad:
+    bad: list = [load for load in [*cat.loads, *cat.terms] if not load.complete]
+    if args.manifest:
+        changed = manifest_problems(Path(cat.root), Path(args.manifest))
+        for problem in changed:
+            print(f"manifest: {problem}")
+        bad += changed
+    for load in (b for b in bad if not isinstance(b, str)):
         where = f" (in {load.source})" if load.is_term else ""
         print(f"{load.id}{where}: missing {', '.join(load.missing + load.refused)}")
     for load in cat.loads:
@@ -104,6 +110,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_INCOMPLETE
     print(f"ok: {len(cat.loads)} loads and {len(cat.terms)} term files complete under {cat.root}")
     return 0
+
+
+def manifest_problems(root: Path, manifest: Path) -> list[str]:
+    """Files under `root` that differ from a kit's manifest: missing, changed (size or sha256), or added.
+
+    Args:
+        root: the firmware directory.
+        manifest: JSON written by `appliance firmware manifest`.
+    Returns:
+        one line per difference, [] when the directory is exactly what the kit shipped.
+    """
+    try:
+        doc = json.loads(manifest.read_text())
+        listed = {f["path"]: f for f in doc["files"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"{manifest} cannot be read as a manifest: {exc}"]
+    problems = []
+    present = {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file() and not p.is_symlink()}
+    for rel, entry in sorted(listed.items()):
+        path = present.get(rel)
+        if path is None:
+            problems.append(f"{rel} is missing")
+        elif path.stat().st_size != entry.get("size") or _sha256(path) != entry.get("sha256"):
+            problems.append(f"{rel} differs from the manifest (size or sha256)")
+    problems += [f"{rel} is not in the manifest" for rel in sorted(set(present) - set(listed))]
+    return problems
 
 
 def _sha256(path: Path) -> str:

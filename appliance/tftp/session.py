@@ -91,6 +91,7 @@ class ReadSession:
         return min(self.acked * self.blksize, self.size)
 
     def start(self, now: float) -> list[bytes]:
+        """The first datagrams of the transfer: the OACK when options were accepted, else the first window."""
         if self.oack:
             return [pk.encode_oack(self.oack)]
         return self._window(now)
@@ -107,6 +108,18 @@ class ReadSession:
         return [self._block(n) for n in range(first, last + 1)]
 
     def on_packet(self, data: bytes, now: float) -> list[bytes]:
+        """Datagrams to send in answer to one packet from the client's transfer port.
+
+        Args:
+            data: the packet (ACK, ERROR, or anything else the client sent).
+            now: monotonic seconds; the retransmit deadline is set from it.
+        Returns:
+            DATA blocks to send ([] for a duplicate or stray ACK: never resend on one). `result` becomes
+            "complete" on the last ACK, "aborted" on the client's ERROR or an illegal packet (answered
+            with an ERROR).
+        Raises:
+            Nothing for bad input.
+        """
         if self.result is not None or len(data) < 4:
             return []
         opcode, number = pk.unpack_hh(data)
@@ -144,6 +157,8 @@ class ReadSession:
         return [pk.encode_error(pk.ERR_ILLEGAL, "illegal TFTP operation")]
 
     def on_timeout(self, now: float) -> list[bytes]:
+        """The retransmission due at `now` (the OACK or the unacknowledged window), or []; after
+        `retries` tries `result` becomes "timeout"."""
         if self.result is not None or now < self.deadline:
             return []
         self.tries += 1

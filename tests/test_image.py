@@ -28,7 +28,7 @@ IMAGE = "localhost/recovery-station:test"
 CA = Path("/etc/ssl/certs/ca-certificates.crt")
 HAVE_TFTP = importlib.util.find_spec("appliance.tftp.service") is not None
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800),
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (podman, network namespaces)")]
 
 

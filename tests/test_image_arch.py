@@ -27,7 +27,7 @@ ARCHES = {   # platform -> (Debian arch, podman arch, variant, binfmt handler, u
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 TIMES: dict[str, float] = {}
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600),
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (podman, binfmt, debootstrap)")]
 
 

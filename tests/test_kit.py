@@ -20,7 +20,7 @@ from tests.test_image import CA, REPO, ensure_base, ensure_engine, sh
 LOAD = "SCCP45.9-4-2SR4-3S"
 BASE_IMAGE = "localhost/station-kittest:latest"
 KIT_IMAGE = "localhost/station-kittest:kit"
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600),
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (podman)"),
               pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed (make test installs it)")]
 

@@ -158,6 +158,6 @@ def test_demo_runs_the_station_and_phones_to_done_and_cleans_up():
     r = subprocess.run([PYTHON, "-m", "appliance", "demo", "--deadline", "60"], cwd=str(REPO), capture_output=True,
                        text=True, timeout=150)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "all phones done" in r.stdout and "P00308010200" in r.stdout and "SCCP45.9-4-2SR3-3S" in r.stdout
+    assert "all phones on their targets" in r.stdout and "P00308010200" in r.stdout and "SCCP45.9-4-2SR3-3S" in r.stdout
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not [line for line in left.splitlines() if line.startswith("demo-")], left

@@ -28,6 +28,26 @@ RUN --mount=type=secret,id=ca set -e; \
     cd / && /opt/venv/bin/python -c 'import appliance.tftp._pump' ; \
     find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
+# lldpd (CDP/LLDP reception, issue 19) from Debian's own source, without SNMP, XML and readline:
+# Debian's binary package links net-snmp and took the image past its size budget; this build adds about 1 MB.
+FROM ${BASE} AS lldpd
+RUN echo 'deb-src http://deb.debian.org/debian bookworm main' > /etc/apt/sources.list.d/lldpd-src.list \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends dpkg-dev gcc make pkg-config libc6-dev libevent-dev libbsd-dev libcap-dev
+WORKDIR /usr/src
+# `|| true`: some mirrors lack the upstream tarball's signature (lldpd_1.0.16.orig.tar.gz.asc, 404), which
+# fails apt-get source though the .dsc, tarball and Debian diff arrive, each checked by apt against the signed
+# Sources index; dpkg-source --no-check then unpacks them (a missing tarball still fails the build here).
+RUN (apt-get source --download-only lldpd || true) && dpkg-source --no-check -x lldpd_*.dsc lldpd \
+ && cd lldpd \
+ && ./configure --prefix=/usr --sysconfdir=/etc --localstatedir=/var --runstatedir=/run \
+      --without-snmp --without-xml --without-readline --without-seccomp --disable-doxygen-doc --disable-static \
+      --with-privsep-user=_lldpd --with-privsep-group=_lldpd --with-privsep-chroot=/run/lldpd >/dev/null \
+ && make -j"$(nproc)" >/dev/null \
+ && make install-strip DESTDIR=/opt/lldpd >/dev/null \
+ && rm -rf /opt/lldpd/usr/share /opt/lldpd/usr/include /opt/lldpd/usr/lib/pkgconfig /opt/lldpd/etc \
+ && find /opt/lldpd -name '*.la' -delete
+
 FROM ${BASE}
 
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -35,9 +55,13 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 ca-certificates \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
+ && apt-get install -y --no-install-recommends python3 ca-certificates libevent-2.1-7 libbsd0 libcap2 \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* \
+ && groupadd --system _lldpd \
+ && useradd --system --gid _lldpd --home-dir /run/lldpd --no-create-home --shell /usr/sbin/nologin _lldpd
 
+COPY --from=lldpd /opt/lldpd/ /
+RUN ldconfig && lldpcli -v >/dev/null
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /opt/station
 COPY config/ /opt/station/config/

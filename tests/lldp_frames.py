@@ -137,11 +137,11 @@ def lease(iface: str, mac: str, model: str) -> dict:
     return {"ip": got.ip, "mask": got.mask, "tftp": got.tftp} if got else {}
 
 
-def get(server: str, ip: str, names: list[str]) -> dict:
+def get(server: str, ip: str, names: list[str], iface: str = "lan0") -> dict:
     import subprocess
 
     from tools.phonesim.net import tftp_get
-    subprocess.run(["ip", "addr", "replace", f"{ip}/16", "dev", "lan0"], check=True, capture_output=True, timeout=10)
+    subprocess.run(["ip", "addr", "replace", f"{ip}/16", "dev", iface], check=True, capture_output=True, timeout=10)
     out: dict = {}
     for name in names:
         data, why = tftp_get(server, 69, name, source=ip, timeout=1.0, retries=5, limit_s=60)
@@ -162,7 +162,7 @@ if __name__ == "__main__":
     elif cmd == "lease":
         print(json.dumps(lease(*args)))
     elif cmd == "config":
-        print(json.dumps(get(args[0], args[1], [f"SEP{args[2].upper()}.cnf.xml"])))
+        print(json.dumps(get(args[0], args[1], [f"SEP{args[2].upper()}.cnf.xml"], *args[3:4])))    # [IFACE]
     elif cmd == "get":
         print(json.dumps(get(args[0], args[1], args[2:])))
     else:

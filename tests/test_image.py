@@ -5,7 +5,8 @@ isolation, base image imported from a cached local debootstrap when no
 registry image exists, runc with a containers.conf without default ulimits,
 and --format=docker so the image keeps its HEALTHCHECK.
 A phone namespace on the other end of a veth gets a lease, its files and sees
-/api/v1/health green.
+/api/v1/health green; a phone announcing its load over CDP is told its next step
+by the image's own lldpd (built from Debian's source in the Dockerfile).
 """
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ from pathlib import Path
 
 import pytest
 
+from appliance.firmware import synth
+
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path("/var/cache/recovery-station")
 ROOTFS_TAR = CACHE / "bookworm-minbase-v2.tar"  # bump when the recipe below changes
 BASE = "docker.io/library/debian:bookworm-slim"
 IMAGE = "localhost/recovery-station:test"
 CA = Path("/etc/ssl/certs/ca-certificates.crt")
+STONE45, TARGET45 = "SCCP45.8-5-2S", "SCCP45.9-4-2SR3-3S"     # 7965: the key-change stone and a 9.x target
 HAVE_TFTP = importlib.util.find_spec("appliance.tftp.service") is not None
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800),
@@ -118,6 +122,8 @@ def test_phone_in_namespace_gets_lease_files_and_green_health(image, tmp_path):
     st_if, ph_if = f"vis{tag}", f"vip{tag}"
     firmware = tmp_path / "firmware"
     firmware.mkdir()
+    for load in (STONE45, TARGET45):
+        synth.write_load(firmware, load, size_bytes=20000, components=2)
     name = f"station-test-{tag}"
     try:
         station_and_phone_namespaces(st_ns, ph_ns, st_if, ph_if, "10.213.7.1/24")
@@ -151,10 +157,57 @@ def test_phone_in_namespace_gets_lease_files_and_green_health(image, tmp_path):
         assert dig.stdout.split() == ["10.213.7.1"]
         health = sh("podman", "healthcheck", "run", name, env=image, check=False, timeout=60)
         assert health.returncode == 0, health.stdout + health.stderr
+        phone_announces_its_load_over_cdp(ph_ns, ph_if, st_ns, "10.213.7.1", name, image)
     finally:
         subprocess.run(["podman", "rm", "-f", "-v", "-t", "5", name], capture_output=True, env=image, timeout=60)
         for ns in (st_ns, ph_ns):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def phone_announces_its_load_over_cdp(ph_ns: str, ph_if: str, st_ns: str, station: str, name: str, image: dict) -> None:
+    """The image's lldpd (under supervisor, receive-only) hears a 7965's CDP saying it runs the stone: once the
+    phone leases, the API shows that load with source cdp before the phone fetched anything, and its first
+    config names the target, not the stone."""
+    mac = "001f9eab5a01"
+    cdp = [{"kind": "cdp", "src": mac, "device": f"SEP{mac.upper()}", "version": STONE45,
+            "platform": "Cisco IP Phone 7965"}]
+
+    def phone(*args: str) -> dict:
+        r = sh("ip", "netns", "exec", ph_ns, sys.executable, "-m", "tests.lldp_frames", *args, cwd=str(REPO),
+               timeout=90, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    def api(path: str) -> dict:
+        out = sh("ip", "netns", "exec", st_ns, "curl", "-s", "--max-time", "3", f"http://{station}:8080{path}",
+                 check=False).stdout
+        return json.loads(out) if out.startswith("{") else {}
+
+    def neighbours() -> dict:
+        tftp = [s for s in api("/api/v1/health").get("services", []) if s["name"] == "tftp"]
+        return (tftp[0]["info"].get("neighbours") or {}) if tftp else {}
+
+    deadline = time.time() + 60
+    while not neighbours().get("ok") and time.time() < deadline:
+        time.sleep(1)
+    logs = sh("podman", "logs", name, env=image, check=False)
+    assert neighbours().get("ok"), (neighbours(), logs.stdout[-3000:] + logs.stderr[-3000:])
+    deadline = time.time() + 30
+    while neighbours().get("claims", 0) < 1 and time.time() < deadline:
+        phone("send", ph_if, json.dumps(cdp))                # CDP every few seconds, as a phone at link-up
+        time.sleep(2)
+    assert neighbours().get("claims", 0) >= 1, neighbours()
+    lease = phone("lease", ph_if, mac, "CP-7965G")
+    assert lease.get("ip"), lease
+    deadline, row = time.time() + 20, {}
+    while not row.get("current_load") and time.time() < deadline:
+        row = api(f"/api/v1/phones/{mac}")
+        time.sleep(0.5)
+    assert (row.get("current_load"), row.get("load_source"), row.get("transfers")) == (STONE45, "cdp", []), row
+    first = phone("config", station, lease["ip"], mac, ph_if)
+    logs = sh("podman", "logs", name, env=image, check=False).stdout[-3000:]
+    why = json.dumps([first, api("/api/v1/firmware"), api(f"/api/v1/phones/{mac}"), logs], indent=1)
+    assert first[f"SEP{mac.upper()}.cnf.xml"]["load"] == TARGET45, why
 
 
 COMPOSE = str(Path(sys.executable).with_name("podman-compose"))

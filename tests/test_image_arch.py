@@ -3,8 +3,8 @@
 Follows /work/shared/reference/container-testing.md ("Other architectures"): qemu-user-static and
 binfmt-support registered as root, a debootstrapped Debian 12 base per architecture imported locally
 (cached under /var/cache/recovery-station), the Dockerfile's BASE build argument pointing at it.
-Each image must say its version, pass check-config, import the C pump built for it and serve one
-file over TFTP to curl on the host's loopback.  Where the machine cannot emulate, the tests skip
+Each image must say its version, pass check-config, import the C pump and run the lldpd built for
+it, and serve one file over TFTP to curl on the host's loopback.  Where the machine cannot emulate, the tests skip
 saying why.
 """
 from __future__ import annotations
@@ -107,11 +107,13 @@ def test_runs_the_cli_built_for_its_architecture(arch_image):
     assert machine == arch_image["machine"] and version.startswith("appliance "), out.stdout
 
 
-def test_check_config_and_the_c_pump(arch_image):
+def test_check_config_the_c_pump_and_lldpd(arch_image):
     out = run_in(arch_image, "appliance", "check-config", opts=("-e", "APPLIANCE_NETWORK_INTERFACE=lo"))
     assert out.returncode == 0, out.stdout + out.stderr
     out = run_in(arch_image, "python", "-c", "import appliance.tftp._pump as p; print(p.__file__)")
     assert out.returncode == 0 and "_pump" in out.stdout, out.stdout + out.stderr
+    out = run_in(arch_image, "sh", "-c", "lldpd -v && lldpcli -v && id -u _lldpd")     # built in the image's lldpd stage
+    assert out.returncode == 0 and out.stdout.split()[:2] == ["1.0.16", "1.0.16"], out.stdout + out.stderr
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed (make test installs it)")

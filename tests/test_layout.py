@@ -1,4 +1,5 @@
-"""The sans-I/O boundary, checked: pure modules import no I/O, directly, lazily or through another module.
+"""The sans-I/O boundary, checked: pure modules import no I/O, directly, lazily or through another module;
+and no import cycle inside appliance/ (issue 18).
 
 A pure module (codec, state machine, policy, parser) takes bytes, facts and `now` and returns bytes,
 facts and decisions; sockets, files, clocks, threads and the database live in the modules around it
@@ -105,3 +106,56 @@ def test_only_the_store_opens_the_database():
         bad += [f"{path.relative_to(REPO)}:{n}" for n, text in enumerate(path.read_text().splitlines(), 1)
                 if "._db" in text]
     assert not bad, "\n".join(bad)
+
+
+def cycles(graph: dict) -> list[list]:
+    """Strongly connected components of more than one node (Tarjan), each sorted."""
+    index: dict = {}
+    low: dict = {}
+    stack: list = []
+    found: list[list] = []
+
+    def visit(v) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in list(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
+
+
+def test_no_import_cycle_inside_the_appliance():
+    """Every import of the station's own modules, lazy ones too (a function-level import is how a cycle hides)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted((REPO / "appliance").rglob("*.py")):
+        edges = set()
+        for module, _line in imports(path):
+            if module.split(".")[0] != "appliance":
+                continue
+            target = own_file(module) or own_file(module.rsplit(".", 1)[0])     # `from pkg import name`
+            if target is not None and target != path:
+                edges.add(str(target.relative_to(REPO)))
+        graph[str(path.relative_to(REPO))] = edges
+    assert len(graph) > 50 and sum(map(len, graph.values())) > 100, "the import graph was not read"
+    assert cycles(graph) == []

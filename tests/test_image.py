@@ -52,23 +52,30 @@ def ensure_engine() -> None:
         pytest.skip("no container engine can run here: `podman info` fails")
 
 
+def debootstrap_tar(tar: Path, deb_arch: str | None = None, timeout: float = 900) -> None:
+    """A Debian 12 minbase root filesystem as a tar at `tar` (kept: the next run imports it in seconds)."""
+    if tar.exists():
+        return
+    CACHE.mkdir(parents=True, exist_ok=True)
+    rootfs = CACHE / f"rootfs-{deb_arch or 'host'}-{os.getpid()}"
+    sh("debootstrap", *([f"--arch={deb_arch}"] if deb_arch else []), "--variant=minbase", "bookworm", str(rootfs),
+       timeout=timeout)
+    for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
+        for item in (rootfs / junk).glob("*"):
+            if item.is_file():
+                item.unlink()
+            elif item.is_dir() and item.name != "partial":
+                shutil.rmtree(item, ignore_errors=True)
+    partial = tar.with_suffix(".partial")
+    sh("tar", "-C", str(rootfs), "-cf", str(partial), ".", timeout=600)
+    partial.rename(tar)
+    shutil.rmtree(rootfs, ignore_errors=True)
+
+
 def ensure_base() -> None:
     if sh("podman", "image", "exists", BASE, check=False).returncode == 0:
         return
-    if not ROOTFS_TAR.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        rootfs = CACHE / f"rootfs-{os.getpid()}"
-        sh("debootstrap", "--variant=minbase", "bookworm", str(rootfs), timeout=900)
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
-            for item in (rootfs / junk).glob("*"):
-                if item.is_file():
-                    item.unlink()
-                elif item.is_dir() and item.name != "partial":
-                    shutil.rmtree(item, ignore_errors=True)
-        tmp = ROOTFS_TAR.with_suffix(".partial")
-        sh("tar", "-C", str(rootfs), "-cf", str(tmp), ".", timeout=300)
-        tmp.rename(ROOTFS_TAR)
-        shutil.rmtree(rootfs, ignore_errors=True)
+    debootstrap_tar(ROOTFS_TAR)
     sh("podman", "import", str(ROOTFS_TAR), BASE, timeout=300)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_dns import free_udp_port
-from tests.test_image import CA, CACHE, REPO, ensure_engine, sh
+from tests.test_image import CA, CACHE, REPO, debootstrap_tar, ensure_engine, sh
 
 ARCHES = {   # platform -> (Debian arch, podman arch, variant, binfmt handler, uname -m inside)
     "linux/arm64": ("arm64", "arm64", "", "qemu-aarch64", "aarch64"),
@@ -51,20 +51,7 @@ def ensure_base(deb_arch: str, pod_arch: str, variant: str, env: dict) -> str:
     if sh("podman", "image", "exists", name, check=False, env=env).returncode == 0:
         return name
     tar = CACHE / f"bookworm-minbase-{deb_arch}-v1.tar"
-    if not tar.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        rootfs = CACHE / f"rootfs-{deb_arch}-{os.getpid()}"
-        sh("debootstrap", f"--arch={deb_arch}", "--variant=minbase", "bookworm", str(rootfs), timeout=1800)
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
-            for item in (rootfs / junk).glob("*"):
-                if item.is_file():
-                    item.unlink()
-                elif item.is_dir() and item.name != "partial":
-                    shutil.rmtree(item, ignore_errors=True)
-        partial = tar.with_suffix(".partial")
-        sh("tar", "-C", str(rootfs), "-cf", str(partial), ".", timeout=600)
-        partial.rename(tar)
-        shutil.rmtree(rootfs, ignore_errors=True)
+    debootstrap_tar(tar, deb_arch, timeout=1800)      # the second stage runs under qemu
     cmd = ["podman", "import", "--arch", pod_arch] + (["--variant", variant] if variant else []) + [str(tar), name]
     sh(*cmd, timeout=600, env=env)
     return name

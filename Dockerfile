@@ -11,10 +11,28 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-# A compiler for the one C part (appliance/tftp/_pump.c); it stays in this stage.
-RUN apt-get update \
+# A compiler for the one C part (appliance/tftp/_pump.c) and for lldpd; it stays in this stage.
+RUN echo 'deb-src http://deb.debian.org/debian bookworm main' > /etc/apt/sources.list.d/lldpd-src.list \
+ && apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv python3-dev gcc libc6-dev ca-certificates \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
+      dpkg-dev make pkg-config libevent-dev libbsd-dev libcap-dev
+
+# lldpd (CDP/LLDP reception, issue 19) from Debian's own source, without SNMP, XML and readline:
+# Debian's binary package links net-snmp and took the image past its size budget; this build adds about 1 MB.
+# `|| true`: some mirrors lack the upstream tarball's signature (lldpd_1.0.16.orig.tar.gz.asc, 404), which
+# fails apt-get source though the .dsc, tarball and Debian diff arrive, each checked by apt against the signed
+# Sources index; dpkg-source --no-check then unpacks them (a missing tarball still fails the build here).
+WORKDIR /usr/src
+RUN (apt-get source --download-only lldpd || true) && dpkg-source --no-check -x lldpd_*.dsc lldpd \
+ && cd lldpd \
+ && ./configure --prefix=/usr --sysconfdir=/etc --localstatedir=/var --runstatedir=/run \
+      --without-snmp --without-xml --without-readline --without-seccomp --disable-doxygen-doc --disable-static \
+      --with-privsep-user=_lldpd --with-privsep-group=_lldpd --with-privsep-chroot=/run/lldpd >/dev/null \
+ && make -j"$(nproc)" >/dev/null \
+ && make install-strip DESTDIR=/opt/lldpd >/dev/null \
+ && rm -rf /opt/lldpd/usr/share /opt/lldpd/usr/include /opt/lldpd/usr/lib/pkgconfig /opt/lldpd/etc \
+ && find /opt/lldpd -name '*.la' -delete \
+ && cd / && rm -rf /usr/src/lldpd* /var/lib/apt/lists/* /var/cache/apt/*
 
 WORKDIR /opt/station
 COPY pyproject.toml setup.py README.md ./
@@ -28,26 +46,6 @@ RUN --mount=type=secret,id=ca set -e; \
     cd / && /opt/venv/bin/python -c 'import appliance.tftp._pump' ; \
     find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
-# lldpd (CDP/LLDP reception, issue 19) from Debian's own source, without SNMP, XML and readline:
-# Debian's binary package links net-snmp and took the image past its size budget; this build adds about 1 MB.
-FROM ${BASE} AS lldpd
-RUN echo 'deb-src http://deb.debian.org/debian bookworm main' > /etc/apt/sources.list.d/lldpd-src.list \
- && apt-get update \
- && apt-get install -y --no-install-recommends dpkg-dev gcc make pkg-config libc6-dev libevent-dev libbsd-dev libcap-dev
-WORKDIR /usr/src
-# `|| true`: some mirrors lack the upstream tarball's signature (lldpd_1.0.16.orig.tar.gz.asc, 404), which
-# fails apt-get source though the .dsc, tarball and Debian diff arrive, each checked by apt against the signed
-# Sources index; dpkg-source --no-check then unpacks them (a missing tarball still fails the build here).
-RUN (apt-get source --download-only lldpd || true) && dpkg-source --no-check -x lldpd_*.dsc lldpd \
- && cd lldpd \
- && ./configure --prefix=/usr --sysconfdir=/etc --localstatedir=/var --runstatedir=/run \
-      --without-snmp --without-xml --without-readline --without-seccomp --disable-doxygen-doc --disable-static \
-      --with-privsep-user=_lldpd --with-privsep-group=_lldpd --with-privsep-chroot=/run/lldpd >/dev/null \
- && make -j"$(nproc)" >/dev/null \
- && make install-strip DESTDIR=/opt/lldpd >/dev/null \
- && rm -rf /opt/lldpd/usr/share /opt/lldpd/usr/include /opt/lldpd/usr/lib/pkgconfig /opt/lldpd/etc \
- && find /opt/lldpd -name '*.la' -delete
-
 FROM ${BASE}
 
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -60,7 +58,7 @@ RUN apt-get update \
  && groupadd --system _lldpd \
  && useradd --system --gid _lldpd --home-dir /run/lldpd --no-create-home --shell /usr/sbin/nologin _lldpd
 
-COPY --from=lldpd /opt/lldpd/ /
+COPY --from=build /opt/lldpd/ /
 RUN ldconfig && lldpcli -v >/dev/null
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /opt/station

@@ -44,7 +44,6 @@ RUN --mount=type=secret,id=ca set -e; \
     python3 -m venv /opt/venv; \
     /opt/venv/bin/pip install --no-compile . ; \
     cd / && /opt/venv/bin/python -c 'import appliance.tftp._pump' ; \
-    find /opt/venv -name '__pycache__' -prune -exec rm -rf {} + ; \
     /opt/venv/bin/python -m pip uninstall -y -q setuptools pip ; \
     /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash /opt/venv/lib >/dev/null
 # Bytecode built once, here: without it every service compiles its modules at each start and keeps the

@@ -194,11 +194,14 @@ def phone_announces_its_load_over_cdp(ph_ns: str, ph_if: str, st_ns: str, statio
         tftp = [s for s in api("/api/v1/health").get("services", []) if s["name"] == "tftp"]
         return (tftp[0]["info"].get("neighbours") or {}) if tftp else {}
 
+    def logs() -> str:
+        out = sh("podman", "logs", name, env=image, check=False)
+        return (out.stdout + out.stderr)[-3000:]
+
     deadline = time.time() + 60
     while not neighbours().get("ok") and time.time() < deadline:
         time.sleep(1)
-    logs = sh("podman", "logs", name, env=image, check=False)
-    assert neighbours().get("ok"), (neighbours(), logs.stdout[-3000:] + logs.stderr[-3000:])
+    assert neighbours().get("ok"), (neighbours(), logs())
     deadline = time.time() + 30
     while neighbours().get("claims", 0) < 1 and time.time() < deadline:
         phone("send", ph_if, json.dumps(cdp))                # CDP every few seconds, as a phone at link-up
@@ -212,9 +215,8 @@ def phone_announces_its_load_over_cdp(ph_ns: str, ph_if: str, st_ns: str, statio
         time.sleep(0.5)
     assert (row.get("current_load"), row.get("load_source"), row.get("transfers")) == (STONE45, "cdp", []), row
     first = phone("config", station, lease["ip"], mac, ph_if)
-    logs = sh("podman", "logs", name, env=image, check=False).stdout[-3000:]
-    why = json.dumps([first, api("/api/v1/firmware"), api(f"/api/v1/phones/{mac}"), logs], indent=1)
-    assert first[f"SEP{mac.upper()}.cnf.xml"]["load"] == TARGET45, why
+    assert first[f"SEP{mac.upper()}.cnf.xml"]["load"] == TARGET45, \
+        json.dumps([first, api("/api/v1/firmware"), api(f"/api/v1/phones/{mac}"), logs()], indent=1)
 
 
 COMPOSE = str(Path(sys.executable).with_name("podman-compose"))

@@ -4,8 +4,8 @@ Follows /work/shared/reference/container-testing.md ("Other architectures"): qem
 binfmt-support registered as root, a debootstrapped Debian 12 base per architecture imported locally
 (cached under /var/cache/recovery-station), the Dockerfile's BASE build argument pointing at it.
 Each image must say its version, pass check-config, import the C pump and run the lldpd built for
-it, and serve one file over TFTP to curl on the host's loopback.  Where the machine cannot emulate, the tests skip
-saying why.
+it, and serve one file over TFTP to curl on the host's loopback.  Where the machine cannot emulate,
+the tests skip saying why.
 """
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def test_check_config_the_c_pump_and_lldpd(arch_image):
     assert out.returncode == 0, out.stdout + out.stderr
     out = run_in(arch_image, "python", "-c", "import appliance.tftp._pump as p; print(p.__file__)")
     assert out.returncode == 0 and "_pump" in out.stdout, out.stdout + out.stderr
-    out = run_in(arch_image, "sh", "-c", "lldpd -v && lldpcli -v && id -u _lldpd")     # built in the image's lldpd stage
+    out = run_in(arch_image, "sh", "-c", "lldpd -v && lldpcli -v && id -u _lldpd")     # built in the Dockerfile's build stage
     assert out.returncode == 0 and out.stdout.split()[:2] == ["1.0.16", "1.0.16"], out.stdout + out.stderr
 
 

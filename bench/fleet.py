@@ -12,6 +12,14 @@ the same load files plus a static SEP<MAC>.cnf.xml per phone naming the stone
 rewrites the configs to name the target and resets the phones.  The tech's own
 reaction time is not counted, which flatters the hand-configured side.
 
+Where the time went: every phone model writes down when each of its DHCP
+exchanges, downloads and modelled pauses began and ended (bench/fleet_phones.py
+--timeline; the phone's own view, the same whichever server answers), and
+`breakdown` turns that into seconds waiting for DHCP, transferring, waiting for
+the answer to a config request, in the phone's own reboots and pauses, waiting
+for the rest of the fleet and the tech (by hand only), and the rest; the slowest
+phones of each side are printed and reported.
+
 Footprint, from the same runs: start-up (process launched -> first OFFER seen by
 bench/first_offer.py) and memory of every process of each side (sum of RSS and of
 PSS over the process tree) idle and, sampled every 0.5 s, during the fleet run.
@@ -28,6 +36,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench import report
 from bench.common import Deadline, finish, memory, scenario, summary, tree, unavailable
 from bench.dhcp_lab import PYTHON, REPO, Lab, station_env
 
@@ -160,15 +169,127 @@ def start_time(pid: int) -> int | None:
         return None
 
 
-def phones(lab: Lab, count: int, current: str, timeout: float, reboot_s: float) -> dict:
+def phones(lab: Lab, count: int, current: str, timeout: float, reboot_s: float,
+           timeline: Path | None = None) -> dict:
     lab.run("cli", "ip", "-4", "addr", "flush", "dev", "lan0")
     lab.run("cli", "ip", "addr", "add", f"{CLIENT}/16", "dev", "lan0")
     res = lab.run("cli", PYTHON, str(HERE / "fleet_phones.py"), "--count", str(count), "--current", current,
-                  "--timeout", str(timeout), "--reboot-s", str(reboot_s), timeout=timeout + 60)
+                  "--timeout", str(timeout), "--reboot-s", str(reboot_s),
+                  *(["--timeline", str(timeline)] if timeline else []), timeout=timeout + 60)
     try:
         return json.loads(res.stdout)
     except json.JSONDecodeError:
         return {"count": count, "wall_s": None, "phones": [], "error": (res.stderr or res.stdout)[-300:]}
+
+
+# ---- where each phone's seconds went, from its own timeline ------------------------------------------------
+# Columns, in the order reported: (key, what it counts).
+PARTS = [("dhcp_s", "waiting for DHCP: DISCOVER sent to ACK in, every boot, DHCP retries included"),
+         ("transfer_s", "TFTP/HTTP transfers: request sent to last byte in (a config: first to last byte)"),
+         ("decision_s", "waiting for the answer to a config request: request sent to the server's first reply"),
+         ("phone_s", "the phone's own modelled pauses: reboots after an install, retries after a refusal"),
+         ("fleet_wait_s", "on the stone waiting for the rest of the fleet, and the tech's swap (by hand only)"),
+         ("other_s", "the rest: the model's own work (address set-up, header checks), thread start, scheduling")]
+CONFIG_ROLES = {"config", "default config", "signed config", "SIP phone's SEP config", "SIPDefault.cnf",
+                "SIP<MAC>.cnf"}
+DHCP_PAUSE = "retry DHCP"       # the pause between two DHCP attempts of one boot: still waiting for DHCP
+SLOWEST = 5
+
+
+def read_timelines(path: Path) -> dict[str, dict]:
+    """bench/fleet_phones.py --timeline: {mac: that phone's line}; a missing or torn file gives what it has."""
+    out: dict[str, dict] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and rec.get("mac"):
+            out[rec["mac"]] = rec
+    return out
+
+
+def phase_end(rec: dict) -> float:
+    """When the phone was done in this phase (settled), else when it stopped, on the fleet's clock."""
+    if rec.get("done_s") is not None:
+        return rec["done_s"]
+    ends = [s["t0"] for s in rec.get("spans", []) if s.get("kind") == "end"]
+    return ends[-1] if ends else max([s.get("t1") or s.get("t0") or 0.0 for s in rec.get("spans", [])] + [0.0])
+
+
+def breakdown(phases: list[dict], waited_s: float = 0.0) -> dict:
+    """Where one phone's seconds went, from its timeline in each phase (bench/fleet_phones.py --timeline
+    lines, in order) and `waited_s` spent between phases (by hand: on the stone until the last phone had
+    it, then the tech's swap).  Total = the phases' ends + waited_s; every part is a sum of the phone's
+    own spans; `other_s` is what no span covers."""
+    parts = {key: 0.0 for key, _ in PARTS}
+    pauses: dict[str, float] = {}
+    first_byte = address = 0.0
+    fetches = configs = boots = 0
+    total, finished = waited_s, True
+    for rec in phases:
+        finished = finished and rec.get("done_s") is not None
+        total += phase_end(rec)
+        for span in rec.get("spans", []):
+            kind, t0, t1 = span.get("kind"), span.get("t0"), span.get("t1")
+            if t0 is None or t1 is None:
+                continue
+            took = max(0.0, t1 - t0)
+            if kind == "dhcp":
+                parts["dhcp_s"] += took
+                boots += span.get("ok", False)
+            elif kind == "address":
+                address += took
+            elif kind == "sleep":
+                if span.get("why") == DHCP_PAUSE:
+                    parts["dhcp_s"] += took
+                else:
+                    parts["phone_s"] += took
+                    pauses[span.get("why", "?")] = pauses.get(span.get("why", "?"), 0.0) + took
+            elif kind == "fetch":
+                fetches += 1
+                answered = span.get("first")
+                wait = took if answered is None else min(took, max(0.0, answered - t0))
+                if span.get("role") in CONFIG_ROLES:
+                    configs += 1
+                    parts["decision_s"] += wait
+                    parts["transfer_s"] += took - wait
+                else:
+                    parts["transfer_s"] += took
+                    first_byte += wait
+    parts["fleet_wait_s"] = waited_s
+    parts["other_s"] = total - sum(v for k, v in parts.items() if k != "other_s")
+    return {"total_s": round(total, 3), **{k: round(v, 3) for k, v in parts.items()}, "finished": finished,
+            "leases": boots, "fetches": fetches, "configs": configs, "first_byte_s": round(first_byte, 3),
+            "address_s": round(address, 3), "pauses": {k: round(v, 3) for k, v in sorted(pauses.items())}}
+
+
+def fleet_breakdown(phones: dict[str, dict], n: int = SLOWEST) -> dict:
+    """The `n` slowest phones' breakdowns (slowest first, each with its MAC) and the mean over all phones."""
+    ranked = sorted(phones.items(), key=lambda kv: -kv[1]["total_s"])
+    keys = ["total_s"] + [k for k, _ in PARTS] + ["first_byte_s", "address_s", "leases", "fetches", "configs"]
+    mean = {k: round(statistics.fmean(b[k] for b in phones.values()), 3) for k in keys} if phones else {}
+    return {"phones": len(phones), "slowest": [{"mac": mac, **b} for mac, b in ranked[:n]], "mean": mean}
+
+
+def station_breakdown(timelines: dict[str, dict]) -> dict:
+    return fleet_breakdown({mac: breakdown([rec]) for mac, rec in timelines.items()})
+
+
+def by_hand_breakdown(first: dict[str, dict], second: dict[str, dict], phase1_s: float | None,
+                      swap_s: float) -> dict:
+    """By hand every phone runs twice (stone, then target); between the two it waits on the stone until the
+    tech saw the last phone take it (the first phase's wall time) and swapped the configs."""
+    out = {}
+    for mac, rec in first.items():
+        phases = [rec] + ([second[mac]] if mac in second else [])
+        waited = (max(0.0, phase1_s - phase_end(rec)) + swap_s) if mac in second and phase1_s else 0.0
+        out[mac] = breakdown(phases, waited)
+    return fleet_breakdown(out)
 
 
 def macs_of(count: int) -> list[str]:
@@ -190,26 +311,39 @@ def settle_memory(pid: int, wait: float) -> dict:
 
 def fleet_station(side: Side, count: int, timeout: float, reboot_s: float) -> dict:
     sampler = Sampler(side.proc.pid)
-    doc = phones(side.lab, count, START_LOAD, timeout, reboot_s)
+    doc = phones(side.lab, count, START_LOAD, timeout, reboot_s, side.work / "timeline.jsonl")
     mem = sampler.stop()
-    return {"fleet": doc, "stone_s": all_installed(doc, count, STONE), "memory": mem}
+    return {"fleet": doc, "stone_s": all_installed(doc, count, STONE), "memory": mem,
+            "breakdown": station_breakdown(read_timelines(side.work / "timeline.jsonl"))}
 
 
 def fleet_by_hand(side: Side, count: int, timeout: float, reboot_s: float) -> dict:
     macs = macs_of(count)
     sampler = Sampler(side.proc.pid)
     side.write_configs(STONE, macs)
-    first = phones(side.lab, count, START_LOAD, timeout, reboot_s)
+    first = phones(side.lab, count, START_LOAD, timeout, reboot_s, side.work / "timeline-stone.jsonl")
     t = time.monotonic()
     side.write_configs(TARGET, macs)
     swap = time.monotonic() - t
     on_stone = [p for p in first.get("phones", []) if p["final"] == STONE and not p["error"]]
-    second = phones(side.lab, count, STONE, timeout, reboot_s) if len(on_stone) == count else {"phones": []}
+    second = (phones(side.lab, count, STONE, timeout, reboot_s, side.work / "timeline-target.jsonl")
+              if len(on_stone) == count else {"phones": []})
     mem = sampler.stop()
     wall = (first["wall_s"] + swap + second["wall_s"]) if second.get("wall_s") and first.get("wall_s") else None
+    split = by_hand_breakdown(read_timelines(side.work / "timeline-stone.jsonl"),
+                              read_timelines(side.work / "timeline-target.jsonl"), first.get("wall_s"), swap)
     return {"fleet": {"count": count, "wall_s": wall, "phones": second.get("phones") or first.get("phones", []),
                       "phase1_s": first.get("wall_s"), "phase2_s": second.get("wall_s"), "swap_s": swap},
-            "stone_s": all_installed(first, count, STONE), "memory": mem}
+            "stone_s": all_installed(first, count, STONE), "memory": mem, "breakdown": split}
+
+
+def median_run(results: list[dict]) -> dict:
+    """The run whose fleet time is the median (an incomplete run counts as the slowest); its breakdown is
+    the one reported, with its number."""
+    ranked = sorted(range(len(results)), key=lambda i: (results[i].get("done_s") is None,
+                                                        results[i].get("done_s") or 0.0))
+    i = ranked[(len(ranked) - 1) // 2]
+    return {**results[i], "breakdown": {**results[i].get("breakdown", {}), "run": i + 1, "runs": len(results)}}
 
 
 FAILURES = REPO / "build" / "bench-failures"
@@ -301,12 +435,14 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
                         f"{idle['pss_mib']:.0f} MiB PSS, fleet {res['on_target']}/{count} on target in "
                         f"{res['done_s']} s, peak {res['memory'].get('pss_mib_peak')} MiB PSS"
                         + (f"  {res['errors']}" if res["errors"] else ""))
+                    for line in report.breakdown_table({kind: res["breakdown"]}):
+                        log(f"  {line}")
                 finally:
                     side.stop()
     peers = [PEER]
     fleet = scenario("fleet", fleet_name, "time until the last phone runs the target", "s", False, phones=count,
                      load_bytes=load_bytes, on_target={}, errors={}, notes=notes,
-                     reboot_s=reboot_s)
+                     reboot_s=reboot_s, breakdown={})
     stone = scenario("fleet", f"first step: {count} phones have all installed the stone {STONE}",
                      "time until the last phone has installed the stone", "s", False, phones=count, notes=notes)
     mem_idle = scenario("footprint", "memory of all processes, idle (sum of PSS)", "PSS", "MiB", False,
@@ -327,6 +463,7 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
         fleet["results"][kind] = summary([r["done_s"] for r in results])
         fleet["on_target"][kind] = summary([r["on_target"] for r in results])
         fleet["errors"][kind] = sorted({e for r in results for e in r["errors"]})[:5]
+        fleet["breakdown"][kind] = median_run(results)["breakdown"]
         stone["results"][kind] = summary([r.get("stone_s") for r in results])
         mem_busy["results"][kind] = summary([r["memory"].get("pss_mib_peak") for r in results])
         mem_busy["rss_mib"][kind] = summary([r["memory"].get("rss_mib_peak") for r in results])

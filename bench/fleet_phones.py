@@ -19,7 +19,11 @@ Downloads are plain RRQs (512-byte blocks) as phones send them, unless
 
 Prints one JSON document: {"count", "wall_s", "phones": [{"mac", "final",
 "loads", "boots", "bytes", "done_s", "installed_s", "error", "refused", "end"}]}
-with times in seconds from the fleet's power-on.
+with times in seconds from the fleet's power-on.  With `--timeline FILE` it also
+writes one JSON line per phone, {"mac", "power_on_s", "done_s", "end", "spans"}:
+the phone model's own record of each DHCP exchange, download and modelled pause
+(tools.phonesim SimPhone.timeline), its times moved onto the fleet's clock, for
+bench/fleet.py to say where each phone's seconds went.
 """
 from __future__ import annotations
 
@@ -86,6 +90,20 @@ class FleetPhone:
                 "installed_s": self.installed_s, "error": error, "end": s.get("end"),
                 "refused": [f"{r['load']}: {r['screen']}" for r in refused][:5]}
 
+    def timeline(self) -> dict:
+        """The phone's timeline on the fleet's clock (seconds since the fleet's power-on)."""
+        offset = (self.phone.started_at - self.start) if self.phone.started_at is not None else None
+        spans = []
+        for span in list(self.phone.timeline):
+            moved = dict(span)
+            for key in ("t0", "t1", "first"):
+                if moved.get(key) is not None:
+                    moved[key] = round(moved[key] + offset, 4)
+            spans.append(moved)
+        return {"mac": self.mac, "power_on_s": None if offset is None else round(offset, 4),
+                "done_s": (self.summary or {}).get("done_s"), "end": (self.summary or {}).get("end"),
+                "spans": spans}
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -98,6 +116,7 @@ def main() -> int:
     ap.add_argument("--retry-s", type=float, default=5.0, help="config asked again this long after a refusal")
     ap.add_argument("--max-attempts", type=int, default=6, help="config rounds without an install before giving up")
     ap.add_argument("--timeout", type=float, default=600.0)
+    ap.add_argument("--timeline", type=Path, help="write each phone's timeline here, one JSON line per phone")
     args = ap.parse_args()
     start = time.monotonic()
     deadline = start + args.timeout
@@ -114,6 +133,10 @@ def main() -> int:
         if thread.is_alive():
             r["error"] = f"still busy after {args.timeout:.0f} s (boot {r['boots']})"
         results.append(r)
+    if args.timeline:
+        with open(args.timeline, "w") as out:
+            for phone in phones:
+                out.write(json.dumps(phone.timeline()) + "\n")
     print(json.dumps({"count": args.count, "wall_s": wall, "phones": results}))
     return 0
 

@@ -84,6 +84,41 @@ def side_table(scenarios: list[dict], key: str, title: str) -> list[str]:
     return lines
 
 
+BREAKDOWN_COLUMNS = [("total_s", "total"), ("dhcp_s", "DHCP"), ("transfer_s", "transfers"),
+                     ("decision_s", "config answer"), ("phone_s", "reboots, pauses"),
+                     ("fleet_wait_s", "fleet, tech"), ("other_s", "other")]
+BREAKDOWN_TEXT = ("Per phone, from the timeline the phone model writes (bench/fleet_phones.py --timeline): total = "
+                  "power-on until its config named the target (by hand: both rounds and the wait between them); "
+                  "DHCP = DISCOVER sent to ACK in, every boot, retries included; transfers = request sent to last "
+                  "byte in (of a config: its first to last byte); config answer = a config request sent to the "
+                  "server's first reply (the server deciding what to answer); reboots, pauses = the model's fixed "
+                  "reboot pause and retries after a refusal; fleet, tech = by hand, on the stone until the last "
+                  "phone had it, then the config swap; other = what none of these covers (the model's own work "
+                  "and scheduling: 50 phones share one client process).")
+
+
+def breakdown_table(breakdowns: dict) -> list[str]:
+    """{side: bench.fleet.fleet_breakdown(...)} as a table: each side's slowest phones, then its mean phone."""
+    sides = [(k, b) for k, b in breakdowns.items() if b and b.get("slowest")]
+    if not sides:
+        return []
+    rows = [r for _, b in sides for r in b["slowest"]]
+    cols = [(k, t) for k, t in BREAKDOWN_COLUMNS if k != "fleet_wait_s" or any(r.get(k) for r in rows)]
+    lines = ["| side | phone | " + " | ".join(t for _, t in cols) + " | leases | files (configs) |",
+             "|" + "---|" * (len(cols) + 4)]
+    for kind, b in sides:
+        run = f" (run {b['run']} of {b['runs']})" if b.get("runs", 1) > 1 else ""
+        for r in b["slowest"]:
+            mark = "" if r.get("finished", True) else " (not done)"
+            lines.append(f"| {kind}{run} | {r['mac']}{mark} | " + " | ".join(fmt(r.get(k)) for k, _ in cols)
+                         + f" | {r.get('leases', '—')} | {r.get('fetches', '—')} ({r.get('configs', '—')}) |")
+        m = b.get("mean") or {}
+        if m:
+            lines.append(f"| {kind}{run} | mean of {b['phones']} | " + " | ".join(fmt(m.get(k)) for k, _ in cols)
+                         + f" | {fmt(m.get('leases'))} | {fmt(m.get('fetches'))} ({fmt(m.get('configs'))}) |")
+    return lines
+
+
 def value_cell(value) -> str:
     if isinstance(value, dict) and "median" in value:
         return cell(value)
@@ -188,6 +223,10 @@ def render(doc: dict) -> str:
                             "(a real 79x5 takes a minute or more, which would add the same to both)."]
             out += side_table(scs, "on_target", "Phones on the target load at the end")
             out += side_table(scs, "errors", "What stopped the phones that did not finish")
+            for sc in scs:
+                if sc.get("breakdown"):
+                    out += ["", f"Where the slowest phones' seconds went ({sc['name']}; the phone model's own "
+                                "timestamps, s):", ""] + breakdown_table(sc["breakdown"]) + ["", BREAKDOWN_TEXT]
         if section == "footprint":
             out += side_table(scs, "rss_mib", "Sum of resident set sizes (RSS; a shared page counts in every "
                                               "process that maps it), MiB")

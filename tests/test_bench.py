@@ -122,3 +122,77 @@ def test_committed_document_is_rendered_from_its_json():
     if not js.exists():
         pytest.skip("no committed benchmark run yet")
     assert md.read_text() == report.render(json.loads(js.read_text()))
+
+
+def test_fleet_breakdown_splits_a_phones_timeline_into_where_its_seconds_went():
+    """From a synthetic timeline (bench/fleet_phones.py --timeline) to the parts; every figure is derived."""
+    from bench import fleet
+
+    def fetch(name, role, t0, first, t1, ok=True):
+        return {"kind": "fetch", "name": name, "via": "tftp", "role": role, "t0": t0, "first": first, "t1": t1,
+                "ok": ok, "bytes": 1}
+
+    station = {"mac": "001e7a420001", "power_on_s": 0.5, "done_s": 40.0, "end": "settled", "spans": [
+        {"kind": "dhcp", "t0": 0.5, "t1": 1.0, "ok": False},            # no answer, then a pause: still DHCP
+        {"kind": "sleep", "why": "retry DHCP", "t0": 1.0, "t1": 3.0},
+        {"kind": "dhcp", "t0": 3.0, "t1": 4.0, "ok": True},
+        {"kind": "address", "t0": 4.0, "t1": 4.5},
+        fetch("CTLSEP001E7A420001.tlv", "trust list", 4.5, 4.6, 4.6, ok=False),
+        fetch("SEP001E7A420001.cnf.xml", "config", 5.0, 8.0, 8.5),      # 3 s deciding, 0.5 s sending
+        fetch("SCCP45.8-5-2S.loads", "manifest", 8.5, 9.0, 10.0),       # all transfer (first byte 0.5 s)
+        fetch("comp.sbn", "component", 10.0, 10.1, 20.0),
+        {"kind": "sleep", "why": "reboot", "t0": 20.0, "t1": 25.0},
+        {"kind": "dhcp", "t0": 25.0, "t1": 26.0, "ok": True},
+        fetch("SEP001E7A420001.cnf.xml", "config", 27.0, None, 35.0, ok=False),   # never answered: all waiting
+        {"kind": "sleep", "why": "ask for the config again", "t0": 35.0, "t1": 38.0},
+        fetch("XMLDefault.cnf.xml", "default config", 38.0, 39.0, 39.5),
+        {"kind": "end", "t0": 39.9, "how": "settled"}]}
+    b = fleet.breakdown([station])
+    assert b["total_s"] == 40.0 and b["finished"]
+    assert b["dhcp_s"] == 4.5                               # 0.5 + 2 + 1 + 1
+    assert b["decision_s"] == 12.0                          # 3 + 8 + 1
+    assert b["transfer_s"] == pytest.approx(0.1 + 0.5 + 1.5 + 10.0 + 0.5)
+    assert b["first_byte_s"] == pytest.approx(0.1 + 0.5 + 0.1)
+    assert b["phone_s"] == 8.0 and b["pauses"] == {"ask for the config again": 3.0, "reboot": 5.0}
+    assert b["fleet_wait_s"] == 0.0 and b["address_s"] == 0.5
+    assert b["other_s"] == pytest.approx(40.0 - 4.5 - 12.0 - 12.6 - 8.0)    # power-on offset, gaps, address
+    assert (b["leases"], b["fetches"], b["configs"]) == (2, 6, 3)
+
+    # by hand: two rounds; between them the phone waits on the stone for the fleet (wall 50 s) and the swap (1 s)
+    stone = {**station, "mac": "a", "done_s": 20.0,
+             "spans": [{"kind": "dhcp", "t0": 0.0, "t1": 2.0, "ok": True}, fetch("c", "config", 2.0, 3.0, 3.0),
+                       {"kind": "end", "t0": 20.0, "how": "settled"}]}
+    target = {**station, "mac": "a", "done_s": 10.0,
+              "spans": [{"kind": "dhcp", "t0": 0.0, "t1": 1.0, "ok": True},
+                        {"kind": "sleep", "why": "reboot", "t0": 4.0, "t1": 9.0}]}
+    late = {**stone, "mac": "b", "done_s": 50.0}                         # the last on the stone: waits for none
+    split = fleet.by_hand_breakdown({"a": stone, "b": late}, {"a": {**target, "done_s": 12.0}, "b": target},
+                                    50.0, 1.0)
+    assert split["phones"] == 2 and [p["mac"] for p in split["slowest"]] == ["a", "b"]
+    a, b = split["slowest"]
+    assert a["total_s"] == 20.0 + 30.0 + 1.0 + 12.0 and a["fleet_wait_s"] == 31.0   # = the rounds' walls + swap
+    assert (a["dhcp_s"], a["decision_s"], a["phone_s"]) == (3.0, 1.0, 5.0)
+    assert a["other_s"] == pytest.approx(63.0 - 3.0 - 1.0 - 5.0 - 31.0)
+    assert b["total_s"] == 50.0 + 1.0 + 10.0 and b["fleet_wait_s"] == 1.0
+    assert split["mean"]["total_s"] == (63.0 + 61.0) / 2
+
+    # unfinished: total runs to where the phone stopped; the report says so and renders every column
+    stuck = {"mac": "c", "done_s": None, "spans": [{"kind": "dhcp", "t0": 0.0, "t1": 15.0, "ok": False},
+                                                   {"kind": "end", "t0": 16.0, "how": "deadline"}]}
+    lone = fleet.station_breakdown({"c": stuck})
+    assert lone["slowest"][0]["total_s"] == 16.0 and not lone["slowest"][0]["finished"]
+    table = report.breakdown_table({"station": lone, "dnsmasq by hand": split})
+    assert table[0].startswith("| side | phone | total | DHCP | transfers | config answer | reboots, pauses | "
+                               "fleet, tech | other |")
+    assert "| station | c (not done) | 16.0 | 15.0 |" in table[2]
+    assert any(line.startswith("| dnsmasq by hand | mean of 2 | 62.0 |") for line in table)
+
+
+def test_fleet_timelines_are_read_from_json_lines(tmp_path):
+    from bench import fleet
+
+    path = tmp_path / "timeline.jsonl"
+    path.write_text(json.dumps({"mac": "a", "done_s": 1.0, "spans": []}) + "\n{torn\n"
+                    + json.dumps({"mac": "b", "done_s": None, "spans": []}) + "\n")
+    assert sorted(fleet.read_timelines(path)) == ["a", "b"]
+    assert fleet.read_timelines(tmp_path / "missing.jsonl") == {}

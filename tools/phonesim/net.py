@@ -17,8 +17,10 @@ from .tftp import MAX_BYTES, TftpRead
 
 def tftp_get(server: str, port: int, name: str, *, source: str | None = None, options: dict | None = None,
              timeout: float = 2.0, retries: int = 4, limit_s: float = 300.0,
-             max_bytes: int = MAX_BYTES) -> tuple[bytes | None, str | None]:
-    """(file, None) or (None, why).  The server's first reply fixes its transfer port (TID)."""
+             max_bytes: int = MAX_BYTES, marks: dict | None = None) -> tuple[bytes | None, str | None]:
+    """(file, None) or (None, why).  The server's first reply fixes its transfer port (TID).
+
+    marks: when given, marks["first"] is set to the monotonic time the server's first reply arrived."""
     t = TftpRead(name, options, max_bytes)
     end = time.monotonic() + limit_s
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -39,6 +41,8 @@ def tftp_get(server: str, port: int, name: str, *, source: str | None = None, op
                 continue
             if peer is None and addr[0] == server:
                 peer = addr
+                if marks is not None:
+                    marks["first"] = time.monotonic()
             if addr != peer:
                 continue
             tries = 0
@@ -50,14 +54,17 @@ def tftp_get(server: str, port: int, name: str, *, source: str | None = None, op
 
 
 def http_get(server: str, port: int, name: str, *, source: str | None = None, timeout: float = 3.0,
-             max_bytes: int = MAX_BYTES) -> tuple[bytes | None, str | None]:
-    """GET http://server:port/<name> as newer loads do before TFTP (§2.1)."""
+             max_bytes: int = MAX_BYTES, marks: dict | None = None) -> tuple[bytes | None, str | None]:
+    """GET http://server:port/<name> as newer loads do before TFTP (§2.1); marks as tftp_get's (the status
+    line's arrival)."""
     path = name if name.startswith("/") else "/" + name
     conn = http.client.HTTPConnection(server, port, timeout=timeout,
                                       source_address=(source, 0) if source else None)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
+        if marks is not None:
+            marks["first"] = time.monotonic()
         if resp.status != 200:
             return None, f"HTTP {resp.status}"
         data = resp.read(max_bytes + 1)

@@ -5,6 +5,10 @@ lease; TFTP or HTTP :6970 downloads; sleeping) and the result into the next
 event, starts and stops the phone's web page as the machine says, and ends when
 the phone has settled (config names the load it runs), is stuck (max_attempts
 config or term-file rounds with nothing installed), or time or events run out.
+
+It also writes down, without changing anything it does, when each action began
+and ended (`timeline`, seconds since power-on, see `run`): the phone's own view of
+where its time went, the same whichever server it talks to (bench/fleet.py).
 """
 from __future__ import annotations
 
@@ -62,6 +66,8 @@ class SimPhone:
         self.ip: str | None = None
         self._lock = threading.Lock()
         self._inbox: queue.Queue = queue.Queue()
+        self.started_at: float | None = None        # time.monotonic() at the last run's power-on
+        self.timeline: list[dict] = []
         self.web = WebServer("127.0.0.1", web_port, self.device_information)
 
     @property
@@ -102,12 +108,20 @@ class SimPhone:
 
         interface: do DHCP there (inside a namespace the caller made).  server: no DHCP, a fixed lease on
         127.0.0.1 (or `self.ip`) naming this TFTP server: loopback tests.  Returns a JSON-able summary with
-        the load the phone truly runs at the end and every file it fetched."""
+        the load the phone truly runs at the end and every file it fetched.
+
+        Meanwhile `timeline` gets one record per action, times in seconds since this power-on
+        (`started_at`, monotonic): {"kind": "dhcp", "t0": DISCOVER about to go, "t1": ACK in (or given
+        up), "ok"}, {"kind": "address", "t0", "t1"} (the leased address put on the interface),
+        {"kind": "fetch", "name", "via", "role", "t0": request about to go, "first": the server's first
+        reply (None: none came), "t1": last byte in (or failure), "ok", "bytes"}, {"kind": "sleep",
+        "why", "t0", "t1"} (a modelled pause: reboot, retry), and last {"kind": "end", "t0", "how"}."""
         if not interface and not server:
             raise ValueError("give an interface (DHCP) or a server (fixed lease)")
         start = time.monotonic()
         end = start + deadline
         clock = lambda: time.monotonic() - start  # noqa: E731   (the machine's `now`)
+        self.started_at, self.timeline = start, []
         actions = self._handle(PowerOn(clock()))
         events, settled_at, how = 1, None, "deadline"
         try:
@@ -131,7 +145,10 @@ class SimPhone:
                         how = "stuck"
                         break
                     wake = action.until if settled_at is None else min(action.until, settled_at + linger_s)
-                    if not self._sleep(start + wake, end, clock):
+                    slept = clock()
+                    awake = self._sleep(start + wake, end, clock)
+                    self.timeline.append({"kind": "sleep", "why": action.why, "t0": slept, "t1": clock()})
+                    if not awake:
                         break
                     event = TimerFired(clock())
                 elif isinstance(action, AskLease):
@@ -145,6 +162,7 @@ class SimPhone:
                 actions += self._handle(event)
         finally:
             self.web.stop()
+            self.timeline.append({"kind": "end", "t0": clock(), "how": how})
         out = self.machine.summary()
         out.update(end=how, ip=self.ip, elapsed_s=round(time.monotonic() - start, 3),
                    log=[f"{f['name']}:{'ok' if f['ok'] else f['error']}" for f in out["fetched"]])
@@ -180,19 +198,30 @@ class SimPhone:
             return Leased(clock(), self.ip, server)
         client = DhcpClient(bytes.fromhex(self.mac), action.vendor_class, action.hostname,
                             int.from_bytes(os.urandom(4), "big"))
+        asked = clock()
         lease = net.acquire(client, interface, timeout)
+        acked = clock()
+        self.timeline.append({"kind": "dhcp", "t0": asked, "t1": acked, "ok": lease is not None})
         if lease is None:
             return NoLease(clock())
         net.configure(interface, lease.ip, lease.mask, self.ip)
+        self.timeline.append({"kind": "address", "t0": acked, "t1": clock()})
         self.ip = lease.ip
         return Leased(clock(), lease.ip, lease.tftp)
 
     def _fetch(self, action: Fetch, clock):
+        step = self.machine.boot.current
+        marks: dict = {}
+        asked = clock()
         if action.via == HTTP:
-            data, err = net.http_get(action.server, self.http_port, action.name, source=self.ip)
+            data, err = net.http_get(action.server, self.http_port, action.name, source=self.ip, marks=marks)
         else:
             data, err = net.tftp_get(action.server, self.tftp_port, action.name, source=self.ip,
-                                     options=self.tftp_options)
+                                     options=self.tftp_options, marks=marks)
+        self.timeline.append({"kind": "fetch", "name": action.name, "via": action.via,
+                              "role": step.role.value if step is not None else None, "t0": asked,
+                              "first": marks["first"] - self.started_at if "first" in marks else None,
+                              "t1": clock(), "ok": data is not None, "bytes": len(data or b"")})
         if data is None:
             return FetchFailed(clock(), action.name, action.via, err or "failed")
         return Fetched(clock(), action.name, action.via, data)

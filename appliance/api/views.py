@@ -7,18 +7,10 @@ from typing import Any
 
 from ..config import Config
 from ..recovery.facts import PhoneState
+from ..recovery.words import STATE_WORDS
 from ..store import Store
 
 STALE_SECONDS = 10.0  # five missed heartbeats
-STATE_WORDS = {
-    PhoneState.SEEN.value: "seen on the network",
-    PhoneState.CONFIGURED.value: "configuration served, phone checking its load",
-    PhoneState.DOWNLOADING.value: "downloading firmware",
-    PhoneState.REBOOTING.value: "installing and rebooting into the new load",
-    PhoneState.WAITING.value: "waiting for the tech to restart it",
-    PhoneState.DONE.value: "recovered",
-    PhoneState.STUCK.value: "stuck",
-}
 
 
 def expected_services(cfg: Config) -> list[str]:

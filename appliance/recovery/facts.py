@@ -1,11 +1,13 @@
-"""Facts the tracker learns and what it concludes, as small frozen dataclasses, with one codec each way.
+"""The recovery core's events and outputs, as small frozen dataclasses (in the style of h11's `_events.py`).
 
-A fact is something a phone did, as the station saw it: a lease, a file asked
-for, sent or missing, the load its own web page or CDP names, a tech's retry.
-An output is what the tracker concluded (a phone's state, a load it learned).
-`to_event`/`from_event` map both to the events table's (ts, source, kind, mac,
-data) rows; `to_wire`/`from_wire` to the datagrams DHCP and the TFTP workers
-send the tracker.  Nothing arriving from outside is trusted: `from_wire` checks
+An event is something that happened, as the station saw it: a lease, a file
+asked for, sent or missing, the load a phone's own web page or CDP names, a
+tech's retry or forget, the firmware library changing, a restart's memory,
+the clock.  An output is what the core concluded: a phone's state, a load it
+learned, the table of what each phone's config names (for the file workers),
+a page to poll, a read by a client that is not the phone, an input dropped.
+`to_wire`/`from_wire` map facts to the datagrams DHCP and the TFTP workers
+send the core; nothing arriving from outside is trusted: `from_wire` checks
 every field's type and size and raises FactError.  Pure: no I/O.
 """
 from __future__ import annotations
@@ -14,8 +16,11 @@ import enum
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from appliance import events as E
+
+from .diagnosis import Note
 
 MAX_DATAGRAM = 2048
 MAX_TEXT = 255
@@ -52,6 +57,7 @@ class Lease:
     acked: bool = True
     model: str | None = None
     vendor_class: str | None = None
+    expires: float | None = None     # when the lease ends (None: the core's default lease time)
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,10 @@ class FileFact:
 
 @dataclass(frozen=True)
 class FileAsked(FileFact):
-    """A TFTP RRQ or HTTP GET arrived (before any byte is sent)."""
+    """A TFTP RRQ or HTTP GET was admitted (before any byte is sent); never a HEAD, never a refused request.
+
+    served: for a generated config or term file, the load it named (None: it named none)."""
+    served: str | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -100,17 +109,43 @@ class Retry:
     by: str = "api"
 
 
+@dataclass(frozen=True)
+class Forget:
+    """The tech (or DHCP) ended a lease: the address is no longer that phone's."""
+    ts: float
+    mac: str
+
+
+@dataclass(frozen=True)
+class CatalogChanged:
+    """The firmware library changed: plans and what configs name may change."""
+    ts: float
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A restarted file service: the phones as the store last recorded them, and the leases DHCP holds."""
+    ts: float
+    phones: tuple[Any, ...] = ()     # phone.Phone (not imported: phone.py imports this module)
+    leases: tuple[Lease, ...] = ()
+
+
+@dataclass(frozen=True)
+class Timer:
+    """The clock reached `next_deadline()`."""
+    ts: float
+
+
 # ---- outputs ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PhoneChanged:
     ts: float
     mac: str
     state: PhoneState
-    detail: str = ""
+    note: Note
     step: int = 0
     steps: int = 0
     load: str | None = None
-    diagnosis: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,43 +156,77 @@ class LoadLearned:
     how: str           # "step" (installed), "settled" (took a config, fetched nothing), "web", "cdp", "option60"
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What a phone's config and term file name now, as the file workers serve it (one row of their table).
+
+    config: the load SEP<MAC>.cnf.xml (or OS79XX.TXT for a 7940/60) names; sip: what SIPDefault.cnf names;
+    term: the load whose term file is served.  A row with ip None withdraws the phone from the table."""
+    mac: str
+    ip: str | None
+    model: str
+    config: str | None
+    sip: str | None
+    term: str | None
+
+
+@dataclass(frozen=True)
+class Answers:
+    """A change to the workers' table, numbered: rows to set, and per-model defaults when they changed."""
+    version: int
+    rows: tuple[Answer, ...]
+    defaults: tuple[tuple[str, str], ...] | None = None     # (model, load) for XMLDefault and unknown phones
+
+
+@dataclass(frozen=True)
+class PollPage:
+    """Read this phone's DeviceInformationX page (its own word on its load)."""
+    mac: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class OtherRead:
+    """A file read by a client that is not the phone it names (or holds no lease): served, changes nothing."""
+    ts: float
+    ip: str
+    name: str
+    proto: str
+    why: str          # "no lease" | "not its MAC"
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """An input the core could not apply: logged by the shell, nothing else happens."""
+    ts: float
+    why: str
+
+
 Fact = Lease | FileAsked | FileSent | FileMissing | LoadReported | Retry
-Output = PhoneChanged | LoadLearned
+Event = Fact | Forget | CatalogChanged | Restored | Timer
+Output = PhoneChanged | LoadLearned | Answers | PollPage | OtherRead | Dropped
 
 _KIND = {FileAsked: E.FILE_REQUEST, FileSent: E.FILE_DONE, FileMissing: E.FILE_NOT_FOUND,
-         LoadReported: E.PHONE_REPORTED, Retry: E.PHONE_RETRY, PhoneChanged: E.PHONE_STATE, LoadLearned: E.PHONE_LOAD}
-_SOURCE = {Lease: "dhcp", LoadReported: "tracker", Retry: "api", PhoneChanged: "tracker", LoadLearned: "tracker"}
+         LoadReported: E.PHONE_REPORTED, Retry: E.PHONE_RETRY, LoadLearned: E.PHONE_LOAD}
+_SOURCE = {Lease: "dhcp", LoadReported: "tracker", Retry: "api", LoadLearned: "tracker"}
 _BY_KIND = {kind: cls for cls, kind in _KIND.items()}
 WIRE_KINDS = (E.DHCP_DISCOVER, E.DHCP_ACK, E.FILE_REQUEST, E.FILE_DONE, E.FILE_NOT_FOUND)
 
 
-def kind_of(item: Fact | Output) -> str:
+def kind_of(item: Fact | LoadLearned) -> str:
     if isinstance(item, Lease):
         return E.DHCP_ACK if item.acked else E.DHCP_DISCOVER
     return _KIND[type(item)]
 
 
-def to_event(item: Fact | Output) -> tuple[float, str, str, str | None, dict]:
-    """The events-table row (ts, source, kind, mac, data) for a fact or output."""
+def to_event(item: Fact | LoadLearned) -> tuple[float, str, str, str | None, dict]:
+    """The events-table row (ts, source, kind, mac, data) for a fact or a learned load."""
     data = {k: v for k, v in asdict(item).items() if k not in ("ts", "mac", "acked")}
-    if isinstance(item, PhoneChanged):
-        data["state"] = item.state.value
     source = _SOURCE.get(type(item)) or str(getattr(item, "proto", "tftp"))
     return item.ts, source, kind_of(item), item.mac, data
 
 
-def from_event(row: dict) -> Fact | Output | None:
-    """A fact or output from an events-table row (store.events_after); None for kinds that are neither or bad rows."""
-    kind = row.get("kind")
-    data = dict(row.get("data") or {})
-    data.update(ts=float(row.get("ts") or 0.0), mac=row.get("mac") or data.get("mac"))
-    try:
-        return _build(kind, data)
-    except (FactError, TypeError, ValueError):
-        return None
-
-
-def _build(kind: str | None, data: dict) -> Fact | Output | None:
+def _build(kind: str | None, data: dict) -> Fact | None:
     cls: type | None
     if kind in (E.DHCP_DISCOVER, E.DHCP_ACK):
         cls, data = Lease, {**data, "acked": kind == E.DHCP_ACK}
@@ -167,8 +236,6 @@ def _build(kind: str | None, data: dict) -> Fact | Output | None:
             return None
     names = {f.name for f in fields(cls)}
     kept = {k: v for k, v in data.items() if k in names}
-    if cls is PhoneChanged:
-        kept["state"] = PhoneState(kept.get("state"))
     return cls(**kept)
 
 
@@ -180,7 +247,8 @@ def to_wire(fact: Fact) -> bytes:
 
 _WIRE_FIELDS = {"ts": (int, float), "mac": (str, type(None)), "ip": (str, type(None)), "name": (str,),
                 "proto": (str,), "result": (str,), "bytes": (int,), "total": (int, type(None)),
-                "model": (str, type(None)), "vendor_class": (str, type(None))}
+                "model": (str, type(None)), "vendor_class": (str, type(None)), "served": (str, type(None)),
+                "expires": (int, float, type(None))}
 
 
 def from_wire(data: bytes) -> Fact:

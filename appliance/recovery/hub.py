@@ -1,18 +1,18 @@
-"""The tracker's one door, in the file service's parent process: every fact in, in the order it arrived.
+"""The recovery core's one loop, in the file service's parent: every event in, in the order it arrived.
 
-Facts come from three places:
-- DHCP sends each DISCOVER/ACK as one datagram on `<state>/tracker.sock`
-  *before* the ACK leaves (FactSender), so a lease always precedes the config
-  request it causes;
-- each TFTP worker has a socketpair to this process: its file facts, and the
-  config questions it must answer (a config names what the tracker decides, so
-  the worker asks and waits for the reply);
-- this process's own HTTP :6970 server, web-page poller and command tail call
-  `local`, `config` and `term` directly.
-Before any worker message or local call is applied, the DHCP socket is drained,
-so cause precedes effect by construction.  Everything touches the tracker
-under one lock; what it concludes goes to the store from a writer thread.
-Datagrams are checked (size, shape, sender uid) and dropped with a log line,
+Events come from:
+- DHCP: each DISCOVER/ACK as one datagram on `<state>/tracker.sock`, sent
+  *before* the ACK leaves (FactSender), so a lease precedes the requests it causes;
+- each TFTP worker: its file facts over a socketpair, never a question;
+- this process's threads (HTTP :6970, the web-page and CDP/LLDP pollers, the
+  command tail): `post(event)`, which queues and wakes the loop.
+One thread runs the loop and is the only one that touches the core, so the
+core needs no lock.  Before anything else in each pass the DHCP socket is
+drained, so a lease is applied before the file facts it caused.  What the
+core concludes goes out from here: the workers' answer table (to every
+worker, and to this process's own table for HTTP), page polls, and phone
+rows and events to the store through a writer thread.  Datagrams and worker
+messages are checked (size, shape, sender uid) and dropped with a log line,
 never trusted.
 """
 from __future__ import annotations
@@ -21,24 +21,46 @@ import errno
 import json
 import logging
 import os
+import queue
 import selectors
 import socket
 import struct
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Callable
 
+from .. import events as ev
 from ..batch import BatchWriter
-from .facts import FactError, Lease, LoadLearned, LoadReported, Output, PhoneChanged, from_wire, to_event, to_wire
-from .tracker import Phone, Tracker
+from ..logs import RateLimitedLog
+from . import answers as answers_wire
+from .answers import AnswerTable
+from .facts import (
+    Answers,
+    Dropped,
+    FactError,
+    LoadLearned,
+    LoadReported,
+    OtherRead,
+    Output,
+    PhoneChanged,
+    PollPage,
+    Timer,
+    from_wire,
+    to_event,
+    to_wire,
+)
+from .memory import to_row
+from .tracker import Tracker
+from .words import say
 
 log = logging.getLogger("recovery")
 
 SOCKET_NAME = "tracker.sock"
-TICK_S = 0.5
-ASK_TIMEOUT_S = 1.0
-MAX_MESSAGE = 4096
+MAX_WAIT_S = 1.0
+MAX_MESSAGE = 1 << 18
+ROWS_PER_MESSAGE = 400
 WRITE_BATCH_S = 0.1
 _CREDS = struct.Struct("3i")       # struct ucred: pid, uid, gid
 
@@ -48,91 +70,113 @@ def socket_path(cfg) -> Path:
 
 
 class FactSender:
-    """DHCP's end: one datagram per fact, never blocking; a missing tracker costs a counter, not a lease."""
+    """DHCP's end: one datagram per fact, never blocking.
+
+    A Unix datagram socket queues only net.unix.max_dgram_qlen datagrams (10 by default), so a burst of
+    leases outruns the core for a moment: those wait here, in order, and go first on the next send or
+    `flush` (DHCP calls it every pass).  A file service that is away (restarting) costs the oldest
+    waiting facts beyond BACKLOG, counted in `failed`; the events table still has every lease."""
+
+    BACKLOG = 10_000
 
     def __init__(self, path: Path | str):
         self.path = str(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
         self.sent = self.failed = 0
+        self.waiting: deque[bytes] = deque()
 
     def send(self, fact) -> bool:
-        try:
-            self.sock.sendto(to_wire(fact), self.path)
+        """Queue one fact behind any waiting ones and send what the socket takes; True if all went out."""
+        self.waiting.append(to_wire(fact))
+        if len(self.waiting) > self.BACKLOG:
+            self.waiting.popleft()
+            self.failed += 1
+        return self.flush()
+
+    def flush(self) -> bool:
+        """Send the waiting facts, oldest first, until the socket is full; True if none is left waiting."""
+        while self.waiting:
+            try:
+                self.sock.sendto(self.waiting[0], self.path)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                return False       # the file service is not there (restarting): they wait, bounded
+            self.waiting.popleft()
             self.sent += 1
-            return True
-        except OSError:
-            self.failed += 1       # the file service is restarting: the events table still has the lease
-            return False
+        return True
 
     def close(self) -> None:
         self.sock.close()
 
 
 class Channel:
-    """A TFTP worker's end of its socketpair: send facts, ask questions and wait for the answer."""
+    """A TFTP worker's end of its socketpair: facts out (never waiting), the core's answer table in."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, table: AnswerTable | None = None):
         self.sock = sock
-        self._ids = 0
-        self._lock = threading.Lock()
-        self.dropped = 0
+        self.sock.setblocking(False)
+        self.table = table if table is not None else AnswerTable()
+        self.dropped = self.bad = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
 
     def send(self, fact) -> None:
-        self._put({"fact": json.loads(to_wire(fact))})
-
-    def _put(self, doc: dict) -> bool:
         try:
-            self.sock.send(json.dumps(doc, separators=(",", ":")).encode(), socket.MSG_DONTWAIT)
-            return True
+            self.sock.send(to_wire(fact), socket.MSG_DONTWAIT)
         except OSError:
-            self.dropped += 1
-            return False
+            self.dropped += 1          # the parent is behind: the store still gets the transfer record
 
-    def ask(self, question: str, timeout: float = ASK_TIMEOUT_S, **args) -> tuple[bool, str | None]:
-        """(answered, load): the tracker's answer to "config" or "term"; (False, None) on timeout."""
-        with self._lock:
-            self._ids += 1
-            qid = self._ids
-            if not self._put({"ask": question, "id": qid, **args}):
-                return False, None
-            deadline = time.monotonic() + timeout
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False, None
-                self.sock.settimeout(left)
-                try:
-                    reply = json.loads(self.sock.recv(MAX_MESSAGE))
-                except (OSError, ValueError):
-                    return False, None
-                finally:
-                    self.sock.settimeout(None)
-                if isinstance(reply, dict) and reply.get("id") == qid:
-                    load = reply.get("load")
-                    return True, load if isinstance(load, str) else None
+    def receive(self) -> int:
+        """Apply every answer-table change waiting on the socket; how many were applied."""
+        n = 0
+        for _ in range(1000):
+            try:
+                data = self.sock.recv(MAX_MESSAGE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            if not data:
+                break
+            try:
+                doc = json.loads(data)
+                self.table.apply(answers_wire.from_wire(doc["answers"]))
+                n += 1
+            except (ValueError, KeyError, TypeError):
+                self.bad += 1
+        return n
 
 
 class Hub:
     def __init__(self, tracker: Tracker, store, path: Path | str, web=None, identify: Callable | None = None):
         """
         Args:
-            tracker: the state machine (restored by the caller).
-            store: where outputs and phone rows go (a writer thread owns the writes).
+            tracker: the core (its phones restored by the caller through `handle(Restored(...))`).
+            store: where phone rows and events go (a writer thread owns the writes).
             path: the DHCP datagram socket to bind.
             web: a WebPoller (or None): each ACK starts a DeviceInformationX poll.
             identify: fields of a page -> an identify.Identified (load ID or None).
         """
         self.tracker, self.store, self.path = tracker, store, Path(path)
         self.web, self.identify = web, identify
-        self.neighbours = None     # an lldp.Poller: CDP/LLDP claims waiting for a phone's lease
-        self.lock = threading.RLock()
+        self.neighbours = None     # an lldp.Poller, woken when a phone leases
+        self.table = AnswerTable()   # this process's copy, for HTTP :6970
         self.sel = selectors.DefaultSelector()
         self.workers: list[socket.socket] = []
-        self.counters = {"facts": 0, "dropped": 0, "asked": 0}
+        self._behind: set[socket.socket] = set()     # workers whose socket was full: they get the whole table
+        self.counters = {"facts": 0, "dropped": 0, "answers": 0, "resyncs": 0}
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.sel.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
         self._writes: BatchWriter[tuple[list, dict]] = BatchWriter("tracker-writer", self._write, WRITE_BATCH_S)
+        self._drops = RateLimitedLog(log, 20, 60.0)
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
         self.dgram = self._bind()
 
     # ---- sockets ---------------------------------------------------------------------------------------
@@ -153,14 +197,72 @@ class Hub:
         """(parent end, worker end) for one TFTP worker; the parent keeps both, a restarted worker reuses it."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         parent.setblocking(False)
+        parent.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         self.workers.append(parent)
         self.sel.register(parent, selectors.EVENT_READ, self._on_worker)
         return parent, child
 
+    def resync(self, parent: socket.socket) -> None:
+        """A worker (re)started with an empty table: send it the whole table (from the loop's thread)."""
+        self._inbox.put(("resync", parent))
+        self._wake()
+
+    def post(self, event) -> None:
+        """Queue an event for the core (any thread); applied in arrival order, after pending leases."""
+        self._inbox.put(("event", event))
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass              # already awake (the socket is full of wake-ups)
+
+    # ---- the loop ----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._serve, name="recovery-core", daemon=True)
+        self._thread.start()
+        self._writes.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            deadline = self.tracker.next_deadline()
+            wait = MAX_WAIT_S if deadline is None else min(MAX_WAIT_S, max(0.0, deadline - time.time()))
+            for key, _ in self.sel.select(timeout=wait):
+                self._drain_dhcp()
+                key.data(key.fileobj)
+            self._drain_dhcp()
+            self._drain_inbox()
+            if deadline is not None and time.time() >= deadline:
+                self._handle(Timer(time.time()))
+            if self._behind:
+                for parent in list(self._behind):
+                    self._send_table(parent)
+
+    def _handle(self, event) -> None:
+        """One event through the core; a bug in it costs that event, never the loop."""
+        self.counters["facts"] += 1
+        try:
+            out = self.tracker.handle(event, time.time())
+        except Exception as exc:
+            log.exception("recovery core: %s not applied: %r", type(event).__name__, exc)
+            return
+        self._emit(out)
+
+    def run_once(self, event) -> None:
+        """Apply one event now, after what is queued (start-up, before the loop runs; tests without the loop)."""
+        self.pump()
+        self._handle(event)
+
+    def pump(self) -> None:
+        """Apply the pending leases and everything posted so far (the loop does this on every pass)."""
+        self._drain_dhcp()
+        self._drain_inbox()
+
     def _drain_dhcp(self) -> None:
         for _ in range(1000):
             try:
-                data, anc, _flags, _addr = self.dgram.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(_CREDS.size))
+                data, anc, _flags, _addr = self.dgram.recvmsg(4096, socket.CMSG_SPACE(_CREDS.size))
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -176,19 +278,32 @@ class Hub:
             except FactError as exc:
                 self._drop(f"malformed fact datagram ({len(data)} bytes): {exc}")
                 continue
-            self._apply(fact)
-
-    def _drop(self, why: str) -> None:
-        self.counters["dropped"] += 1
-        if self.counters["dropped"] <= 20 or self.counters["dropped"] % 1000 == 0:
-            log.warning("tracker: dropped %s", why)
+            self._handle(fact)
 
     def _on_datagrams(self, sock) -> None:
-        with self.lock:
-            self._drain_dhcp()
+        self._drain_dhcp()
+
+    def _on_wake(self, sock) -> None:
+        try:
+            while sock.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError, OSError):
+            pass
+
+    def _drain_inbox(self) -> None:
+        for _ in range(10_000):
+            try:
+                kind, item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "resync":
+                self._send_table(item)
+            else:
+                self._drain_dhcp()
+                self._handle(item)
 
     def _on_worker(self, sock: socket.socket) -> None:
-        for _ in range(200):
+        for _ in range(500):
             try:
                 data = sock.recv(MAX_MESSAGE)
             except (BlockingIOError, InterruptedError):
@@ -198,108 +313,88 @@ class Hub:
             if not data:
                 return
             try:
-                doc = json.loads(data)
-                if not isinstance(doc, dict):
-                    raise ValueError("not an object")
-            except ValueError as exc:
-                self._drop(f"worker message: {exc}")
+                fact = from_wire(data)
+            except FactError as exc:
+                self._drop(f"worker fact: {exc}")
                 continue
-            if "fact" in doc:
-                try:
-                    fact = from_wire(json.dumps(doc["fact"]).encode())
-                except FactError as exc:
-                    self._drop(f"worker fact: {exc}")
-                    continue
-                self.local(fact)
-            elif doc.get("ask") in ("config", "term"):
-                args = {k: doc.get(k) for k in ("ip", "name", "mac", "model")}
-                if not all(isinstance(v, (str, type(None))) for v in args.values()) or not args["ip"]:
-                    self._drop("worker question with bad fields")
-                    continue
-                load = (self.config(args["ip"], args["name"] or "", args["mac"]) if doc["ask"] == "config"
-                        else self.term(args["ip"], args["name"] or "", args["model"] or ""))
-                try:
-                    sock.send(json.dumps({"id": doc.get("id"), "load": load}).encode())
-                except OSError:
-                    pass
+            self._handle(fact)
 
-    # ---- the tracker, under the lock ------------------------------------------------------------------
-    def local(self, fact) -> None:
-        """Apply a fact from this process (HTTP, the page poller, the command tail)."""
-        with self.lock:
-            self._drain_dhcp()
-            self._apply(fact)
+    def _drop(self, why: str) -> None:
+        self.counters["dropped"] += 1
+        self._drops(time.monotonic(), "recovery core: dropped %s", why)
 
-    def config(self, ip: str, name: str, mac: str | None = None) -> str | None:
-        """The load a phone's config names, after the fact of its asking is applied."""
-        with self.lock:
-            self._drain_dhcp()
-            self.counters["asked"] += 1
-            load, out = self.tracker.config(ip, name, time.time(), mac)
-            self._emit(out)
-            return load
-
-    def term(self, ip: str, term: str, model: str) -> str | None:
-        with self.lock:
-            self._drain_dhcp()
-            load, out = self.tracker.term(ip, term, time.time(), model)
-            self._emit(out)
-            return load
-
-    def _apply(self, fact) -> None:
-        self.counters["facts"] += 1
-        try:
-            out = self.tracker.feed(fact)
-        except Exception as exc:   # a bug costs one fact, never the tracker
-            log.exception("tracker: fact %r not applied: %r", fact, exc)
-            return
-        self._emit(out)
-        if not isinstance(fact, Lease):
-            return
-        if self.web is not None and fact.acked and fact.ip:
-            self.web.poll(fact.mac.lower(), fact.ip)
-        if self.neighbours is not None:
-            for claim in self.neighbours.on_lease(fact.mac.lower()):   # before the config this lease causes
-                self._apply(claim)
-
+    # ---- outputs -----------------------------------------------------------------------------------------
     def _emit(self, out: list[Output]) -> None:
-        if not out:
-            return
         rows, phones = [], {}
         for o in out:
-            rows.append(to_event(o))
-            p = self.tracker.phones.get(o.mac)
-            if p is not None:
-                phones[p.mac] = _row(p)
-        self._writes.add([(rows, phones)])
-        self._writes.wake()
+            if isinstance(o, PhoneChanged):
+                rows.append((o.ts, "tracker", ev.PHONE_STATE, o.mac, {
+                    "state": o.state.value, "detail": say(o.note), "step": o.step, "steps": o.steps, "load": o.load,
+                    "diagnosis": say(o.note) if o.state.needs_tech else None}))
+                phones[o.mac] = None
+            elif isinstance(o, LoadLearned):
+                rows.append(to_event(o))
+                phones[o.mac] = None
+            elif isinstance(o, Answers):
+                self._publish(o)
+            elif isinstance(o, PollPage):
+                if self.web is not None:
+                    self.web.poll(o.mac, o.ip)
+                if self.neighbours is not None:
+                    self.neighbours.wake()
+            elif isinstance(o, OtherRead):
+                pass               # counted by the core ("other reads"): served, and no phone's fact
+            elif isinstance(o, Dropped):
+                self._drop(o.why)
+        if rows or phones:
+            for mac in phones:
+                p = self.tracker.phones.get(mac)
+                if p is not None:
+                    phones[mac] = to_row(p)
+            self._writes.add([(rows, {m: r for m, r in phones.items() if r is not None})])
+            self._writes.wake()
+
+    def _publish(self, change: Answers) -> None:
+        self.counters["answers"] += 1
+        self.table.apply(change)
+        for start in range(0, max(1, len(change.rows)), ROWS_PER_MESSAGE):
+            part = Answers(change.version, change.rows[start:start + ROWS_PER_MESSAGE],
+                           change.defaults if start == 0 else None)
+            data = answers_wire.to_wire(part)
+            for parent in self.workers:
+                if parent in self._behind:
+                    continue
+                try:
+                    parent.send(data, socket.MSG_DONTWAIT)
+                except OSError:
+                    self._behind.add(parent)      # it gets the whole table once its socket drains
+
+    def _send_table(self, parent: socket.socket) -> None:
+        whole = self.tracker.table()
+        try:
+            for start in range(0, max(1, len(whole.rows)), ROWS_PER_MESSAGE):
+                part = Answers(whole.version, whole.rows[start:start + ROWS_PER_MESSAGE],
+                               whole.defaults if start == 0 else None)
+                parent.send(answers_wire.to_wire(part), socket.MSG_DONTWAIT)
+        except OSError:
+            self._behind.add(parent)
+            return
+        self.counters["resyncs"] += 1
+        self._behind.discard(parent)
+
+    def info(self) -> dict:
+        """For the heartbeat: the loop's counters and the core's (reads by other clients, claims refused)."""
+        core = self.tracker.counters
+        return {**self.counters, "core_facts": core["facts"], "other_reads": core["other reads"],
+                "core_dropped": core["dropped"], "claims_refused": core["claims refused"],
+                "phones": len(self.tracker.phones), "leases": len(self.tracker.identity), "table": self.table.version}
 
     def page(self, mac: str, fields: dict[str, str]) -> None:
         """A DeviceInformationX page read (poll thread): the phone's word on its load, mapped to a load ID."""
         found = self.identify(fields) if self.identify else None
         if found is None:
             return
-        self.local(LoadReported(time.time(), mac, found.load, found.raw, "web"))
-
-    # ---- threads ------------------------------------------------------------------------------------
-    def start(self) -> None:
-        th = threading.Thread(target=self._serve, name="tracker-facts", daemon=True)
-        th.start()
-        self._threads.append(th)
-        self._writes.start()
-
-    def _serve(self) -> None:
-        next_tick = time.monotonic()
-        while not self._stop.is_set():
-            for key, _ in self.sel.select(timeout=TICK_S):
-                key.data(key.fileobj)
-            if time.monotonic() >= next_tick:
-                next_tick = time.monotonic() + TICK_S
-                with self.lock:
-                    try:
-                        self._emit(self.tracker.tick(time.time()))
-                    except Exception as exc:
-                        log.exception("tracker tick: %r", exc)
+        self.post(LoadReported(time.time(), mac, found.load, found.raw, "web"))
 
     def _write(self, batch: list[tuple[list, dict]]) -> None:
         """The writer's pass: the outputs' events and the changed phones' rows in one transaction."""
@@ -315,35 +410,23 @@ class Hub:
         except Exception as exc:   # the next change of each phone writes it again
             log.warning("tracker: %d events / %d phones not recorded: %s", len(rows), len(phones), exc)
 
+    def flush(self) -> None:
+        self._writes.flush()
+
     def stop(self) -> None:
         self._stop.set()
-        for th in self._threads:
-            th.join(timeout=5)
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         self._writes.stop()
         if self.web is not None:
             self.web.close()
         self.sel.close()
         self.dgram.close()
+        self._wake_r.close()
+        self._wake_w.close()
         try:
             self.path.unlink()
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 log.warning("tracker socket %s not removed: %s", self.path, exc)
-
-
-def _row(p: Phone) -> dict:
-    return {"model": p.model or None, "ip": p.ip or None, "current_load": p.current, "target_load": p.target,
-            "load_before": p.before,
-            "plan": list(p.plan), "step": p.step, "state": p.state.value, "diagnosis": p.diagnosis or None,
-            "hints": {"timeline": [list(t) for t in p.timeline], "memory": p.memory()}}
-
-
-def outputs_words(out: list[Output]) -> list[str]:
-    """Short text of outputs, for logs and tests."""
-    words = []
-    for o in out:
-        if isinstance(o, PhoneChanged):
-            words.append(f"{o.mac} {o.state.value}: {o.detail}")
-        elif isinstance(o, LoadLearned):
-            words.append(f"{o.mac} runs {o.load} ({o.how})")
-    return words

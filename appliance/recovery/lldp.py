@@ -18,11 +18,11 @@ runs on without it), else execs lldpd in the foreground.  `[upgrade] neighbours
 The poller runs in the file service's parent, next to the tracker's Hub: every
 POLL_S it runs `lldpcli -f json show neighbors details` (details: without it
 lldpcli leaves out the LLDP-MED inventory, where the software revision is),
-reads it with neighbours.read, and hands each new or changed claim to the hub
-as LoadReported(how="cdp"/"lldp") -- unless neighbours.verdict says the phone's
-own record outranks it.  A claim for a phone the tracker has not met waits for
-its lease (Hub calls `on_lease` before the phone's config can be asked), so a
-phone CDP says is on the stone is told its target in its first config.
+reads it with neighbours.read, and posts each new or changed claim to the core
+as LoadReported(how="cdp"/"lldp").  The core weighs it (neighbours.verdict: the
+phone's own record outranks it) and holds a claim for a MAC that holds no lease
+until its lease, which it applies first, so a phone CDP says is on the stone is
+told its target in its first config.
 """
 from __future__ import annotations
 
@@ -192,7 +192,7 @@ class Poller:
         Args:
             cfg: the station config ([network] interface, [state] dir, [upgrade] neighbours).
             catalog: the firmware catalog the claims are mapped against.
-            hub: the tracker's Hub (its lock, its tracker's phones, `local`).
+            hub: the core's Hub (`post`).
             run: () -> (text or None, why): the listing (tests pass their own; default runs lldpcli).
         """
         self.cfg, self.catalog, self.hub = cfg, catalog, hub
@@ -200,8 +200,8 @@ class Poller:
         self.run = run or self.lldpcli
         self._mu = threading.Lock()
         self.claims: dict[str, neighbours.Neighbour] = {}
-        self.handled: dict[str, str] = {}        # mac -> the load (lower case) of its claim already handed or refused
-        self.counters = {"polls": 0, "failures": 0, "neighbours": 0, "claims": 0, "delivered": 0, "refused": 0,
+        self.handled: dict[str, str] = {}        # mac -> the load (lower case) of its claim already posted
+        self.counters = {"polls": 0, "failures": 0, "neighbours": 0, "claims": 0, "delivered": 0,
                          "conflicts": 0, "skipped": 0, "unsteady": 0}
         self.status, self.ok = ("starting" if enabled(cfg) else "off ([upgrade] neighbours = false)"), False
         self._problems: set[str] = set()
@@ -291,46 +291,21 @@ class Poller:
         return kept
 
     def _hand(self, claim: neighbours.Neighbour) -> None:
-        """A claim for a phone the tracker knows goes to it now; for one it does not, at the phone's lease."""
-        hub = self.hub
-        with hub.lock:
-            phone = hub.tracker.phones.get(claim.mac)
-            fact = self._admit(claim, phone) if phone is not None else None
-            if fact is not None:
-                hub.local(fact)
-
-    def _admit(self, claim: neighbours.Neighbour, phone) -> LoadReported | None:
-        """The fact to apply for a claim about a known phone, or None (already handled, or outranked); hub lock held."""
+        """Post a new or changed claim to the core once; the core holds it until the MAC leases, and weighs it
+        against the phone's own record (neighbours.verdict)."""
         load = claim.load or ""
         with self._mu:
             if not load or self.handled.get(claim.mac or "") == load.lower():
-                return None
+                return
             self.handled[claim.mac or ""] = load.lower()
-        why = neighbours.verdict(load, phone.current, phone.how)
-        if why is None:
-            self.counters["delivered"] += 1
-            log.info("%s: %s says it runs %s (%s%s)", claim.mac, claim.via, load, claim.platform or "no platform",
-                     f", {claim.model}" if claim.model else "")
-            return LoadReported(time.time(), claim.mac or "", load, claim.version, claim.how)
-        if why != "already known":
-            self.counters["refused"] += 1
-            log.info("%s: %s claims %s, not used: %s", claim.mac, claim.via, load, why)
-        return None
+        self.counters["delivered"] += 1
+        log.info("%s: %s says it runs %s (%s%s)", claim.mac, claim.via, load, claim.platform or "no platform",
+                 f", {claim.model}" if claim.model else "")
+        self.hub.post(LoadReported(time.time(), claim.mac or "", load, claim.version, claim.how))
 
-    def on_lease(self, mac: str) -> list[LoadReported]:
-        """Hub, under its lock, after applying a lease: the waiting claim for this phone, if any.  Never raises."""
-        try:
-            with self._mu:
-                claim = self.claims.get(mac)
-            if claim is None:
-                self._wake.set()         # its announcement may be in lldpd already: look now, not in POLL_S
-                return []
-            phone = self.hub.tracker.phones.get(mac)
-            fact = self._admit(claim, phone) if phone is not None else None
-            return [fact] if fact is not None else []
-        except Exception as exc:         # a bug costs one claim, never the hub's thread
-            log.exception("neighbours: claim for %s not applied: %r", mac, exc)
-            return []
+    def wake(self) -> None:
+        """A phone leased: its announcement may be in lldpd already, so look now rather than in POLL_S."""
+        self._wake.set()
 
     def _say(self, ok: bool, text: str) -> None:
         """Keep the status for the heartbeat; log when it turns good, or bad with a new reason."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from appliance.firmware.models import normalize_model
 from appliance.firmware.versions import MGCP, SCCP, SIP, protocol
 
+from .diagnosis import Need
 from .rules import Rule, all_rules, version_key
 
 # The protocol a phone of unknown load (factory reset) is kept on when the library has loads of more
@@ -18,8 +19,9 @@ UNKNOWN_LOAD_PREFERENCE = (SCCP, SIP, MGCP)
 
 @dataclass
 class Plan:
+    """The loads a phone is to take, in order (the last is its target); `missing`, what the tech must add."""
     steps: list[str] = field(default_factory=list)
-    missing: str | None = None  # what the tech must add to the library, by name
+    missing: Need | None = None
 
 
 def make_plan(model: str, current: str | None, target: str, available: list[str],
@@ -63,12 +65,9 @@ def _fmt(key: tuple) -> str:
     return s
 
 
-def _missing_text(model: str, rule: Rule, proto: str | None = None) -> str:
-    lo, hi = _fmt(rule.via_min), _fmt(rule.via_max)
-    span = lo if lo == hi else f"{lo}–{hi}"
-    excl = f", not {', '.join(_fmt(e) for e in rule.exclude)}" if rule.exclude else ""
-    kind = f" {proto.upper()}" if proto else ""
-    return f"add a{kind} {span} load for {model}{excl} (stepping stone, {rule.source})"
+def _missing_text(model: str, rule: Rule, proto: str | None = None) -> Need:
+    return Need("stone", model, proto, _fmt(rule.via_min), _fmt(rule.via_max),
+                tuple(_fmt(e) for e in rule.exclude), source=rule.source)
 
 
 def per_model(table: dict, model: str):
@@ -88,10 +87,7 @@ def per_model(table: dict, model: str):
 
 
 def _catalog_ids(catalog, model: str, proto: str | None) -> list[str]:
-    try:
-        return [load.id for load in catalog.loads_for_model(model, proto) if load.complete]
-    except Exception:
-        return []
+    return [load.id for load in catalog.loads_for_model(model, proto) if load.complete]
 
 
 def running_protocol(catalog, model: str, current: str | None) -> str | None:
@@ -100,10 +96,7 @@ def running_protocol(catalog, model: str, current: str | None) -> str | None:
     known = protocol(current)
     if known:
         return known
-    try:
-        have = {load.protocol for load in catalog.loads_for_model(model) if load.complete}
-    except Exception:
-        return None
+    have = {load.protocol for load in catalog.loads_for_model(model) if load.complete}
     return next((p for p in UNKNOWN_LOAD_PREFERENCE if p in have), None)
 
 
@@ -121,10 +114,7 @@ def target_for(catalog, cfg, model: str, proto: str | None) -> str | None:
     configured = per_model(cfg.upgrade.targets, model)
     if configured and (proto is None or protocol(configured) in (None, proto)):
         return configured
-    try:
-        newest = catalog.newest_complete(model, proto)
-    except Exception:
-        return None
+    newest = catalog.newest_complete(model, proto)
     return newest.id if newest is not None else None
 
 
@@ -165,8 +155,7 @@ def plan_phone(catalog, cfg, model: str, current: str | None, protocol_hint: str
         proto = convert or protocol_hint
     target = target_for(catalog, cfg, model, proto)
     if not target:
-        return Plan([], missing=f"no complete{' ' + proto.upper() if proto else ''} load for {model} "
-                                "in the firmware library: add its cmterm zip")
+        return Plan([], missing=Need("target", model, proto))
     available = [a for a in _catalog_ids(catalog, model, proto) if a not in rejected]
     rules = all_rules(cfg.upgrade.rules)
     strategy = cfg.upgrade.strategy
@@ -174,6 +163,8 @@ def plan_phone(catalog, cfg, model: str, current: str | None, protocol_hint: str
     if plan.steps[:1] == [target] and target in rejected:
         plan = make_plan(model, None, target, available, rules, "stepwise")
     if plan.steps and plan.steps[0] in rejected:
-        refused = ", ".join(sorted(rejected))
-        return Plan([], missing=f"{plan.missing or 'the library has no other load it could take'} (it refused {refused})")
+        refused = tuple(sorted(rejected))
+        need = plan.missing or Need("other", model, proto)
+        return Plan([], missing=Need(need.kind, need.model, need.proto, need.low, need.high, need.excluded, refused,
+                                     need.source))
     return plan

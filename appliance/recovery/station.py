@@ -1,34 +1,36 @@
-"""Composition root of the recovery tracker: builds the Tracker, its Hub and the Deciders the file service renders with.
+"""Composition root of the recovery core: its Library over the catalog and config, its restore, its Hub.
 
-One Tracker lives in the file service's parent process (hub.py).  Generated
-configs ask a Decider which load to name: `HubDecider` in the parent (HTTP),
-`ChannelDecider` in a TFTP worker (one question on its socketpair), and
-`TableDecider`, the answer from the phones table, when neither can answer
-(tests, a tracker that is not up).
+One Tracker lives in the file service's parent process (hub.py).  Nothing
+here decides anything: it hands the core what it may ask (library.py) and
+what the store remembers (phones, and the leases DHCP holds), through
+`handle` like every other event.
 """
 from __future__ import annotations
 
 import logging
+import time
 
-from appliance.firmware.models import by_name, model_from_vendor_class
-from appliance.firmware.names import classify
+from appliance.firmware.models import MODELS, by_name, model_from_vendor_class
 
 from . import identify
-from .hub import Channel, Hub, socket_path
+from .facts import Lease, Restored
+from .hub import Hub, socket_path
+from .library import Library
+from .memory import from_row
+from .phone import Phone
 from .plan import plan_phone
-from .tracker import Phone, Plan, Tracker
+from .tracker import Tracker
 from .webpoll import WebPoller
 
 log = logging.getLogger("recovery")
 
 
-def not_upgradable(model: str) -> str | None:
-    """Why a model takes no load by manifest (reference §0.0 item 10), or None."""
+def not_upgradable(model: str) -> tuple[str, str] | None:
+    """(model, what its firmware files are) when a model takes no load by manifest (reference §0.0 item 10)."""
     m = by_name(model) if model else None
     if m is None or m.manifest:
         return None
-    return (f"not upgradable by manifest ({m.name} firmware is {m.images or 'images'} files with no .loads "
-            "manifest; the station cannot offer it a load: upgrade it by hand)")
+    return m.name, m.images or "images"
 
 
 def web_port(cfg) -> int:
@@ -36,12 +38,8 @@ def web_port(cfg) -> int:
     return cfg.upgrade.web_port
 
 
-def make_tracker(catalog, cfg, store=None) -> Tracker:
-    """The Tracker with its planner, component counts, reset keys and lease lookups drawn from catalog and store."""
-
-    def planner(p: Phone) -> Plan:
-        plan = plan_phone(catalog, cfg, p.model, p.current, p.protocol, p.rejected)
-        return Plan(plan.steps, plan.missing)
+def make_library(catalog, cfg) -> Library:
+    """What the core may ask: plans, component counts, reset keys, term files, over the scanned catalog."""
 
     def components_of(load_id: str) -> int:
         load = catalog.load(load_id) if load_id else None
@@ -51,123 +49,56 @@ def make_tracker(catalog, cfg, store=None) -> Tracker:
         m = by_name(model) if model else None
         return m.reset if m else None
 
-    def lease_of(ip: str) -> tuple[str, str] | None:
-        if store is None:
-            return None
-        try:
-            lease = store.leases.at(ip)
-        except Exception as exc:
-            log.warning("tracker: lease of %s not read: %s", ip, exc)
-            return None
-        if not lease:
-            return None
-        return lease["mac"], model_from_vendor_class(lease.get("vendor_class")) or ""
+    def term_of(model: str) -> str | None:
+        m = by_name(model) if model else None
+        return m.term if m else None
 
-    return Tracker(planner, components_of, reset_keys, lease_of, not_upgradable)
+    def is_7940(model: str) -> bool:
+        m = by_name(model) if model else None
+        return bool(m and m.is_7940)
+
+    return Library(
+        planner=lambda model, current, hint, rejected: plan_phone(catalog, cfg, model, current, hint, rejected),
+        components_of=components_of, reset_keys=reset_keys, upgradable=not_upgradable, term_of=term_of,
+        models=lambda: [m.name for m in MODELS], is_7940=is_7940)
 
 
-def restored(store) -> list[Phone]:
-    """The phones as the last run left them, so a restarted file service resumes every one."""
-    out = []
+def make_tracker(catalog, cfg) -> Tracker:
+    return Tracker(make_library(catalog, cfg), float(cfg.dhcp.lease_seconds))
+
+
+def remembered(store) -> tuple[list[Phone], list[Lease]]:
+    """The phones as the last run left them, and the bound leases DHCP holds, so a restart resumes every phone."""
+    phones: list[Phone] = []
+    leases: list[Lease] = []
     try:
         rows = store.phones.all()
     except Exception as exc:
         log.warning("tracker: phones table not read: %r", exc)
-        return out
+        rows = []
     for row in rows:
         try:
-            out.append(Phone.from_row(row))
+            phones.append(from_row(row))
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("tracker: phone %s not restored: %r", row.get("mac"), exc)
-    return out
+    try:
+        for lease in store.leases.all():
+            if lease["state"] == "bound" and lease["ip"]:
+                leases.append(Lease(lease["updated"], lease["mac"], lease["ip"], True,
+                                    model_from_vendor_class(lease["vendor_class"]) or None, lease["vendor_class"],
+                                    expires=lease["expires"]))
+    except Exception as exc:
+        log.warning("tracker: leases table not read: %r", exc)
+    return phones, leases
 
 
 def build_hub(cfg, catalog, store) -> Hub:
-    """The parent's Hub: tracker restored from the store; DeviceInformationX polls mapped to load IDs unless off."""
-    tracker = make_tracker(catalog, cfg, store)
-    tracker.restore(restored(store))
-    hub = Hub(tracker, store, socket_path(cfg))
+    """The parent's Hub: the core restored from the store; DeviceInformationX polls mapped to load IDs unless off."""
+    hub = Hub(make_tracker(catalog, cfg), store, socket_path(cfg))
+    phones, leases = remembered(store)
+    hub.run_once(Restored(time.time(), tuple(phones), tuple(leases)))
     port = web_port(cfg)
     if port:
         hub.identify = lambda fields: identify.from_page(fields, catalog)
         hub.web = WebPoller(port=port, deliver=hub.page)
     return hub
-
-
-class TableDecider:
-    """Answers from the phones table: the step its row records, else the plan for an unknown load."""
-
-    def __init__(self, store, catalog, cfg):
-        self.store, self.catalog, self.cfg = store, catalog, cfg
-
-    def _row(self, mac: str | None, ip: str | None) -> dict | None:
-        if self.store is None:
-            return None
-        try:
-            if not mac and ip:
-                lease = self.store.leases.at(ip)
-                mac = lease["mac"] if lease else None
-            return self.store.phones.get(mac) if mac else None
-        except Exception as exc:
-            log.warning("decider: phone row not read: %s", exc)
-            return None
-
-    def config(self, ip, name, mac, model) -> str | None:
-        row = self._row(mac or classify(name).mac, ip)
-        if row and row.get("plan"):
-            steps = row["plan"]
-            k = min(int(row.get("step") or 0), len(steps) - 1)
-            return steps[k]
-        if row and row.get("current_load") and row.get("target_load") == row.get("current_load"):
-            return row["current_load"]
-        plan = plan_phone(self.catalog, self.cfg, model or (row or {}).get("model") or "",
-                          (row or {}).get("current_load"))
-        return plan.steps[0] if plan.steps else None
-
-    def default(self, model: str) -> str | None:
-        plan = plan_phone(self.catalog, self.cfg, model, None)
-        return plan.steps[0] if plan.steps else None
-
-    def term(self, ip, term, model) -> str | None:
-        return self.config(ip, term, None, model)
-
-
-class HubDecider:
-    """In the parent process: the tracker itself, under the hub's lock."""
-
-    def __init__(self, hub: Hub, fallback: TableDecider):
-        self.hub, self.fallback = hub, fallback
-
-    def config(self, ip, name, mac, model) -> str | None:
-        return self.hub.config(ip or "", name, mac) if ip else self.fallback.config(ip, name, mac, model)
-
-    def default(self, model: str) -> str | None:
-        return self.fallback.default(model)
-
-    def term(self, ip, term, model) -> str | None:
-        return self.hub.term(ip, term, model) if ip else self.fallback.term(ip, term, model)
-
-
-class ChannelDecider:
-    """In a TFTP worker: one question to the parent's tracker; the phones table if it does not answer in time."""
-
-    def __init__(self, channel: Channel, fallback: TableDecider):
-        self.channel, self.fallback = channel, fallback
-        self.unanswered = 0
-
-    def config(self, ip, name, mac, model) -> str | None:
-        ok, load = self.channel.ask("config", ip=ip, name=name, mac=mac) if ip else (False, None)
-        if ok:
-            return load
-        self.unanswered += 1
-        return self.fallback.config(ip, name, mac, model)
-
-    def default(self, model: str) -> str | None:
-        return self.fallback.default(model)
-
-    def term(self, ip, term, model) -> str | None:
-        ok, load = self.channel.ask("term", ip=ip, name=term, model=model) if ip else (False, None)
-        if ok:
-            return load
-        self.unanswered += 1
-        return self.fallback.term(ip, term, model)

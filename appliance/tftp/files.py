@@ -31,6 +31,7 @@ class Source:
     read: Callable[[int, int], bytes]
     fd: int | None = None
     data: bytes | None = None
+    names: str | None = None     # a generated config or term file: the load it names
 
     def close(self) -> None:
         if self.fd is not None:
@@ -67,15 +68,22 @@ class Files:
         found = self.plain.resolve(name)
         return str(found) if found is not None else None
 
-    def render(self, name: str, client_ip: str | None) -> bytes | None:
+    def render(self, name: str, client_ip: str | None) -> tuple[bytes | None, str | None]:
+        """(bytes of a generated file or None, the load it names)."""
         if self.generated is None:
-            return None
+            return None, None
         try:
-            body = self.generated.render(name, client_ip=client_ip)
+            body, load = self.generated.render_named(name, client_ip=client_ip)
         except Exception as exc:
             log.warning("generated.render(%r) failed: %r", name, exc)
-            return None
-        return bytes(body) if body is not None else None
+            return None, None
+        return (bytes(body) if body is not None else None), load
+
+    def knows(self, raw_name: bytes | str, client_ip: str | None) -> bool:
+        """False while a per-phone generated file is asked from an address the core has not yet told the
+        table about (the lease is on its way): the request waits a moment instead of a wrong answer."""
+        name = servable_name(raw_name)
+        return name is None or self.generated is None or self.generated.knows(name, client_ip)
 
     def open(self, raw_name: bytes | str, client_ip: str | None = None) -> tuple[str | None, Source | None]:
         """-> (cleaned name or None if unservable, Source or None if not found)."""
@@ -84,9 +92,9 @@ class Files:
             return None, None
         if self.refused is not None and self.refused(name):
             return name, None        # trust lists and signed configs: "not found" at once (reference §6)
-        body = self.render(name, client_ip)
+        body, load = self.render(name, client_ip)
         if body is not None:
-            return name, Source(name, f"generated:{name}", len(body), _slicer(body), data=body)
+            return name, Source(name, f"generated:{name}", len(body), _slicer(body), data=body, names=load)
         path = self.resolve(name)
         if path is None:
             return name, None

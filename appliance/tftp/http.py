@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -23,6 +24,8 @@ from .transfer_log import TransferLog
 log = logging.getLogger("http")
 
 CHUNK = 256 * 1024
+PARK_S = 1.0         # as the TFTP loop: a per-phone config waits this long for its lease to reach the table
+PARK_STEP_S = 0.02
 IDLE_TIMEOUT = 30.0
 MAX_CONNECTIONS = 256
 
@@ -100,6 +103,9 @@ class Handler(BaseHTTPRequestHandler):
         ip, port = self.client_address[:2]
         raw = unquote_to_bytes(urlsplit(self.path).path)
         shown = raw.decode("utf-8", "replace")[:256]
+        until = time.monotonic() + PARK_S
+        while not self.files.knows(raw, ip) and time.monotonic() < until:
+            time.sleep(PARK_STEP_S)      # this connection's own thread: nobody else waits
         name, source = self.files.open(raw, ip)
         refusal = admission.decide(write=False, allowed=name is not None, found=source is not None)
         if refusal is not None:
@@ -141,7 +147,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _send_body(self, ip, port, name, source, wanted, first, last, length) -> None:
-        transfer = self.tracking.begin("http", ip, port, name, source.resolved, length)
+        transfer = self.tracking.begin("http", ip, port, name, source.resolved, length, source.names)
         sent, result = 0, "aborted"
         try:
             self._headers(wanted, first, last, length, source.size)

@@ -47,6 +47,11 @@ RECV_BURST = 64
 MAX_EVENTS = 256
 MALFORMED_LOG_PER_WINDOW = 5
 MALFORMED_WINDOW = 10.0
+# A per-phone config asked from an address the core's table does not hold yet waits this long for the
+# table to catch up (its lease is on the way: DHCP tells the core before the ACK leaves), then is served
+# as to anyone else.  Bounded in count too: beyond it a request is served at once.
+PARK_S = 1.0
+MAX_PARKED = 256
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 
 
@@ -109,6 +114,8 @@ class TransferLoop:
         self.epoll.register(self.sock.fileno(), select.EPOLLIN)
         self.active: dict[int, Active] = {}
         self.peers: dict[tuple, int] = {}
+        self.parked: dict[tuple, tuple[float, bytes, str]] = {}     # (ip, port) -> (until, request, local address)
+        self.watched: dict[int, object] = {}                        # fd -> callback (the core's answer table)
         self.malformed_log = RateLimitedLog(log, MALFORMED_LOG_PER_WINDOW, MALFORMED_WINDOW)
         self.counters = {"requests": 0, "malformed": 0, "refused": 0, "not_found": 0, "busy": 0, "errors": 0}
         self._progress_at = 0.0
@@ -118,6 +125,12 @@ class TransferLoop:
                 log.warning("[tftp] pump = \"native\" but appliance/tftp/_pump.c was not built: blocks go through Python")
             else:
                 self.pump = Pump(self.epoll.fileno(), max(config.settings.max_blksize, 512), MAX_EVENTS)
+
+    def watch(self, fd: int, callback) -> None:
+        """Call `callback()` when `fd` is readable (the worker's channel: answer-table changes), then retry
+        the requests parked for the table."""
+        self.watched[fd] = callback
+        self.epoll.register(fd, select.EPOLLIN)
 
     @property
     def pumped_blocks(self) -> int:
@@ -153,6 +166,9 @@ class TransferLoop:
                 if a is None:
                     if fd == listen_fd:
                         self.read_requests()
+                    elif fd in self.watched:
+                        self.watched[fd]()
+                        self.unpark(now, force=False)
                     continue
                 if data is not None:
                     self.handed_back(fd, a, data, now)
@@ -206,7 +222,7 @@ class TransferLoop:
         self.tracking.failed("tftp", peer[0], peer[1], name, refusal.result, what + refusal.reason)
         self._reply_once(local, peer, pk.encode_error(refusal.tftp_code, refusal.tftp_text))
 
-    def handle_request(self, data: bytes, peer, local: str) -> None:
+    def handle_request(self, data: bytes, peer, local: str, parked: bool = False) -> None:
         ip, port = peer[0], peer[1]
         try:
             opcode, raw_name, mode, options = pk.parse_request(data)
@@ -214,11 +230,15 @@ class TransferLoop:
             self._malformed(ip, port, len(data), str(exc))
             return
         shown = raw_name.decode("utf-8", "replace")[:256]
-        self.counters["requests"] += 1
-        if (ip, port) in self.peers:
+        if not parked:
+            self.counters["requests"] += 1
+        if (ip, port) in self.peers or (not parked and (ip, port) in self.parked):
             return             # the client repeated its RRQ before our first answer reached it
         if opcode == pk.WRQ:
             return self._refuse(admission.WRITE, local, peer, shown, "WRQ: ")
+        if not parked and len(self.parked) < MAX_PARKED and not self.files.knows(raw_name, ip):
+            self.parked[(ip, port)] = (time.monotonic() + PARK_S, data, local)
+            return
         name, source = self.files.open(raw_name, ip)
         text = source
         if source is not None and mode != "octet":
@@ -246,7 +266,7 @@ class TransferLoop:
         now = time.monotonic()
         session = ReadSession(source.size, source.read, options,
                               self.config.settings, now)
-        transfer = self.tracking.begin("tftp", ip, port, name, source.resolved, source.size)
+        transfer = self.tracking.begin("tftp", ip, port, name, source.resolved, source.size, source.names)
         a = Active(sock, session, transfer, source, ip)
         fd = sock.fileno()
         self.active[fd] = a
@@ -261,6 +281,23 @@ class TransferLoop:
                 log.warning("transfer of %s to %s served from Python: %s", name, ip, exc)
         self.epoll.register(fd, select.EPOLLIN)
         self._send(fd, a, first)
+
+    def unpark(self, now: float, force: bool) -> None:
+        """Serve the parked requests the table now knows (all of them past their wait, or when `force`)."""
+        for key, (until, data, local) in list(self.parked.items()):
+            ip = key[0]
+            try:
+                raw = pk.parse_request(data)[1]
+            except pk.Malformed:
+                raw = b""
+            if not (force or now >= until or self.files.knows(raw, ip)):
+                continue
+            del self.parked[key]
+            try:
+                self.handle_request(data, key, local, parked=True)
+            except Exception as exc:  # a bug must cost one request, not the service
+                self.counters["errors"] += 1
+                log.exception("request from %s:%s not handled: %r", key[0], key[1], exc)
 
     # -- sessions ---------------------------------------------------------------------------------
     def _send(self, fd: int, a: Active, packets: list) -> None:
@@ -331,6 +368,8 @@ class TransferLoop:
         self.tracking.end(a.transfer, result, a.session.bytes_acked)
 
     def tick(self, now: float) -> None:
+        if self.parked:
+            self.unpark(now, force=False)
         progress = now - self._progress_at >= PROGRESS_SECONDS
         if progress:
             self._progress_at = now

@@ -6,9 +6,11 @@ the heartbeat, watches for "firmware.rescan" and "phone.retry" requests and
 keeps `[tftp] workers` TFTP worker processes alive.  Each worker owns one
 SO_REUSEPORT socket on the TFTP port (created by the parent, so a restarted
 worker takes over the same socket and no request is lost to a dead one), runs
-its own epoll loop and store handle, and tells the tracker its file facts over
-a socketpair, on which it also asks which load a config names: CPU-bound block
-sending then uses every core instead of one GIL.
+its own epoll loop and store handle, and tells the recovery core its file
+facts over a socketpair, on which the core pushes its answer table (which
+load each phone's config names): a worker answers a config from that table
+at once and never waits on the parent.  CPU-bound block sending then uses
+every core instead of one GIL.
 """
 from __future__ import annotations
 
@@ -24,9 +26,10 @@ from .. import events as ev
 from ..firmware.catalog import Catalog
 from ..firmware.generated import Generated, refused
 from ..recovery import lldp
-from ..recovery.facts import Retry
+from ..recovery.answers import AnswerTable
+from ..recovery.facts import CatalogChanged, Retry
 from ..recovery.hub import Channel
-from ..recovery.station import ChannelDecider, HubDecider, TableDecider, build_hub
+from ..recovery.station import build_hub
 from ..service import HEARTBEAT_SECONDS, CommandTail, PollLoop, ServiceContext, release_free_heap, run_service
 from ..store import Store
 from . import http as httpmod
@@ -57,11 +60,11 @@ def build_catalog(cfg, ctx: ServiceContext):
     return catalog
 
 
-def build_generated(cfg, catalog, store, decider=None):
-    """Generated configs naming what `decider` (the tracker's answer) says; the phones table's answer without one."""
+def build_generated(cfg, catalog, table: AnswerTable):
+    """Generated configs naming what the core's answer table says (None without a catalog)."""
     if catalog is None:
         return None
-    return Generated(cfg, catalog, decider or TableDecider(store, catalog, cfg))
+    return Generated(cfg, catalog, table)
 
 
 def make_files(cfg, catalog, generated) -> Files:
@@ -86,14 +89,15 @@ def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, cat
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     store = Store(cfg.db_path)
-    decider = None
-    if channel is not None:
-        link = Channel(channel)
-        decider = ChannelDecider(link, TableDecider(store, catalog, cfg)) if catalog is not None else None
-    tracking = TransferLog(store, "tftp", facts=link.send if channel is not None else None)
+    link = Channel(channel) if channel is not None else None
+    table = link.table if link is not None else AnswerTable()
+    tracking = TransferLog(store, "tftp", facts=link.send if link is not None else None, table=table)
     tracking.start()
-    files = make_files(cfg, catalog, build_generated(cfg, catalog, store, decider))
+    files = make_files(cfg, catalog, build_generated(cfg, catalog, table))
     server = TransferLoop(LoopConfig.from_config(cfg), files, tracking, limits, sock=sock)
+    if link is not None:
+        link.receive()                         # the table the parent sent before this worker was forked
+        server.watch(link.fileno(), link.receive)
     gc.freeze()            # startup objects out of the collector's way: the loop allocates per block
     seen = {"gen": generation.value, "at": 0.0, "trimmed": 0.0}
     base = index * len(COUNTERS)
@@ -157,10 +161,12 @@ class FileService:
                 "http": dict(self.tracking.counters), "catalog": self.catalog is not None,
                 "loads": len(self.catalog.loads) if self.catalog is not None else 0,
                 "generation": self.generation.value,
-                "tracker": dict(self.hub.counters) if self.hub is not None else None,
+                "tracker": self.hub.info() if self.hub is not None else None,
                 "neighbours": self.neighbours.info() if self.neighbours is not None else None}
 
     def start_worker(self, index: int):
+        if self.hub is not None and self.channels:
+            self.hub.resync(self.channels[index][0])     # it starts with an empty table: send it the whole one
         p = self.mp.Process(target=worker_main, name=f"tftp-worker-{index}", daemon=True,
                             args=(self.cfg, index, self.sockets[index], self.limits, self.generation,
                                   self.counters, self.catalog,
@@ -176,7 +182,7 @@ class FileService:
             ctx.error(f"cannot listen on udp/{cfg.tftp.port}: {exc}")
             return 1
         self.catalog = build_catalog(cfg, ctx)
-        decider = None
+        table = AnswerTable()
         if self.catalog is not None:
             try:
                 self.hub = build_hub(cfg, self.catalog, ctx.store)
@@ -184,9 +190,10 @@ class FileService:
                 ctx.error(f"recovery tracker not started (socket {exc.filename or ''}: {exc.strerror or exc})")
             if self.hub is not None:
                 self.channels = [self.hub.worker_pair() for _ in range(self.nworkers)]
-                decider = HubDecider(self.hub, TableDecider(ctx.store, self.catalog, cfg))
-                self.tracking.facts = self.hub.local
-        generated = build_generated(cfg, self.catalog, ctx.store, decider)
+                table = self.hub.table
+                self.tracking.facts = self.hub.post
+        self.tracking.table = table
+        generated = build_generated(cfg, self.catalog, table)
         files = make_files(cfg, self.catalog, generated)
         if cfg.tftp.http_port:
             try:
@@ -233,7 +240,7 @@ class FileService:
         for row in rows:
             if row["kind"] == ev.PHONE_RETRY and self.hub is not None and row["mac"]:
                 by = str(row["data"].get("by") or "api")[:80]
-                self.hub.local(Retry(float(row["ts"]), str(row["mac"]).lower(), by))
+                self.hub.post(Retry(float(row["ts"]), str(row["mac"]).lower(), by))
         if any(row["kind"] == ev.CATALOG_RESCAN for row in rows):
             log.info("firmware rescan requested")
             self.rescan(full=True)
@@ -254,6 +261,8 @@ class FileService:
             return
         if changed:
             self.generation.value += 1
+            if self.hub is not None:
+                self.hub.post(CatalogChanged(time.time()))
             loads = self.catalog.loads
             self.ctx.store.events.append([(time.time(), "firmware", ev.CATALOG_CHANGED, None, {
                 "loads": len(loads), "incomplete": sum(1 for load in loads if not load.complete)})])

@@ -1,42 +1,40 @@
 """Transfer records and FILE_* events: told to the recovery tracker at once, kept for history in the store.
 
-Every request, finished transfer and miss is one fact for the tracker, sent
-as it happens (`facts`: the worker's Channel, or the Hub's `local` in the
-parent), so the tracker sees a phone's files in the order it asked for them.
+Every admitted request, finished transfer and miss is one fact for the
+recovery core, sent as it happens (`facts`: the worker's Channel, or the
+Hub's `post` in the parent), so the core sees a phone's files in the order it
+asked for them; whether a fact is about a phone is the core's call
+(recovery/identity.py), never this module's.  A refused request (busy,
+unservable name, write) is no fact.
 For history, the send path only bumps integers on an in-memory record; a writer
 thread upserts the changed records with `store.write_transfers` and appends the
 queued events in one transaction each, so the database never sees a block.
-The MAC comes from `SEP<MAC>` in the file name, else from the DHCP lease of the
-client address (looked up once per address per LEASE_TTL, not per request).
-Generated configs are not sent as facts here: asking for one is itself the
-question the tracker answers (recovery/station.py), told once.
+The MAC on a transfer record, for the dashboard's progress, is the phone the
+core's table places at the client address (recovery/answers.py), and none
+when the name carries another MAC.
 """
 from __future__ import annotations
 
 import itertools
 import logging
 import os
-import re
 import threading
 import time
 from typing import Callable
 
 from .. import events as ev
 from ..batch import BatchWriter
-from ..firmware.names import Kind, classify
+from ..firmware.names import classify
+from ..recovery.answers import AnswerTable
 from ..recovery.facts import FileAsked, FileMissing, FileSent
 
 log = logging.getLogger("tftp")
 
 FLUSH_SECONDS = 1.0
-LEASE_TTL = 5.0
 MAX_QUEUE = 100_000
-SEP_MAC = re.compile(r"(?:^|/)(?:CTL|ITL)?SEP([0-9A-Fa-f]{12})", re.IGNORECASE)
-
-
 def mac_from_name(name: str) -> str | None:
-    m = SEP_MAC.search(name or "")
-    return m.group(1).lower() if m else None
+    """The MAC a requested name carries (SEP<MAC>..., CTLSEP<MAC>.tlv, SIP<MAC>.cnf), lower case, or None."""
+    return classify(name or "").mac
 
 
 class Transfer:
@@ -56,8 +54,9 @@ class Transfer:
 
 
 class TransferLog:
-    def __init__(self, store, source: str = "tftp", facts: Callable | None = None):
-        """`facts(fact)`: where each file fact goes at once (the tracker), besides the store."""
+    def __init__(self, store, source: str = "tftp", facts: Callable | None = None, table: AnswerTable | None = None):
+        """`facts(fact)`: where each file fact goes at once (the core), besides the store; `table`: the core's
+        answer table (which phone is at which address), for the MAC on transfer records."""
         self.store = store
         self.source = source
         self.facts = facts
@@ -68,32 +67,21 @@ class TransferLog:
                                                       limit=MAX_QUEUE, idle_writes=True)
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid()}-{time.time():.6f}"
-        self._macs: dict[str, tuple[float, str | None]] = {}
+        self.table = table
         self.counters = {"complete": 0, "aborted": 0, "timeout": 0, "not found": 0, "refused": 0, "bytes": 0}
 
     # -- lookups --------------------------------------------------------------------------------
     def mac_for(self, ip: str, name: str) -> str | None:
-        mac = mac_from_name(name)
-        if mac:
-            return mac
-        now = time.monotonic()
-        cached = self._macs.get(ip)
-        if cached and now - cached[0] < LEASE_TTL:
-            return cached[1]
-        try:
-            lease = self.store.leases.at(ip)
-            mac = lease["mac"] if lease else None
-        except Exception as exc:
-            log.warning("lease lookup for %s failed: %s", ip, exc)
-            mac = None
-        if len(self._macs) > 10_000:
-            self._macs.clear()
-        self._macs[ip] = (now, mac)
-        return mac
+        """The phone this transfer is for, as the core's table says: the one at `ip`, unless the name is another's."""
+        named = mac_from_name(name)
+        row = self.table.at(ip) if self.table is not None else None
+        if row is None:
+            return None
+        return row.mac if named is None or named == row.mac else None
 
     # -- producers (called from the serving loop) ------------------------------------------------
     def _tell(self, fact) -> None:
-        if self.facts is None or classify(fact.name).kind == Kind.CONFIG:
+        if self.facts is None:
             return
         try:
             self.facts(fact)
@@ -107,13 +95,15 @@ class TransferLog:
     def _event(self, kind: str, mac: str | None, data: dict, proto: str) -> None:
         self.writer.add([(time.time(), proto, kind, mac, data)])
 
-    def begin(self, proto: str, ip: str, port: int, asked: str, resolved: str, total: int | None) -> Transfer:
+    def begin(self, proto: str, ip: str, port: int, asked: str, resolved: str, total: int | None,
+              names: str | None = None) -> Transfer:
+        """An admitted transfer starts (`names`: the load a generated config or term file names)."""
         mac = self.mac_for(ip, asked)
         t = Transfer(f"{proto}-{self._prefix}-{next(self._ids)}", proto, ip, port, mac, asked, resolved, total,
                      time.time())
         with self.lock:
             self.running[t.key] = t
-        self._tell(FileAsked(t.started, ip, asked, proto, mac))
+        self._tell(FileAsked(t.started, ip, asked, proto, mac, served=names))
         self._event(ev.FILE_REQUEST, mac, {"ip": ip, "mac": mac, "file": asked, "resolved": resolved,
                                            "total": total, "proto": proto}, proto)
         return t
@@ -139,7 +129,8 @@ class TransferLog:
         with self.lock:
             self.finished.append(t)
             self.counters[result] = self.counters.get(result, 0) + 1
-        self._tell(FileAsked(now, ip, asked, proto, mac) if result != "not found" else FileMissing(now, ip, asked, proto, mac))
+        if result == "not found":
+            self._tell(FileMissing(now, ip, asked, proto, mac))
         if result == "not found":
             self._event(ev.FILE_NOT_FOUND, mac, {"ip": ip, "mac": mac, "file": asked, "proto": proto}, proto)
         else:

@@ -6,6 +6,7 @@ import pytest
 from appliance.firmware import synth
 from appliance.firmware.catalog import Catalog
 from appliance.recovery.plan import make_plan, plan_for
+from appliance.recovery.words import need
 from appliance.recovery.rules import all_rules, builtin_rules, parse_rule, version_key
 
 R = all_rules()
@@ -61,7 +62,7 @@ def test_852_sr1_target_needs_the_stone():
     assert p.steps == ["SCCP45.8-5-2S", "SCCP45.8-5-2SR1S"]
     assert make_plan("7965", "SCCP45.8-3-2S", "SCCP45.8-5-2S", LIB, R).steps == ["SCCP45.8-5-2S"]
     only_sr1 = make_plan("7965", "SCCP45.8-3-2S", "SCCP45.9-4-2SR4-3S", ["SCCP45.8-5-2SR1S", "SCCP45.9-4-2SR4-3S"], R)
-    assert only_sr1.steps == ["SCCP45.9-4-2SR4-3S"] and "not 8.5(2)SR1" in only_sr1.missing
+    assert only_sr1.steps == ["SCCP45.9-4-2SR4-3S"] and "not 8.5(2)SR1" in need(only_sr1.missing)
 
 
 def test_past_stone_goes_direct_and_on_target_is_empty():
@@ -76,7 +77,7 @@ def test_unknown_load_strategy():
 
 def test_missing_stone_named():
     p = make_plan("7965", "8.3(2)", "SCCP45.9-4-2SR4-3S", ["SCCP45.8-5-2SR1S", "SCCP45.9-4-2SR4-3S"], R)
-    assert p.missing and "8.3(3)–8.5(2)" in p.missing and "7965" in p.missing and "SCCP" in p.missing
+    assert p.missing and "8.3(3) to 8.5(2)" in need(p.missing) and "7965" in need(p.missing) and "SCCP" in need(p.missing)
 
 
 def test_7940():
@@ -87,7 +88,7 @@ def test_7940():
 def test_stone_is_of_the_targets_protocol():
     """A SIP phone is never sent through an SCCP stone, however well it fits the rule's versions."""
     p = make_plan("7965", "SIP45.8-3-2S", "SIP45.9-4-2SR4-3S", ["SCCP45.8-5-2S", "SIP45.9-4-2SR4-3S"], R)
-    assert p.steps == ["SIP45.9-4-2SR4-3S"] and "add a SIP 8.3(3)–8.5(2) load" in p.missing
+    assert p.steps == ["SIP45.9-4-2SR4-3S"] and "add the SIP 8.3(3) to 8.5(2) load" in need(p.missing)
 
 
 def test_7940_rule_is_sccp_only():

@@ -13,9 +13,8 @@ import pytest
 from appliance.recovery import station
 from appliance.recovery.webpoll import WebPoller, parse
 from appliance.store import Store
+from tests.conftest import REPO
 from tools.phonesim import SimPhone
-
-from .conftest import REPO
 
 STONE, TARGET = "SCCP45.8-5-2S", "SCCP45.9-4-2SR4-3S"
 MAC = "001e7a770001"
@@ -114,7 +113,7 @@ def test_tracker_learns_the_load_from_the_phone_page_and_skips_the_stone(tmp_pat
         hub = station.build_hub(cfg, catalog, store)
         hub.start()
         try:
-            hub.local(Lease(time.time(), MAC, "127.0.0.1", True, "CP-7965G"))
+            hub.post(Lease(time.time(), MAC, "127.0.0.1", True, "CP-7965G"))
             row = None
             for _ in range(100):
                 row = store.phones.get(MAC)
@@ -124,7 +123,7 @@ def test_tracker_learns_the_load_from_the_phone_page_and_skips_the_stone(tmp_pat
             assert row and row["current_load"] == STONE and row["plan"] == [TARGET], row
             loads = [e for e in store.events.after(0, 100, mac=MAC) if e["kind"] == "phone.load"]
             assert loads and loads[-1]["data"] == {"load": STONE, "how": "web"}
-            assert hub.config("127.0.0.1", f"SEP{MAC.upper()}.cnf.xml") == TARGET
+            assert hub.table.of_mac(MAC).config == TARGET      # what its config names, from the workers' table
         finally:
             hub.stop()
 

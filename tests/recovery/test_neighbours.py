@@ -25,13 +25,13 @@ import pytest
 from appliance.api import views
 from appliance.firmware import synth
 from appliance.recovery import lldp, neighbours
-from appliance.recovery.facts import FileSent, Lease
+from appliance.recovery.facts import FileAsked, FileSent, Lease
 from appliance.recovery.station import build_hub
 from appliance.store import Store
 from tests.conftest import wait_for
-from tests.test_tracker import library
+from tests.recovery.test_phone_behaviours import library
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STONE45, TARGET45 = "SCCP45.8-5-2S", "SCCP45.9-4-2SR3-3S"
 STONE41, TARGET41 = "SCCP41.8-5-2S", "SCCP41.9-4-2SR3-3S"
 LOADS = [STONE45, TARGET45, STONE41, TARGET41]
@@ -267,7 +267,21 @@ def hub(lib):
 
 def _installs(h, load: str, ip: str = IP) -> None:
     for name in [f"{load}.loads", *synth.component_names(load)]:
-        h.local(FileSent(time.time(), ip, name))
+        h.run_once(FileSent(time.time(), ip, name))
+
+
+def ask(h, ip: str = IP, mac: str = MAC) -> str | None:
+    """The phone asks its config: served from the hub's answer table (as a worker serves it), then told."""
+    h.pump()
+    row = h.table.of_mac(mac)
+    served = row.config if row is not None else None
+    h.run_once(FileAsked(time.time(), ip, f"SEP{mac.upper()}.cnf.xml", served=served))
+    return served
+
+
+def poll(poller, h) -> None:
+    poller.poll()
+    h.pump()
 
 
 def test_claim_waits_for_the_lease_then_the_first_config_names_the_target(hub):
@@ -275,40 +289,40 @@ def test_claim_waits_for_the_lease_then_the_first_config_names_the_target(hub):
     run = Listing(listing(cdp_entry("SEP001F9EAB59F1", f"Cisco IP Phone 7965 running on\n{STONE45}")))
     poller = lldp.Poller(cfg, cat, h, run=run)
     h.neighbours = poller
-    poller.poll()
+    poll(poller, h)
     assert MAC not in h.tracker.phones, "a claim never creates a phone"
-    assert poller.info()["claims"] == 1 and poller.info()["delivered"] == 0 and poller.info()["ok"]
-    h.local(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+    assert poller.info()["claims"] == 1 and poller.info()["delivered"] == 1 and poller.info()["ok"]
+    h.run_once(Lease(time.time(), MAC, IP, True, "CP-7965G"))
     p = h.tracker.phones[MAC]
     assert (p.current, p.how, p.before) == (STONE45, "cdp", STONE45)
-    assert h.config(IP, f"SEP{MAC.upper()}.cnf.xml", MAC) == TARGET45
-    poller.poll()
+    assert ask(h) == TARGET45
+    poll(poller, h)
     assert poller.info()["delivered"] == 1, "the same claim is handed over once"
 
     # The phone installs the target: its downloads are the proof now.  A claim of an older load (stale or
     # forged) is refused, and the config still names the target.
     _installs(h, TARGET45)
-    h.local(Lease(time.time(), MAC, IP, True, "CP-7965G"))
-    assert h.config(IP, f"SEP{MAC.upper()}.cnf.xml", MAC) == TARGET45
+    h.run_once(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+    assert ask(h) == TARGET45
     assert (p.current, p.how) == (TARGET45, "step")
     run.text = listing(cdp_entry("SEP001F9EAB59F1", "Cisco IP Phone 7965 running on\nSCCP45.8-3-2S"))
-    poller.poll()
-    assert poller.info()["refused"] == 1 and (p.current, p.how) == (TARGET45, "step")
-    assert h.config(IP, f"SEP{MAC.upper()}.cnf.xml", MAC) == TARGET45
+    poll(poller, h)
+    assert (p.current, p.how) == (TARGET45, "step"), "the phone's install outranks the claim"
+    assert ask(h) == TARGET45
 
 
 def test_claim_for_a_known_phone_goes_at_once_and_a_later_claim_replaces_it(hub):
     h, cat, cfg, _ = hub
     poller = lldp.Poller(cfg, cat, h, run=Listing(listing(lldp_entry(MAC, "SCCP45.8-3-2S"))))
     h.neighbours = poller
-    h.local(Lease(time.time(), MAC, IP, True, "CP-7965G"))
-    poller.poll()
+    h.run_once(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+    poll(poller, h)
     p = h.tracker.phones[MAC]
     assert (p.current, p.how) == ("SCCP45.8-3-2S", "lldp")
     poller.run = Listing(listing(cdp_entry("SEP001F9EAB59F1", f"Cisco IP Phone 7965 running on\n{STONE45}")))
-    poller.poll()
+    poll(poller, h)
     assert (p.current, p.how) == (STONE45, "cdp")
-    assert h.config(IP, f"SEP{MAC.upper()}.cnf.xml", MAC) == TARGET45
+    assert ask(h) == TARGET45
 
 
 def test_a_forged_claim_loses_to_the_phones_refusal(hub):
@@ -317,13 +331,13 @@ def test_a_forged_claim_loses_to_the_phones_refusal(hub):
     poller = lldp.Poller(cfg, cat, h, run=Listing(listing(
         cdp_entry("SEP001F9EAB59F1", f"Cisco IP Phone 7965 running on\n{STONE45}"))))
     h.neighbours = poller
-    poller.poll()
-    h.local(Lease(time.time(), MAC, IP, True, "CP-7965G"))
-    assert h.config(IP, f"SEP{MAC.upper()}.cnf.xml", MAC) == TARGET45
-    h.local(FileSent(time.time(), IP, f"{TARGET45}.loads"))            # Auth Fail: no file of it
-    assert h.config(IP, f"SEP{MAC.upper()}.cnf.xml", MAC) == STONE45
+    poll(poller, h)
+    h.run_once(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+    assert ask(h) == TARGET45
+    h.run_once(FileSent(time.time(), IP, f"{TARGET45}.loads"))            # Auth Fail: no file of it
+    assert ask(h) == STONE45
     poller.poll()                                                       # the same claim is not handed over again
-    assert h.config(IP, f"SEP{MAC.upper()}.cnf.xml", MAC) == STONE45
+    assert ask(h) == STONE45
 
 
 def test_conflicting_claims_are_not_used_and_lldpd_failures_are_reported(hub, caplog):
@@ -332,18 +346,18 @@ def test_conflicting_claims_are_not_used_and_lldpd_failures_are_reported(hub, ca
         cdp_entry("SEP001F9EAB59F1", f"Cisco IP Phone 7965 running on\n{STONE45}"),
         cdp_entry("SEP001F9EAB59F1", f"Cisco IP Phone 7965 running on\n{TARGET45}", port="Port 2", rid=2))))
     h.neighbours = poller
-    h.local(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+    h.run_once(Lease(time.time(), MAC, IP, True, "CP-7965G"))
     with caplog.at_level(logging.INFO, logger="neighbours"):
-        poller.poll()
+        poll(poller, h)
     assert h.tracker.phones[MAC].current is None and poller.info()["conflicts"] == 1
     assert "disagree" in caplog.text
-    assert h.config(IP, f"SEP{MAC.upper()}.cnf.xml", MAC) == STONE45      # unknown load: stepwise, the stone
+    assert ask(h) == STONE45      # unknown load: stepwise, the stone
 
     poller.run = Listing(None, "lldpd not answering on /x/lldpd.socket: unable to connect")
     poller._started -= lldp.STARTUP_GRACE_S + 1
     with caplog.at_level(logging.WARNING, logger="neighbours"):
-        poller.poll()
-        poller.poll()
+        poll(poller, h)
+        poll(poller, h)
     info = poller.info()
     assert not info["ok"] and "not answering" in info["status"] and info["failures"] == 2
     assert caplog.text.count("CDP/LLDP load identification unavailable") == 1, "said once, not every poll"
@@ -356,25 +370,14 @@ def test_a_claim_that_keeps_changing_is_not_believed(hub):
                for load in ("SCCP45.8-3-2S", STONE45)]
     poller = lldp.Poller(cfg, cat, h, run=Listing(stories[0]))
     h.neighbours = poller
-    h.local(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+    h.run_once(Lease(time.time(), MAC, IP, True, "CP-7965G"))
     for i in range(12):
         poller.run = Listing(stories[i % 2])
-        poller.poll()
+        poll(poller, h)
     assert poller.info()["delivered"] == lldp.UNSTEADY_CHANGES - 1 and poller.info()["unsteady"] == 1
-    assert poller.on_lease(MAC) == []
     poller.run = Listing(listing())                      # gone from lldpd: forgotten, a later claim is news
-    poller.poll()
+    poll(poller, h)
     assert poller.info()["unsteady"] == 0
-
-
-def test_on_lease_never_raises(hub, monkeypatch):
-    h, cat, cfg, _ = hub
-    poller = lldp.Poller(cfg, cat, h, run=Listing(listing(lldp_entry(MAC, STONE45))))
-    h.neighbours = poller
-    poller.poll()
-    monkeypatch.setattr(poller, "_admit", lambda *a: 1 / 0)
-    h.local(Lease(time.time(), MAC, IP, True, "CP-7965G"))
-    assert h.tracker.phones[MAC].current is None
 
 
 def test_poller_thread_starts_stops_and_wakes_on_a_lease(hub):
@@ -388,7 +391,7 @@ def test_poller_thread_starts_stops_and_wakes_on_a_lease(hub):
         while not calls and time.monotonic() < deadline:
             time.sleep(0.05)
         first = len(calls)
-        h.local(Lease(time.time(), MAC, IP, True, "CP-7965G"))           # no claim: look again now
+        h.run_once(Lease(time.time(), MAC, IP, True, "CP-7965G"))           # no claim: look again now
         deadline = time.monotonic() + lldp.POLL_S - 0.5
         while len(calls) == first and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -570,13 +573,13 @@ def _station_pids(ns: str) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def _neighbour_info(state: Path) -> dict:
+def _neighbour_info(state: Path, part: str = "neighbours") -> dict:
     try:
         rows = Store(state / "station.db").services.all()
     except Exception:
         return {}
     tftp = next((r for r in rows if r["name"] == "tftp"), None)
-    return ((tftp or {}).get("info") or {}).get("neighbours") or {}
+    return ((tftp or {}).get("info") or {}).get(part) or {}
 
 
 def _phone_view(state: Path, mac: str) -> dict | None:
@@ -710,10 +713,11 @@ def test_cdp_and_lldp_med_announcements_name_each_phones_load_before_it_fetches_
     assert phone("config", E2E_STATION, lease_a["ip"], A)[f"SEP{A.upper()}.cnf.xml"]["load"] == TARGET45
     row = wait_for(lambda: (lambda p: p if p and p["state"] == "done" else None)(_phone_view(state, A)), 15, "A done")
     assert (row["current_load"], row["load_source"]) == (TARGET45, "step"), row
-    refused = _neighbour_info(state).get("refused", 0)
+    refused = _neighbour_info(state, "tracker").get("claims_refused", 0)
     r = lab.run("ph", PYTHON_E2E(), "-m", "tests.lldp_frames", "send", "lan0", json.dumps([_cdp(A, "SCCP45.8-3-2S")]))
     assert r.returncode == 0, r.stderr
-    wait_for(lambda: _neighbour_info(state).get("refused", 0) > refused, 20, "the downgrade claim refused")
+    wait_for(lambda: _neighbour_info(state, "tracker").get("claims_refused", 0) > refused, 20,
+             "the downgrade claim refused")
     assert phone("config", E2E_STATION, lease_a["ip"], A)[f"SEP{A.upper()}.cnf.xml"]["load"] == TARGET45
     row = _phone_view(state, A)
     assert (row["current_load"], row["load_source"], row["state"]) == (TARGET45, "step", "done"), row

@@ -1,4 +1,5 @@
-"""The tracker's door: DHCP datagrams, a worker's socketpair and local calls, in order; hostile datagrams dropped."""
+"""The core's one loop (appliance/recovery/hub.py): DHCP datagrams, workers' facts and posted events, in order;
+the answer table pushed to every worker; hostile datagrams and worker messages dropped."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import pytest
 
 from appliance.firmware import synth
 from appliance.firmware.catalog import Catalog
-from appliance.recovery.facts import FactError, FileSent, Lease, from_wire, to_wire
+from appliance.recovery.facts import FactError, FileAsked, FileSent, Lease, from_wire, to_wire
 from appliance.recovery.hub import Channel, FactSender, Hub
 from appliance.recovery.station import make_tracker
 from appliance.store import Store
@@ -31,7 +32,7 @@ def hub(station_config):
     store = Store(cfg.db_path)
     folder = Path(tempfile.mkdtemp(prefix="hub-"))
     os.chmod(folder, 0o755)
-    h = Hub(make_tracker(cat, cfg, store), store, folder / "tracker.sock")
+    h = Hub(make_tracker(cat, cfg), store, folder / "tracker.sock")
     h.start()
     yield h, store
     h.stop()
@@ -47,40 +48,58 @@ def wait(cond, seconds=5.0):
     return False
 
 
-def test_lease_datagram_then_worker_question_is_answered_knowing_the_lease(hub):
+def table_says(channel: Channel, mac: str, load: str) -> bool:
+    channel.receive()
+    row = channel.table.of_mac(mac)
+    return row is not None and row.config == load
+
+
+def test_a_lease_datagram_reaches_every_workers_table_before_it_asks_anything(hub):
     h, store = hub
-    parent, child = h.worker_pair()
-    sender, channel = FactSender(h.path), Channel(child)
+    pairs = [h.worker_pair() for _ in range(2)]
+    channels = [Channel(child) for _, child in pairs]
+    for parent, _ in pairs:
+        h.resync(parent)
+    sender = FactSender(h.path)
     try:
-        for i in range(50):                         # many phones: each question follows its own lease at once
+        for i in range(50):                         # many phones: each one's row follows its own lease
             mac, ip = f"001b2c3d4e{i:02x}", f"10.9.1.{i + 1}"
-            assert sender.send(Lease(time.time(), mac, ip, True, "CP-7965G"))
-            ok, load = channel.ask("config", ip=ip, name=f"SEP{mac.upper()}.cnf.xml", mac=None)
-            assert ok and load == STONE, (i, load)
-        assert wait(lambda: (store.phones.get("001b2c3d4e31") or {}).get("state") == "configured")
+            sender.send(Lease(time.time(), mac, ip, True, "CP-7965G"))   # faster than the core: some wait
+        assert wait(lambda: sender.flush())
+        for ch in channels:
+            assert wait(lambda ch=ch: all(table_says(ch, f"001b2c3d4e{i:02x}", STONE) for i in range(50)))
+            assert ch.table.at("10.9.1.50").mac == "001b2c3d4e31" and ch.table.default("CP-7965G") == STONE
+        assert sender.failed == 0
+        assert wait(lambda: (store.phones.get("001b2c3d4e31") or {}).get("state") == "seen")
     finally:
         sender.close()
 
 
-def test_worker_facts_arrive_in_order_before_its_next_question(hub):
+def test_worker_facts_arrive_in_order_and_the_table_names_the_next_step(hub):
     h, _ = hub
-    _, child = h.worker_pair()
+    parent, child = h.worker_pair()
     channel = Channel(child)
-    h.local(Lease(time.time(), MAC, IP, True, "CP-7965G"))
-    assert channel.ask("config", ip=IP, name=f"SEP{MAC.upper()}.cnf.xml") == (True, STONE)
+    h.post(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+    assert wait(lambda: table_says(channel, MAC, STONE))
+    channel.send(FileAsked(time.time(), IP, f"SEP{MAC.upper()}.cnf.xml", served=STONE))
     for name in [f"{STONE}.loads", *synth.component_names(STONE)]:
         channel.send(FileSent(time.time(), IP, name))
-    h.local(Lease(time.time(), MAC, IP, True, "CP-7965G"))
-    assert channel.ask("config", ip=IP, name=f"SEP{MAC.upper()}.cnf.xml") == (True, TARGET)
-    assert h.tracker.phones[MAC].current == STONE
+    assert wait(lambda: table_says(channel, MAC, TARGET))
+    h.post(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+    channel.send(FileAsked(time.time(), IP, f"SEP{MAC.upper()}.cnf.xml", served=TARGET))
+    assert wait(lambda: h.tracker.phones[MAC].current == STONE)
 
 
-def test_question_unanswered_in_time_says_so(station_config):
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    with a, b:
-        t0 = time.monotonic()
-        assert Channel(b).ask("config", timeout=0.3, ip=IP, name="SEP.cnf.xml") == (False, None)
-        assert time.monotonic() - t0 < 2
+def test_a_restarted_worker_gets_the_whole_table(hub):
+    h, _ = hub
+    h.post(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+    assert wait(lambda: h.table.of_mac(MAC) is not None)
+    parent, child = h.worker_pair()                 # a worker that was not there when the lease came
+    channel = Channel(child)
+    channel.receive()
+    assert channel.table.of_mac(MAC) is None
+    h.resync(parent)
+    assert wait(lambda: table_says(channel, MAC, STONE))
 
 
 @pytest.mark.parametrize("data,words", [
@@ -144,6 +163,16 @@ def test_garbage_from_a_worker_is_dropped(hub):
     parent, child = h.worker_pair()
     child.send(b"not json")
     child.send(json.dumps({"ask": "config", "id": 1, "ip": 5}).encode())
-    child.send(json.dumps({"fact": {"kind": "file.done", "ts": "x"}}).encode())
+    child.send(json.dumps({"kind": "file.done", "ts": "x"}).encode())
     assert wait(lambda: h.counters["dropped"] >= 3)
-    assert Channel(child).ask("config", ip=IP, name=f"SEP{MAC.upper()}.cnf.xml")[0]
+    h.post(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+    assert wait(lambda: table_says(Channel(child), MAC, STONE)), "the loop goes on"
+
+
+def test_garbage_on_a_workers_table_socket_is_dropped_whole():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with a, b:
+        channel = Channel(b)
+        for data in (b"{", b'{"answers": {"v": 1, "rows": [[1]]}}', b'{"other": 1}'):
+            a.send(data)
+        assert channel.receive() == 0 and channel.bad == 3 and len(channel.table) == 0

@@ -1,0 +1,100 @@
+"""What the tracker says about a phone, as typed codes: no words here (words.py has them).
+
+A `Note` is a code and its arguments (load IDs, file names, counts).  The core
+decides which note a phone carries; the shell turns it into the words the
+store, API and dashboard show (`words.say`), so a diagnosis can be reworded,
+tested or translated without touching the state machine.  Pure: no I/O.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Code(str, enum.Enum):
+    SEEN = "seen"                          # ()
+    ON_LOAD = "on load"                    # (load,)
+    STEP = "step"                          # (k, n, load): its config names step k of n
+    DOWNLOADING = "downloading"            # (file, taken, of): of 0 = unknown
+    INSTALLING = "installing"              # (load,)
+    FLASHING_LOADER = "flashing loader"    # (file,): 7940/60 .sbn, the .sb2 follows its reboot
+    REJECTED_NEXT = "rejected, next"       # (load, why, n, next)
+    REJECTED_STUCK = "rejected, stuck"     # (load, why, need)
+    TERM_LOOP = "term loop"                # (term, load, need)
+    TERM_MISSING = "term missing"          # (term, load)
+    FILE_MISSING = "file missing"          # (file,)
+    NO_LOAD = "no load"                    # (need,)
+    NOT_UPGRADABLE = "not upgradable"      # (model, images)
+    OLD_APP = "old app"                    # (load,)
+    RESTART_TO_GO_ON = "restart to go on"  # (current, next)
+    STALLED = "stalled"                    # (load, taken, of)
+    NO_RETURN = "no return"                # (load, minutes)
+    TRUST_LIST = "trust list"              # (reset keys or "",)
+    RETRIED = "retried"                    # (by,)
+    RESTORED = "restored"                  # (words,): a note recorded before notes were typed
+
+
+class Why(str, enum.Enum):
+    """Why a phone refused a load (the `why` argument of the REJECTED_* codes)."""
+    KEY_CHANGE = "key change"          # its running load predates the signing key (reference §0.0 item 6)
+    STONE_REFUSED = "stone refused"    # a stone old loads verify was refused: hardware too new (§5.1, §8.1)
+    REFUSED = "refused"                # a known load refused something else
+
+
+@dataclass(frozen=True)
+class Need:
+    """What the tech must add to the library so the phone can go on.
+
+    kind: "stone" (a stepping stone of `proto` between `low` and `high`, not `excluded`), "target"
+    (any complete load of `proto`), "other" (the library has no other load it could take).
+    """
+    kind: str
+    model: str = ""
+    proto: str | None = None
+    low: str = ""
+    high: str = ""
+    excluded: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
+    source: str = ""        # the rule's citation: for developers (docs, logs at DEBUG), never in the words
+
+
+@dataclass(frozen=True)
+class Note:
+    code: Code
+    args: tuple = ()
+
+    def as_list(self) -> list:
+        """For the phone's memory (JSON): [code, args...], a Need as a dict."""
+        return [self.code.value, *[_arg_out(a) for a in self.args]]
+
+    @classmethod
+    def from_list(cls, value) -> "Note | None":
+        """The inverse of as_list; None for anything else."""
+        if not isinstance(value, list) or not value or not isinstance(value[0], str):
+            return None
+        try:
+            code = Code(value[0])
+        except ValueError:
+            return None
+        return cls(code, tuple(_arg_in(a) for a in value[1:]))
+
+
+def _arg_out(a):
+    if isinstance(a, Need):
+        return {"need": [a.kind, a.model, a.proto, a.low, a.high, list(a.excluded), list(a.refused), a.source]}
+    if isinstance(a, Why):
+        return {"why": a.value}
+    return a
+
+
+def _arg_in(a):
+    if isinstance(a, dict) and isinstance(a.get("need"), list) and len(a["need"]) == 8:
+        k, m, p, lo, hi, ex, rf, src = a["need"]
+        return Need(str(k), str(m), p if isinstance(p, str) else None, str(lo), str(hi),
+                    tuple(str(x) for x in ex or ()), tuple(str(x) for x in rf or ()), str(src))
+    if isinstance(a, dict) and "why" in a:
+        try:
+            return Why(a["why"])
+        except ValueError:
+            return Why.REFUSED
+    return a if isinstance(a, (str, int, float)) or a is None else str(a)

@@ -50,3 +50,15 @@ def wait_for(pred, timeout: float, what: str, every: float = 0.3):
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def fixed_table(load: str, macs: tuple[tuple[str, str, str], ...] = (),
+                models: tuple[str, ...] = ("CP-7965G", "CP-7945G", "CP-7940G")):
+    """An AnswerTable (what the recovery core pushes to the file workers) naming `load` for every phone and model:
+    `macs` are (mac, ip, model) rows."""
+    from appliance.recovery.answers import AnswerTable
+    from appliance.recovery.facts import Answer, Answers
+    table = AnswerTable()
+    table.apply(Answers(1, tuple(Answer(mac, ip, model, load, load, load) for mac, ip, model in macs),
+                        tuple((m, load) for m in models)))
+    return table

@@ -18,8 +18,9 @@ import pytest
 
 from appliance.firmware import synth
 from appliance.firmware.catalog import Catalog
-from appliance.firmware.generated import Generated, newest_complete_chooser
+from appliance.firmware.generated import Generated
 from appliance.firmware.signed import parse_signed_header
+from tests.conftest import fixed_table
 
 from .test_firmware_catalog import age, lib, snapshot  # noqa: F401  (lib is a fixture)
 
@@ -92,7 +93,7 @@ def test_stone_without_term_file_is_never_served_under_the_term_name(lib, statio
     cat.scan()
     load = cat.load(STONE)
     assert load.complete and load.terms_missing == ["term45.default.loads", "term65.default.loads"]
-    gen = Generated(station_config, cat, newest_complete_chooser(cat), store=False)   # names the stone: the only load
+    gen = Generated(station_config, cat, fixed_table(STONE))   # names the stone: the only load
     assert gen.render("term65.default.loads") is None
     synth.write_load(root, STONE, size_bytes=8_000, term=True)
     cat.scan()

@@ -20,9 +20,8 @@ import pytest
 
 from appliance.firmware import synth
 from appliance.firmware.catalog import Catalog
-from appliance.firmware.generated import Generated, newest_complete_chooser, refused
-from appliance.store import Store
-from tests.conftest import needs_tool
+from appliance.firmware.generated import Generated, refused
+from tests.conftest import fixed_table, needs_tool
 
 tftpy = pytest.importorskip("tftpy")
 TARGET = "SCCP45.9-4-2SR4-3S"
@@ -41,9 +40,7 @@ def served(station_config, tmp_path):
     (pkg,) = synth.write_zip(root, TARGET, size_bytes=300_000)
     cat = Catalog.from_config(cfg)
     cat.scan()
-    store = Store(cfg.db_path)
-    store.phones.upsert("001b2c3d4e5f", model="CP-7965G", ip="127.0.0.1")
-    gen = Generated(cfg, cat, newest_complete_chooser(cat), store=store)
+    gen = Generated(cfg, cat, fixed_table(TARGET, (("001b2c3d4e5f", "127.0.0.1", "CP-7965G"),)))
 
     def answer(name, raddress=None, rport=None):
         if refused(name):

@@ -68,8 +68,11 @@ class Generated:
         return not per_phone(name) or self.table.at(client_ip) is not None
 
     def _7940(self, client_ip: str | None, mac: str | None, sip: bool) -> str | None:
+        """Only 7940/60 loaders ask these files: a row of another model (a swapped phone, a stale address)
+        gets the 7940/60 default, never its own model's load."""
         row = self.table.of_mac(mac) if mac else self.table.at(client_ip)
-        if row is not None:
+        known = by_name(row.model) if row is not None and row.model else None
+        if row is not None and (known is None or known.is_7940):
             return row.sip if sip else row.config
         return self.table.default(_7940_DEFAULT)
 

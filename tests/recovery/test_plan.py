@@ -6,8 +6,8 @@ import pytest
 from appliance.firmware import synth
 from appliance.firmware.catalog import Catalog
 from appliance.recovery.plan import make_plan, plan_for
-from appliance.recovery.words import need
 from appliance.recovery.rules import all_rules, builtin_rules, parse_rule, version_key
+from appliance.recovery.words import need
 
 R = all_rules()
 LIB = ["SCCP45.8-5-2S", "SCCP45.8-5-2SR1S", "SCCP45.9-4-2SR4-3S"]

@@ -84,8 +84,3 @@ def classify(asked: str) -> Name:
         if _COMPONENT.search(base):
             return Name(asked, path, Kind.COMPONENT, None)
     return Name(asked, path, Kind.OTHER, mac)
-
-
-def is_firmware(kind: Kind) -> bool:
-    """Files that carry a load (the phone is installing one while it fetches them)."""
-    return kind in (Kind.TERM, Kind.MANIFEST, Kind.LOADER_7940, Kind.APP_7940, Kind.COMPONENT)

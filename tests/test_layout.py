@@ -211,3 +211,14 @@ def test_nothing_else_decides_which_load_a_config_names():
     assert not bad, "\n".join(bad)
     generated = (REPO / "appliance/firmware/generated.py").read_text()
     assert "self.table." in generated and "catalog.newest" not in generated and "store" not in generated.lower()
+
+
+def test_no_catch_all_in_pure_code():
+    """A bug or a catalog error in a pure module is an error, never a silent "no answer" (issue 23)."""
+    bad = []
+    for rel in PURE:
+        for node in ast.walk(ast.parse((REPO / rel).read_text())):
+            if isinstance(node, ast.ExceptHandler) and (node.type is None or (
+                    isinstance(node.type, ast.Name) and node.type.id in ("Exception", "BaseException"))):
+                bad.append(f"{rel}:{node.lineno}")
+    assert not bad, "\n".join(bad)

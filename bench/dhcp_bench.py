@@ -11,6 +11,8 @@ with median/min/max over the runs.  Needs root; touches only its own namespaces.
 
     .venv/bin/python bench/dhcp_bench.py            # full: 3 runs, a few minutes
     .venv/bin/python bench/dhcp_bench.py --quick    # CI smoke: 1 run, one rate, short
+    .venv/bin/python bench/dhcp_bench.py --rates 4000 --servers station,kea --no-burst --runs 1
+                                                    # iterate on one figure (kea: bench/dhcp_suite.py's KeaServer)
 """
 from __future__ import annotations
 
@@ -69,6 +71,15 @@ class Server:
             self.proc = None
 
 
+def _server(lab: Lab, kind: str, workdir: Path):
+    if kind == "kea":
+        from bench.dhcp_suite import KeaServer  # here: dhcp_suite imports this module
+        return KeaServer(lab, workdir)
+    if kind not in ("station", "dnsmasq", "dnsmasq-noping"):
+        raise SystemExit(f"dhcp_bench: unknown server {kind!r}")
+    return Server(lab, kind, workdir)
+
+
 def perfdhcp(lab: Lab, rate: int, period: int) -> dict:
     result = lab.run("cli", "perfdhcp", "-4", "-B", "-l", "lan0", "-r", str(rate), "-p", str(period),
                      "-R", "1000000", timeout=period + 60)
@@ -106,7 +117,7 @@ def summary(values: list[float | None]) -> dict:
 def print_report(report: dict) -> None:
     kinds = list(report["rates"])
     rates = list(next(iter(report["rates"].values())))
-    peers = [k for k in kinds if k != "station"]
+    peers = [k for k in kinds if k != "station"] if "station" in kinds else []
     runs, period = report["runs"], report["period_s"]
     print()
     print(f"DHCP sustained rate (perfdhcp, {period} s per run, median of {runs}; ratio = station / peer)")
@@ -118,9 +129,11 @@ def print_report(report: dict) -> None:
             stats = report["rates"][kind][rate]
             values[kind] = stats["leases_per_s"]["median"] or 0.0
             cells.append(f"{values[kind]:>21.1f} ({stats['drop_pct']['median']:6.2f}%)")
-        ratios = [f"{values['station'] / values[p]:.1f}x" if values[p] else "peer completed 0" for p in peers]
+        ratios = [f"{values['station'] / values[p]:.2f}x" if values[p] else "peer completed 0" for p in peers]
         print(f"{rate:>9} | " + " | ".join(f"{c:>32}" for c in cells) + " | "
               + " | ".join(f"{r:>18}" for r in ratios))
+    if not report["burst"]:
+        return
     print()
     print(f"Cold burst of 50 new clients: seconds to first OFFER (median of {runs})")
     for kind, stats in report["burst"].items():
@@ -139,6 +152,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="one run, one rate, short period (CI smoke)")
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--period", type=int, default=None, help="perfdhcp seconds per run")
+    ap.add_argument("--rates", help="comma-separated offered rates (default 500,2000,4000; 500 with --quick)")
+    ap.add_argument("--servers", help="comma-separated, from station,dnsmasq,dnsmasq-noping,kea "
+                                      "(default station,dnsmasq,dnsmasq-noping; station,dnsmasq with --quick)")
+    ap.add_argument("--no-burst", action="store_true", help="skip the cold-burst runs")
     ap.add_argument("--output", type=Path, default=RESULTS)
     ap.add_argument("--show", type=Path, metavar="JSON", help="print the table of an earlier results file and exit")
     args = ap.parse_args()
@@ -148,21 +165,25 @@ def main() -> int:
     if os.geteuid() != 0:
         print("dhcp_bench: needs root (network namespaces)", file=sys.stderr)
         return 2
-    for tool in ("perfdhcp", "dnsmasq", "ip"):
-        if shutil.which(tool) is None:
-            print(f"dhcp_bench: missing {tool} (make test installs it)", file=sys.stderr)
-            return 2
     runs = args.runs or (1 if args.quick else 3)
     period = args.period or (2 if args.quick else 4)
-    rates = [500] if args.quick else [500, 2000, 4000]
-    kinds = ["station", "dnsmasq"] if args.quick else ["station", "dnsmasq", "dnsmasq-noping"]
+    rates = [int(r) for r in args.rates.split(",")] if args.rates else [500] if args.quick else [500, 2000, 4000]
+    kinds = (args.servers.split(",") if args.servers else
+             ["station", "dnsmasq"] if args.quick else ["station", "dnsmasq", "dnsmasq-noping"])
+    tools = {"perfdhcp", "ip"} | ({"dnsmasq"} if any(k.startswith("dnsmasq") for k in kinds) else set())
+    tools |= {"kea-dhcp4"} if "kea" in kinds else set()
+    for tool in sorted(tools):
+        if shutil.which(tool) is None:
+            print(f"dhcp_bench: missing {tool} (make test installs it; kea-dhcp4: Debian kea-dhcp4-server)",
+                  file=sys.stderr)
+            return 2
     burst_timeout = 30.0 if args.quick else 45.0
     raw: dict = {"rates": {}, "burst": {}}
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="dhcp-bench-") as tmp, Lab("db") as lab:
         lab.add("srv", STATION)
         lab.add("cli", CLIENT)
-        servers = {kind: Server(lab, kind, Path(tmp)) for kind in kinds}
+        servers = {kind: _server(lab, kind, Path(tmp)) for kind in kinds}
         for run in range(runs):
             for kind, server in servers.items():
                 for rate in rates:
@@ -174,7 +195,7 @@ def main() -> int:
                     raw["rates"].setdefault(kind, {}).setdefault(str(rate), []).append(res)
                     print(f"run {run + 1}/{runs} {kind:15s} offered {rate:5d}/s: {res['leases_per_s']:8.1f} leases/s, "
                           f"{res['drop_pct']:.2f}% dropped", flush=True)
-                if kind == "dnsmasq-noping":
+                if kind == "dnsmasq-noping" or args.no_burst:
                     continue
                 server.start()
                 try:

@@ -213,6 +213,25 @@ def test_max_message_size_is_honoured():
     assert 150 in offer.options and 1 in offer.options and 6 not in offer.options
 
 
+def test_clients_asking_differently_each_get_their_own_answer_from_one_server():
+    """Replies are built once per (type, option 55, lease time, option 57) and reused: reuse must not leak
+    one client's option order or size limit into another's reply, nor one client's addresses."""
+    many_dns = tuple(f"10.9.1.{i}" for i in range(1, 120))
+    s = Server(ServerSettings(**{**SETTINGS.__dict__, "dns": many_dns, "pool_end": "10.9.0.40"}))
+    asks = {1: {55: bytes([150, 66])}, 2: {55: bytes([1, 3, 15])}, 3: {55: bytes([150, 66])},
+            4: {55: bytes([150, 66]), 57: struct.pack("!H", 1500)}, 5: {55: bytes([150, 66])}}
+    first = {n: reply(handle(s, discover(n, opts))) for n, opts in asks.items()}
+    assert list(first[1].options)[:4] == [53, 54, 150, 66] == list(first[3].options)[:4]
+    assert list(first[2].options)[:4] == [53, 54, 1, 15]           # 3 (router) is not configured
+    assert 6 in first[4].options and 6 not in first[1].options      # only the client with room gets all
+    assert 6 not in first[5].options
+    assert len({m.yiaddr for m in first.values()}) == 5 and all(m.xid == n for n, m in first.items())
+    acks = {n: reply(handle(s, request(n, first[n].yiaddr, opts=asks[n]))) for n in asks}
+    assert all(m.msg_type == codec.ACK and m.yiaddr == first[n].yiaddr and m.chaddr[:6] == mac(n)
+               for n, m in acks.items())
+    assert list(acks[2].options)[:4] == [53, 54, 1, 15] and 6 in acks[4].options and 6 not in acks[5].options
+
+
 def test_refused_by_guard_means_silence(srv):
     s = Server(SETTINGS, may_serve=lambda now: False)
     out = handle(s, discover(1))

@@ -8,6 +8,7 @@ reason, never another exception, so the socket loop can drop, count and log it.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ TYPE_NAMES = {DISCOVER: "DISCOVER", OFFER: "OFFER", REQUEST: "REQUEST", DECLINE:
 BROADCAST_FLAG = 0x8000
 
 PAD, END = 0, 255
+END_BYTE = bytes((END,))
 OPT_SUBNET, OPT_ROUTER, OPT_DNS, OPT_HOSTNAME, OPT_DOMAIN = 1, 3, 6, 12, 15
 OPT_REQUESTED_IP, OPT_LEASE_TIME, OPT_OVERLOAD, OPT_MSG_TYPE, OPT_SERVER_ID = 50, 51, 52, 53, 54
 OPT_PRL, OPT_MESSAGE, OPT_MAX_SIZE, OPT_T1, OPT_T2 = 55, 56, 57, 58, 59
@@ -103,19 +105,45 @@ class Message:
         return sorted(code for code in self.options if code not in KNOWN_OPTIONS)
 
 
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# One C-level match instead of a Python check per octet: addresses are converted several times per
+# packet (header fields, pool arithmetic), and the per-octet checks were the DHCP hot path's largest cost.
+_DOTTED_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+
+
 def ip_bytes(text: str) -> bytes:
     """Dotted quad only (as inet_pton, unlike inet_aton: no leading zeros, no short forms); ValueError otherwise."""
-    parts = text.split(".") if isinstance(text, str) else []
-    if len(parts) != 4 or not all(p.isascii() and p.isdigit() and len(p) <= 3 and (p == "0" or p[0] != "0")
-                                  and int(p) <= 255 for p in parts):
+    if not isinstance(text, str) or _DOTTED_QUAD.fullmatch(text) is None:
         raise ValueError(f"not an IPv4 address: {text!r}")
-    return bytes(int(p) for p in parts)
+    return bytes(map(int, text.split(".")))
 
 
 def ip_text(raw: bytes) -> str:
     if len(raw) != 4:
         raise ValueError(f"an IPv4 address is 4 bytes, not {len(raw)}")
     return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
+
+
+ZERO_IP = "0.0.0.0"
+_ZERO_BYTES = bytes(4)
+# Addresses a reply's header repeats (zero, the station, a relay), packed once each; bounded, first come.
+_PACKED: dict[str, bytes] = {ZERO_IP: _ZERO_BYTES}
+_PACKED_MAX = 64
+
+
+def _header_ip_text(raw: bytes) -> str:
+    """ip_text for a header field, most of which are zero in any given message."""
+    return ZERO_IP if raw == _ZERO_BYTES else ip_text(raw)
+
+
+def _header_ip_bytes(text: str) -> bytes:
+    """ip_bytes for a header field that repeats from message to message."""
+    packed = _PACKED.get(text)
+    if packed is None:
+        packed = ip_bytes(text)
+        if len(_PACKED) < _PACKED_MAX:
+            _PACKED[text] = packed
+    return packed
 
 
 def ip_int(text: str) -> int:
@@ -146,18 +174,17 @@ def parse(data: bytes) -> Message:
         raise MalformedPacket(f"bad op {op}")
     if hlen > 16:
         raise MalformedPacket(f"hardware address length {hlen} > 16")
-    chunks: dict[int, list[bytes]] = {}
-    _scan_options(data, MIN_PACKET, len(data), chunks, "options")
-    overload = b"".join(chunks.get(OPT_OVERLOAD, []))
+    options: dict[int, bytes] = {}
+    _scan_options(data, MIN_PACKET, len(data), options, "options")
+    overload = options.get(OPT_OVERLOAD, b"")
     if overload:
         if len(overload) != 1 or overload[0] not in (1, 2, 3):
             raise MalformedPacket(f"bad overload option {overload.hex()}")
         # RFC 3396 order: options field, then file, then sname.
         if overload[0] & 1:
-            _scan_options(file, 0, len(file), chunks, "file field")
+            _scan_options(file, 0, len(file), options, "file field")
         if overload[0] & 2:
-            _scan_options(sname, 0, len(sname), chunks, "sname field")
-    options = {code: b"".join(parts) for code, parts in chunks.items()}
+            _scan_options(sname, 0, len(sname), options, "sname field")
     if len(options.get(OPT_PRL, b"")) > MAX_PRL:
         raise MalformedPacket(f"parameter request list too long ({len(options[OPT_PRL])} codes)")
     msg_type = options.get(OPT_MSG_TYPE)
@@ -165,7 +192,8 @@ def parse(data: bytes) -> Message:
         raise MalformedPacket(f"bad message type {msg_type.hex()}")
     return Message(
         op=op, htype=htype, hlen=hlen, hops=hops, xid=xid, secs=secs, flags=flags,
-        ciaddr=ip_text(ciaddr), yiaddr=ip_text(yiaddr), siaddr=ip_text(siaddr), giaddr=ip_text(giaddr),
+        ciaddr=_header_ip_text(ciaddr), yiaddr=_header_ip_text(yiaddr), siaddr=_header_ip_text(siaddr),
+        giaddr=_header_ip_text(giaddr),
         chaddr=chaddr[:hlen] if hlen else chaddr[:6],
         sname=b"" if overload and overload[0] & 2 else sname.split(b"\x00", 1)[0],
         file=b"" if overload and overload[0] & 1 else file.split(b"\x00", 1)[0],
@@ -173,8 +201,8 @@ def parse(data: bytes) -> Message:
     )
 
 
-def _scan_options(buf: bytes, pos: int, end: int, chunks: dict[int, list[bytes]], where: str) -> None:
-    """Collect (code -> value parts) from buf[pos:end]; repeated codes concatenate (RFC 3396)."""
+def _scan_options(buf: bytes, pos: int, end: int, options: dict[int, bytes], where: str) -> None:
+    """Collect code -> value from buf[pos:end] into `options`; repeated codes concatenate (RFC 3396)."""
     while pos < end:
         code = buf[pos]
         if code == PAD:
@@ -191,7 +219,9 @@ def _scan_options(buf: bytes, pos: int, end: int, chunks: dict[int, list[bytes]]
         if code == OPT_OVERLOAD and where != "options":
             pos = start + length
             continue
-        chunks.setdefault(code, []).append(buf[start:start + length])
+        value = buf[start:start + length]
+        earlier = options.get(code)
+        options[code] = value if earlier is None else earlier + value
         pos = start + length
     # A missing END is tolerated: some embedded clients omit it, and nothing is lost.
 
@@ -208,28 +238,44 @@ def encode_option(code: int, value: bytes) -> bytes:
     return bytes(out)
 
 
-def serialize(msg: Message, max_size: int | None = None, keep: frozenset[int] | set[int] = frozenset()) -> bytes:
-    """Message -> bytes.  Options go in dict order; with `max_size` (option 57), options not in
-    `keep` are dropped from the end until the message fits (message type and server id always stay).
+def encode_options(options: dict[int, bytes], max_size: int | None = None,
+                   keep: frozenset[int] | set[int] = frozenset()) -> bytes:
+    """The options field (after the magic cookie, END included), options in dict order.
+
+    With `max_size` (option 57), options not in `keep` are dropped from the end until the message
+    fits (message type and server id always stay).
+    """
+    codes = [code for code in options if code not in (PAD, END)]
+    encoded = [encode_option(code, options[code]) for code in codes]
+    if max_size is not None:
+        limit = max(max_size, DEFAULT_MAX_SIZE) - 28  # IP + UDP headers count against option 57
+        total = MIN_PACKET + 1 + sum(map(len, encoded))
+        if total > limit:
+            must = {OPT_MSG_TYPE, OPT_SERVER_ID} | set(keep)
+            for idx in range(len(encoded) - 1, -1, -1):
+                if total <= limit:
+                    break
+                if codes[idx] not in must:
+                    total -= len(encoded[idx])
+                    encoded[idx] = b""
+    encoded.append(END_BYTE)
+    return b"".join(encoded)
+
+
+def serialize(msg: Message, max_size: int | None = None, keep: frozenset[int] | set[int] = frozenset(),
+              options_field: bytes | None = None) -> bytes:
+    """Message -> bytes.  The options are `encode_options(msg.options, max_size, keep)`, or
+    `options_field` when the caller already has that (a server answering many clients alike).
     """
     header = HEADER.pack(
         msg.op, msg.htype, msg.hlen, msg.hops, msg.xid & 0xFFFFFFFF, msg.secs & 0xFFFF, msg.flags & 0xFFFF,
-        ip_bytes(msg.ciaddr), ip_bytes(msg.yiaddr), ip_bytes(msg.siaddr), ip_bytes(msg.giaddr),
+        _header_ip_bytes(msg.ciaddr), ip_bytes(msg.yiaddr), _header_ip_bytes(msg.siaddr),
+        _header_ip_bytes(msg.giaddr),
         msg.chaddr[:16].ljust(16, b"\x00"), msg.sname[:64].ljust(64, b"\x00"), msg.file[:128].ljust(128, b"\x00"),
     )
-    encoded = [(code, encode_option(code, value)) for code, value in msg.options.items() if code not in (PAD, END)]
-    if max_size is not None:
-        limit = max(max_size, DEFAULT_MAX_SIZE) - 28  # IP + UDP headers count against option 57
-        must = {OPT_MSG_TYPE, OPT_SERVER_ID} | set(keep)
-        total = MIN_PACKET + 1 + sum(len(e) for _, e in encoded)
-        for idx in range(len(encoded) - 1, -1, -1):
-            if total <= limit:
-                break
-            code, enc = encoded[idx]
-            if code not in must:
-                total -= len(enc)
-                encoded[idx] = (code, b"")
-    body = header + MAGIC + b"".join(e for _, e in encoded) + bytes((END,))
+    if options_field is None:
+        options_field = encode_options(msg.options, max_size, keep)
+    body = header + MAGIC + options_field
     if len(body) < BOOTP_MIN_SIZE:
         body += b"\x00" * (BOOTP_MIN_SIZE - len(body))
     return body

@@ -23,6 +23,11 @@ from .leases import LeaseBook
 CLIENT_PORT_OFFSET = 1
 BROADCAST = "255.255.255.255"
 MODEL_RE = re.compile(r"CP-(\d{4})")
+# Options a reply keeps when option 57 makes it drop others to fit.
+KEEP_WHEN_SHORT = frozenset((codec.OPT_SUBNET, codec.OPT_TFTP_SERVERS, codec.OPT_LEASE_TIME))
+# Distinct (reply type, option 55, lease time, option 57) answers kept built; a client sending random
+# option 55s only makes the cache start over.
+REPLY_CACHE_MAX = 256
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,15 @@ class Outcome:
     events: list[tuple[str, str | None, dict]] = field(default_factory=list)   # (kind, mac, data)
     foreign_server: str | None = None     # a REQUEST named another server: the guard wants to know
     malformed: str | None = None
+    mac: str | None = None                # the client's, once the message parsed as a BOOTREQUEST
+
+
+def _remember(cache: dict, key: tuple, value):
+    """cache[key] = value, starting the cache over when it is full; returns value."""
+    if len(cache) >= REPLY_CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def model_from_vendor_class(vendor_class: str | None) -> str | None:
@@ -99,6 +113,9 @@ class Server:
         self.counters = {k: 0 for k in ("received", "discovers", "offers", "requests", "acks", "naks", "declines",
                                         "releases", "informs", "malformed", "ignored", "exhausted", "refused")}
         self._static = self._static_options()
+        self._server_id = codec.ip_bytes(settings.address)
+        self._siaddr = (settings.tftp_servers or (settings.address,))[0]
+        self._answers: dict[tuple, tuple[dict[int, bytes], bytes]] = {}    # see _answer
 
     # -- options ----------------------------------------------------------------------------------
     def _static_options(self) -> dict[int, bytes]:
@@ -115,28 +132,43 @@ class Server:
         opts[codec.OPT_TFTP_SERVERS] = b"".join(codec.ip_bytes(t) for t in tftp)
         return opts
 
-    def _reply(self, req: Message, mtype: int, yiaddr: str, lease_seconds: int | None) -> Message:
-        """Options: type and server id first, then what the client asked for in its order, then the rest
+    def _answer(self, out: Outcome, req: Message, mtype: int, yiaddr: str, lease_seconds: int | None,
+                durable: bool) -> None:
+        """An OFFER or ACK to `req`, into `out`.
+
+        Its options depend only on the type, the client's option 55 (their order) and the lease time,
+        and their encoding also on option 57: a fleet of one phone model asks alike, so each distinct
+        answer is built and encoded once (at most REPLY_CACHE_MAX kept).
+        """
+        key = (mtype, req.options.get(codec.OPT_PRL, b""), lease_seconds, req.max_size)
+        answer = self._answers.get(key)
+        if answer is None:
+            options = self._reply_options(req, mtype, lease_seconds)
+            answer = _remember(self._answers, key,
+                               (options, codec.encode_options(options, req.max_size, KEEP_WHEN_SHORT)))
+        options, field = answer
+        reply = Message(op=codec.BOOTREPLY, htype=req.htype, hlen=req.hlen, xid=req.xid, flags=req.flags,
+                        ciaddr=req.ciaddr if mtype == codec.ACK else "0.0.0.0", yiaddr=yiaddr,
+                        siaddr=self._siaddr, giaddr=req.giaddr, chaddr=req.chaddr, options=options)
+        self._out(out, req, reply, durable, options_field=field)
+
+    def _reply_options(self, req: Message, mtype: int, lease_seconds: int | None) -> dict[int, bytes]:
+        """Type and server id first, then what the client asked for in its order, then the rest
         (phones differ in what they request, so everything is sent)."""
-        head: dict[int, bytes] = {codec.OPT_MSG_TYPE: bytes((mtype,)),
-                                  codec.OPT_SERVER_ID: codec.ip_bytes(self.s.address)}
+        options: dict[int, bytes] = {codec.OPT_MSG_TYPE: bytes((mtype,)), codec.OPT_SERVER_ID: self._server_id}
         rest = dict(self._static)
         if lease_seconds is not None:
             rest[codec.OPT_LEASE_TIME] = struct.pack("!I", lease_seconds)
             rest[codec.OPT_T1] = struct.pack("!I", lease_seconds // 2)
             rest[codec.OPT_T2] = struct.pack("!I", lease_seconds * 7 // 8)
-        options = dict(head)
         for code in req.prl:
             if code in rest:
                 options[code] = rest.pop(code)
         options.update(rest)
-        tftp = self.s.tftp_servers or (self.s.address,)
-        return Message(op=codec.BOOTREPLY, htype=req.htype, hlen=req.hlen, xid=req.xid, flags=req.flags,
-                       ciaddr=req.ciaddr if mtype == codec.ACK else "0.0.0.0", yiaddr=yiaddr,
-                       siaddr=tftp[0], giaddr=req.giaddr, chaddr=req.chaddr, options=options)
+        return options
 
     def _nak(self, req: Message, reason: str) -> Message:
-        options = {codec.OPT_MSG_TYPE: bytes((codec.NAK,)), codec.OPT_SERVER_ID: codec.ip_bytes(self.s.address),
+        options = {codec.OPT_MSG_TYPE: bytes((codec.NAK,)), codec.OPT_SERVER_ID: self._server_id,
                    codec.OPT_MESSAGE: reason.encode()[:255]}
         return Message(op=codec.BOOTREPLY, htype=req.htype, hlen=req.hlen, xid=req.xid,
                        flags=req.flags | codec.BROADCAST_FLAG, giaddr=req.giaddr, chaddr=req.chaddr, options=options)
@@ -152,10 +184,10 @@ class Server:
             return req.ciaddr, client_port
         return BROADCAST, client_port
 
-    def _out(self, out: Outcome, req: Message, reply: Message, durable: bool) -> None:
+    def _out(self, out: Outcome, req: Message, reply: Message, durable: bool,
+             options_field: bytes | None = None) -> None:
         address, port = self._destination(req, reply)
-        keep = {c for c in (codec.OPT_SUBNET, codec.OPT_TFTP_SERVERS, codec.OPT_LEASE_TIME)}
-        data = codec.serialize(reply, max_size=req.max_size, keep=keep)
+        data = codec.serialize(reply, max_size=req.max_size, keep=KEEP_WHEN_SHORT, options_field=options_field)
         out.replies.append(Reply(data, address, port, durable, codec.TYPE_NAMES.get(reply.msg_type or 0, "?")))
 
     # -- entry point ----------------------------------------------------------------------------------
@@ -192,6 +224,7 @@ class Server:
         if self.ignore(msg):
             self.counters["ignored"] += 1
             return out
+        out.mac = msg.mac
         unknown = msg.unknown_options()
         if unknown:
             out.events.append((ev.DHCP_UNKNOWN_OPTIONS, msg.mac, {"codes": unknown}))
@@ -236,7 +269,7 @@ class Server:
         self.book.offer(msg.mac, ip, now, **self._lease_info(info, msg))
         self.counters["offers"] += 1
         out.events.append((ev.DHCP_OFFER, msg.mac, {"ip": ip}))
-        self._out(out, msg, self._reply(msg, codec.OFFER, ip, self.s.lease_seconds), durable=False)
+        self._answer(out, msg, codec.OFFER, ip, self.s.lease_seconds, durable=False)
 
     def _request(self, msg: Message, now: float, out: Outcome) -> None:
         self.counters["requests"] += 1
@@ -275,7 +308,7 @@ class Server:
         self.book.bind(msg.mac, ip, now + self.s.lease_seconds, now, **self._lease_info(info, msg))
         self.counters["acks"] += 1
         out.events.append((ev.DHCP_ACK, msg.mac, {"ip": ip, "state": state, **info}))
-        self._out(out, msg, self._reply(msg, codec.ACK, ip, self.s.lease_seconds), durable=True)
+        self._answer(out, msg, codec.ACK, ip, self.s.lease_seconds, durable=True)
 
     def _send_nak(self, msg: Message, out: Outcome, reason: str) -> None:
         self.counters["naks"] += 1
@@ -306,7 +339,7 @@ class Server:
         if not self._serving(now) or msg.ciaddr == "0.0.0.0":
             return
         self.counters["informs"] += 1
-        self._out(out, msg, self._reply(msg, codec.ACK, "0.0.0.0", None), durable=False)
+        self._answer(out, msg, codec.ACK, "0.0.0.0", None, durable=False)
 
     # -- status ------------------------------------------------------------------------------------
     def pool_status(self, now: float) -> dict:

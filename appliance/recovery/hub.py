@@ -112,22 +112,41 @@ class FactSender:
 
 
 class Channel:
-    """A TFTP worker's end of its socketpair: facts out (never waiting), the core's answer table in."""
+    """A TFTP worker's end of its socketpair: facts out (never waiting), the core's answer table in.
+
+    When the parent is a moment behind and the socket is full, facts wait here in order (bounded) and go
+    first on the next send or `flush` (the worker's loop calls it every tick): a phone's files are never
+    lost to a burst, and the worker never blocks."""
+
+    BACKLOG = 100_000
 
     def __init__(self, sock: socket.socket, table: AnswerTable | None = None):
         self.sock = sock
         self.sock.setblocking(False)
         self.table = table if table is not None else AnswerTable()
         self.dropped = self.bad = 0
+        self.waiting: deque[bytes] = deque()
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def send(self, fact) -> None:
-        try:
-            self.sock.send(to_wire(fact), socket.MSG_DONTWAIT)
-        except OSError:
-            self.dropped += 1          # the parent is behind: the store still gets the transfer record
+        self.waiting.append(to_wire(fact))
+        if len(self.waiting) > self.BACKLOG:
+            self.waiting.popleft()
+            self.dropped += 1          # the parent is gone for long: the store still gets the transfer record
+        self.flush()
+
+    def flush(self) -> None:
+        """Send the waiting facts, oldest first, until the socket is full."""
+        while self.waiting:
+            try:
+                self.sock.send(self.waiting[0], socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            self.waiting.popleft()
 
     def receive(self) -> int:
         """Apply every answer-table change waiting on the socket; how many were applied."""
@@ -177,7 +196,12 @@ class Hub:
         self._drops = RateLimitedLog(log, 20, 60.0)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.dgram = self._bind()
+        self.bind_error: str | None = None
+        try:
+            self.dgram: socket.socket | None = self._bind()
+        except OSError as exc:      # a read-only state dir: files are still served, phones are not tracked
+            self.dgram = None
+            self.bind_error = f"{exc.filename or self.path}: {exc.strerror or exc}"
 
     # ---- sockets ---------------------------------------------------------------------------------------
     def _bind(self) -> socket.socket:
@@ -197,7 +221,9 @@ class Hub:
         """(parent end, worker end) for one TFTP worker; the parent keeps both, a restarted worker reuses it."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         parent.setblocking(False)
-        parent.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        for end in (parent, child):
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.workers.append(parent)
         self.sel.register(parent, selectors.EVENT_READ, self._on_worker)
         return parent, child
@@ -260,6 +286,8 @@ class Hub:
         self._drain_inbox()
 
     def _drain_dhcp(self) -> None:
+        if self.dgram is None:
+            return
         for _ in range(1000):
             try:
                 data, anc, _flags, _addr = self.dgram.recvmsg(4096, socket.CMSG_SPACE(_CREDS.size))
@@ -422,7 +450,8 @@ class Hub:
         if self.web is not None:
             self.web.close()
         self.sel.close()
-        self.dgram.close()
+        if self.dgram is not None:
+            self.dgram.close()
         self._wake_r.close()
         self._wake_w.close()
         try:

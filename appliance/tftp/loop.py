@@ -116,6 +116,7 @@ class TransferLoop:
         self.peers: dict[tuple, int] = {}
         self.parked: dict[tuple, tuple[float, bytes, str]] = {}     # (ip, port) -> (until, request, local address)
         self.watched: dict[int, object] = {}                        # fd -> callback (the core's answer table)
+        self.tick_hooks: list = []                                  # called every tick (the facts waiting to go)
         self.malformed_log = RateLimitedLog(log, MALFORMED_LOG_PER_WINDOW, MALFORMED_WINDOW)
         self.counters = {"requests": 0, "malformed": 0, "refused": 0, "not_found": 0, "busy": 0, "errors": 0}
         self._progress_at = 0.0
@@ -368,6 +369,8 @@ class TransferLoop:
         self.tracking.end(a.transfer, result, a.session.bytes_acked)
 
     def tick(self, now: float) -> None:
+        for hook in self.tick_hooks:
+            hook()
         if self.parked:
             self.unpark(now, force=False)
         progress = now - self._progress_at >= PROGRESS_SECONDS

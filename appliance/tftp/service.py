@@ -98,6 +98,7 @@ def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, cat
     if link is not None:
         link.receive()                         # the table the parent sent before this worker was forked
         server.watch(link.fileno(), link.receive)
+        server.tick_hooks.append(link.flush)
     gc.freeze()            # startup objects out of the collector's way: the loop allocates per block
     seen = {"gen": generation.value, "at": 0.0, "trimmed": 0.0}
     base = index * len(COUNTERS)
@@ -188,6 +189,9 @@ class FileService:
                 self.hub = build_hub(cfg, self.catalog, ctx.store)
             except OSError as exc:
                 ctx.error(f"recovery tracker not started (socket {exc.filename or ''}: {exc.strerror or exc})")
+            if self.hub is not None and self.hub.bind_error:
+                ctx.error(f"recovery tracker cannot hear DHCP (socket {self.hub.bind_error}): files and configs are "
+                          "served, but no phone is tracked until the file service can create its socket")
             if self.hub is not None:
                 self.channels = [self.hub.worker_pair() for _ in range(self.nworkers)]
                 table = self.hub.table

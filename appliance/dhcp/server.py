@@ -305,9 +305,10 @@ class Server:
         if reserved is not None and reserved != ip:
             return self._send_nak(msg, out, f"this client is reserved {reserved}")
         info = self._client_info(msg)
-        self.book.bind(msg.mac, ip, now + self.s.lease_seconds, now, **self._lease_info(info, msg))
+        expires = now + self.s.lease_seconds
+        self.book.bind(msg.mac, ip, expires, now, **self._lease_info(info, msg))
         self.counters["acks"] += 1
-        out.events.append((ev.DHCP_ACK, msg.mac, {"ip": ip, "state": state, **info}))
+        out.events.append((ev.DHCP_ACK, msg.mac, {"ip": ip, "state": state, "expires": expires, **info}))
         self._answer(out, msg, codec.ACK, ip, self.s.lease_seconds, durable=True)
 
     def _send_nak(self, msg: Message, out: Outcome, reason: str) -> None:

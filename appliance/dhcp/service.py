@@ -22,7 +22,7 @@ from typing import Callable
 from .. import events as ev
 from ..batch import BatchWriter
 from ..logs import RateLimitedLog
-from ..recovery.facts import Lease
+from ..recovery.facts import Forget, Lease
 from ..recovery.hub import FactSender, socket_path
 from ..service import CommandTail, PollLoop, ServiceContext, run_service
 from ..store import Store
@@ -137,7 +137,7 @@ class Exchanges:
         for kind, mac, data in out.events:
             if mac and (kind == ev.DHCP_DISCOVER or (kind == ev.DHCP_ACK and durable_ok)):
                 self.tell(Lease(now, mac, data.get("ip"), kind == ev.DHCP_ACK, data.get("model"),
-                                data.get("vendor_class")))
+                                data.get("vendor_class"), expires=data.get("expires")))
         for reply in out.replies:
             if durable_ok or not reply.durable:
                 self.send(reply)
@@ -283,6 +283,7 @@ class Loop:
             ip = self.server.book.drop(row["mac"] or "")
             if ip:
                 log.info("lease of %s (%s) forgotten on request", row["mac"], ip)
+                self.facts.send(Forget(time.time(), str(row["mac"]).lower()))   # the address speaks for nobody now
         if rows:
             self.persist()
 

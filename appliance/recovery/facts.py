@@ -207,26 +207,26 @@ Event = Fact | Forget | CatalogChanged | Restored | Timer
 Output = PhoneChanged | LoadLearned | Answers | PollPage | OtherRead | Dropped
 
 _KIND = {FileAsked: E.FILE_REQUEST, FileSent: E.FILE_DONE, FileMissing: E.FILE_NOT_FOUND,
-         LoadReported: E.PHONE_REPORTED, Retry: E.PHONE_RETRY, LoadLearned: E.PHONE_LOAD}
-_SOURCE = {Lease: "dhcp", LoadReported: "tracker", Retry: "api", LoadLearned: "tracker"}
+         LoadReported: E.PHONE_REPORTED, Retry: E.PHONE_RETRY, LoadLearned: E.PHONE_LOAD, Forget: E.LEASE_FORGET}
+_SOURCE = {Lease: "dhcp", LoadReported: "tracker", Retry: "api", LoadLearned: "tracker", Forget: "dhcp"}
 _BY_KIND = {kind: cls for cls, kind in _KIND.items()}
-WIRE_KINDS = (E.DHCP_DISCOVER, E.DHCP_ACK, E.FILE_REQUEST, E.FILE_DONE, E.FILE_NOT_FOUND)
+WIRE_KINDS = (E.DHCP_DISCOVER, E.DHCP_ACK, E.FILE_REQUEST, E.FILE_DONE, E.FILE_NOT_FOUND, E.LEASE_FORGET)
 
 
-def kind_of(item: Fact | LoadLearned) -> str:
+def kind_of(item: Fact | LoadLearned | Forget) -> str:
     if isinstance(item, Lease):
         return E.DHCP_ACK if item.acked else E.DHCP_DISCOVER
     return _KIND[type(item)]
 
 
-def to_event(item: Fact | LoadLearned) -> tuple[float, str, str, str | None, dict]:
+def to_event(item: Fact | LoadLearned | Forget) -> tuple[float, str, str, str | None, dict]:
     """The events-table row (ts, source, kind, mac, data) for a fact or a learned load."""
     data = {k: v for k, v in asdict(item).items() if k not in ("ts", "mac", "acked")}
     source = _SOURCE.get(type(item)) or str(getattr(item, "proto", "tftp"))
     return item.ts, source, kind_of(item), item.mac, data
 
 
-def _build(kind: str | None, data: dict) -> Fact | None:
+def _build(kind: str | None, data: dict) -> Fact | Forget | None:
     cls: type | None
     if kind in (E.DHCP_DISCOVER, E.DHCP_ACK):
         cls, data = Lease, {**data, "acked": kind == E.DHCP_ACK}
@@ -239,7 +239,7 @@ def _build(kind: str | None, data: dict) -> Fact | None:
     return cls(**kept)
 
 
-def to_wire(fact: Fact) -> bytes:
+def to_wire(fact: Fact | Forget) -> bytes:
     """One datagram for the tracker's socket: compact JSON with the event kind."""
     ts, _source, kind, mac, data = to_event(fact)
     return json.dumps({"kind": kind, "ts": ts, "mac": mac, **data}, separators=(",", ":")).encode()
@@ -251,13 +251,13 @@ _WIRE_FIELDS = {"ts": (int, float), "mac": (str, type(None)), "ip": (str, type(N
                 "expires": (int, float, type(None))}
 
 
-def from_wire(data: bytes) -> Fact:
+def from_wire(data: bytes) -> Fact | Forget:
     """A fact from a datagram.
 
     Args:
         data: the datagram's bytes.
     Returns:
-        a Lease, FileAsked, FileSent or FileMissing.
+        a Lease, FileAsked, FileSent, FileMissing or Forget.
     Raises:
         FactError: oversized, not a JSON object, unknown kind, a field of the wrong type or size,
             a MAC that is not 12 hex digits, an address that is not dotted IPv4.
@@ -288,9 +288,9 @@ def from_wire(data: bytes) -> Fact:
         raise FactError("field 'mac': not 12 lower-case hex digits")
     if isinstance(ip, str) and not _IP.match(ip):
         raise FactError("field 'ip': not a dotted IPv4 address")
-    if kind in (E.DHCP_DISCOVER, E.DHCP_ACK) and not clean.get("mac"):
+    if kind in (E.DHCP_DISCOVER, E.DHCP_ACK, E.LEASE_FORGET) and not clean.get("mac"):
         raise FactError("a lease without a MAC")
-    if kind not in (E.DHCP_DISCOVER, E.DHCP_ACK) and not (clean.get("ip") and "name" in clean):
+    if kind not in (E.DHCP_DISCOVER, E.DHCP_ACK, E.LEASE_FORGET) and not (clean.get("ip") and "name" in clean):
         raise FactError("a file fact needs 'ip' and 'name'")
     if "ts" not in clean:
         raise FactError("field 'ts' missing")

@@ -13,7 +13,7 @@ import pytest
 
 from appliance.firmware import synth
 from appliance.firmware.catalog import Catalog
-from appliance.recovery.facts import FactError, FileAsked, FileSent, Lease, from_wire, to_wire
+from appliance.recovery.facts import FactError, FileAsked, FileSent, Forget, Lease, from_wire, to_wire
 from appliance.recovery.hub import Channel, FactSender, Hub
 from appliance.recovery.station import make_tracker
 from appliance.store import Store
@@ -111,6 +111,7 @@ def test_a_restarted_worker_gets_the_whole_table(hub):
     (b'{"kind": "dhcp.ack", "ts": 1, "mac": "zz:zz"}', "12 lower-case hex"),
     (b'{"kind": "dhcp.ack", "ts": 1, "mac": "001b2c3d4e5f", "ip": "10.0.0.1; rm -rf"}', "not a dotted IPv4"),
     (b'{"kind": "dhcp.ack", "ts": 1}', "without a MAC"),
+    (b'{"kind": "lease.forget", "ts": 1}', "without a MAC"),
     (b'{"kind": "file.done", "ts": 1, "ip": "10.0.0.1"}', "needs 'ip' and 'name'"),
     (b'{"kind": "file.done", "ts": 1, "ip": "10.0.0.1", "name": "a\\u0000b"}', "not printable"),
     (b'{"kind": "dhcp.ack", "ts": true, "mac": "001b2c3d4e5f"}', "field 'ts'"),
@@ -123,7 +124,9 @@ def test_malformed_facts_are_refused_by_the_codec(data, words):
 
 def test_fact_codec_round_trip():
     for fact in (Lease(1.5, MAC, IP, True, "CP-7965G", "Cisco Systems, Inc. IP Phone CP-7965G"),
-                 Lease(2.0, MAC, None, False), FileSent(3.0, IP, "a.sbn", "http", MAC, result="complete", bytes=10, total=20)):
+                 Lease(2.0, MAC, None, False), FileSent(3.0, IP, "a.sbn", "http", MAC, result="complete", bytes=10, total=20),
+                 Lease(4.0, MAC, IP, True, expires=3604.0), Forget(5.0, MAC),
+                 FileAsked(6.0, IP, f"SEP{MAC.upper()}.cnf.xml", served=STONE)):
         assert from_wire(to_wire(fact)) == fact
 
 

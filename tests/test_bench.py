@@ -196,3 +196,13 @@ def test_fleet_timelines_are_read_from_json_lines(tmp_path):
                     + json.dumps({"mac": "b", "done_s": None, "spans": []}) + "\n")
     assert sorted(fleet.read_timelines(path)) == ["a", "b"]
     assert fleet.read_timelines(tmp_path / "missing.jsonl") == {}
+
+
+def test_fleet_phones_are_spread_over_processes_each_once():
+    """One process per phone by default: fifty phones as threads of one process share one GIL, and the load
+    generator, not the server, then sets the pace (bench/fleet_phones.py)."""
+    from bench.fleet_phones import spread
+    assert spread(5, 0) == [[0], [1], [2], [3], [4]]
+    assert spread(5, 2) == [[0, 2, 4], [1, 3]]
+    assert spread(3, 10) == [[0], [1], [2]]
+    assert sorted(i for g in spread(50, 7) for i in g) == list(range(50))

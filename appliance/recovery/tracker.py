@@ -58,6 +58,10 @@ from .state import transition
 TIMELINE = 50
 MAX_PENDING_CLAIMS = 1024     # CDP/LLDP claims for MACs that hold no lease yet (a flood of fake ones is cut here)
 NEIGHBOUR_HOWS = ("cdp", "lldp")
+# What only a phone asks for: a lease holder without option 60 (old 7940/60 loaders send none) becomes a phone
+# at the first of these; anything else (a laptop reading a manual, an unknown name) never does.
+PHONE_FILES = (Kind.CONFIG, Kind.SIGNED_CONFIG, Kind.TRUST_LIST, Kind.TERM, Kind.MANIFEST, Kind.LOADER_7940,
+               Kind.APP_7940)
 
 
 class TransitionError(AssertionError):
@@ -133,10 +137,18 @@ class Tracker:
 
     # ---- events ----------------------------------------------------------------------------------------------
     def _lease(self, ev: Lease, now: float) -> list[Output]:
+        """A lease: the identity table always; a phone only for a client that says it is one (option 60)."""
         mac, out = ev.mac.lower(), list[Output]()
         p = self.phones.get(mac)
+        if ev.acked and ev.ip:
+            displaced = self.identity.lease(mac, ev.ip, ev.model or (p.model if p else ""), ev.expires, now)
+            if displaced and displaced in self.phones:
+                self.phones[displaced].ip = ""        # DHCP gave its address to another MAC: it is not there now
+                self._touched.add(displaced)
+        if p is None and ev.model:
+            p, out = self._new(mac, ev.model, ev.ts)
         if p is None:
-            p, out = self._new(mac, ev.model or "", ev.ts)
+            return out          # a laptop, a printer -- or a 7940 loader without option 60: a phone at its first phone file
         if ev.model and ev.model != p.model and (not p.model or p.model == LOADER_7940_MODEL):
             p.model = ev.model
             if not p.boot.manifest:
@@ -144,27 +156,32 @@ class Tracker:
         self._touched.add(mac)
         if not (ev.acked and ev.ip):
             return out
-        displaced = self.identity.lease(mac, ev.ip, p.model, ev.expires, now)
-        if displaced and displaced in self.phones:
-            self.phones[displaced].ip = ""            # DHCP gave its address to another MAC: it is not there now
-            self._touched.add(displaced)
-        p.ip = ev.ip
-        out.append(PollPage(mac, ev.ip))
-        claim = self._claims.pop(mac, None)
+        return out + self._bound(p, ev.ip, ev.ts, ev, now)
+
+    def _bound(self, p: Phone, ip: str, ts: float, ev: Lease | None, now: float) -> list[Output]:
+        """The phone holds `ip` now: read its page, apply the neighbour's word waiting for it, then the lease."""
+        p.ip = ip
+        out: list[Output] = [PollPage(p.mac, ip)]
+        claim = self._claims.pop(p.mac, None)
         if claim is not None:                         # before the config this lease causes
             out += self._reported(claim, now)
-        return out + self._run(p, Signal.LEASE, ev.ts, ev)
+        return out + (self._run(p, Signal.LEASE, ts, ev) if ev is not None else [])
 
     def _file(self, fact: FileAsked | FileSent | FileMissing, now: float) -> list[Output]:
         name = classify(fact.name)
         mac, why = self.identity.who(fact.ip, name.mac, now)
         p = self.phones.get(mac) if mac else None
+        born: list[Output] = []
+        if p is None and mac and name.kind in PHONE_FILES and name.key != "xmldefault.cnf.xml":
+            holder = self.identity.of(mac)       # a lease holder that sent no option 60 asks what only phones ask
+            p, born = self._new(mac, holder.model if holder else "", fact.ts)
+            born += self._bound(p, fact.ip, fact.ts, None, now)
         if p is None:
             self.counters["other reads"] += 1
             return [OtherRead(fact.ts, fact.ip, fact.name, fact.proto, why or "no phone")]
         p.last = max(p.last, fact.ts)
         self._touched.add(p.mac)
-        out: list[Output] = []
+        out: list[Output] = born
         signals = read(p, name, fact)
         for signal in signals:
             out += self._run(p, signal, fact.ts, (name, fact))
@@ -176,7 +193,7 @@ class Tracker:
         mac = fact.mac.lower()
         p = self.phones.get(mac)
         if fact.how in NEIGHBOUR_HOWS:
-            if p is None or self.identity.of(mac) is None:
+            if p is None or self.identity.of(mac) is None:      # no phone yet, or its lease is not known
                 if len(self._claims) >= MAX_PENDING_CLAIMS and mac not in self._claims:
                     self._claims.pop(next(iter(self._claims)))
                 self._claims[mac] = fact          # applied at its lease: a claim never creates a phone

@@ -257,3 +257,24 @@ def test_a_retry_starts_the_plan_again():
     feed(t, c, Retry(c.now, MAC, "tech"))
     p = t.phones[MAC]
     assert p.state == S.SEEN and not p.rejected and p.note.args == ("tech",)
+
+
+def test_a_client_that_never_behaves_as_a_phone_is_no_phone():
+    """A laptop with a lease (no option 60) reading the defaults, a manual, a component: identity, no phone row."""
+    t, c = core()
+    LAPTOP_MAC = "3c5282aabbcc"
+    out = feed(t, c, Lease(c.now, LAPTOP_MAC, LAPTOP, True, None, "MSFT 5.0"))
+    assert LAPTOP_MAC not in t.phones and not [o for o in out if isinstance(o, (PhoneChanged, PollPage))]
+    for name in ("XMLDefault.cnf.xml", "manual.pdf", f"{STONE}-a.sbn"):
+        assert kinds(feed(t, c, FileAsked(c.now, LAPTOP, name))) == [OtherRead]
+    assert t.phones == {} and t.identity.holder(LAPTOP, c.now).mac == LAPTOP_MAC
+
+
+def test_a_7940_loader_without_option_60_becomes_a_phone_at_its_first_phone_file():
+    t, c = core()
+    feed(t, c, Lease(c.now, MAC, IP, True, None))
+    assert MAC not in t.phones
+    out = feed(t, c, FileAsked(c.now, IP, "OS79XX.TXT"))
+    p = t.phones[MAC]
+    assert p.ip == IP and p.model == actions.LOADER_7940_MODEL
+    assert any(isinstance(o, PollPage) for o in out) and any(isinstance(o, PhoneChanged) for o in out)

@@ -23,7 +23,8 @@ WHY = {
     Why.KEY_CHANGE: "it could not verify the load's signature (Auth Fail / File auth error): its running load "
                     "predates the signing key that load uses",
     Why.STONE_REFUSED: "it refused the stepping stone, which old loads can verify, so the signing key is not why: "
-                       "its hardware is probably too new for that load (Load rejected HC, late-production phones)",
+                       "it may already run a newer load, or its hardware is too new for that load (Load rejected HC, "
+                       "late-production phones)",
     Why.REFUSED: "it refused the load (Auth Fail / File auth error / Load rejected HC)",
 }
 

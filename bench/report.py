@@ -94,7 +94,8 @@ BREAKDOWN_TEXT = ("Per phone, from the timeline the phone model writes (bench/fl
                   "server's first reply (the server deciding what to answer); reboots, pauses = the model's fixed "
                   "reboot pause and retries after a refusal; fleet, tech = by hand, on the stone until the last "
                   "phone had it, then the config swap; other = what none of these covers (the model's own work "
-                  "and scheduling: 50 phones share one client process).")
+                  "and scheduling: each phone is a process of its own, and the phones share the machine's CPUs with "
+                  "the server).")
 
 
 def breakdown_table(breakdowns: dict) -> list[str]:

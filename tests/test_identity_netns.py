@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import needs_root, needs_tool
+from tests.test_recovery_netns import phones as rows
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -67,15 +68,6 @@ class Reader:
                         ["curl", "-s", "-o", "/dev/null", "-I", "--max-time", "4", f"http://{SERVER}:6970/{path}"]):
                 self.lab.run(self.name, *cmd, timeout=10)
                 self.reads += 1
-
-
-def rows(state: Path) -> dict[str, dict]:
-    conn = sqlite3.connect(state / "station.db", timeout=10)
-    try:
-        conn.row_factory = sqlite3.Row
-        return {r["mac"]: dict(r) for r in conn.execute("SELECT * FROM phones")}
-    finally:
-        conn.close()
 
 
 def tracker_info(state: Path) -> dict:

@@ -50,8 +50,8 @@ def own_file(module: str) -> Path | None:
     return None
 
 
-@pytest.mark.parametrize("rel", PURE)
-def test_pure_module_imports_no_io(rel):
+def forbidden_imports(rel: str, forbidden: set[str]) -> tuple[list[str], int]:
+    """(every import of a forbidden module by `rel` or anything of ours it imports, lazily or not; files read)."""
     seen, todo, bad = set(), [(REPO / rel, rel)], []
     while todo:
         path, via = todo.pop()
@@ -59,13 +59,18 @@ def test_pure_module_imports_no_io(rel):
             continue
         seen.add(path)
         for module, line in imports(path):
-            top = module.split(".")[0]
-            if top in IO:
+            if any(module == f or module.startswith(f + ".") for f in forbidden):
                 bad.append(f"{via}:{line} imports {module}")
-            elif top == "appliance":
-                target = own_file(module)
+            elif module.split(".")[0] == "appliance":
+                target = own_file(module) or own_file(module.rsplit(".", 1)[0])
                 if target is not None and target != REPO / "appliance/__init__.py":
                     todo.append((target, f"{via} -> {target.relative_to(REPO)}"))
+    return bad, len(seen)
+
+
+@pytest.mark.parametrize("rel", PURE)
+def test_pure_module_imports_no_io(rel):
+    bad, _ = forbidden_imports(rel, IO)
     assert not bad, "\n".join(bad)
 
 
@@ -170,27 +175,15 @@ CLOSED = IO | {"logging", "appliance.store", "appliance.batch", "appliance.servi
 def test_the_recovery_core_is_closed():
     """The core (issue 23) and everything it imports, lazily or not: no store, clock, threads, sockets, files or
     logging.  What it needs from outside comes in as events and as the Library it is handed."""
-    seen, todo, bad = set(), [(REPO / CORE, CORE)], []
-    while todo:
-        path, via = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        for module, line in imports(path):
-            if module.split(".")[0] in CLOSED or any(module == c or module.startswith(c + ".") for c in CLOSED):
-                bad.append(f"{via}:{line} imports {module}")
-            elif module.split(".")[0] == "appliance":
-                target = own_file(module) or own_file(module.rsplit(".", 1)[0])
-                if target is not None and target != REPO / "appliance/__init__.py":
-                    todo.append((target, f"{via} -> {target.relative_to(REPO)}"))
-    assert len(seen) > 8, "the core's imports were not followed"
+    bad, read = forbidden_imports(CORE, CLOSED)
+    assert read > 8, "the core's imports were not followed"
     assert not bad, "\n".join(bad)
 
 
 def test_the_closed_check_catches_a_lazy_import(tmp_path):
     """The walk above reads imports inside functions too."""
     (tmp_path / "m.py").write_text("def f():\n    import logging\n    from appliance.store import Store\n")
-    found = [m for m, _ in imports(tmp_path / "m.py") if m.split(".")[0] in CLOSED or m.startswith("appliance.store")]
+    found = [m for m, _ in imports(tmp_path / "m.py") if any(m == c or m.startswith(c + ".") for c in CLOSED)]
     assert found == ["logging", "appliance.store"]
 
 

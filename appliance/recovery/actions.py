@@ -161,6 +161,8 @@ def term_offered(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
             p.model = model
             replan(ctx, p)
     p.boot.offered, p.boot.term = fact.served, name.path.lower()
+    if fact.served:
+        p.term_served = fact.served
     return []
 
 
@@ -173,6 +175,19 @@ def manifest(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
     b.loader = b.app = False
     go(p, S.DOWNLOADING, Note(Code.DOWNLOADING, (name.path, 0, 0)))
     return []
+
+
+def manifest_while_stuck(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
+    """A stuck phone took a manifest (or term file) again.  When it is one it already refused -- a
+    factory-reset phone looping on a term file it cannot verify asks it every few seconds -- it stays stuck
+    with its diagnosis, rather than flickering to "downloading" and back; anything else is news."""
+    name, _ = arg
+    b = p.boot
+    load = b.offered if name.kind == Kind.TERM else (name.load or b.offered)
+    if load and load in p.rejected:
+        b.manifest, b.manifest_at, b.files, b.progress_at = name.key, ts, set(), ts
+        return []
+    return manifest(ctx, p, ts, arg)
 
 
 def component(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:

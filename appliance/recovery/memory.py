@@ -45,6 +45,7 @@ def to_row(p: Phone) -> dict:
             "hints": {"timeline": [[ts, state, say(note)] for ts, state, note in p.timeline], "memory": {
                 "how": p.how, "before": p.before, "protocol": p.protocol, "note": p.note.as_list(),
                 "stuck_on": p.stuck_on, "rejected": sorted(p.rejected), "installed_app": p.installed_app,
+                "term_served": p.term_served,
                 "reported": p.reported, "boot": boot_to_dict(p.boot), "last": p.last}}}
 
 
@@ -68,7 +69,7 @@ def from_row(row: dict) -> Phone:
         words = mem.get("detail") if isinstance(mem.get("detail"), str) else row.get("diagnosis")
         note = Note(Code.RESTORED, (str(words or ""),)) if words else Note(Code.SEEN)
     p.note = note
-    for key in ("how", "before", "protocol", "stuck_on", "installed_app", "reported"):
+    for key in ("how", "before", "protocol", "stuck_on", "installed_app", "reported", "term_served"):
         if isinstance(mem.get(key), str):
             setattr(p, key, mem[key])
     p.rejected = set(_strings(mem.get("rejected")))

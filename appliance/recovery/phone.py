@@ -48,6 +48,7 @@ class Phone:
     stuck_on: str = ""               # "missing" when adding a file would move it on by itself
     rejected: set[str] = field(default_factory=set)
     installed_app: str | None = None  # a 7940/60 load counted as installed after its .sb2
+    term_served: str | None = None   # the load whose term file it last got (served again while nothing else fits)
     reported: str | None = None      # a page/CDP string that maps to no load: shown, never used
     boot: Boot = field(default_factory=Boot)
     last: float = 0.0

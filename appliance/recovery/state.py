@@ -45,6 +45,8 @@ TABLE: dict[tuple[S | str, Signal], Transition] = {
                                why="next stone, else the target, else the file the tech must add"),
     (ANY, Signal.TERM): _t(a.term_offered, *SAME, why="the term file served ties its load to this boot"),
     (ANY, Signal.MANIFEST): _t(a.manifest, S.DOWNLOADING),
+    (S.STUCK, Signal.MANIFEST): _t(a.manifest_while_stuck, S.STUCK, S.DOWNLOADING,
+                                   why="a manifest it already refused, again (a term-file loop): still stuck"),
     (ANY, Signal.COMPONENT): _t(a.component, S.DOWNLOADING, S.REBOOTING),
     (ANY, Signal.LOADER): _t(a.loader, S.REBOOTING),
     (ANY, Signal.APP): _t(a.app, S.REBOOTING),

@@ -318,7 +318,9 @@ class Tracker:
         config = self._simulate(p, "OS79XX.TXT" if is_7940 else f"SEP{p.mac.upper()}.cnf.xml")
         sip = self._simulate(p, "SIPDefault.cnf") if is_7940 else config
         term_name = self.lib.term_of(p.model) if p.model else None
-        term = self._simulate(p, term_name) if term_name else None
+        # Nothing left to offer (stuck): the term file it already got, so a looping factory-reset phone is
+        # served the same file and stays stuck, rather than being handed whatever the library holds.
+        term = (self._simulate(p, term_name) or p.term_served) if term_name else None
         return Answer(p.mac, ip, p.model, config, sip, term)
 
     def _answers_out(self) -> list[Output]:

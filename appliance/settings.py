@@ -41,6 +41,8 @@ class Dhcp:
     guard_interval: int = _f("int", 60)
     port: int = _f("int", 67)
     reservations: dict[str, str] = _f("table", {})
+    others_share: str = _f("str", "25%")        # "N%" of the pool or a count "N" (appliance/dhcp/leases.py)
+    others_lease_seconds: int = _f("int", 300)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ PORT_KEYS = {("dhcp", "port"), ("tftp", "port"), ("tftp", "http_port"), ("dns", 
 OFF_PORT_KEYS = {("tftp", "http_port"), ("upgrade", "web_port")}   # 0 turns the feature off
 POSITIVE_KEYS = {
     ("dhcp", "lease_seconds"), ("dhcp", "guard_interval"), ("tftp", "max_sessions"), ("tftp", "per_client"),
-    ("tftp", "timeout"), ("tftp", "retries"), ("tftp", "workers"),
+    ("dhcp", "others_lease_seconds"), ("tftp", "timeout"), ("tftp", "retries"), ("tftp", "workers"),
 }
 AUTO_POOL_SIZE = 200
 
@@ -262,6 +262,19 @@ def _ip(source: str, key: str, text: str) -> ipaddress.IPv4Address:
         raise ConfigError(source, key, f"not an IPv4 address: {text!r}") from None
 
 
+def _check_share(source: str, dhcp: dict[str, Any]) -> None:
+    """[dhcp] others_share: a percentage or a count the pool can hold (its meaning: appliance/dhcp/leases.py)."""
+    from .dhcp.leases import share_count  # pure; DHCP owns what a share means
+    size = 1 << 32
+    if dhcp["pool_start"] != "auto" and dhcp["pool_end"] != "auto":
+        size = int(_ip(source, "dhcp.pool_end", dhcp["pool_end"])) - int(_ip(source, "dhcp.pool_start",
+                                                                             dhcp["pool_start"])) + 1
+    try:
+        share_count(dhcp["others_share"], max(size, 0))
+    except ValueError as exc:
+        raise ConfigError(source, "dhcp.others_share", str(exc)) from None
+
+
 def _validate(source: str, values: dict[str, dict[str, Any]]) -> None:
     for section, key in PORT_KEYS:
         port = values[section][key]
@@ -292,6 +305,7 @@ def _validate(source: str, values: dict[str, dict[str, Any]]) -> None:
         except ValueError as exc:
             raise ConfigError(source, f"dhcp.reservations.{mac}", str(exc)) from None
     values["dhcp"]["reservations"] = reservations
+    _check_share(source, values["dhcp"])
     for name, addr in values["dns"]["names"].items():
         if addr != "auto":
             _ip(source, f"dns.names.{name}", addr)

@@ -1,10 +1,55 @@
-"""One line per event on stdout, human-readable or JSON (`--log-format json`)."""
+"""One line per event on stdout, human-readable or JSON (`--log-format json`).
+
+The arguments of every record are cleaned (`CleanArgs`, appliance/text.py) before they are formatted: a file
+name, hostname or frame field a client sent cannot put a control or bidi character in the log, or forge a line.
+"""
 from __future__ import annotations
 
 import json
 import logging
 import sys
 import time
+from collections.abc import Mapping
+from typing import Any
+
+from .text import MAX_LOGGED, clean
+
+_PLAIN = (int, float, bool, type(None))
+
+
+class _Shown:
+    """An argument that is not a string, shown cleaned whether the message says %s or %r."""
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __str__(self) -> str:
+        return clean(str(self.value), MAX_LOGGED)
+
+    def __repr__(self) -> str:
+        return clean(repr(self.value), MAX_LOGGED)
+
+
+def _arg(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean(value, MAX_LOGGED)
+    return value if isinstance(value, _PLAIN) else _Shown(value)
+
+
+class CleanArgs(logging.Filter):
+    """Replace each %-argument of a record with its cleaned form (numbers stay numbers, for %d and %.1f).
+
+    The message itself is the code's own text; what a client controls arrives as an argument.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, Mapping):
+            record.args = {k: _arg(v) for k, v in args.items()}
+        elif isinstance(args, tuple) and args:
+            record.args = tuple(_arg(a) for a in args)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,13 +70,17 @@ class HumanFormatter(logging.Formatter):
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         line = f"{stamp} {record.levelname:<7} {record.name:<10} {record.getMessage()}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            # An exception's words may quote a client (a file name, with a newline in it): each line of the
+            # traceback is cleaned and marked as this record's continuation, so none can pass for a record.
+            line += "".join("\n  | " + clean(part, 4 * MAX_LOGGED)
+                            for part in self.formatException(record.exc_info).splitlines())
         return line
 
 
 def setup(fmt: str = "text", level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if fmt == "json" else HumanFormatter())
+    handler.addFilter(CleanArgs())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -62,4 +62,4 @@ def csv_cell(value: Any, limit: int = MAX_SHOWN) -> Any:
     if not isinstance(value, str):
         return value
     text = clean(value, limit)
-    return "'" + text if text.startswith(FORMULA_LEADS) else text
+    return "'" + text if value.startswith(FORMULA_LEADS) else text     # the original: a tab or CR lead is cleaned

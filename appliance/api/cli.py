@@ -1,4 +1,9 @@
-"""`appliance status` and `appliance report`: the same views as the API, read from the store directly."""
+"""`appliance status` and `appliance report`: the same views as the API, read from the store directly.
+
+Phones, clients and frames control much of what is printed here (file names, hostnames, diagnoses that quote
+them): the views clean phone fields, and everything else printed goes through appliance/text.py here, so no
+control or bidi character reaches the terminal and no CSV cell is a formula.
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +13,7 @@ import sys
 import time
 
 from ..store import Store
+from ..text import csv_cell, shown
 from . import views
 
 
@@ -32,15 +38,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"health": health, "phones": phones}, indent=2, default=str))
         return 0 if health["ok"] else 1
-    print(f"station {'OK' if health['ok'] else 'DEGRADED'}  (guard: {health['guard']['status']}"
-          + (f", other servers: {', '.join(health['guard']['servers'])}" if health["guard"]["servers"] else "") + ")")
+    servers = [shown(str(s)) for s in health["guard"]["servers"]]
+    print(f"station {'OK' if health['ok'] else 'DEGRADED'}  (guard: {shown(health['guard']['status'])}"
+          + (f", other servers: {', '.join(servers)}" if servers else "") + ")")
     for s in health["services"]:
         age = "never" if s["heartbeat_age"] is None else f"{s['heartbeat_age']:.1f}s ago"
-        err = f"  last error: {s['last_error']}" if s["last_error"] else ""
-        print(f"  {s['name']:<5} {s['status']:<6} heartbeat {age}{err}")
+        err = f"  last error: {shown(str(s['last_error']), 1024)}" if s["last_error"] else ""
+        print(f"  {shown(s['name']):<5} {s['status']:<6} heartbeat {age}{err}")
         nb = (s.get("info") or {}).get("neighbours")
         if isinstance(nb, dict) and nb.get("status"):
-            print(f"        neighbours: {nb['status']}")
+            print(f"        neighbours: {shown(str(nb['status']))}")
     print(f"{len(phones)} phone(s)")
     for p in phones:
         step = f"step {min(p['step'] + 1, p['steps'])}/{p['steps']}" if p["steps"] else "no plan"
@@ -60,7 +67,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         else:
             w = csv.DictWriter(out, fieldnames=views.REPORT_FIELDS, lineterminator="\n")
             w.writeheader()
-            w.writerows(rows)
+            w.writerows({k: csv_cell(v, 1024) for k, v in row.items()} for row in rows)
     finally:
         if out is not sys.stdout:
             out.close()

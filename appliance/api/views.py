@@ -9,8 +9,11 @@ from ..config import Config
 from ..recovery.facts import PhoneState
 from ..recovery.words import STATE_WORDS
 from ..store import Store
+from ..text import MAX_SHOWN, cleaned, shown
 
 STALE_SECONDS = 10.0  # five missed heartbeats
+# A diagnosis names files and loads in a sentence; it may run longer than one field.
+MAX_DIAGNOSIS = 4 * MAX_SHOWN
 
 
 def expected_services(cfg: Config) -> list[str]:
@@ -47,17 +50,19 @@ def guard(store: Store) -> dict:
 
 
 def phone(row: dict, running: dict | None = None) -> dict:
+    """A phone row as the API, dashboard and `appliance status` show it: every string cleaned (appliance/text.py)."""
     plan = row.get("plan") or []
     step = int(row.get("step") or 0)
+    state = shown(row.get("state") or "seen")
     return {
-        "mac": row["mac"], "model": row.get("model"), "ip": row.get("ip"), "hostname": row.get("hostname"),
-        "vendor_class": row.get("vendor_class"), "first_seen": row["first_seen"], "last_seen": row["last_seen"],
-        "load_before": row.get("load_before"), "current_load": row.get("current_load"),
-        "load_source": load_source(row), "target_load": row.get("target_load"),
-        "plan": [str(p) for p in plan], "step": step, "steps": len(plan),
-        "state": row.get("state") or "seen", "state_words": STATE_WORDS.get(row.get("state") or "seen",
-                                                                             row.get("state") or "seen"),
-        "diagnosis": row.get("diagnosis"), "transfer": transfer(running) if running else None,
+        "mac": shown(row["mac"]), "model": shown(row.get("model")), "ip": shown(row.get("ip")),
+        "hostname": shown(row.get("hostname")), "vendor_class": shown(row.get("vendor_class")),
+        "first_seen": row["first_seen"], "last_seen": row["last_seen"],
+        "load_before": shown(row.get("load_before")), "current_load": shown(row.get("current_load")),
+        "load_source": load_source(row), "target_load": shown(row.get("target_load")),
+        "plan": [shown(str(p)) for p in plan], "step": step, "steps": len(plan),
+        "state": state, "state_words": STATE_WORDS.get(state, state),
+        "diagnosis": shown(row.get("diagnosis"), MAX_DIAGNOSIS), "transfer": transfer(running) if running else None,
     }
 
 
@@ -100,12 +105,12 @@ def phones(store: Store) -> list[dict]:
 def transfer(row: dict) -> dict:
     keys = ("id", "proto", "client_ip", "client_port", "mac", "file", "bytes", "total", "started", "updated",
             "duration", "result")
-    return {k: row.get(k) for k in keys}
+    return {k: shown(row.get(k)) for k in keys}
 
 
 def lease(row: dict) -> dict:
     keys = ("mac", "ip", "state", "expires", "hostname", "vendor_class", "client_id", "prl", "updated")
-    return {k: row.get(k) for k in keys}
+    return {k: shown(row.get(k)) for k in keys}
 
 
 def timeline(store: Store, mac: str, limit: int = 500) -> list[dict]:
@@ -119,8 +124,8 @@ def event(row: dict) -> dict:
             data = json.loads(data)
         except ValueError:
             data = {}
-    return {"id": row["id"], "ts": row["ts"], "source": row["source"], "kind": row["kind"], "mac": row.get("mac"),
-            "data": data if isinstance(data, dict) else {}}
+    return {"id": row["id"], "ts": row["ts"], "source": shown(row["source"]), "kind": shown(row["kind"]),
+            "mac": shown(row.get("mac")), "data": cleaned(data) if isinstance(data, dict) else {}}
 
 
 REPORT_FIELDS = ["mac", "model", "ip", "first_seen", "last_seen", "load_before", "load_after", "target_load",
@@ -139,11 +144,11 @@ def report(store: Store) -> list[dict]:
     rows = []
     for p in store.phones.all():
         rows.append({
-            "mac": p["mac"], "model": p.get("model"), "ip": p.get("ip"),
+            "mac": shown(p["mac"]), "model": shown(p.get("model")), "ip": shown(p.get("ip")),
             "first_seen": _iso(p["first_seen"]), "last_seen": _iso(p["last_seen"]),
-            "load_before": p.get("load_before"), "load_after": p.get("current_load"),
-            "target_load": p.get("target_load"), "result": result(p),
-            "diagnosis": p.get("diagnosis"), "duration": round(p["last_seen"] - p["first_seen"], 1),
+            "load_before": shown(p.get("load_before")), "load_after": shown(p.get("current_load")),
+            "target_load": shown(p.get("target_load")), "result": result(p),
+            "diagnosis": shown(p.get("diagnosis"), MAX_DIAGNOSIS), "duration": round(p["last_seen"] - p["first_seen"], 1),
         })
     return rows
 

@@ -201,7 +201,7 @@ class FileService:
         files = make_files(cfg, self.catalog, generated)
         if cfg.tftp.http_port:
             try:
-                self.http = httpmod.start("0.0.0.0", cfg.tftp.http_port, files, self.tracking, self.limits)
+                self.http = httpmod.start("0.0.0.0", cfg.tftp.http_port, files, self.tracking, self.limits, table=table)
             except OSError as exc:
                 ctx.error(f"cannot listen on tcp/{cfg.tftp.http_port}: {exc}")
                 return 1

@@ -8,7 +8,8 @@
 A service's loop is a `PollLoop` (sockets and their handlers, timers as data), reads the API's
 commands for it through a `CommandTail`, and writes the bus through one `batch.BatchWriter`.
 A service calls `ctx.error()` for anything it survives (a malformed packet, a failed write), so the
-status API shows the last error beside the heartbeat.
+status API shows the last error beside the heartbeat.  The heartbeat thread also keeps the tables this
+service prunes (`store.BOUNDS`: the file service, transfers and events) within their bounds, off the loop.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ class ServiceContext:
         self.stopping = threading.Event()
         self._info: Callable[[], dict[str, Any]] = dict
         self._thread: threading.Thread | None = None
+        self.pruned: dict[str, int] = {}         # table -> rows deleted since start (shown in the heartbeat)
         if getattr(self.store, "read_only", None):
             self._unwritable()
 
@@ -81,14 +83,33 @@ class ServiceContext:
     def beat(self) -> None:
         if getattr(self.store, "read_only", None):
             return    # said once at start; a warning every beat would bury it
+        info = self._info()
+        if self.pruned:
+            info = {**info, "pruned": dict(self.pruned)}
         try:
-            self.store.services.beat(self.name, os.getpid(), self._info(), started=self.started)
+            self.store.services.beat(self.name, os.getpid(), info, started=self.started)
         except Exception as exc:  # a full disk must not stop the service
             self.log.warning("heartbeat not recorded: %s", exc)
 
+    def prune(self) -> None:
+        """Cut the tables this service prunes back to their bounds (store.BOUNDS); a failure is said, not raised."""
+        if getattr(self.store, "read_only", None):
+            return
+        try:
+            done = self.store.prune(self.name, time.time())
+        except Exception as exc:   # locked past the busy timeout, disk full: the next beat tries again
+            self.log.warning("old rows not pruned: %s", exc)
+            return
+        for table, n in done.items():
+            if n:
+                self.pruned[table] = self.pruned.get(table, 0) + n
+                self.log.debug("pruned %d %s rows", n, table)
+
     def _run(self) -> None:
+        self.prune()
         while not self.stopping.wait(HEARTBEAT_SECONDS):
             self.beat()
+            self.prune()
             release_free_heap()
 
     def error(self, message: str) -> None:

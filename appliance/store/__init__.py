@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from . import events as events_table
+from . import transfers as transfers_table
 from .database import Database, unwritable_cause
 from .events import EventRow, Events
 from .kv import KeyValues
@@ -40,7 +43,29 @@ OWNERS: dict[str, tuple[str, str]] = {
     "services": ("appliance/service.py", "each service's heartbeat and last error, through its ServiceContext"),
 }
 
-__all__ = ["Store", "StoreError", "OWNERS", "MIGRATIONS", "unwritable_cause", "EventRow", "LeaseRow", "ConflictRow", "PhoneRow",
+
+
+@dataclass(frozen=True)
+class Bound:
+    """How much of a table is kept, and which service prunes it (on its heartbeat) and why that one."""
+    rows: int
+    age_s: float
+    pruner: str          # the service name (`appliance serve NAME`)
+    why: str
+
+
+# Tables that grow with traffic; the rest are as big as the bench (leases, phones) or fixed (kv, services).
+BOUNDS: dict[str, Bound] = {
+    "transfers": Bound(transfers_table.MAX_ROWS, transfers_table.MAX_AGE_S, "tftp",
+                       "its owner, the file service"),
+    "events": Bound(events_table.MAX_ROWS, events_table.MAX_AGE_S, "tftp",
+                    "every service appends, one deletes (two pruners would only contend for the lock): the file "
+                    "service, the one always running (DHCP and DNS can be off) and the biggest writer (file facts, "
+                    "the tracker's conclusions)"),
+}
+
+__all__ = ["Store", "StoreError", "OWNERS", "BOUNDS", "Bound", "MIGRATIONS",
+           "unwritable_cause", "EventRow", "LeaseRow", "ConflictRow", "PhoneRow",
            "ServiceRow", "TransferRow"]
 
 
@@ -81,6 +106,23 @@ class Store:
         """Rows for /metrics: phones by state, transfers by protocol and result (with bytes), leases by state."""
         return {"phones": self.phones.count_by_state(), "transfers": self.transfers.count_by_result(),
                 "leases": self.leases.count_by_state()}
+
+    def prune(self, service: str, now: float) -> dict[str, int]:
+        """Bring the tables `service` prunes (BOUNDS) back within their bounds; {table: rows deleted}.
+
+        Called from the service's heartbeat thread (appliance/service.py), never its loop; each table is cut
+        in short transactions with pauses between them, so a flood's backlog costs other writers milliseconds.
+        """
+        done: dict[str, int] = {}
+        for table, bound in BOUNDS.items():
+            if bound.pruner == service:
+                repo = self.events if table == "events" else self.transfers
+                done[table] = repo.prune(now, keep=bound.rows, max_age=bound.age_s)
+        return done
+
+    def size(self) -> int:
+        """Bytes on disk (database and WAL)."""
+        return self._db.size()
 
     def schema_version(self) -> int:
         return self._db.schema_version()

@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -22,6 +23,11 @@ BUSY_TIMEOUT_MS = 10_000
 # Page cache per connection (SQLite default 2 MiB): every thread of every service has one, and the
 # OS page cache already holds the small database; this keeps the station inside a Pi's 512 MB.
 CACHE_KIB = 256
+# Pruning: rows per transaction (~1.5 ms on the 2-CPU bench machine, so a writer waits that long at most),
+# the pause between two, and how many per call (one call per heartbeat: 50,000 rows every 2 s at most).
+PRUNE_BATCH = 500
+PRUNE_PAUSE_S = 0.005
+PRUNE_BATCHES = 100
 
 
 def loads(text: str | None, default: Any) -> Any:
@@ -177,6 +183,48 @@ class Database:
 
     def journal_mode(self) -> str:
         return str(self._conn().execute("PRAGMA journal_mode").fetchone()[0])
+
+    def prune_oldest(self, table: str, keep: int, age_column: str, before: float, batch: int, pause: float,
+                     max_batches: int) -> int:
+        """Delete `table`'s oldest rows (by its AUTOINCREMENT id) beyond the newest `keep`, and those whose
+        `age_column` is older than `before`, in transactions of at most `batch` rows.
+
+        Ids only grow, so "the id is within `keep` of the newest" is a hard bound on the rows kept, found without
+        a scan; the age is read only in the oldest `batch` rows each time (ids follow time), stopping at the
+        first young one.  Between transactions it sleeps `pause` so other writers (DHCP's group commit, the
+        file service's batch writer) take the lock; at most `max_batches` per call, the rest at the next.
+        Returns the rows deleted.
+        """
+        if table not in ("events", "transfers") or age_column not in ("ts", "started"):
+            raise ValueError(f"not a bounded table: {table}.{age_column}")
+        deleted = 0
+        for n in range(max_batches):
+            ends = self.row(f"SELECT MIN(id) AS lo, MAX(id) AS hi FROM {table}")
+            if ends is None or ends["lo"] is None:
+                break
+            lo, hi = int(ends["lo"]), int(ends["hi"])
+            upto = min(hi - keep, lo + batch - 1)
+            old = self.row(f"SELECT MAX(id) AS id FROM (SELECT id, {age_column} AS t FROM {table} "
+                           f"WHERE id <= ? ORDER BY id LIMIT ?) WHERE t < ?", (lo + batch - 1, batch, before))
+            if old is not None and old["id"] is not None:
+                upto = max(upto, int(old["id"]))
+            if upto < lo:
+                break
+            if n:
+                time.sleep(pause)
+            with self.transaction() as conn:
+                deleted += conn.execute(f"DELETE FROM {table} WHERE id <= ?", (upto,)).rowcount
+        return deleted
+
+    def size(self) -> int:
+        """Bytes on disk: the database file and its WAL."""
+        total = 0
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                total += path.stat().st_size
+            except OSError:
+                pass
+        return total
 
     def migrate(self) -> None:
         with self.transaction() as conn:

@@ -140,6 +140,8 @@ def station(tmp_path_factory, request):
         pytest.skip("the C pump was not built (no compiler or Python headers when installed)")
     base = tmp_path_factory.mktemp("tftpsvc")
     st = Station(base, TFTP_TIMEOUT="1", TFTP_RETRIES="2", TFTP_PER_CLIENT="3", TFTP_MAX_SESSIONS="5",
+                 TFTP_PHONE_RESERVE_PERCENT="40",     # 2 of the 5 kept for phones: strangers share 3
+                 TFTP_LIFETIME_MS_PER_BLOCK="2",      # the 700 kB file (1368 blocks) lives 3 + 2.7 s at most
                  TFTP_WORKERS="2",       # two workers, so SO_REUSEPORT sharing and worker restarts are covered
                  TFTP_PUMP=request.param)
     st.pump = request.param
@@ -313,32 +315,126 @@ def wait_idle(station, timeout: float = 12.0) -> None:
     assert rows and json.loads(rows[0][0])["sessions"] == 0
 
 
-def test_per_client_and_overall_caps(station):
+def info(station) -> dict:
+    return json.loads(station.db("SELECT info FROM services WHERE name = 'tftp'")[0][0])
+
+
+def lease(station, mac: str, ip: str) -> None:
+    """Tell the core a phone holds `ip`, as DHCP does before its ACK leaves; wait until it is the phone's."""
+    sender = FactSender(station.state / "tracker.sock")
+    sender.send(Lease(time.time(), mac, ip, True, "CP-7965G"))
+    sender.close()
+    station.wait_db("SELECT ip FROM phones WHERE mac = ?", (mac,), want=lambda r: r and r[0][0] == ip)
+
+
+def _hold_long(port: int, src: str):
+    """As _hold, with timeout=5 (the cap) so the session outlives the steps of a test on a loaded machine."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((src, 0))
+    s.settimeout(3)
+    s.sendto(b"\x00\x01jar11sip.8-2-2ES4.sbn\x00octet\x00timeout\x005\x00", ("127.0.0.1", port))
+    packet, peer = s.recvfrom(65536)
+    assert packet == b"\x00\x06timeout\x005\x00", packet
+    s.sendto(b"\x00\x04\x00\x00", peer)             # ACK of the OACK is not progress: no block confirmed
+    packet, _ = s.recvfrom(65536)
+    assert packet[:4] == b"\x00\x03\x00\x01"
+    return s, peer
+
+
+def test_per_client_cap_phone_reserve_and_eviction_for_a_phone(station):
+    """Strangers get 3 of the 5 slots, 3 per address; a phone gets the other 2 and then a stranger's slot."""
     wait_idle(station)
-    held = []
+    lease(station, "00aabbcc0009", "127.0.0.9")
+    before = info(station)
+    held, phone = [], []
     try:
         for _ in range(3):
-            s, packet, peer = _hold(station.port, "127.0.0.1")
-            assert packet[:4] == b"\x00\x03\x00\x01"
-            held.append((s, peer))
+            held.append(_hold_long(station.port, "127.0.0.1"))
         (code, err), msg = request_error(station.port, b"\x00\x01exact1024.bin\x00octet\x00")
-        assert code == 5 and b"busy" in msg                       # per_client = 3
-        for _ in range(2):
-            s, packet, peer = _hold(station.port, "127.0.0.2")
-            assert packet[:4] == b"\x00\x03\x00\x01"
-            held.append((s, peer))
-        (code, _), msg = request_error(station.port, b"\x00\x01exact1024.bin\x00octet\x00", src="127.0.0.3")
-        assert code == 5 and b"busy" in msg                       # max_sessions = 5
+        assert code == 5 and b"too many transfers from your address" in msg         # per_client = 3
+        (code, _), msg = request_error(station.port, b"\x00\x01exact1024.bin\x00octet\x00", src="127.0.0.2")
+        assert code == 5 and b"busy" in msg                 # the strangers' share (5 - 2) is in use
+        phone = [_hold_long(station.port, "127.0.0.9") for _ in range(2)]     # the phone: the reserve
+        time.sleep(0.3)
+        held[1][0].sendto(b"\x00\x04\x00\x01", held[1][1])   # two strangers' sessions move on: the first is
+        held[2][0].sendto(b"\x00\x04\x00\x01", held[2][1])   # the longest idle, and goes for the phone
+        time.sleep(0.3)
+        phone.append(_hold_long(station.port, "127.0.0.9"))  # full: a stranger's slot goes to the phone
+        ended = None
+        while ended is None:                                # its client is told (maybe after a retransmit)
+            packet = held[0][0].recv(65536)
+            if packet[:2] == b"\x00\x05":
+                ended = packet
+        assert ended[2:4] == b"\x00\x00" and b"ended for a phone" in ended
+        for s2, _ in held[1:]:
+            s2.settimeout(0.3)
+            try:
+                while s2.recv(65536)[:2] != b"\x00\x05":
+                    pass
+                pytest.fail("a session that made progress was ended instead of the longest idle")
+            except TimeoutError:
+                pass
     finally:
-        for s, peer in held:
+        for s, peer in held + phone:
             s.sendto(b"\x00\x05\x00\x00client gave up\x00", peer)  # abort: frees the slots at once
             s.close()
-    deadline = time.time() + 5
+    rows = station.wait_db("SELECT info FROM services WHERE name = 'tftp'",
+                           want=lambda r: json.loads(r[0][0])["limits"]["evicted"] > before["limits"]["evicted"]
+                           and json.loads(r[0][0])["tftp"]["evicted"] > before["tftp"]["evicted"])
+    after = json.loads(rows[0][0])
+    assert after["limits"]["evicted"] == before["limits"]["evicted"] + 1
+    assert after["limits"]["refused_per_client"] > before["limits"]["refused_per_client"]
+    assert after["limits"]["refused_share"] > before["limits"]["refused_share"]
+    assert after["limits"]["phones_refused"] == before["limits"]["phones_refused"]
+    deadline = time.time() + 10
     while time.time() < deadline and tftp_get(station.port, "exact1024.bin", src="127.0.0.3") is None:
         time.sleep(0.2)
     assert tftp_get(station.port, "exact1024.bin", src="127.0.0.3") is not None
-    rows = station.wait_db("SELECT count(*) FROM transfers WHERE result = 'aborted'", want=lambda r: r[0][0] >= 5)
-    assert rows[0][0] >= 5
+
+
+def test_timeout_255_is_not_acknowledged_and_the_default_applies(station):
+    """RFC 2347: an option the server does not grant is left out; with nothing else asked, DATA 1 comes at once."""
+    before = info(station)["tftp"]["timeout_declined"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.10", 0))
+        s.settimeout(2)
+        s.sendto(b"\x00\x01exact1024.bin\x00octet\x00timeout\x00255\x00", ("127.0.0.1", station.port))
+        packet, peer = s.recvfrom(65536)
+        assert packet[:4] == b"\x00\x03\x00\x01"
+        t0 = time.monotonic()
+        again = s.recvfrom(65536)[0]                 # never ACKed: resent after [tftp] timeout (1 s), not 255
+        assert again[:4] == b"\x00\x03\x00\x01" and time.monotonic() - t0 < 2
+        s.sendto(b"\x00\x05\x00\x00bye\x00", peer)
+        s.sendto(b"\x00\x01exact1024.bin\x00octet\x00timeout\x001\x00", ("127.0.0.1", station.port))
+        assert s.recvfrom(65536)[0] == b"\x00\x06timeout\x001\x00"     # within the cap: acknowledged
+    station.wait_db("SELECT info FROM services WHERE name = 'tftp'",
+                    want=lambda r: json.loads(r[0][0])["tftp"]["timeout_declined"] > before)
+    assert info(station)["tftp"]["timeout_declined"] == before + 1
+
+
+def test_a_client_acking_just_in_time_is_ended_at_the_sessions_lifetime(station):
+    """ACKing every block just inside the timeout would hold a slot for ever; the lifetime ends it, with an ERROR."""
+    before = info(station)["tftp"]["expired"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.11", 0))
+        s.settimeout(2)
+        s.sendto(b"\x00\x01jar11sip.8-2-2ES4.sbn\x00octet\x00", ("127.0.0.1", station.port))
+        blocks, ended, t0 = 0, None, time.monotonic()
+        while ended is None and time.monotonic() - t0 < 20:
+            packet, peer = s.recvfrom(65536)
+            if packet[:2] == b"\x00\x05":
+                ended = packet
+                break
+            time.sleep(0.6)                          # inside the 1 s timeout: no retry is ever spent
+            s.sendto(b"\x00\x04" + packet[2:4], peer)
+            blocks += 1
+    assert ended is not None and b"too slow" in ended and blocks < 1368
+    rows = station.wait_db("SELECT result FROM transfers WHERE client_ip = '127.0.0.11'",
+                           want=lambda r: r and r[0][0] == "timeout")
+    assert rows[0][0] == "timeout"
+    station.wait_db("SELECT info FROM services WHERE name = 'tftp'",
+                    want=lambda r: json.loads(r[0][0])["tftp"]["expired"] > before)
+    assert info(station)["tftp"]["expired"] == before + 1
 
 
 def test_silent_client_times_out_and_is_recorded(station):

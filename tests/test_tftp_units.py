@@ -6,10 +6,11 @@ import struct
 
 import pytest
 
+from appliance.tftp import admission
 from appliance.tftp import packets as pk
 from appliance.tftp.limits import Limits
 from appliance.tftp.paths import DirResolver, servable_name
-from appliance.tftp.session import ReadSession, Settings, negotiate
+from appliance.tftp.session import ReadSession, Settings, lifetime, negotiate
 
 
 @pytest.mark.parametrize("raw,want", [
@@ -153,6 +154,132 @@ def test_limits_overall_and_per_client():
     assert not lim.acquire("10.0.0.3")
     lim.release("10.0.0.1")
     assert lim.acquire("10.0.0.3") and lim.active == 3
+
+
+def test_timeout_option_over_the_cap_is_left_out_and_the_default_applies():
+    s = Settings(timeout=2.0, max_timeout=5)
+    assert negotiate({"timeout": "5"}, 1, s)[0] == {"timeout": "5"} and negotiate({"timeout": "5"}, 1, s)[2] == 5.0
+    reply, _, timeout, _ = negotiate({"timeout": "255", "blksize": "1024"}, 1, s)
+    assert reply == {"blksize": "1024"} and timeout == 2.0          # RFC 2347: the server may leave it out
+    session = _session(b"x" * 600, {"timeout": "255"}, max_timeout=5)
+    assert session.timeout_declined and session.timeout == 1.0
+    assert session.start(0.0)[0][:4] == struct.pack("!HH", pk.DATA, 1)     # nothing acknowledged: no OACK
+    assert not _session(b"x", {"timeout": "3"}, max_timeout=5).timeout_declined
+
+
+def test_a_silent_client_asking_timeout_255_is_gone_within_the_capped_retries():
+    s = _session(b"x" * 600, {"timeout": "255"}, max_timeout=5)
+    s.start(0.0)
+    t = 0.0
+    while s.result is None and t < 300:
+        t += 0.5
+        s.on_timeout(t)
+    assert s.result == "timeout" and t <= (2 + 1) * 1.0          # retries=2 of the default 1 s, not of 255 s
+
+
+def test_a_dripping_client_is_ended_at_its_lifetime_with_an_error():
+    """ACKing each block just before its timeout resets the retries forever; the lifetime still ends it."""
+    data = os.urandom(512 * 100)
+    s = _session(data, lifetime_per_block=0.01)
+    bound = lifetime(s.settings, s.timeout, s.last_block)
+    assert bound == pytest.approx(3 * 1.0 + 101 * 0.01) and s.expires == pytest.approx(bound)
+    s.start(0.0)
+    t, block = 0.0, 1
+    while s.result is None and t < 60:
+        t += 0.9                                  # inside the 1 s timeout every time
+        assert s.on_timeout(t) == [] or s.result is not None
+        if s.result is None:
+            s.on_packet(_ack(block), t)
+            block += 1
+    assert s.result == "timeout" and bound <= t < bound + 1 and block < 100
+    s2 = _session(data, lifetime_per_block=0.01)
+    s2.start(0.0)
+    s2.on_packet(_ack(1), 3.9)
+    out = s2.on_timeout(bound)
+    assert out and out[0][:4] == struct.pack("!HH", pk.ERROR, pk.ERR_UNDEFINED) and s2.result == "timeout"
+
+
+def test_progress_is_when_a_new_block_was_confirmed():
+    s = _session(b"x" * 2000)
+    s.start(0.0)
+    s.on_packet(_ack(1), 0.4)
+    s.on_packet(_ack(1), 0.9)                     # a duplicate is not progress
+    assert s.progress_at == 0.4 and s.idle(1.0) == pytest.approx(0.6)
+
+
+def test_limits_keep_the_reserve_and_evict_the_longest_idle_stranger():
+    lim = Limits(max_sessions=4, per_client=2, phone_reserve=2)
+    a1 = lim.admit("10.0.0.1", False, now=1.0)
+    a2 = lim.admit("10.0.0.2", False, now=2.0)
+    assert isinstance(a1, int) and isinstance(a2, int)
+    assert lim.admit("10.0.0.3", False, now=3.0) is admission.BUSY_SHARE      # strangers: 4 - 2
+    assert not lim.acquire("10.0.0.3")                                        # HTTP too
+    p1 = lim.admit("10.0.0.9", True, now=3.0)
+    assert isinstance(p1, int) and lim.acquire("10.0.0.8", phone=True)
+    assert lim.active == 4
+    lim.touch(a1, 5.0)                           # a1 moved on since; a2 has been idle longest
+    p2 = lim.admit("10.0.0.7", True, now=6.0)
+    assert isinstance(p2, int) and lim.evicted(a2) and not lim.evicted(a1) and lim.active == 4
+    assert not lim.evicted(p1)
+    p3 = lim.admit("10.0.0.6", True, now=6.0)
+    assert isinstance(p3, int) and lim.evicted(a1)
+    assert lim.admit("10.0.0.5", True, now=7.0) is admission.BUSY             # all four are phones now
+    info = lim.info()
+    assert (info["evicted"], info["refused_share"], info["refused_full"], info["phones_refused"]) == (2, 2, 1, 1)
+    assert info["sessions"] == 4 and info["others"] == 0
+    lim.leave(a2)                                # the owner saw the mark: the slot already went to a phone
+    lim.leave(a1)
+    assert lim.active == 4
+    lim.leave(p1)
+    lim.release("10.0.0.8", phone=True)
+    assert lim.active == 2 and isinstance(lim.admit("10.0.0.1", False, now=8.0), int)
+
+
+def test_limits_per_address_cap_holds_for_phones_too():
+    lim = Limits(max_sessions=10, per_client=2, phone_reserve=5)
+    assert isinstance(lim.admit("10.0.0.9", True, 0.0), int) and isinstance(lim.admit("10.0.0.9", True, 0.0), int)
+    assert lim.admit("10.0.0.9", True, 0.0) is admission.BUSY_CLIENT
+    assert lim.info()["refused_per_client"] == 1
+
+
+def test_limits_are_shared_with_a_worker_process_which_sees_its_eviction():
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    lim = Limits(max_sessions=2, per_client=2, ctx=ctx, phone_reserve=1)
+    held, seen = ctx.Event(), ctx.Event()
+
+    def worker():                                # a TFTP worker: a stranger's session, held until evicted
+        ticket = lim.admit("10.0.0.1", False, now=1.0)
+        held.set()
+        for _ in range(200):
+            if lim.evicted(ticket):
+                lim.leave(ticket)
+                seen.set()
+                return
+            seen.wait(0.05)
+
+    proc = ctx.Process(target=worker)
+    proc.start()
+    try:
+        assert held.wait(10)
+        assert lim.active == 1 and lim.admit("10.0.0.2", False, now=2.0) is admission.BUSY_SHARE
+        assert isinstance(lim.admit("10.0.0.9", True, now=2.0), int)
+        assert isinstance(lim.admit("10.0.0.9", True, now=2.0), int)          # takes the stranger's slot
+        assert seen.wait(10) and lim.active == 2 and lim.info()["others"] == 0
+    finally:
+        proc.join(10)
+
+
+def test_a_dead_workers_sessions_are_forgotten_and_the_others_kept():
+    lim = Limits(max_sessions=5, per_client=5, phone_reserve=0)
+    lim.admit("10.0.0.1", False, now=0.0, owner=111)
+    lim.admit("10.0.0.1", True, now=0.0, owner=111)
+    kept = lim.admit("10.0.0.2", False, now=0.0, owner=222)
+    assert lim.acquire("10.0.0.3")
+    assert lim.forget(111) == 2 and lim.active == 2 and lim.info()["others"] == 2
+    lim.leave(kept)
+    lim.release("10.0.0.3")
+    assert lim.active == 0
 
 
 def test_firmware_is_read_from_the_file_and_a_shrunk_file_ends_the_transfer(tmp_path):

@@ -60,16 +60,16 @@ class LoopConfig:
     port: int
     address: str = "0.0.0.0"
     settings: Settings = Settings()
-    max_sessions: int = 200
-    per_client: int = 8
     pump: str = "native"
 
     @classmethod
     def from_config(cfg_cls, cfg, address: str = "0.0.0.0") -> "LoopConfig":
         t = cfg.tftp
         return cfg_cls(port=t.port, address=address,
-                       settings=Settings(max_blksize=t.max_blksize, timeout=float(t.timeout), retries=t.retries),
-                       max_sessions=t.max_sessions, per_client=t.per_client, pump=t.pump)
+                       settings=Settings(max_blksize=t.max_blksize, timeout=float(t.timeout), retries=t.retries,
+                                         max_timeout=t.max_timeout,
+                                         lifetime_per_block=t.lifetime_ms_per_block / 1000.0),
+                       pump=t.pump)
 
 
 def listen_socket(address: str, port: int, reuseport: bool = True) -> socket.socket:
@@ -92,12 +92,14 @@ def _local_address(ancdata, fallback: str) -> str:
 
 
 class Active:
-    __slots__ = ("sock", "session", "transfer", "source", "ip", "send", "recv", "pumped")
+    __slots__ = ("sock", "session", "transfer", "source", "ip", "send", "recv", "pumped", "ticket", "touched")
 
-    def __init__(self, sock, session, transfer, source, ip):
+    def __init__(self, sock, session, transfer, source, ip, ticket):
         self.sock, self.session, self.transfer, self.source, self.ip = sock, session, transfer, source, ip
         self.send, self.recv = sock.send, sock.recv
         self.pumped = False
+        self.ticket = ticket                 # the session's record in the shared Limits
+        self.touched = session.progress_at   # the progress time last written there
 
 
 class TransferLoop:
@@ -118,7 +120,10 @@ class TransferLoop:
         self.watched: dict[int, object] = {}                        # fd -> callback (the core's answer table)
         self.tick_hooks: list = []                                  # called every tick (the facts waiting to go)
         self.malformed_log = RateLimitedLog(log, MALFORMED_LOG_PER_WINDOW, MALFORMED_WINDOW)
-        self.counters = {"requests": 0, "malformed": 0, "refused": 0, "not_found": 0, "busy": 0, "errors": 0}
+        # busy: refused for room (any share); evicted: ended for a phone; expired: outlived its lifetime;
+        # timeout_declined: asked for a `timeout` over [tftp] max_timeout (served with the default)
+        self.counters = {"requests": 0, "malformed": 0, "refused": 0, "not_found": 0, "busy": 0, "errors": 0,
+                         "evicted": 0, "expired": 0, "timeout_declined": 0}
         self._progress_at = 0.0
         self.pump = None
         if config.pump == "native":
@@ -218,8 +223,8 @@ class TransferLoop:
             self.tracking.malformed(ip, reason)      # a flood costs the bus no more rows than the log
 
     def _refuse(self, refusal: admission.Refusal, local: str, peer, name: str, what: str = "") -> None:
-        self.counters[{"not found": "not_found"}.get(refusal.result, "busy" if refusal is admission.BUSY
-                                                     else "refused")] += 1
+        busy = refusal in (admission.BUSY, admission.BUSY_CLIENT, admission.BUSY_SHARE)
+        self.counters[{"not found": "not_found"}.get(refusal.result, "busy" if busy else "refused")] += 1
         self.tracking.failed("tftp", peer[0], peer[1], name, refusal.result, what + refusal.reason)
         self._reply_once(local, peer, pk.encode_error(refusal.tftp_code, refusal.tftp_text))
 
@@ -246,8 +251,14 @@ class TransferLoop:
             text = as_netascii(source) if mode == "netascii" else None
         refusal = admission.decide(write=False, allowed=name is not None, found=source is not None,
                                    mode_ok=text is not None, mode=mode, netascii_max=NETASCII_MAX)
-        if refusal is None and not self.limits.acquire(ip):
-            refusal = admission.BUSY
+        ticket = -1
+        if refusal is None:
+            table = getattr(self.tracking, "table", None)      # None: no core, nobody is a phone
+            room = self.limits.admit(ip, table is not None and table.at(ip) is not None, time.monotonic())
+            if isinstance(room, admission.Refusal):
+                refusal = room
+            else:
+                ticket = room
         if refusal is not None:
             if source is not None:
                 (text if text is not None else source).close()      # as_netascii closed the original
@@ -260,15 +271,17 @@ class TransferLoop:
             sock.connect(peer)
             sock.setblocking(False)
         except OSError as exc:
-            self.limits.release(ip)
+            self.limits.leave(ticket)
             source.close()
             log.warning("no data socket for %s:%s: %s", ip, port, exc)
             return
         now = time.monotonic()
         session = ReadSession(source.size, source.read, options,
                               self.config.settings, now)
+        if session.timeout_declined:
+            self.counters["timeout_declined"] += 1
         transfer = self.tracking.begin("tftp", ip, port, name, source.resolved, source.size, source.names)
-        a = Active(sock, session, transfer, source, ip)
+        a = Active(sock, session, transfer, source, ip, ticket)
         fd = sock.fileno()
         self.active[fd] = a
         self.peers[(ip, port)] = fd
@@ -314,18 +327,19 @@ class TransferLoop:
                     return
                 break
 
-    def _pull(self, fd: int, session: ReadSession) -> None:
+    def _pull(self, fd: int, session: ReadSession, now: float) -> None:
         """The pump's counters into the session, before the session decides anything."""
         acked, sent, deadline = self.pump.state(fd)
         if acked != session.acked:
             session.tries = 0
+            session.progress_at = now
         session.acked, session.sent, session.deadline = acked, sent, deadline
 
     def handed_back(self, fd: int, a: Active, data, now: float) -> None:
         """An event of a pumped session the pump did not answer: the ACK of our OACK or of the last
         block, a duplicate, an ERROR, a short file (`data` is a datagram) or a socket error (an errno)."""
         session = a.session
-        self._pull(fd, session)
+        self._pull(fd, session, now)
         try:
             if isinstance(data, int):
                 raise OSError(data, os.strerror(data))
@@ -365,7 +379,7 @@ class TransferLoop:
             pass
         a.sock.close()
         a.source.close()
-        self.limits.release(a.ip)
+        self.limits.leave(a.ticket)
         self.tracking.end(a.transfer, result, a.session.bytes_acked)
 
     def tick(self, now: float) -> None:
@@ -376,14 +390,24 @@ class TransferLoop:
         progress = now - self._progress_at >= PROGRESS_SECONDS
         if progress:
             self._progress_at = now
+        limits = self.limits
         for fd, a in list(self.active.items()):
             s = a.session
             if a.pumped:
-                self._pull(fd, s)
+                self._pull(fd, s, now)
             if progress and a.transfer.bytes != s.bytes_acked:
                 a.transfer.bytes = s.bytes_acked
                 a.transfer.dirty = True
-            if now >= s.deadline:
+            if s.progress_at != a.touched:
+                a.touched = s.progress_at
+                limits.touch(a.ticket, a.touched)
+            if limits.evicted(a.ticket):
+                # a phone found no room and this (a stranger's) was the longest-idle session: say so and end it
+                self.counters["evicted"] += 1
+                self._send(fd, a, [pk.encode_error(pk.ERR_UNDEFINED, "server busy: transfer ended for a phone")])
+                self._finish(fd, "aborted", now)
+                continue
+            if now >= s.deadline or now >= s.expires:
                 try:
                     out = s.on_timeout(now)
                 except Exception as exc:
@@ -391,6 +415,8 @@ class TransferLoop:
                     self._finish(fd, "aborted", now)
                     continue
                 if out:
+                    if s.result is not None:
+                        self.counters["expired"] += 1     # ended past its lifetime (the ERROR that says so)
                     self._send(fd, a, out)
                 if fd not in self.active:
                     continue

@@ -33,6 +33,7 @@ from ..recovery.station import build_hub
 from ..service import HEARTBEAT_SECONDS, CommandTail, PollLoop, ServiceContext, release_free_heap, run_service
 from ..store import Store
 from . import http as httpmod
+from .admission import reserve_of
 from .files import Files
 from .limits import Limits
 from .loop import LoopConfig, TransferLoop, listen_socket
@@ -43,7 +44,8 @@ log = logging.getLogger("tftp")
 WATCH_SECONDS = 1.0
 REFRESH_SECONDS = 2.0
 RESTART_BACKOFF = 1.0
-COUNTERS = ("requests", "malformed", "refused", "not_found", "busy", "errors", "active", "pumped")
+COUNTERS = ("requests", "malformed", "refused", "not_found", "busy", "errors", "active", "pumped",
+            "evicted", "expired", "timeout_declined")
 PR_SET_PDEATHSIG = 1
 
 
@@ -137,7 +139,8 @@ class FileService:
     def __init__(self, ctx: ServiceContext, cfg):
         self.ctx, self.cfg = ctx, cfg
         self.mp = multiprocessing.get_context("fork")
-        self.limits = Limits(cfg.tftp.max_sessions, cfg.tftp.per_client, self.mp)
+        self.limits = Limits(cfg.tftp.max_sessions, cfg.tftp.per_client, self.mp,
+                             phone_reserve=reserve_of(cfg.tftp.max_sessions, cfg.tftp.phone_reserve_percent))
         self.generation = self.mp.RawValue("l", 0)
         self.nworkers = max(1, cfg.tftp.workers)
         self.counters = self.mp.RawArray("q", self.nworkers * len(COUNTERS))
@@ -154,11 +157,16 @@ class FileService:
         self._refreshed = time.monotonic()
 
     def info(self) -> dict:
+        """The heartbeat's info.  `limits`: the session budget in use and what it refused or ended
+        (refused_per_client, refused_share, refused_full, phones_refused, evicted: counts since start,
+        TFTP and HTTP); `tftp`: the workers' counters (evicted: ERRORs sent for those sessions, expired:
+        sessions past their lifetime, timeout_declined: `timeout` options over `[tftp] max_timeout`)."""
         totals = {key: sum(self.counters[w * len(COUNTERS) + i] for w in range(self.nworkers))
                   for i, key in enumerate(COUNTERS)}
         return {"port": self.cfg.tftp.port, "http_port": self.cfg.tftp.http_port,
                 "workers": [p.pid if p is not None and p.is_alive() else None for p in self.workers],
-                "restarts": self.restarts, "sessions": self.limits.active, "tftp": totals,
+                "restarts": self.restarts, "sessions": self.limits.active, "limits": self.limits.info(),
+                "tftp": totals,
                 "http": dict(self.tracking.counters), "catalog": self.catalog is not None,
                 "loads": len(self.catalog.loads) if self.catalog is not None else 0,
                 "generation": self.generation.value,
@@ -229,7 +237,7 @@ class FileService:
             if not p.is_alive():
                 self.ctx.error(f"TFTP worker {i} (pid {p.pid}) exited with {p.exitcode}; restarting")
                 self.restarts += 1
-                self.limits.reset()
+                self.limits.forget(p.pid)          # its sessions died with it; the others' and HTTP's stay counted
                 time.sleep(RESTART_BACKOFF)
                 self.workers[i] = self.start_worker(i)
         self.execute_commands()

@@ -4,10 +4,16 @@ Replaces tftpy's TftpContextServer/TftpStates, which negotiate only blksize and
 tsize, open any path for writing, and keep no absolute block counter.  This one
 does RFC 2347 negotiation acknowledging only the options the client asked for
 (blksize capped at `[tftp] max_blksize`, tsize also for generated files,
-timeout, RFC 7440 windowsize), counts blocks as integers so files past 65535
-blocks roll the 16-bit number over to 0 as tftp-hpa, curl and atftp expect,
-retransmits the unacknowledged window on timeout a bounded number of times,
-and never on a duplicate ACK (the Sorcerer's Apprentice bug of RFC 1350).
+timeout up to `[tftp] max_timeout`, RFC 7440 windowsize), counts blocks as
+integers so files past 65535 blocks roll the 16-bit number over to 0 as
+tftp-hpa, curl and atftp expect, retransmits the unacknowledged window on
+timeout a bounded number of times, and never on a duplicate ACK (the
+Sorcerer's Apprentice bug of RFC 1350).
+
+Every session has a bounded life (`lifetime`): a client that asks for
+`timeout=255` and never ACKs, or ACKs one block just before each timeout,
+would otherwise hold its slot for minutes (issue 24: a couple of hundred such
+sessions locked every phone out for about 25 minutes).
 """
 from __future__ import annotations
 
@@ -26,6 +32,19 @@ class Settings:
     timeout: float = 2.0
     retries: int = 5
     max_window: int = MAX_WINDOW
+    # The largest RFC 2349 `timeout` acknowledged; above it the option is left out of the OACK (RFC 2347
+    # lets a server do so) and `timeout` applies.  Phones send no timeout option at all.
+    max_timeout: int = 5
+    # Seconds each block adds to a session's life (see `lifetime`).
+    lifetime_per_block: float = 0.1
+
+
+def lifetime(settings: Settings, timeout: float, blocks: int) -> float:
+    """The longest a session of `blocks` blocks may last, in seconds: every retry of one block plus an
+    allowance per block.  The default allowance (0.1 s a block, 5 KB/s at 512-byte blocks) is about a
+    hundred times what a phone on a busy bench needs, and still ends a client that ACKs just before each
+    timeout long before the minutes such a client held a slot before."""
+    return (settings.retries + 1) * timeout + blocks * settings.lifetime_per_block
 
 
 def negotiate(asked: dict[str, str], size: int, settings: Settings) -> tuple[dict[str, str], int, float, int]:
@@ -47,7 +66,7 @@ def negotiate(asked: dict[str, str], size: int, settings: Settings) -> tuple[dic
             value = int(asked["timeout"])
         except ValueError:
             value = 0
-        if 1 <= value <= 255:
+        if 1 <= value <= min(255, settings.max_timeout):
             timeout = float(value)
             reply["timeout"] = str(value)
     if "windowsize" in asked:
@@ -64,7 +83,10 @@ def negotiate(asked: dict[str, str], size: int, settings: Settings) -> tuple[dic
 class ReadSession:
     """One file going to one client.  `read(offset, length)` returns the bytes there (the file source).
 
-    Results: "complete", "aborted" (client sent ERROR), "timeout" (retries spent).
+    Results: "complete", "aborted" (client sent ERROR), "timeout" (retries spent, or the session outlived
+    `lifetime`: then the client is told so with an ERROR).  `timeout_declined`: the client asked for a
+    `timeout` the station does not grant.  `progress_at`: when the client last confirmed a new block (or
+    the start), which `idle` measures from.
     """
 
     def __init__(self, size: int, read: Callable[[int, int], bytes], options: dict[str, str],
@@ -81,10 +103,21 @@ class ReadSession:
         self.result: str | None = None
         self.started = now
         self.ended: float | None = None
+        self.timeout_declined = "timeout" in options and "timeout" not in self.oack
+        self.expires = now + lifetime(settings, self.timeout, self.last_block)
+        self.progress_at = now
 
     @property
     def done(self) -> bool:
         return self.result is not None
+
+    def idle(self, now: float) -> float:
+        """Seconds since the client last confirmed a new block (or since the start)."""
+        return now - self.progress_at
+
+    def next_deadline(self) -> float:
+        """When `on_timeout` has something to do: a retransmit, or the end of the session's life."""
+        return min(self.deadline, self.expires)
 
     @property
     def bytes_acked(self) -> int:
@@ -128,6 +161,7 @@ class ReadSession:
             if number == block & 0xFFFF and 0 < block < self.last_block:
                 self.acked = block
                 self.tries = 0
+                self.progress_at = now
                 self.sent = n = block + 1
                 self.deadline = now + self.timeout
                 return [pk.DATA_HEADERS[n & 0xFFFF] + self.read(block * self.blksize, self.blksize)]
@@ -140,6 +174,7 @@ class ReadSession:
                 return []                              # duplicate or stray ACK: never resend on it
             self.acked = block
             self.tries = 0
+            self.progress_at = now
             if block >= self.last_block:
                 self.result, self.ended = "complete", now
                 return []
@@ -158,13 +193,20 @@ class ReadSession:
 
     def on_timeout(self, now: float) -> list[bytes]:
         """The retransmission due at `now` (the OACK or the unacknowledged window), or []; after
-        `retries` tries `result` becomes "timeout"."""
-        if self.result is not None or now < self.deadline:
+        `retries` tries `result` becomes "timeout".  Past `expires` the session ends ("timeout") with an
+        ERROR to the client, whatever its progress."""
+        if self.result is not None:
+            return []
+        if now >= self.deadline and self.tries >= self.settings.retries:
+            self.tries += 1
+            self.result, self.ended = "timeout", now       # the client went silent: nobody to tell
+            return []
+        if now >= self.expires:
+            self.result, self.ended = "timeout", now
+            return [pk.encode_error(pk.ERR_UNDEFINED, "transfer too slow: ended by the server")]
+        if now < self.deadline:
             return []
         self.tries += 1
-        if self.tries > self.settings.retries:
-            self.result, self.ended = "timeout", now
-            return []
         if self.oack and self.acked == 0 and self.sent == 0:
             self.deadline = now + self.timeout
             return [pk.encode_oack(self.oack)]

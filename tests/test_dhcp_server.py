@@ -9,16 +9,17 @@ import pytest
 from appliance import events as ev
 from appliance.dhcp import codec
 from appliance.dhcp import guard as guardmod
+from appliance.dhcp import leases as leasesmod
 from appliance.dhcp.codec import Message
 from appliance.dhcp.guard import Guard
-from appliance.dhcp.leases import LeaseBook
+from appliance.dhcp.leases import LeaseBook, is_phone, share_count
 from appliance.dhcp.server import Server, ServerSettings
 from appliance.store import Store
 
 STATION = "10.9.0.1"
 SETTINGS = ServerSettings(address=STATION, netmask="255.255.255.0", pool_start="10.9.0.10",
                           pool_end="10.9.0.14", lease_seconds=600, dns=(STATION,), domain="recovery.lan",
-                          tftp_servers=(STATION, "10.9.0.2"))
+                          tftp_servers=(STATION, "10.9.0.2"))   # others_share "100%": the state machine alone
 PHONE_VC = b"Cisco Systems, Inc. IP Phone CP-7965G\x00"
 
 
@@ -257,6 +258,168 @@ def test_replies_and_bootp_and_odd_hardware_are_ignored(srv):
     odd = discover(2)
     odd.htype = 6
     assert not handle(srv, odd).replies
+
+
+# -- fair shares: phones draw from the whole pool, other devices from their share -----------------------------
+# 10 addresses, 2 of them for devices that are not phones.
+SHARES = ServerSettings(**{**SETTINGS.__dict__, "pool_end": "10.9.0.19", "others_share": "20%",
+                           "others_lease_seconds": 60})
+LOADER_VC = b"Cisco Systems, Inc. IP Phone\x00"          # a 7940/60 loader: no model after it
+
+
+def phone_opts(n: int) -> dict:
+    return {60: PHONE_VC, 12: f"SEP{mac(n).hex().upper()}".encode()}
+
+
+def dora_as(srv: Server, n: int, opts: dict | None = None, now: float = 1000.0) -> Message | None:
+    """DISCOVER then REQUEST with the same options; the ACK, or None when no offer came."""
+    out = handle(srv, discover(n, opts), now)
+    if not out.replies:
+        return None
+    ack = reply(handle(srv, request(n, reply(out).yiaddr, opts=opts), now))
+    assert ack.msg_type == codec.ACK, ack
+    return ack
+
+
+def test_a_phone_is_who_says_so_in_option_60_or_12():
+    m = "00aabbcc0001"
+    assert is_phone(m, "Cisco Systems, Inc. IP Phone CP-7965G\x00", None)
+    assert is_phone(m, LOADER_VC.decode(), None)                          # the old loader sends no model
+    assert is_phone(m, None, "SEP00AABBCC0001") and is_phone(m, None, "sep00aabbcc0001")
+    assert not is_phone(m, None, "SEP00AABBCC0002")                        # another MAC's name
+    assert not is_phone(m, "MSFT 5.0", "laptop") and not is_phone(m, "udhcp 1.35.0", None)
+    assert not is_phone(m, None, None)
+
+
+def test_others_get_only_their_share_and_short_leases_phones_the_whole_pool():
+    srv = Server(SHARES)
+    laptops = [dora_as(srv, n) for n in (1, 2)]
+    assert all(laptops) and {struct.unpack("!I", a.options[51])[0] for a in laptops} == {60}
+    out = handle(srv, discover(3))
+    assert not out.replies and "share" in out.dropped and srv.counters["others_refused"] == 1
+    assert ev.DHCP_EXHAUSTED not in [k for k, _, _ in out.events]      # phones are still served: not exhausted
+    status = srv.pool_status(1000.0)
+    assert (status["others"], status["others_free"], status["others_full"], status["exhausted"]) == (2, 0, True, False)
+    phones = [dora_as(srv, n, phone_opts(n)) for n in range(10, 18)]
+    assert all(phones) and {struct.unpack("!I", a.options[51])[0] for a in phones} == {600}
+    assert len({a.yiaddr for a in laptops + phones}) == 10
+    out = handle(srv, discover(18, phone_opts(18)))
+    assert not out.replies and out.events[-1][0] == ev.DHCP_EXHAUSTED and out.events[-1][2]["phone"]
+    status = srv.pool_status(1000.0)
+    assert (status["phones"], status["others"], status["free"], status["exhausted"]) == (8, 2, 0, True)
+    # A laptop's lease ends after its short time; its address goes to whoever comes next.
+    assert dora_as(srv, 18, phone_opts(18), now=1061.0).yiaddr in {a.yiaddr for a in laptops}
+
+
+def test_a_loader_and_a_sep_name_are_phones_for_the_pool():
+    srv = Server(ServerSettings(**{**SHARES.__dict__, "others_share": "0"}))
+    assert handle(srv, discover(1)).replies == []
+    assert dora_as(srv, 2, {60: LOADER_VC}) and dora_as(srv, 3, {12: b"SEP00AABBCC0003"})
+    assert not handle(srv, discover(4, {12: b"SEP00AABBCC0003"})).replies       # not its own MAC's name
+
+
+def test_init_reboot_of_a_device_past_its_share_is_naked():
+    srv = Server(SHARES)
+    assert dora_as(srv, 1) and dora_as(srv, 2)
+    nak = reply(handle(srv, request(3, "10.9.0.15", server=None)))
+    assert nak.msg_type == codec.NAK and b"share" in nak.options[56]
+    assert reply(handle(srv, request(4, "10.9.0.15", server=None, opts=phone_opts(4)))).msg_type == codec.ACK
+    # a device that holds a lease renews it whatever the share
+    assert reply(handle(srv, request(1, server=None, ciaddr="10.9.0.10"), now=1030.0)).msg_type == codec.ACK
+
+
+def test_unanswered_offers_to_others_are_taken_back_fast():
+    srv = Server(SHARES)
+    first = reply(handle(srv, discover(1))).yiaddr
+    reply(handle(srv, discover(2), now=1000.5))
+    assert not handle(srv, discover(3), now=1000.6).replies                   # both offers still young
+    taken = reply(handle(srv, discover(3), now=1000.0 + leasesmod.OTHERS_OFFER_MIN_SECONDS + 0.1))
+    assert taken.yiaddr == first                                              # the oldest went to the newcomer
+    assert reply(handle(srv, request(1, first), now=1001.2)).msg_type == codec.NAK
+    # unanswered, an offer to another device lapses after a few seconds (a phone's is held 30 s)
+    assert srv.book.by_mac["00aabbcc0003"].expires == 1001.1 + leasesmod.OTHERS_OFFER_HOLD_SECONDS
+    assert srv.pool_status(1000.6 + leasesmod.OTHERS_OFFER_HOLD_SECONDS + 1)["others"] == 0
+    phone = reply(handle(srv, discover(9, phone_opts(9)), now=1002.0))
+    assert srv.book.by_mac["00aabbcc0009"].expires == 1002.0 + leasesmod.OFFER_HOLD_SECONDS and phone.yiaddr
+
+
+def decline(n: int, ip: str) -> Message:
+    return Message(xid=n, chaddr=mac(n), options={53: bytes([codec.DECLINE]), 50: codec.ip_bytes(ip),
+                                                  54: codec.ip_bytes(STATION)})
+
+
+def test_decline_from_a_mac_the_address_was_not_given_to_is_dropped():
+    srv = Server(SHARES)
+    ip = dora_as(srv, 10, phone_opts(10)).yiaddr
+    srv.book.take_pending()
+    for n in (1, 2, 3):                                           # strangers, one of them never even asked
+        if n < 3:
+            handle(srv, discover(n))
+        out = handle(srv, decline(n, ip))
+        assert not out.events and out.dropped and "not offered or leased to it" in out.dropped
+    assert srv.counters["declines_dropped"] == 3 and srv.counters["declines"] == 0
+    assert not srv.book.conflicted(ip, 1001.0) and not srv.book.take_pending()
+    # the phone reboots (INIT-REBOOT) and keeps its address
+    assert reply(handle(srv, request(10, ip, server=None, opts=phone_opts(10)), now=1100.0)).msg_type == codec.ACK
+    # the phone itself may decline it (an ARP answer after the ACK): quarantined
+    out = handle(srv, decline(10, ip), now=1101.0)
+    assert out.events[-1][0] == ev.DHCP_DECLINE and srv.book.conflicted(ip, 1102.0)
+
+
+def test_quarantines_a_device_causes_count_in_its_share_and_exhaustion_counts_quarantines():
+    srv = Server(SHARES)
+    declined = []
+    for n in range(1, 6):                                  # declining address after address
+        ack = dora_as(srv, n, now=1000.0 + n * 2)
+        if ack is None:
+            break
+        handle(srv, decline(n, ack.yiaddr), now=1000.0 + n * 2)
+        declined.append(ack.yiaddr)
+    assert len(declined) == 2                              # its share, then nothing
+    status = srv.pool_status(1020.0)
+    assert (status["quarantined"], status["others_free"], status["free"]) == (2, 0, 8)
+    phones = [dora_as(srv, n, phone_opts(n), now=1020.0) for n in range(10, 18)]
+    assert all(phones) and not {a.yiaddr for a in phones} & set(declined)
+    status = srv.pool_status(1020.0)
+    assert status["exhausted"] and status["used"] == 8 and status["quarantined"] == 2    # used < size, yet exhausted
+    assert srv.pool_status(1000.0 + leasesmod.CONFLICT_SECONDS + 30)["quarantined"] == 0
+
+
+def test_an_answered_ping_quarantine_makes_the_pool_exhausted_for_phones():
+    srv = Server(SETTINGS)
+    for n in (1, 2, 3):
+        dora_as(srv, n, phone_opts(n))
+    for ip in ("10.9.0.13", "10.9.0.14"):
+        assert srv.book.mark_conflict(ip, 1000.0, "answered a ping")
+    status = srv.pool_status(1000.0)
+    assert status["used"] == 3 and status["quarantined"] == 2 and status["free"] == 0 and status["exhausted"]
+    assert handle(srv, discover(4, phone_opts(4))).events[-1][0] == ev.DHCP_EXHAUSTED
+
+
+@pytest.mark.parametrize("text,size,count", [("25%", 200, 50), ("20%", 10, 2), ("1%", 5, 1), ("0%", 5, 0),
+                                             ("0", 5, 0), ("40", 200, 40), ("100%", 7, 7), (" 12.5% ", 8, 1)])
+def test_share_is_a_percentage_or_a_count(text, size, count):
+    assert share_count(text, size) == count
+
+
+@pytest.mark.parametrize("text", ["", "lots", "-5", "150%", "2.5", "201", "25 %%"])
+def test_a_share_that_means_nothing_is_refused(text):
+    with pytest.raises(ValueError):
+        share_count(text, 200)
+
+
+def test_a_restarted_book_knows_whose_leases_count_in_the_share(tmp_path):
+    store = Store(tmp_path / "station.db")
+    first = Server(SHARES)
+    laptop = dora_as(first, 1).yiaddr
+    dora_as(first, 10, phone_opts(10))
+    store.leases.save_changes(first.book.take_pending())
+    book = LeaseBook(SHARES.pool_start, SHARES.pool_end, excluded={STATION})
+    book.load(*store.leases.book())
+    second = Server(SHARES, book)
+    assert second.pool_status(1010.0)["phones"] == 1 and second.pool_status(1010.0)["others"] == 1
+    assert dora_as(second, 2, now=1010.0) and not handle(second, discover(3), now=1010.0).replies
+    assert dora_as(second, 1, now=1010.0).yiaddr == laptop
 
 
 # -- persistence ------------------------------------------------------------------------------------

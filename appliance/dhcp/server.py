@@ -18,7 +18,7 @@ from ..firmware.models import model_from_vendor_class as table_model
 from ..mac import normalize_mac
 from . import codec
 from .codec import Message
-from .leases import LeaseBook
+from .leases import LeaseBook, is_phone, share_count
 
 CLIENT_PORT_OFFSET = 1
 BROADCAST = "255.255.255.255"
@@ -45,6 +45,9 @@ class ServerSettings:
     router: str = ""
     reservations: tuple[tuple[str, str], ...] = ()
     server_port: int = 67
+    others_share: str = "100%"        # what clients that are not phones may hold ("25%" or "40"; "100%": no
+                                      # share kept for phones, as before fair shares); see leases.py
+    others_lease_seconds: int = 0     # their lease length; 0: lease_seconds
 
     @classmethod
     def from_config(cls, cfg) -> "ServerSettings":
@@ -54,7 +57,8 @@ class ServerSettings:
             dns=tuple(cfg.dhcp.dns), domain=cfg.dhcp.domain, tftp_servers=tuple(cfg.dhcp.tftp_servers),
             router=cfg.dhcp.router,
             reservations=tuple((normalize_mac(m), ip) for m, ip in cfg.dhcp.reservations.items()),
-            server_port=cfg.dhcp.port,
+            server_port=cfg.dhcp.port, others_share=cfg.dhcp.others_share,
+            others_lease_seconds=cfg.dhcp.others_lease_seconds,
         )
 
     @property
@@ -77,6 +81,7 @@ class Outcome:
     events: list[tuple[str, str | None, dict]] = field(default_factory=list)   # (kind, mac, data)
     foreign_server: str | None = None     # a REQUEST named another server: the guard wants to know
     malformed: str | None = None
+    dropped: str | None = None            # a message not acted on, and why (for a rate-limited log line)
     mac: str | None = None                # the client's, once the message parsed as a BOOTREQUEST
 
 
@@ -108,10 +113,15 @@ class Server:
         self._mask, self._net = int(self.network.netmask), int(self.network.network_address)
         self.book = book or LeaseBook(settings.pool_start, settings.pool_end, reserved=dict(settings.reservations),
                                       excluded={settings.address})
+        # The config checked the share against the configured range; the station's own address may be in it.
+        share = min(share_count(settings.others_share, self.book.last - self.book.first + 1), self.book.size)
+        self.book.others_share = share if share < self.book.size else None     # the whole pool: no share to keep
+        self._others_lease = settings.others_lease_seconds or settings.lease_seconds
         self.may_serve = may_serve
         self.ignore = ignore
         self.counters = {k: 0 for k in ("received", "discovers", "offers", "requests", "acks", "naks", "declines",
-                                        "releases", "informs", "malformed", "ignored", "exhausted", "refused")}
+                                        "releases", "informs", "malformed", "ignored", "exhausted", "refused",
+                                        "others_refused", "declines_dropped")}
         self._static = self._static_options()
         self._server_id = codec.ip_bytes(settings.address)
         self._siaddr = (settings.tftp_servers or (settings.address,))[0]
@@ -238,8 +248,10 @@ class Server:
 
     def _client_info(self, msg: Message) -> dict:
         vendor = msg.text_option(codec.OPT_VENDOR_CLASS)
-        return {"vendor_class": vendor, "hostname": msg.text_option(codec.OPT_HOSTNAME),
-                "prl": msg.prl, "model": model_from_vendor_class(vendor)}
+        hostname = msg.text_option(codec.OPT_HOSTNAME)
+        model = model_from_vendor_class(vendor)
+        return {"vendor_class": vendor, "hostname": hostname, "prl": msg.prl, "model": model,
+                "phone": is_phone(msg.mac, vendor, hostname, model)}
 
     def _lease_info(self, info: dict, msg: Message) -> dict:
         client_id = msg.options.get(codec.OPT_CLIENT_ID)
@@ -261,15 +273,25 @@ class Server:
         out.events.append((ev.DHCP_DISCOVER, msg.mac, {"ip": requested, **info}))
         if not self._serving(now):
             return
-        ip = self.book.choose(msg.mac, requested, now)
+        phone = info["phone"]
+        ip = self.book.choose(msg.mac, requested, now, phone=phone)
         if ip is None:
-            self.counters["exhausted"] += 1
-            out.events.append((ev.DHCP_EXHAUSTED, msg.mac, {"pool_size": self.book.size}))
+            if not phone and self.book.others_full(msg.mac, now):
+                # past its share (phones are still served): counted, and logged rate-limited by the service
+                self.counters["others_refused"] += 1
+                out.dropped = (f"no offer to {msg.mac}: devices that are not phones hold their whole share of the "
+                               f"pool ({self.book.others_share} addresses)")
+            else:            # the whole pool is taken
+                self.counters["exhausted"] += 1
+                out.events.append((ev.DHCP_EXHAUSTED, msg.mac, {"pool_size": self.book.size, "phone": phone}))
             return
-        self.book.offer(msg.mac, ip, now, **self._lease_info(info, msg))
+        self.book.offer(msg.mac, ip, now, phone=phone, **self._lease_info(info, msg))
         self.counters["offers"] += 1
         out.events.append((ev.DHCP_OFFER, msg.mac, {"ip": ip}))
-        self._answer(out, msg, codec.OFFER, ip, self.s.lease_seconds, durable=False)
+        self._answer(out, msg, codec.OFFER, ip, self._lease_seconds(phone), durable=False)
+
+    def _lease_seconds(self, phone: bool) -> int:
+        return self.s.lease_seconds if phone else self._others_lease
 
     def _request(self, msg: Message, now: float, out: Outcome) -> None:
         self.counters["requests"] += 1
@@ -305,11 +327,16 @@ class Server:
         if reserved is not None and reserved != ip:
             return self._send_nak(msg, out, f"this client is reserved {reserved}")
         info = self._client_info(msg)
-        expires = now + self.s.lease_seconds
-        self.book.bind(msg.mac, ip, expires, now, **self._lease_info(info, msg))
+        phone = info["phone"]
+        if not phone and reserved is None and self.book.others_full(msg.mac, now):
+            self.counters["others_refused"] += 1
+            return self._send_nak(msg, out, "the pool's share for devices that are not phones is full")
+        seconds = self._lease_seconds(phone)
+        expires = now + seconds
+        self.book.bind(msg.mac, ip, expires, now, phone=phone, **self._lease_info(info, msg))
         self.counters["acks"] += 1
         out.events.append((ev.DHCP_ACK, msg.mac, {"ip": ip, "state": state, "expires": expires, **info}))
-        self._answer(out, msg, codec.ACK, ip, self.s.lease_seconds, durable=True)
+        self._answer(out, msg, codec.ACK, ip, seconds, durable=True)
 
     def _send_nak(self, msg: Message, out: Outcome, reason: str) -> None:
         self.counters["naks"] += 1
@@ -320,6 +347,12 @@ class Server:
         server_id = msg.ip_option(codec.OPT_SERVER_ID)
         ip = msg.ip_option(codec.OPT_REQUESTED_IP)
         if (server_id is not None and server_id != self.s.address) or ip is None:
+            return
+        if not self.book.may_decline(msg.mac, ip):
+            # Only the client the address was offered or leased to may say it is in use: anyone else's
+            # DECLINE would quarantine a phone's address and have the phone NAKed at its next boot.
+            self.counters["declines_dropped"] += 1
+            out.dropped = f"DECLINE of {ip} from {msg.mac} dropped: that address was not offered or leased to it"
             return
         self.counters["declines"] += 1
         self.book.decline(msg.mac, ip, now, "declined by client")
@@ -344,7 +377,14 @@ class Server:
 
     # -- status ------------------------------------------------------------------------------------
     def pool_status(self, now: float) -> dict:
-        used = self.book.used(now)
-        return {"pool_start": self.s.pool_start, "pool_end": self.s.pool_end, "size": self.book.size,
-                "used": used, "exhausted": used >= self.book.size, "conflicts": sum(
-                    1 for until in self.book.conflicts.values() if until > now)}
+        """The pool's use for the heartbeat, `dhcp.status` and `/api/v1/health`.
+
+        `exhausted` is true when a new phone could not be offered an address now (every address leased,
+        offered, quarantined or reserved for another MAC); `others_full` when clients that are not phones
+        hold their whole share (phones are still served).
+        """
+        use = self.book.status(now)
+        return {"pool_start": self.s.pool_start, "pool_end": self.s.pool_end, **use,
+                "used": use["phones"] + use["others"], "exhausted": use["free"] == 0,
+                "others_full": use["others_free"] == 0,
+                "conflicts": sum(1 for until in self.book.conflicts.values() if until > now)}

@@ -44,6 +44,17 @@ COMMANDS_SECONDS = 1.0
 EVENT_FLUSH_SECONDS = 0.2
 MALFORMED_LOG_PER_WINDOW = 5
 MALFORMED_WINDOW = 10.0
+DROPPED_LOG_PER_WINDOW = 5        # DECLINEs from the wrong MAC, devices past their share: a flood logs 5 per window
+
+
+class DroppedLog(RateLimitedLog):
+    """RateLimitedLog for requests dropped on purpose (a DECLINE from the wrong MAC, a device past its share)."""
+
+    def __call__(self, now: float, message: str, *args) -> bool:
+        if now - self.start > self.window and self.suppressed:
+            self.log.warning("%d more dropped DHCP requests not logged", self.suppressed)
+            self.suppressed = 0
+        return super().__call__(now, message, *args)
 
 
 def open_socket(interface: str, port: int) -> socket.socket:
@@ -165,6 +176,7 @@ class Loop:
         self.exchanges = Exchanges(self.server, self.store, self.events, self.send_reply, self.facts.send,
                                    ctx.error)
         self.malformed_log = RateLimitedLog(log, MALFORMED_LOG_PER_WINDOW, MALFORMED_WINDOW)
+        self.dropped_log = DroppedLog(log, DROPPED_LOG_PER_WINDOW, MALFORMED_WINDOW)
         self.counters = self.server.counters
         self.counters.update({"send_failures": 0, "guard_probes": 0})
         self._last_status: dict | None = None
@@ -190,9 +202,14 @@ class Loop:
     def publish_status(self, now: float, force: bool = False) -> None:
         status = self.server.pool_status(now)
         if force or status != self._last_status:
-            if status["exhausted"] and not (self._last_status or {}).get("exhausted"):
-                log.error("address pool exhausted: %d of %d addresses in use (%s - %s)", status["used"],
-                          status["size"], status["pool_start"], status["pool_end"])
+            last = self._last_status or {}
+            if status["exhausted"] and not last.get("exhausted"):
+                log.error("address pool exhausted, a new phone gets no address: %d leased to phones, %d to other "
+                          "devices, %d quarantined, of %d (%s - %s)", status["phones"], status["others"],
+                          status["quarantined"], status["size"], status["pool_start"], status["pool_end"])
+            if status["others_full"] and not last.get("others_full") and not status["exhausted"]:
+                log.warning("devices that are not phones hold their whole share (%d addresses); phones are still "
+                            "served from the rest of the pool", status["others_share"])
             self._last_status = status
             try:
                 self.store.kv.put("dhcp.status", status)
@@ -355,6 +372,8 @@ class Loop:
             if out.malformed:
                 self.malformed_log(now, "malformed DHCP packet from %s:%s (%d bytes) dropped: %s", src, sport,
                                    len(data), out.malformed)
+            elif out.dropped:
+                self.dropped_log(now, "%s", out.dropped)
             if out.foreign_server:
                 for _, status in self.guard.observe_request(out.foreign_server, now):
                     self.publish_guard(now, status)

@@ -3,6 +3,7 @@ the answer table pushed to every worker; hostile datagrams and worker messages d
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -179,3 +180,13 @@ def test_garbage_on_a_workers_table_socket_is_dropped_whole():
         for data in (b"{", b'{"answers": {"v": 1, "rows": [[1]]}}', b'{"other": 1}'):
             a.send(data)
         assert channel.receive() == 0 and channel.bad == 3 and len(channel.table) == 0
+
+
+def test_one_log_line_per_change_of_state(hub, caplog):
+    h, _ = hub
+    with caplog.at_level(logging.INFO, logger="recovery"):
+        h.run_once(Lease(time.time(), MAC, IP, True, "CP-7965G"))
+        h.run_once(FileAsked(time.time(), IP, f"SEP{MAC.upper()}.cnf.xml", served=STONE))
+        h.run_once(FileAsked(time.time(), IP, f"SEP{MAC.upper()}.cnf.xml", served=STONE))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"phone {MAC}")]
+    assert lines == [f"phone {MAC} seen: -", f"phone {MAC} configured: step 1 of 2: {STONE}"], lines

@@ -38,6 +38,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..logs import RateLimitedLog
 from . import identify, neighbours
 from .facts import LoadReported
 
@@ -202,7 +203,9 @@ class Poller:
         self.claims: dict[str, neighbours.Neighbour] = {}
         self.handled: dict[str, str] = {}        # mac -> the load (lower case) of its claim already posted
         self.counters = {"polls": 0, "failures": 0, "neighbours": 0, "claims": 0, "delivered": 0,
-                         "conflicts": 0, "skipped": 0, "unsteady": 0}
+                         "conflicts": 0, "skipped": 0, "malformed": 0, "unsteady": 0}
+        # lldpd keeps a broken frame's neighbour until it ages out (its TTL, up to minutes): said once a minute
+        self._malformed_log = RateLimitedLog(log, per_window=1, window=60.0)
         self.status, self.ok = ("starting" if enabled(cfg) else "off ([upgrade] neighbours = false)"), False
         self._problems: set[str] = set()
         self._changes: dict[str, list[float]] = {}   # mac -> when its claim last changed (a few, recent)
@@ -240,6 +243,10 @@ class Poller:
             self._say(False, why)
             return
         reading = neighbours.read(text, self.catalog)
+        if reading.malformed:
+            self._malformed_log(time.monotonic(), "%d CDP/LLDP neighbour(s) lldpcli printed as broken JSON dropped "
+                                "(a frame with control characters or quotes in its name); the other %d are read",
+                                reading.malformed, len(reading.neighbours))
         new = [p for p in reading.problems if p not in self._problems]
         for p in new[:5]:
             log.info("neighbour not used: %s", p)
@@ -257,7 +264,7 @@ class Poller:
             pending = [c for mac, c in self.claims.items() if self.handled.get(mac) != (c.load or "").lower()]
         pending = self._steady(pending, reading)
         self.counters.update(neighbours=len(reading.neighbours), claims=len(reading.claims),
-                             conflicts=len(reading.conflicts), skipped=reading.skipped)
+                             conflicts=len(reading.conflicts), skipped=reading.skipped, malformed=reading.malformed)
         self._say(True, f"reading CDP/LLDP neighbours on {self.cfg.network.interface}: "
                         f"{len(reading.neighbours)} neighbours, {len(reading.claims)} load claims")
         for claim in pending:

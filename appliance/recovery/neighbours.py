@@ -12,7 +12,8 @@ identify.from_cdp to a catalog load ID, or refused).
 Nothing here is trusted: lldpd does not verify CDP checksums and anyone on the
 segment can send a frame naming any device ID, so a neighbour is a claim, never
 proof.  Input is bounded (size, entries, field lengths), malformed entries are
-counted and skipped, two neighbours claiming different loads for one MAC cancel
+counted and skipped, one neighbour lldpcli printed unreadably never hides the
+others (see `_documents`), two neighbours claiming different loads for one MAC cancel
 each other, and `verdict` keeps a claim from overriding anything the station
 learned from the phone itself (its downloads, its settling on a config, its own
 web page).
@@ -34,6 +35,12 @@ MAX_OUTPUT = 1 << 20        # bytes of lldpcli output read at all (a CDP neighbo
 MAX_ENTRIES = 1024          # neighbours read from one listing (lldpd keeps [max-neighbors] per protocol)
 MAX_FIELD = 512             # longer strings are not a device ID, platform or version (lldpd keeps up to a frame)
 MAX_PROBLEMS = 20
+# lldpcli 1.0.16's JSON writer escapes values but not keys, and a CDP device ID or LLDP system name becomes a key:
+# one frame with a '"' or '\\' in it breaks the whole listing.  It also passes 0x1F raw.  Its pretty-printer puts
+# each neighbour of a list on lines of its own between these two, at a fixed indent, which is what `_documents`
+# splits on when the listing as a whole is not JSON.
+ITEM_OPEN = " " * 6 + "{"
+ITEM_CLOSE = (" " * 6 + "}", " " * 6 + "},")
 CDP_SPLIT = " running on\n"     # lldpd's chassis descr for CDP: "<platform> running on\n<software>"
 NEIGHBOUR_HOWS = ("cdp", "lldp")
 _SEP = re.compile(r"SEP([0-9A-Fa-f]{12})")
@@ -75,6 +82,7 @@ class Reading:
     conflicts: dict[str, str] = field(default_factory=dict)     # mac -> why its claims cancelled
     problems: list[str] = field(default_factory=list)
     skipped: int = 0                                            # entries not read (malformed, not CDP/LLDP, over the cap)
+    malformed: int = 0                                          # of those, neighbours lldpcli printed as broken JSON
 
     def problem(self, text: str) -> None:
         self.skipped += 1
@@ -201,10 +209,8 @@ def read(text: str | bytes, catalog) -> Reading:
     if len(text) > MAX_OUTPUT:
         reading.problem(f"listing of {len(text)} bytes (limit {MAX_OUTPUT}): not read")
         return reading
-    try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError) as exc:      # UnicodeDecodeError is a ValueError
-        reading.problem(f"not JSON: {identify.shown(str(exc))}")
+    doc = _documents(text if isinstance(text, str) else text.decode("utf-8", "replace"), reading)
+    if doc is None:
         return reading
     for _ifname, entry in _entries(doc, reading):
         via = _text(entry.get("via")) or ""
@@ -229,6 +235,50 @@ def read(text: str | bytes, catalog) -> Reading:
         reading.neighbours.append(n)
     _claims(reading)
     return reading
+
+
+def _loads(text: str) -> object:
+    """JSON with control characters allowed inside strings (lldpcli passes some raw); raises ValueError."""
+    try:
+        return json.loads(text, strict=False)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+
+
+def _documents(text: str, reading: Reading) -> object | None:
+    """The listing as JSON; when it is not, the neighbours that are, one by one (the broken ones counted).
+
+    A whole listing that parses is used as it is.  Otherwise each neighbour of lldpcli's list (the lines from an
+    ITEM_OPEN to the next ITEM_CLOSE) is parsed alone, and the listing is rebuilt from those that parse.  A name
+    in a frame can hold those lines too: then the frame's own neighbour breaks into pieces, which are dropped or
+    (at worst) read as a neighbour the frame could have claimed anyway; a neighbour before or after it is read
+    whole.  A listing of one broken neighbour has nothing else to keep.
+    """
+    try:
+        return _loads(text)
+    except ValueError as exc:
+        whole = identify.shown(str(exc))
+    items: list[object] = []
+    lines: list[str] | None = None
+    for line in text.split("\n"):
+        if line == ITEM_OPEN:
+            if lines is not None:
+                reading.malformed += 1
+                reading.problem("a neighbour lldpcli printed as broken JSON (unterminated): dropped")
+            lines = []
+        elif line in ITEM_CLOSE and lines is not None:
+            try:
+                items.append(_loads("{" + "\n".join(lines) + "}"))
+            except ValueError as exc:
+                reading.malformed += 1
+                reading.problem(f"a neighbour lldpcli printed as broken JSON ({identify.shown(str(exc))}): dropped")
+            lines = None
+        elif lines is not None:
+            lines.append(line)
+    if not items and not reading.malformed:
+        reading.problem(f"not JSON: {whole}")
+        return None
+    return {"lldp": {"interface": items}}
 
 
 def _claims(reading: Reading) -> None:

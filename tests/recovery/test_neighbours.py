@@ -223,6 +223,176 @@ def test_a_flood_is_capped_and_quick(lib):
     assert time.monotonic() - started < 5
 
 
+# What lldpd 1.0.16 printed, verbatim, for four CDP frames (tests.lldp_frames): 001F9EAB59F1 and ..F4 on the stone;
+# ..F2 with a version of CR, LF, TAB, BS, ESC[31m, 0x1F (printed raw), '"', '\\', U+009B and U+202E; ..F3 with the
+# device ID 'SEP\n"\\<ESC>', which lldpcli prints unescaped as its chassis key, breaking the whole listing.
+LLDPD_BROKEN_KEY = (
+    b'{\n'
+    b'  "lldp": {\n'
+    b'    "interface": [\n'
+    b'      {\n'
+    b'        "lan0": {\n'
+    b'          "via": "CDPv2",\n'
+    b'          "rid": "1",\n'
+    b'          "age": "0 day, 00:00:02",\n'
+    b'          "chassis": {\n'
+    b'            "SEP001F9EAB59F1": {\n'
+    b'              "id": {\n'
+    b'                "type": "local",\n'
+    b'                "value": "SEP001F9EAB59F1"\n'
+    b'              },\n'
+    b'              "descr": "Cisco IP Phone 7965 running on\\nSCCP45.8-5-2S",\n'
+    b'              "capability": {\n'
+    b'                "type": "Station",\n'
+    b'                "enabled": true\n'
+    b'              }\n'
+    b'            }\n'
+    b'          },\n'
+    b'          "port": {\n'
+    b'            "id": {\n'
+    b'              "type": "ifname",\n'
+    b'              "value": "Port 1"\n'
+    b'            },\n'
+    b'            "descr": "Port 1",\n'
+    b'            "ttl": "180"\n'
+    b'          }\n'
+    b'        }\n'
+    b'      },\n'
+    b'      {\n'
+    b'        "lan0": {\n'
+    b'          "via": "CDPv2",\n'
+    b'          "rid": "2",\n'
+    b'          "age": "0 day, 00:00:02",\n'
+    b'          "chassis": {\n'
+    b'            "SEP001F9EAB59F2": {\n'
+    b'              "id": {\n'
+    b'                "type": "local",\n'
+    b'                "value": "SEP001F9EAB59F2"\n'
+    b'              },\n'
+    b'              "descr": "Cisco IP Phone 7965 running on\\nSCCP45\\n\\r\\t\\b\\u001B[31m\x1f\\"\\\\\xc2\x9b\xe2\x80\xae",\n'
+    b'              "capability": {\n'
+    b'                "type": "Station",\n'
+    b'                "enabled": true\n'
+    b'              }\n'
+    b'            }\n'
+    b'          },\n'
+    b'          "port": {\n'
+    b'            "id": {\n'
+    b'              "type": "ifname",\n'
+    b'              "value": "Port 1"\n'
+    b'            },\n'
+    b'            "descr": "Port 1",\n'
+    b'            "ttl": "180"\n'
+    b'          }\n'
+    b'        }\n'
+    b'      },\n'
+    b'      {\n'
+    b'        "lan0": {\n'
+    b'          "via": "CDPv2",\n'
+    b'          "rid": "3",\n'
+    b'          "age": "0 day, 00:00:02",\n'
+    b'          "chassis": {\n'
+    b'            "SEP\n'
+    b'"\\\x1b": {\n'
+    b'              "id": {\n'
+    b'                "type": "local",\n'
+    b'                "value": "SEP\\n\\"\\\\\\u001B"\n'
+    b'              },\n'
+    b'              "descr": "Cisco IP Phone 7965 running on\\nSCCP45.8-5-2S",\n'
+    b'              "capability": {\n'
+    b'                "type": "Station",\n'
+    b'                "enabled": true\n'
+    b'              }\n'
+    b'            }\n'
+    b'          },\n'
+    b'          "port": {\n'
+    b'            "id": {\n'
+    b'              "type": "ifname",\n'
+    b'              "value": "Port 1"\n'
+    b'            },\n'
+    b'            "descr": "Port 1",\n'
+    b'            "ttl": "180"\n'
+    b'          }\n'
+    b'        }\n'
+    b'      },\n'
+    b'      {\n'
+    b'        "lan0": {\n'
+    b'          "via": "CDPv2",\n'
+    b'          "rid": "4",\n'
+    b'          "age": "0 day, 00:00:02",\n'
+    b'          "chassis": {\n'
+    b'            "SEP001F9EAB59F4": {\n'
+    b'              "id": {\n'
+    b'                "type": "local",\n'
+    b'                "value": "SEP001F9EAB59F4"\n'
+    b'              },\n'
+    b'              "descr": "Cisco IP Phone 7965 running on\\nSCCP45.8-5-2S",\n'
+    b'              "capability": {\n'
+    b'                "type": "Station",\n'
+    b'                "enabled": true\n'
+    b'              }\n'
+    b'            }\n'
+    b'          },\n'
+    b'          "port": {\n'
+    b'            "id": {\n'
+    b'              "type": "ifname",\n'
+    b'              "value": "Port 1"\n'
+    b'            },\n'
+    b'            "descr": "Port 1",\n'
+    b'            "ttl": "180"\n'
+    b'          }\n'
+    b'        }\n'
+    b'      }\n'
+    b'    ]\n'
+    b'  }\n'
+    b'}\n'
+    b'\n'
+)
+
+
+def test_one_broken_neighbour_never_hides_the_others(lib):
+    """lldpcli leaves keys unescaped: one frame's device ID broke the whole listing; now only that neighbour is lost."""
+    cat, _ = lib
+    with pytest.raises(ValueError):
+        json.loads(LLDPD_BROKEN_KEY, strict=False)             # the listing as a whole is not JSON
+    r = neighbours.read(LLDPD_BROKEN_KEY, cat)
+    assert {m: c.load for m, c in r.claims.items()} == {"001f9eab59f1": STONE45, "001f9eab59f4": STONE45}
+    assert r.malformed == 1 and any("broken JSON" in p for p in r.problems)
+    # the neighbour with control characters in its version (0x1F raw: not strict JSON) is read, and claims nothing
+    odd = next(n for n in r.neighbours if n.mac == "001f9eab59f2")
+    assert odd.load is None and odd.version.isprintable() and len(r.neighbours) == 3
+
+
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_a_broken_neighbour_anywhere_in_the_list_costs_only_itself(lib, position):
+    cat, _ = lib
+    good = [cdp_entry(f"SEP001F9EAB59F{i}", f"Cisco IP Phone 7965 running on\n{STONE45}", rid=i) for i in (1, 2)]
+    text = listing(*good[:position], cdp_entry("SEPBROKEN", "x", rid=9), *good[position:])
+    text = text.replace('"SEPBROKEN"', '"SEP\n\"\\\x1b"')          # unescaped, as lldpcli prints a key
+    r = neighbours.read(text.encode(), cat)
+    assert set(r.claims) == {"001f9eab59f1", "001f9eab59f2"} and r.malformed == 1
+
+
+def test_control_characters_inside_strings_are_tolerated(lib):
+    cat, _ = lib
+    text = listing(cdp_entry("SEP001F9EAB59F1", f"Cisco IP Phone 7965 running on\n{STONE45}"),
+                   cdp_entry("SEP001F9EAB59F2", "Cisco IP Phone 7965 running on\nSCCP45\x1f\x9b\u202e", rid=2))
+    raw = text.replace("\\u001f", "\x1f")                          # lldpcli prints 0x1F raw
+    assert "\x1f" in raw
+    r = neighbours.read(raw, cat)
+    assert list(r.claims) == ["001f9eab59f1"] and r.malformed == 0 and len(r.neighbours) == 2
+
+
+def test_unterminated_and_unreadable_pieces_are_counted_not_raised(lib):
+    cat, _ = lib
+    good = listing(cdp_entry("SEP001F9EAB59F1", f"Cisco IP Phone 7965 running on\n{STONE45}"),
+                   cdp_entry("SEP001F9EAB59F2", f"Cisco IP Phone 7965 running on\n{STONE45}", rid=2))
+    broken = good.replace('      {\n        "lan0"', '      {\n      {\n        "lan0"', 1).replace('"rid": "2"', '"rid" "2"')
+    r = neighbours.read(broken + "garbage", cat)
+    assert r.malformed == 2 and list(r.claims) == ["001f9eab59f1"] and len(r.problems) <= neighbours.MAX_PROBLEMS
+    assert len(neighbours.read(b"\xff" + good.encode()[1:], cat).claims) == 2     # a broken frame around them
+
+
 def test_two_neighbours_disagreeing_on_one_mac_cancel(lib):
     cat, _ = lib
     r = neighbours.read(listing(cdp_entry("SEP001F9EAB59F1", f"Cisco IP Phone 7965 running on\n{STONE45}"),
@@ -361,6 +531,20 @@ def test_conflicting_claims_are_not_used_and_lldpd_failures_are_reported(hub, ca
     info = poller.info()
     assert not info["ok"] and "not answering" in info["status"] and info["failures"] == 2
     assert caplog.text.count("CDP/LLDP load identification unavailable") == 1, "said once, not every poll"
+
+
+def test_poller_posts_the_good_neighbours_of_a_broken_listing_and_says_so_once(hub, caplog):
+    h, cat, cfg, _ = hub
+    poller = lldp.Poller(cfg, cat, h, run=Listing(LLDPD_BROKEN_KEY))
+    posted = []
+    h.post = posted.append
+    with caplog.at_level(logging.WARNING, logger="neighbours"):
+        for _ in range(3):
+            poller.poll()
+    assert sorted(f.mac for f in posted) == ["001f9eab59f1", "001f9eab59f4"]
+    assert poller.info()["malformed"] == 1 and poller.info()["claims"] == 2
+    said = [r for r in caplog.records if "broken JSON" in r.getMessage()]
+    assert len(said) == 1 and "the other 3 are read" in said[0].getMessage()
 
 
 def test_a_claim_that_keeps_changing_is_not_believed(hub):
@@ -653,7 +837,9 @@ def test_cdp_and_lldp_med_announcements_name_each_phones_load_before_it_fetches_
            _cdp("001f9eab59e5", STONE45, truncate=40),                   # cut short
            {"kind": "cdp", "src": "001f9eab59e6", "device": "Switch01", "version": "Cisco IOS", "platform": "WS-C2960"},
            {"kind": "cdp", "src": "001f9eab59e7", "device": "SEP00000000000G", "version": STONE45, "platform": "x"},
-           {"kind": "raw", "src": "001f9eab59e8", "hex": "01000ccccccc001f9eab59e8" + "0040aaaa0300000c2000" + "ff" * 60}]
+           {"kind": "raw", "src": "001f9eab59e8", "hex": "01000ccccccc001f9eab59e8" + "0040aaaa0300000c2000" + "ff" * 60},
+           # a device ID with LF, '"', '\\' and ESC: lldpcli prints it unescaped as a key, breaking its listing
+           dict(_cdp("001f9eab59e9", STONE45), device_hex="5345500a225c1b")]
     flood = [dict(_cdp(A, STONE45), repeat=300)]                          # one phone, announcing in a loop
     flood += [_cdp(f"0200{i:08x}", STONE45) for i in range(400)]          # 400 forged device IDs
     r = lab.run("ph", PYTHON_E2E(), "-m", "tests.lldp_frames", "send", "lan0", json.dumps(real + bad + flood), timeout=60)
@@ -661,6 +847,7 @@ def test_cdp_and_lldp_med_announcements_name_each_phones_load_before_it_fetches_
     info = wait_for(lambda: (lambda i: i if i.get("claims", 0) >= 4 and i.get("conflicts", 0) >= 1 else None)(
         _neighbour_info(state)), 30, "the claims of A, B, C and the forged one, and D's conflict")
     assert info["neighbours"] <= 2 * lldp.MAX_NEIGHBOURS, info            # lldpd's cap held the flood
+    assert info["malformed"] == 1, info                                   # the broken one, and only it, dropped
     listed = lab.run("srv", "lldpcli", "-u", str(lldp.run_dir_for(state) / lldp.SOCKET_NAME), "-f", "json", "show", "neighbors",
                      "details", timeout=20)
     assert listed.returncode == 0 and len(listed.stdout) < neighbours.MAX_OUTPUT

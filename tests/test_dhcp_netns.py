@@ -352,22 +352,138 @@ def test_second_nic_is_never_answered(lab, station, tmp_path):
 
 @needs_tool("udhcpc")
 def test_pool_exhaustion_is_logged_and_recorded_for_status(lab, tmp_path):
+    """Devices that are not phones fill their share and only that; phones the rest; then `exhausted`."""
     lab.add("srv", STATION)
     state, log = tmp_path / "state", tmp_path / "dhcp.log"
     proc = start_station(lab, "srv", state, log, DHCP_GUARD="off", DHCP_POOL_START="10.77.0.2",
-                         DHCP_POOL_END="10.77.0.3")
+                         DHCP_POOL_END="10.77.0.4", DHCP_OTHERS_SHARE="1")
     wait_serving(state, proc)
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "p1", "p2", "p3"):
         lab.add(name)
-    assert {udhcpc(lab, n, tmp_path)["ip"] for n in ("a", "b")} == {"10.77.0.2", "10.77.0.3"}
-    assert udhcpc(lab, "c", tmp_path, tries=2).get("ip") is None
-    deadline = time.time() + 5
-    while time.time() < deadline and not (kv(state, "dhcp.status") or {}).get("exhausted"):
+    assert udhcpc(lab, "a", tmp_path).get("ip", "").startswith("10.77.0.")
+    assert udhcpc(lab, "b", tmp_path, tries=2).get("ip") is None            # the share is full ...
+    status = wait_status(state, lambda s: s.get("others_full"))
+    assert not status["exhausted"] and status["others"] == 1 and status["free"] == 2, status
+    phone = ("-V", "Cisco Systems, Inc. IP Phone CP-7965G")
+    assert all(udhcpc(lab, n, tmp_path, *phone).get("ip") for n in ("p1", "p2"))   # ... phones are still served
+    assert udhcpc(lab, "p3", tmp_path, *phone, tries=2).get("ip") is None
+    status = wait_status(state, lambda s: s.get("exhausted"))
+    assert (status["phones"], status["others"], status["free"], status["size"]) == (2, 1, 0, 3), status
+    assert "address pool exhausted, a new phone gets no address: 2 leased to phones, 1 to other devices, " \
+           "0 quarantined, of 3 (10.77.0.2 - 10.77.0.4)" in log.read_text()
+    assert "devices that are not phones hold their whole share" in log.read_text()
+    assert {e["mac"] for e in events(state, "dhcp.pool_exhausted")} == {mac_of(lab, "p3")}
+
+
+def wait_status(state: Path, ready, wait: float = 5.0) -> dict:
+    """`dhcp.status` once `ready(status)` (the service publishes it each second), else the last one."""
+    deadline = time.time() + wait
+    status = kv(state, "dhcp.status") or {}
+    while not ready(status) and time.time() < deadline:
         time.sleep(0.1)
-    status = kv(state, "dhcp.status")
-    assert status["exhausted"] and status["used"] == 2 and status["size"] == 2, status
-    assert "address pool exhausted: 2 of 2 addresses in use (10.77.0.2 - 10.77.0.3)" in log.read_text()
-    assert {e["mac"] for e in events(state, "dhcp.pool_exhausted")} == {mac_of(lab, "c")}
+        status = kv(state, "dhcp.status") or {}
+    return status
+
+
+@needs_tool("dhclient", "dhcpcd", "udhcpc")
+def test_real_clients_get_short_leases_unless_they_say_they_are_phones(lab, tmp_path):
+    lab.add("srv", STATION)
+    state = tmp_path / "state"
+    proc = start_station(lab, "srv", state, tmp_path / "dhcp.log", DHCP_GUARD="off", DHCP_OTHERS_LEASE_SECONDS="120")
+    wait_serving(state, proc)
+    lab.add("laptop")
+    out = tmp_path / "dhclient.out"
+    script = tmp_path / "dhclient.sh"
+    script.write_text(f'#!/bin/sh\necho "$reason ip=$new_ip_address lease=$new_dhcp_lease_time" >> {out}\nexit 0\n')
+    script.chmod(0o755)
+    client = lab.popen("laptop", "dhclient", "-d", "-1", "-lf", str(tmp_path / "dhclient.leases"),
+                       "-pf", str(tmp_path / "dhclient.pid"), "-sf", str(script), "lan0",
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and not (out.exists() and "BOUND" in out.read_text()):
+            time.sleep(0.1)
+    finally:
+        lab.kill(client)
+    assert re.search(r"BOUND ip=10\.77\.0\.\d+ lease=120\b", out.read_text()), out.read_text()
+
+    lab.add("phone")
+    text = dhcpcd_test_mode(lab, "phone", tmp_path, "-i", "Cisco Systems, Inc. IP Phone CP-7965G")
+    assert "new_dhcp_lease_time='3600'" in text, text[-2000:]
+    lab.add("sep")
+    sep = f"SEP{mac_of(lab, 'sep').upper()}"
+    assert udhcpc(lab, "sep", tmp_path, "-x", f"hostname:{sep}").get("ip")
+    rows = dict(db_rows(state, "SELECT mac, expires - updated FROM leases WHERE state = 'bound'"))
+    # dhcpcd -T may stop at the OFFER (test mode), so its lease may not be bound
+    assert rows[mac_of(lab, "laptop")] == 120 and rows[mac_of(lab, "sep")] == 3600, rows
+    assert rows.get(mac_of(lab, "phone"), 3600) == 3600, rows
+
+
+def dhcpcd_test_mode(lab: Lab, name: str, tmp_path: Path, *extra: str) -> str:
+    """dhcpcd -T (lease, print, configure nothing); its output."""
+    out = tmp_path / f"dhcpcd-{name}.out"
+    with open(out, "w") as fh:
+        client = lab.popen(name, "dhcpcd", "-d", "-f", "/dev/null", "-4", "-T", "-t", "15", *extra, "lan0",
+                           stdout=fh, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 25
+            while time.time() < deadline and "new_ip_address=" not in out.read_text():
+                time.sleep(0.1)
+        finally:
+            text = out.read_text()
+            helpers = [int(p) for p in re.findall(r"spawned .*? on PID (\d+)", text)]
+            lab.kill(client)
+            for pid in helpers:       # dhcpcd's privilege-separation helpers, started by this test
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    return text
+
+
+FORGER = """
+import random, socket, sys
+sys.path.insert(0, sys.argv[1])
+from appliance.dhcp import codec
+ip, server, count = sys.argv[2], sys.argv[3], int(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lan0")
+s.bind(("0.0.0.0", 68))
+rng = random.Random(24)
+for _ in range(count):
+    mac = bytes([0x02]) + rng.randbytes(5)
+    msg = codec.Message(xid=rng.getrandbits(32), chaddr=mac, options={53: bytes([codec.DECLINE]),
+                        50: codec.ip_bytes(ip), 54: codec.ip_bytes(server)})
+    s.sendto(codec.serialize(msg), ("255.255.255.255", 67))
+print(count)
+"""
+
+
+@needs_tool("udhcpc")
+def test_forged_declines_do_not_take_a_phones_address(lab, tmp_path):
+    lab.add("srv", STATION)
+    state, log = tmp_path / "state", tmp_path / "dhcp.log"
+    proc = start_station(lab, "srv", state, log, DHCP_GUARD="off")
+    wait_serving(state, proc)
+    lab.add("phone")
+    lab.add("bad", "10.77.0.250")
+    phone = ("-V", "Cisco Systems, Inc. IP Phone CP-7965G")
+    ip = udhcpc(lab, "phone", tmp_path, *phone)["ip"]
+    forger = tmp_path / "forge.py"
+    forger.write_text(FORGER)
+    sent = lab.run("bad", PYTHON, str(forger), str(REPO), ip, STATION, "50")
+    assert sent.stdout.strip() == "50", sent.stderr
+    deadline = time.time() + 5
+    while time.time() < deadline and "DECLINE of" not in log.read_text():
+        time.sleep(0.1)
+    assert not db_rows(state, "SELECT ip FROM conflicts")
+    assert f"DECLINE of {ip} from 02" in log.read_text()
+    assert log.read_text().count("DECLINE of") <= 5                   # rate-limited
+    # the phone reboots asking for its address (INIT-REBOOT) and keeps it
+    assert udhcpc(lab, "phone", tmp_path, *phone, "-r", ip)["ip"] == ip
+    assert not events(state, "dhcp.nak", wait=0.5, at_least=1)
 
 
 @needs_tool("udhcpc", "dnsmasq")

@@ -122,3 +122,149 @@ def test_schemathesis_events_short_streams(base_url):
     for params in ({"duration": 0}, {"duration": 1, "after": -5}, {"after": 0, "duration": 0}):
         case = op.Case(query=params)
         case.call_and_validate(base_url=base_url, timeout=10)
+
+
+# -- fair shares (issue 24 item 2) -------------------------------------------------------------------------
+def _port(base: str) -> int:
+    return int(base.rsplit(":", 1)[1])
+
+
+def _connect(base: str, source: str) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", _port(base)), timeout=30, source_address=(source, 0))
+
+
+def _status(s: socket.socket) -> bytes:
+    """The first line the server sends, or b"" when it closes (or resets) without one."""
+    return _head(s).split(b"\r\n", 1)[0]
+
+
+def _head(s: socket.socket) -> bytes:
+    """What the server sends up to the end of its headers (or until it closes)."""
+    out = b""
+    try:
+        while b"\r\n\r\n" not in out:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            out += chunk
+    except ConnectionResetError:
+        pass
+    return out
+
+
+def _health(base: str) -> int:
+    try:
+        return urllib.request.urlopen(base + "/api/v1/health", timeout=10).status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def _shares(store: Store) -> dict:
+    row = next((s for s in store.services.all() if s["name"] == "api"), None)
+    return (row or {}).get("info", {}).get("shares") or {}
+
+
+def test_clients_dripping_their_requests_do_not_take_the_threads(api):
+    """40 unfinished requests (more than the 16 threads) from 4 addresses: health still answers; each is ended
+    with 408 at the request deadline."""
+    base, store = api
+    before = _shares(store).get("header_timeouts", 0)
+    slow = [_connect(base, f"127.0.4.{1 + i % 4}") for i in range(40)]
+    try:
+        for s in slow:
+            s.sendall(b"GET /api/v1/phones HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        for _ in range(3):
+            assert _health(base) in (200, 503)        # answered (503: a station service is not up in this test)
+        for s in slow:
+            s.sendall(b"a")                           # still dripping
+        assert all(_status(s).startswith(b"HTTP/1.1 408") for s in slow)
+    finally:
+        for s in slow:
+            s.close()
+    from tests.conftest import wait_for
+    wait_for(lambda: _shares(store).get("header_timeouts", 0) >= before + 40, 15, "the heartbeat to count them")
+
+
+def test_one_address_holds_at_most_its_share_of_connections(api):
+    from appliance.api.service import PER_ADDRESS
+    base, store = api
+    held = [_connect(base, "127.0.5.1") for _ in range(PER_ADDRESS)]
+    try:
+        for s in held:
+            s.sendall(b"GET /api/v1/phones HTTP/1.1\r\nHost: x\r\n")     # unfinished: each holds its slot
+        time.sleep(0.5)
+        with _connect(base, "127.0.5.1") as extra:
+            extra.sendall(b"GET /api/v1/phones HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _status(extra) == b"", "a connection over the address's share is closed at once"
+        with _connect(base, "127.0.5.2") as other:
+            other.sendall(b"GET /api/v1/phones HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert _status(other) == b"HTTP/1.1 200 OK"
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_request_too_large_is_refused_without_a_thread(api):
+    base, _ = api
+    with _connect(base, "127.0.6.1") as s:
+        s.sendall(b"POST /api/v1/firmware/rescan HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+        assert _status(s).startswith(b"HTTP/1.1 413")
+
+
+def _open_stream(base: str, source: str) -> tuple[socket.socket, bytes]:
+    """(the connection, the response's head) of a GET for a minute's event stream."""
+    s = _connect(base, source)
+    s.sendall(b"GET /api/v1/events?duration=60 HTTP/1.1\r\nHost: x\r\n\r\n")
+    return s, _head(s)
+
+
+def test_event_streams_are_bounded_in_all_and_per_address_and_free_their_slot_when_the_client_goes(api):
+    from appliance.api import sse
+    base, store = api
+    total = sse.Slots.for_threads(16).total
+    streams = []
+    try:
+        for _ in range(sse.PER_ADDRESS):
+            s, head = _open_stream(base, "127.0.7.1")
+            streams.append(s)
+            assert head.startswith(b"HTTP/1.1 200 OK")
+        s, head = _open_stream(base, "127.0.7.1")
+        head += s.recv(4096)
+        s.close()
+        assert head.startswith(b"HTTP/1.1 503") and b"Retry-After: 30" in head and b"this address" in head
+        for i in range(total - sse.PER_ADDRESS):
+            s, head = _open_stream(base, f"127.0.7.{10 + i}")
+            streams.append(s)
+            assert head.startswith(b"HTTP/1.1 200 OK")
+        s, head = _open_stream(base, "127.0.7.99")
+        s.close()
+        assert head.startswith(b"HTTP/1.1 503"), "past the total a stream is refused"
+        for _ in range(5):
+            assert _health(base) in (200, 503), "health answers with every stream slot taken"
+        streams.pop().close()                          # one dashboard goes away: its slot comes back
+        from tests.conftest import wait_for
+
+        def reopened() -> bool:
+            s, head = _open_stream(base, "127.0.7.99")
+            streams.append(s)
+            return head.startswith(b"HTTP/1.1 200 OK")
+        # Without noticing the hang-up the slot would come back only when a keepalive write failed (20 s).
+        wait_for(reopened, 8, "the slot of a stream whose client left", every=0.5)
+    finally:
+        for s in streams:
+            s.close()
+
+
+def test_a_stream_sees_its_client_hang_up():
+    from appliance.api.sse import hung_up
+    a, b = socket.socketpair()
+    try:
+        assert not hung_up(a)
+        b.sendall(b"x")                                # data waiting is not a hang-up
+        assert not hung_up(a)
+        b.close()
+        a.recv(1)
+        assert hung_up(a)
+    finally:
+        a.close()
+    assert hung_up(None) is False

@@ -56,11 +56,15 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def create_app(cfg: Config, store: Store | None = None) -> Flask:
+def create_app(cfg: Config, store: Store | None = None, streams: sse.Slots | None = None) -> Flask:
+    """The API and dashboard over `store` (default: the station's); `streams` bounds the open event streams
+    (default: what a 16-thread server can spare, see sse.Slots)."""
     app = Flask(__name__, static_folder=None)
     app.config["JSON_SORT_KEYS"] = False
     db = store or Store(cfg.db_path)
     token = cfg.api.token
+    slots = streams or sse.Slots.for_threads(16)
+    app.extensions["event_streams"] = slots
 
     def writer(func: Callable) -> Callable:
         @wraps(func)
@@ -172,8 +176,16 @@ def create_app(cfg: Config, store: Store | None = None) -> Flask:
                 start = sse.latest_id(db) + start + 1 if start >= -100000 else 0
         duration = _int_arg("duration", int(sse.MAX_STREAM_SECONDS), 0, int(sse.MAX_STREAM_SECONDS))
         mac = request.args.get("mac")
-        gen = sse.stream(db, start, duration, _mac(mac) if mac is not None else None)
-        return Response(gen, mimetype="text/event-stream",
+        mac = _mac(mac) if mac is not None else None
+        ip = request.remote_addr or ""
+        refusal = slots.take(ip)
+        if refusal is not None:
+            resp = _error(503, refusal)
+            resp.headers["Retry-After"] = str(sse.RETRY_AFTER_S)
+            return resp
+        body = sse.Stream(db, start, duration, mac, slots=slots, ip=ip,
+                          sock=request.environ.get("gunicorn.socket"))
+        return Response(body, mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.get(f"{API}/report")

@@ -3,29 +3,37 @@
 Phones with web access report appLoadID / versionID / modelNumber; most will
 not answer at all, so each poll is a few short tries, never blocking the
 tracker.  A phone asks for its config a second or two after its lease, and the
-answer only helps if it lands first: so the first tries come quickly, a result
-is handed to `deliver` from the poll thread itself, and a try waiting out its
-pause sits in a timer heap, not in a pool thread (four silent phones sleeping
-in the pool once kept the one phone with a page waiting past its config).
-http.client rather than urllib.request: the file service already has it (for
-HTTP :6970), while urllib.request would add ~2 MiB of modules it never uses.
+answer only helps if it lands first: so the first tries come quickly, and a
+result is handed to `deliver` from the poll thread itself.
+One thread reads every page at once over non-blocking sockets (a selector), and
+each try has a deadline for the whole page -- connect, request, headers, body --
+not per read: a phone whose page drips a byte at a time, or never answers, holds
+one socket until its deadline and delays no other phone's read (a pool of
+blocking reads once let four such phones keep the one with a page waiting past
+its config).  A page not read by its deadline is simply unknown.  The bytes read
+are parsed by http.client's response reader, which the file service already has.
 """
 from __future__ import annotations
 
+import errno
 import heapq
+import io
 import itertools
 import logging
 import queue
 import re
+import selectors
+import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from http.client import HTTPConnection, HTTPException
+from http.client import HTTPException, HTTPResponse
 from typing import Callable
 
-# (timeout, pause after) per try: quick while the phone's config request is still ahead, then backing off
+# (deadline for the whole page, pause after) per try: quick while the phone's config request is still ahead,
+# then backing off
 SCHEDULE = ((0.5, 0.2), (0.5, 0.3), (0.5, 0.5), (1.0, 1.0), (1.5, 2.0), (1.5, 4.0))
-MAX_PENDING = 64
+MAX_PENDING = 64          # phones being polled at once (each holds at most one socket)
+MAX_HEAD = 16384          # bytes of status line and headers
 log = logging.getLogger(__name__)
 MAX_BODY = 65536          # a real page is 1-2 KiB; a larger one is not a phone's page and is dropped whole
 MAX_VALUE = 128           # longer than any field a phone fills in; a longer value is dropped, never cut short
@@ -195,71 +203,209 @@ def _keep(out: dict[str, str], name: str, parts: list[str], bad: bool) -> None:
         out[name] = value
 
 
+class _Page:
+    """One try at one phone's page: a non-blocking GET read until the phone closes, the body is complete, it
+    grows past what a page can be, or the deadline passes."""
+
+    def __init__(self, mac: str, ip: str, port: int, n: int, deadline: float):
+        self.mac, self.ip, self.n, self.deadline = mac, ip, n, deadline
+        self.buf = bytearray()
+        self.out = (f"GET /DeviceInformationX HTTP/1.0\r\nHost: {ip}\r\nConnection: close\r\n\r\n").encode()
+        self.done = False
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setblocking(False)
+        code = self.sock.connect_ex((ip, port))
+        if code not in (0, errno.EINPROGRESS):
+            self.done = True
+
+    def events(self) -> int:
+        return selectors.EVENT_WRITE if self.out else selectors.EVENT_READ
+
+    def step(self) -> None:
+        """The socket is ready: send what is left of the request, or read what arrived."""
+        try:
+            if self.out:
+                if self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    self.done = True
+                    return
+                self.out = self.out[self.sock.send(self.out):]
+                return
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.done = True
+            return
+        if not data:
+            self.done = True
+            return
+        self.buf += data
+        if len(self.buf) > MAX_HEAD + MAX_BODY + 1 or self._complete():
+            self.done = True
+
+    def _complete(self) -> bool:
+        """The headers said a length and the body has it (a phone that keeps the connection open)."""
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        m = re.search(rb"(?im)^content-length:[ \t]*(\d{1,9})[ \t]*\r?$", bytes(self.buf[:end + 2]))
+        return bool(m) and len(self.buf) - end - 4 >= int(m.group(1))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _Canned:
+    """What HTTPResponse reads from: the bytes already received."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def makefile(self, *args, **kw) -> io.BytesIO:
+        return io.BytesIO(self.data)
+
+
+def page_fields(ip: str, raw: bytes) -> dict[str, str]:
+    """The fields of a phone's whole HTTP answer (status line, headers, body) as received; {} unless a 200
+    carrying a complete DeviceInformationX page that names a load.  A dropped page is logged."""
+    r = HTTPResponse(_Canned(raw))      # type: ignore[arg-type]
+    try:
+        r.begin()
+        if r.status != 200:
+            return {}
+        body = r.read(MAX_BODY + 1)
+    except (HTTPException, ValueError, OSError):
+        return {}                      # cut short by its deadline, or not HTTP
+    info, why = read_page(body)
+    if why:
+        log.warning("DeviceInformationX from %s dropped: %s", ip, why)
+    return info if info.get("apploadid") or info.get("versionid") else {}
+
+
 class WebPoller:
-    def __init__(self, workers: int = 4, port: int = 80,
-                 deliver: Callable[[str, dict[str, str]], None] | None = None):
-        """`deliver(mac, fields)` runs in a poll thread; without it results wait for `drain`."""
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="devinfo")
+    def __init__(self, port: int = 80, deliver: Callable[[str, dict[str, str]], None] | None = None):
+        """`deliver(mac, fields)` runs in the poll thread; without it results wait for `drain`."""
         self.results: queue.Queue[tuple[str, dict[str, str]]] = queue.Queue()
         self.deliver = deliver or (lambda mac, info: self.results.put((mac, info)))
         self.pending: set[str] = set()
         self.port = port
         self._due: list[tuple[float, int, str, str, int]] = []     # (when, seq, mac, ip, try)
         self._seq = itertools.count()
-        self._cv = threading.Condition()
+        self._lock = threading.Lock()
         self._closed = False
-        self._timer = threading.Thread(target=self._dispatch, name="devinfo-timer", daemon=True)
-        self._timer.start()
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._pages: set[_Page] = set()
+        self._thread = threading.Thread(target=self._run, name="devinfo", daemon=True)
+        self._thread.start()
 
     def poll(self, mac: str, ip: str) -> bool:
         """Queue one poll; dropped (False) when the phone is already being polled or too many are."""
-        with self._cv:
+        with self._lock:
             if not ip or self._closed or mac in self.pending or len(self.pending) >= MAX_PENDING:
                 return False
             self.pending.add(mac)
-            self._at(time.monotonic(), mac, ip, 0)
+            heapq.heappush(self._due, (time.monotonic(), next(self._seq), mac, ip, 0))
+        self._wake()
         return True
 
-    def _at(self, when: float, mac: str, ip: str, n: int) -> None:
-        heapq.heappush(self._due, (when, next(self._seq), mac, ip, n))
-        self._cv.notify()
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass            # already awake (buffer full) or closed
 
-    def _dispatch(self) -> None:
-        with self._cv:
+    def _run(self) -> None:
+        try:
             while not self._closed:
+                self._start_due()
                 now = time.monotonic()
-                if self._due and self._due[0][0] <= now:
-                    _, _, mac, ip, n = heapq.heappop(self._due)
-                    self.pool.submit(self._try, mac, ip, n)
-                else:
-                    self._cv.wait(self._due[0][0] - now if self._due else None)
+                with self._lock:
+                    nearest = min([p.deadline for p in self._pages] + ([self._due[0][0]] if self._due else []),
+                                  default=now + 60.0)
+                for key, _ in self._selector.select(max(0.0, nearest - now)):
+                    if key.data is None:
+                        try:
+                            self._wake_r.recv(4096)
+                        except OSError:
+                            pass
+                        continue
+                    page: _Page = key.data
+                    page.step()
+                    if page.done:
+                        self._finish(page)
+                    else:
+                        self._selector.modify(page.sock, page.events(), page)
+                now = time.monotonic()
+                for page in [p for p in self._pages if p.deadline <= now]:
+                    self._finish(page)      # not read in time: unknown, like a page never served
+        except Exception:       # a bug must not leave phones pending for ever without a word
+            log.exception("DeviceInformationX poller stopped")
+        finally:
+            for page in list(self._pages):
+                self._drop(page)
 
-    def _try(self, mac: str, ip: str, n: int) -> None:
-        timeout, pause = SCHEDULE[n]
-        info = self._get(ip, timeout)
-        with self._cv:
+    def _start_due(self) -> None:
+        now = time.monotonic()
+        while True:
+            with self._lock:
+                if self._closed or not self._due or self._due[0][0] > now:
+                    return
+                _, _, mac, ip, n = heapq.heappop(self._due)
+            try:
+                page = _Page(mac, ip, self.port, n, now + SCHEDULE[n][0])
+            except OSError:         # out of sockets: this try failed
+                self._next(mac, ip, n, {})
+                continue
+            if page.done:
+                page.close()
+                self._next(mac, ip, n, {})
+                continue
+            self._pages.add(page)
+            self._selector.register(page.sock, page.events(), page)
+
+    def _drop(self, page: _Page) -> None:
+        self._pages.discard(page)
+        try:
+            self._selector.unregister(page.sock)
+        except (KeyError, ValueError):
+            pass
+        page.close()
+
+    def _finish(self, page: _Page) -> None:
+        self._drop(page)
+        self._next(page.mac, page.ip, page.n, page_fields(page.ip, bytes(page.buf)) if page.buf else {})
+
+    def _next(self, mac: str, ip: str, n: int, info: dict[str, str]) -> None:
+        """A try ended: deliver what it read, else schedule the next try after its pause (or give up: unknown)."""
+        with self._lock:
             if not info and n + 1 < len(SCHEDULE) and not self._closed:
-                self._at(time.monotonic() + pause, mac, ip, n + 1)
+                heapq.heappush(self._due, (time.monotonic() + SCHEDULE[n][1], next(self._seq), mac, ip, n + 1))
                 return
             self.pending.discard(mac)
         if info:
             self.deliver(mac, info)
 
     def _get(self, ip: str, timeout: float) -> dict[str, str]:
-        conn = HTTPConnection(ip, self.port, timeout=timeout)
+        """One page read now, on this thread, with `timeout` for the whole page: the poller's own try, alone."""
+        page = _Page("", ip, self.port, 0, time.monotonic() + timeout)
         try:
-            conn.request("GET", "/DeviceInformationX")
-            r = conn.getresponse()
-            if r.status != 200:
-                return {}
-            info, why = read_page(r.read(MAX_BODY + 1))
-            if why:
-                log.warning("DeviceInformationX from %s dropped: %s", ip, why)
-            return info if info.get("apploadid") or info.get("versionid") else {}
-        except (OSError, ValueError, HTTPException):
-            return {}
+            with selectors.DefaultSelector() as sel:
+                sel.register(page.sock, page.events())
+                while not page.done:
+                    left = page.deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    if sel.select(left):
+                        page.step()
+                        if not page.done:
+                            sel.modify(page.sock, page.events())
         finally:
-            conn.close()
+            page.close()
+        return page_fields(ip, bytes(page.buf)) if page.buf else {}
 
     def drain(self) -> list[tuple[str, dict[str, str]]]:
         out = []
@@ -270,8 +416,11 @@ class WebPoller:
                 return out
 
     def close(self) -> None:
-        with self._cv:
+        with self._lock:
             self._closed = True
             self._due.clear()
-            self._cv.notify()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self._wake()
+        self._thread.join(timeout=5)
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()

@@ -135,7 +135,7 @@ def test_silent_phones_do_not_hold_up_the_one_with_a_page():
     with phone.web_page("127.0.0.3") as port, socket.socket() as silent:
         silent.bind(("127.0.0.2", port))
         silent.listen(16)                # handshakes complete, nothing ever answers
-        poller = WebPoller(workers=4, port=port)
+        poller = WebPoller(port=port)
         quiet = [f"00000000000{i}" for i in range(4)]
         try:
             assert all(poller.poll(m, "127.0.0.2") for m in quiet)
@@ -144,3 +144,80 @@ def test_silent_phones_do_not_hold_up_the_one_with_a_page():
             assert [m for m, _ in got] == [MAC] and set(quiet) <= poller.pending, poller.pending
         finally:
             poller.close()
+
+
+class Drippers:
+    """Phones whose page drips: every connection on `ip`:`port` gets the page one byte per `every` seconds (half of
+    them from the first byte of the status line, half with the headers at once and the body dripping)."""
+
+    def __init__(self, ip: str, port: int, every: float = 0.1):
+        import socket
+        import threading
+        self.every, self.accepted, self.closed_by_poller = every, 0, 0
+        self.stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((ip, port))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self) -> None:
+        import threading
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            t = threading.Thread(target=self._drip, args=(conn, self.accepted % 2 == 0), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _drip(self, conn, headers_at_once: bool) -> None:
+        body = b"<DeviceInformation><versionID>*SCCP45.9-4-2SR4-3S*</versionID></DeviceInformation>" * 30
+        head = b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+        with conn:
+            try:
+                conn.recv(4096)
+                if headers_at_once:
+                    conn.sendall(head)
+                    head = b""
+                for byte in (head + body)[:600]:           # bounded: 600 bytes, 60 s at most
+                    if self.stop.wait(self.every):
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:
+                self.closed_by_poller += 1                # the poller gave up on the page and closed it
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+        for t in self.threads:
+            t.join(5)
+
+
+def test_dripping_pages_never_keep_another_phones_page_from_being_read():
+    """Each page has a deadline for the whole page, not per read, and slow pages are read side by side with
+    the others: twelve phones dripping their pages (three times the old pool) while one phone's page answers."""
+    phone = SimPhone(MAC, "7965", STONE, web_port=0)
+    with phone.web_page("127.0.0.3") as port:
+        drippers = Drippers("127.0.0.2", port)
+        poller = WebPoller(port=port)
+        slow = [f"0000000000{i:02d}" for i in range(12)]
+        try:
+            assert all(poller.poll(m, "127.0.0.2") for m in slow)
+            time.sleep(0.3)                               # every dripping page is being read by now
+            assert poller.poll(MAC, "127.0.0.3")
+            got = _drain(poller, 20)
+            assert [m for m, _ in got] == [MAC] and got[0][1]["versionid"] == f"*{STONE}*"
+            # the first tries were cut at their deadline and the pages tried again: no slot held for good
+            end = time.monotonic() + 20
+            while (drippers.closed_by_poller < len(slow) or drippers.accepted <= len(slow)) and time.monotonic() < end:
+                time.sleep(0.1)
+            assert drippers.closed_by_poller >= len(slow) and drippers.accepted > len(slow)
+            assert poller.drain() == []                   # a page never read whole is unknown, never a guess
+        finally:
+            poller.close()
+            drippers.close()

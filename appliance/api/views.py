@@ -41,7 +41,17 @@ def health(cfg: Config, store: Store, now: float | None = None) -> dict:
             "info": row.get("info") or {},
         })
     ok = all(s["status"] == "up" for s in services if s["expected"])
-    return {"ok": ok, "time": now, "services": services, "guard": guard(store)}
+    return {"ok": ok, "time": now, "services": services, "guard": guard(store), "pool": pool(store)}
+
+
+POOL_COUNTS = ("size", "phones", "others", "others_share", "others_free", "quarantined", "free")
+
+
+def pool(store: Store) -> dict:
+    """DHCP's pool use as the service last published it: who holds it, and whether a phone could get an address."""
+    p = store.kv.get("dhcp.status") or {}
+    return {"exhausted": bool(p.get("exhausted")), "others_full": bool(p.get("others_full")),
+            **{k: p.get(k) for k in POOL_COUNTS}}
 
 
 def guard(store: Store) -> dict:

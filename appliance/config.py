@@ -29,6 +29,7 @@ OFF_PORT_KEYS = {("tftp", "http_port"), ("upgrade", "web_port")}   # 0 turns the
 POSITIVE_KEYS = {
     ("dhcp", "lease_seconds"), ("dhcp", "guard_interval"), ("tftp", "max_sessions"), ("tftp", "per_client"),
     ("dhcp", "others_lease_seconds"), ("tftp", "timeout"), ("tftp", "retries"), ("tftp", "workers"),
+    ("tftp", "max_timeout"), ("tftp", "lifetime_ms_per_block"),
 }
 AUTO_POOL_SIZE = 200
 
@@ -284,6 +285,11 @@ def _validate(source: str, values: dict[str, dict[str, Any]]) -> None:
     for section, key in POSITIVE_KEYS:
         if values[section][key] < 1:
             raise ConfigError(source, f"{section}.{key}", f"must be at least 1, got {values[section][key]}")
+    if values["tftp"]["max_timeout"] > 255:
+        raise ConfigError(source, "tftp.max_timeout", f"must be 1-255 s (RFC 2349), got {values['tftp']['max_timeout']}")
+    if not 0 <= values["tftp"]["phone_reserve_percent"] <= 100:
+        raise ConfigError(source, "tftp.phone_reserve_percent",
+                          f"must be 0-100, got {values['tftp']['phone_reserve_percent']}")
     blk = values["tftp"]["max_blksize"]
     if not 512 <= blk <= 65464:
         raise ConfigError(source, "tftp.max_blksize", f"must be 512-65464 (RFC 2348), got {blk}")

@@ -22,9 +22,11 @@ sys.path.insert(0, str(ROOT))
 
 from fuzz import run as fuzz_run  # noqa: E402
 
-TESTS = ["tests/test_reliability_services.py", "tests/test_reliability_dhcp.py", "tests/test_reliability_api.py",
-         "tests/test_reliability_disk.py", "tests/test_reliability_loss.py", "tests/test_reliability_store.py",
-         "tests/test_reliability_restart.py"]
+# Every reliability test file, so a new attack's test is run and its figures shown without editing this list.
+TESTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_reliability_*.py"))
+# Figures rendered by their own sections below; any other figure file is shown whole under "Fair shares".
+KNOWN = {"dhcp_hostile", "dns_hostile", "tftp_hostile", "traversal", "writes", "api_auth", "disk_full",
+         "state_read_only", "state_read_only_dhcp", "restarts", "restarts_file_service", "loss"}
 RESTART_ROWS = [("restarts", "of api, dns and dhcp"), ("restarts_file_service", "of the file service (tftp)")]
 SERVICE_ROWS = [("dhcp_hostile", "DHCP (netns)"), ("dns_hostile", "DNS (loopback)"), ("tftp_hostile", "TFTP (loopback)")]
 
@@ -117,6 +119,13 @@ def render(command: str, seconds: float, fuzz: list[dict], figs: dict[str, dict]
              ro_dhcp and ro_dhcp["leases_while_read_only"],
              *(r and r["duplicate_leases"] + r["progress_lost"] + r["phones"] - r["phones_finished"] for r in restarts)]
     lost = missing if any(x is None for x in parts) else sum(parts)
+    others = {k: v for k, v in figs.items() if k not in KNOWN}
+    if others:
+        lines += ["", "## Fair shares: attacks while a genuine phone recovers", "",
+                  "Each figure as its test recorded it (tests/test_reliability_*.py): the load the attack held, what "
+                  "the station refused or ended, and the genuine phone's time to its target with and without it.", ""]
+        for key, fig in others.items():
+            lines.append(f"- **{key}**: " + "; ".join(f"{k} {_flat(v)}" for k, v in fig.items() if k not in ("test", "at")))
     finished = f"{loss['phones_finished']}/{loss['phones']}" if loss else missing
     killed = "; ".join(f"{label}: " + (f"{r['phones_finished']}/{r['phones']}" if r else missing)
                        for (_, label), r in zip(RESTART_ROWS, restarts, strict=False))
@@ -129,6 +138,15 @@ def render(command: str, seconds: float, fuzz: list[dict], figs: dict[str, dict]
               "+ store changes by refused API writes + phones that did not finish under loss or restarts "
               "+ duplicated leases + phones whose progress was lost + leases handed out unstored).", ""]
     return lines
+
+
+def _flat(value) -> str:
+    """A figure's value on one line (nested tables as k=v lists)."""
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{k} {_flat(v)}" for k, v in value.items()) + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flat(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def main(argv: list[str]) -> int:

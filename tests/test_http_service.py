@@ -158,7 +158,7 @@ class InProcess:
     """FileHTTPServer on 127.0.0.1 over a plain directory, as the file service runs it (real Files, TransferLog,
     Limits), with `shares` small enough to reach in a test."""
 
-    def __init__(self, base, shares, table=None):
+    def __init__(self, base, shares, table=None, limits=None):
         from appliance.store import Store
         from appliance.tftp import http as httpmod
         from appliance.tftp.files import Files
@@ -170,7 +170,8 @@ class InProcess:
         (self.root / "small.bin").write_bytes(b"x" * 1000)
         (self.root / "big.bin").write_bytes(os.urandom(4 << 20))
         self.tracking = TransferLog(Store(base / "db.sqlite"), source="tftp", table=table)
-        self.server = httpmod.start("127.0.0.1", 0, Files(self.root), self.tracking, Limits(100, 50),
+        self.limits = limits or Limits(100, 50)
+        self.server = httpmod.start("127.0.0.1", 0, Files(self.root), self.tracking, self.limits,
                                     table=table, shares=shares)
         self.port = self.server.server_address[1]
 
@@ -207,9 +208,9 @@ def read_all(s, limit: float = 15.0) -> bytes:
 def inproc(tmp_path):
     made = []
 
-    def make(table=None, **shares):
+    def make(table=None, limits=None, **shares):
         from appliance.tftp.http import Shares
-        srv = InProcess(tmp_path / f"s{len(made)}", Shares(**shares), table)
+        srv = InProcess(tmp_path / f"s{len(made)}", Shares(**shares), table, limits)
         made.append(srv)
         return srv
 
@@ -312,3 +313,18 @@ def test_room_is_kept_for_phones_and_strangers_past_their_room_get_503(inproc):
     finally:
         for s in held:
             s.close()
+
+
+def test_a_phones_download_may_use_the_transfer_reserve_a_strangers_may_not(inproc):
+    """The transfer budget (tftp/limits.py, shared with TFTP): the strangers' part full, a phone is still served."""
+    from appliance.tftp.limits import Limits
+    from tests.conftest import fixed_table
+    table = fixed_table("SCCP45.9-4-2SR4-3S", (("001b2c3d4e5f", "127.0.0.9", "CP-7965G"),))
+    limits = Limits(2, 10, phone_reserve=1)
+    srv = inproc(table, limits)
+    assert limits.acquire("127.0.0.50")                       # a stranger's transfer holds the strangers' room
+    try:
+        assert srv.get("127.0.0.2").startswith(b"HTTP/1.1 503"), "a stranger waits for room"
+        assert srv.get("127.0.0.9").startswith(b"HTTP/1.1 200"), "a phone's download uses the reserve"
+    finally:
+        limits.release("127.0.0.50")

@@ -130,6 +130,7 @@ class Handler(BaseHTTPRequestHandler):
     tracking: TransferLog
     limits: Limits
     shares: Shares
+    table: AnswerTable | None
     deadline = 0.0
 
     def setup(self) -> None:
@@ -203,14 +204,15 @@ class Handler(BaseHTTPRequestHandler):
             if head:
                 self._headers(wanted, first, last, length, source.size)
                 return
-            if not self.limits.acquire(ip):
+            phone = self.table is not None and self.table.at(ip) is not None    # may use the phones' reserve
+            if not self.limits.acquire(ip, phone):
                 busy = admission.BUSY
                 self.tracking.failed("http", ip, port, name, busy.result, busy.reason)
                 return self._plain(busy.http_status, busy.http_text)
             try:
                 self._send_body(ip, port, name, source, wanted, first, last, length)
             finally:
-                self.limits.release(ip)
+                self.limits.release(ip, phone)
         finally:
             source.close()
 
@@ -271,7 +273,7 @@ class FileHTTPServer(ThreadingHTTPServer):
         self.shares = shares or Shares()
         self.table = table
         handler = type("BoundHandler", (Handler,), {"files": files, "tracking": tracking, "limits": limits,
-                                                     "shares": self.shares})
+                                                     "shares": self.shares, "table": table})
         self._lock = threading.Lock()
         self._open = 0                      # connections admitted and not yet closed
         self._others = 0                    # ... of which by addresses that held no phone's lease when admitted

@@ -112,6 +112,7 @@ def test_serve_starts_heartbeats_and_serves_generated_sep_config(station):
     rows = station.wait_db("SELECT pid, heartbeat, info FROM services WHERE name = 'tftp'")
     assert rows and rows[0][0] == station.proc.pid and time.time() - rows[0][1] < 10
     assert json.loads(rows[0][2])["catalog"] is True
+    assert "admitted" in json.dumps(json.loads(rows[0][2])["http_shares"])     # :6970's budget in the heartbeat
     name = f"SEP{MAC.upper()}.cnf.xml"
     over_tftp = tftp_get(station.port, name)
     over_http = curl(url(station, name)).stdout

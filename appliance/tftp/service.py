@@ -171,7 +171,8 @@ class FileService:
                 "loads": len(self.catalog.loads) if self.catalog is not None else 0,
                 "generation": self.generation.value,
                 "tracker": self.hub.info() if self.hub is not None else None,
-                "neighbours": self.neighbours.info() if self.neighbours is not None else None}
+                "neighbours": self.neighbours.info() if self.neighbours is not None else None,
+                "http_shares": self.http.info() if self.http is not None else None}
 
     def start_worker(self, index: int):
         if self.hub is not None and self.channels:

@@ -10,8 +10,8 @@ STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | sha1sum | cut -c1-12)
 
 # Debian packages the tests drive as real peers (installed only when missing, as root).
 TEST_DEBS := busybox udhcpc isc-dhcp-client dhcpcd-base curl tftp-hpa atftp dnsutils iproute2 iptables \
-             dnsmasq-base kea-admin procps psmisc chromium lldpd tftpd-hpa
-TEST_TOOLS := busybox udhcpc dhclient dhcpcd curl tftp atftp dig ip iptables dnsmasq perfdhcp pgrep killall chromium lldpd in.tftpd
+             dnsmasq-base kea-admin procps psmisc chromium lldpd tftpd-hpa prometheus
+TEST_TOOLS := busybox udhcpc dhclient dhcpcd curl tftp atftp dig ip iptables dnsmasq perfdhcp pgrep killall chromium lldpd in.tftpd prometheus promtool
 
 .PHONY: run test venv test-tools lint bench fuzz reliability clean check-config demo
 .PHONY: image buildx kit

@@ -155,10 +155,11 @@ def test_metrics(client):
     store.kv.put("dhcp.guard", {"mode": "refuse", "status": "refusing", "servers": ["10.0.0.99"]})
     text = c.get("/metrics").get_data(as_text=True)
     assert 'station_phones{state="downloading"} 1.0' in text
-    assert 'station_dhcp_messages{kind="offers"} 3.0' in text
-    assert 'station_dhcp_messages{kind="naks"} 1.0' in text
+    assert 'station_phones{state="stuck"} 0.0' in text       # every state, so a depot's sums see zeros
+    assert 'station_dhcp_messages_total{kind="offers"} 3.0' in text
+    assert 'station_dhcp_messages_total{kind="naks"} 1.0' in text
     assert 'station_dhcp_guard{status="refusing"} 1.0' in text
-    assert 'station_transfer_bytes{proto="tftp"} 5000.0' in text
+    assert 'station_transfers_running{proto="tftp"} 1.0' in text
 
 
 def test_sse_stream_is_bounded_and_resumes(client):

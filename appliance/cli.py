@@ -28,6 +28,10 @@ VERBS = {
     "firmware": "appliance.firmware.cli:register",
     "status": "appliance.api.cli:register_status",
     "report": "appliance.api.cli:register_report",
+    "leases": "appliance.api.commands:register_leases",
+    "retry": "appliance.api.commands:register_retry",
+    "forget": "appliance.api.commands:register_forget",
+    "logs": "appliance.api.commands:register_logs",
     "simulate": "appliance.recovery.demo:register_simulate",
     "demo": "appliance.recovery.demo:register",
 }

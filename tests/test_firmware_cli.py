@@ -101,3 +101,62 @@ def test_synth_variants_and_bad_input(env, tmp_path):
     assert r.returncode == 2 and "not a load ID" in r.stderr
     r = run({**env, "APPLIANCE_TFTP_PORT": "nope"}, "firmware", "list")
     assert r.returncode == 2 and "bad config" in r.stderr
+
+
+def test_list_says_versions_roles_and_which_copy_is_served(env, tmp_path):
+    """Two packages of one family each bring term45/term65.default.loads; a tech also dropped one component loose."""
+    root = Path(env["APPLIANCE_TFTP_ROOT"])
+    incoming = tmp_path / "incoming"
+    for load_id in ("SCCP45.8-5-2S", "SCCP45.9-4-2SR4-3S"):
+        r = run(env, "firmware", "synth", str(incoming), load_id, "--zip", "--size", "30000")
+        assert r.returncode == 0, r.stderr
+    r = run(env, "firmware", "synth", str(root), "P0030801SR02", "--size", "3000", "--components", "2")
+    assert r.returncode == 0, r.stderr
+    stone = "cmterm-7945_7965-sccp.8-5-2.zip"
+    target = "cmterm-7945_7965-sccp.9-4-2SR4-3.zip"
+    for name in (stone, target):
+        (incoming / name).rename(root / name)
+    with zipfile.ZipFile(root / stone) as zf:
+        (root / "dsp45.8-5-2.sbn").write_bytes(zf.read("dsp45.8-5-2.sbn"))
+
+    r = run(env, "firmware", "list")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"firmware under {root}: 3 load(s), 4 term file(s)"
+    assert lines[1].split() == ["LOAD", "VERSION", "PROTOCOL", "STATE", "FILES", "BYTES", "MODELS", "FROM"]
+    versions = {line.split()[0]: line.split()[1] for line in lines[2:] if not line.startswith((" ", "term"))}
+    assert versions == {"P0030801SR02": "8.1(2)SR2", "SCCP45.8-5-2S": "8.5(2)", "SCCP45.9-4-2SR4-3S": "9.4(2)SR4-3"}
+    assert "    manifest   SCCP45.8-5-2S.loads" in lines and "    component  jar45sccp.8-5-2.sbn" in lines
+    assert (f"    component  dsp45.8-5-2.sbn (found 2 times: the copy loose in the firmware folder is served; "
+            f"also in {stone})") in lines
+    terms = {(line.split()[0], line.split()[2]): line for line in lines if line.startswith("    term")}
+    assert terms[("term45.default.loads", stone)].endswith("to a factory-reset 7945G")
+    assert terms[("term65.default.loads", stone)].endswith("to a factory-reset 7965G")
+    assert terms[("term45.default.loads", target)].split()[1] == "SCCP45.9-4-2SR4-3S"
+    assert terms[("term45.default.loads", target)].endswith("only to a phone whose plan starts with the load it lists")
+
+    doc = json.loads(run(env, "firmware", "list", "--json").stdout)
+    assert {load["id"]: load["version"] for load in doc["loads"]} == versions
+    stone_load = next(load for load in doc["loads"] if load["id"] == "SCCP45.8-5-2S")
+    assert [f["role"] for f in stone_load["contents"]] == ["manifest"] + ["component"] * 5
+    dsp = next(f for f in stone_load["contents"] if f["name"] == "dsp45.8-5-2.sbn")
+    assert dsp["copies"] == {"served": "root", "others": [stone]}
+    served = {(t["manifest"], t["source"]): (t["version"], t["lists"], t["served_to"], t["contents"][0]["role"])
+              for t in doc["terms"]}
+    assert served == {("term45.default.loads", stone): (None, "SCCP45.8-5-2S", ["CP-7945G"], "term file"),
+                      ("term65.default.loads", stone): (None, "SCCP45.8-5-2S", ["CP-7965G"], "term file"),
+                      ("term45.default.loads", target): (None, "SCCP45.9-4-2SR4-3S", [], "term file"),
+                      ("term65.default.loads", target): (None, "SCCP45.9-4-2SR4-3S", [], "term file")}
+
+
+def test_human_versions_read_back_as_the_same_version():
+    from appliance.firmware.cli import human_version
+    from appliance.firmware.versions import version_key
+
+    for load_id, text in [("SCCP45.8-5-2S", "8.5(2)"), ("SIP45.8-5-2SR1S", "8.5(2)SR1"), ("P00308010100", "8.1(1)"),
+                          ("P0030801SR02", "8.1(2)SR2"), ("sip88xx.12-5-1SR3-74", "12.5(1)SR3-74"),
+                          ("CP7925G-1.4.1SR1", "1.4(1)SR1")]:
+        assert human_version(version_key(load_id)) == text
+        assert version_key(text) == version_key(load_id)
+    assert human_version(version_key("P0030802SR05")) == "8.2 SR5"     # maintenance release unknown: not guessed
+    assert human_version(None) is None

@@ -4,15 +4,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
 
 from ..config import ConfigError
 from ..recovery import validate
+from ..text import clean
 from . import synth
 from .catalog import Catalog
-from .versions import family
+from .versions import SR_FORM_MAINT, family
 
 EXIT_INCOMPLETE = 1
 EXIT_CONFIG = 2
@@ -61,30 +63,182 @@ def _catalog(args):
     return cat
 
 
+def human_version(key: tuple[int, ...] | None) -> str | None:
+    """A version key as Cisco writes it: (8, 5, 2, 1, 0) -> "8.5(2)SR1", (9, 4, 2, 4, 3) -> "9.4(2)SR4-3".
+
+    The build is shown only after an SR, the form versions.version_key reads back; a 7940/60 SR-form load of an
+    unknown maintenance release (versions.SR_FORM_MAINT stands in for it) is shown without one ("8.2 SR5").
+    None for no version (term files, IDs the station does not understand).
+    """
+    if not key or len(key) < 5:
+        return None
+    major, minor, maint, sr, build = key[:5]
+    if maint == SR_FORM_MAINT and sr:
+        return f"{major}.{minor} SR{sr}"
+    text = f"{major}.{minor}({maint})"
+    if sr:
+        text += f"SR{sr}" + (f"-{build}" if build else "")
+    return text
+
+
+_DIGEST = re.compile(r"-[0-9a-f]{16}$")
+
+
+def _origin(cat: Catalog, path: Path) -> str:
+    """Where one copy of a file comes from: "root" (loose on the volume) or the package it was unpacked from."""
+    try:
+        rel = path.relative_to(cat.cache_dir)
+    except ValueError:
+        return "root"
+    # the cache keeps each package in "<package name>-<16 hex digits of its identity>" (catalog._unpacked)
+    return _DIGEST.sub("", rel.parts[0]) if rel.parts else "root"
+
+
+def duplicates(cat: Catalog, name: str) -> dict | None:
+    """{"served": origin, "others": [origins]} when `name` is found more than once, else None.
+
+    The served copy is the one the catalog's lookup gives a phone asking for `name` (a loose file in the root
+    first, else the first package).  Term files are not asked this way: which copy a phone gets depends on its
+    plan (see term_defaults).
+    """
+    copies = cat.copies(name)
+    entry = cat.lookup(name)
+    if len(copies) < 2 or entry is None:
+        return None
+    origins = [_origin(cat, p) for p in copies]
+    served = entry.source
+    others = list(origins)
+    if served in others:
+        others.remove(served)
+    else:
+        others = origins[1:]
+    return {"served": served, "others": others}
+
+
+def term_defaults(cat: Catalog, cfg) -> dict[str, list[str]]:
+    """Which copy of each termNN.default.loads a factory-reset phone gets: {"<term>|<source>": [models]}.
+
+    A factory-reset phone asks its term file before the station knows its load; the file service answers with
+    the copy listing the first load of the plan for a phone of that model with no known load (generated.py's
+    term_file, the recovery core's defaults), so that is computed here the same way.
+    """
+    from ..recovery.plan import plan_phone
+    from .models import MODELS
+
+    served: dict[str, list[str]] = {}
+    for model in MODELS:
+        if not model.term:
+            continue
+        steps = plan_phone(cat, cfg, model.name, None, None, frozenset()).steps
+        first = cat.load(steps[0]) if steps else None
+        if first is None:
+            continue
+        want = [c.lower() for c in first.components]
+        copy = next((t for t in cat.terms if t.manifest.lower() == model.term.lower()
+                     and [c.lower() for c in t.components] == want), None)
+        if copy is not None:
+            served.setdefault(f"{copy.manifest.lower()}|{copy.source}", []).append(model.name)
+    return served
+
+
+def _lists(cat: Catalog, term) -> str | None:
+    """The load whose components a term file lists (a package's own term file lists its load's)."""
+    want = [c.lower() for c in term.components]
+    return next((load.id for load in cat.loads if [c.lower() for c in load.components] == want), None)
+
+
+def _files(cat: Catalog, load) -> list[dict]:
+    """A load's files with their roles, and, for a name found twice, which copy is served."""
+    out = [{"name": load.manifest, "role": "term file" if load.is_term else "manifest",
+            "missing": False, "copies": None if load.is_term else duplicates(cat, load.manifest)}]
+    for c in load.components:
+        out.append({"name": c, "role": "component", "missing": c in load.missing, "copies": duplicates(cat, c)})
+    return out
+
+
+def _short(models: list[str]) -> str:
+    return ", ".join(m.removeprefix("CP-") for m in models) or "?"
+
+
+def catalog_doc(cat: Catalog, cfg) -> dict:
+    """`firmware list --json`: every load and term file with versions as text, files with roles, copies served."""
+    served = term_defaults(cat, cfg)
+    loads = []
+    for load in cat.loads:
+        doc = load.as_dict()
+        doc["version"] = human_version(load.version)
+        doc["contents"] = _files(cat, load)
+        loads.append(doc)
+    terms = []
+    for term in cat.terms:
+        doc = term.as_dict()
+        doc["version"] = None
+        doc["contents"] = _files(cat, term)
+        doc["lists"] = _lists(cat, term)
+        doc["served_to"] = served.get(f"{term.manifest.lower()}|{term.source}", [])
+        terms.append(doc)
+    return {"root": str(cat.root), "loads": loads, "terms": terms, "problems": list(cat.problems)}
+
+
+LIST_HEADER = ("LOAD", "VERSION", "PROTOCOL", "STATE", "FILES", "BYTES", "MODELS", "FROM")
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    cat = _catalog(args)
-    if cat is None:
+    """Print the catalog: a header, one line per load (human version) with its files and their roles, then the
+    term files, saying which copy a factory-reset phone is served; `--json` the same as data.  Exit 2 on a bad
+    config."""
+    cfg = _config(args)
+    if cfg is None:
         return EXIT_CONFIG
+    cat = Catalog.from_config(cfg)
+    cat.scan()
+    doc = catalog_doc(cat, cfg)
     if args.json:
-        print(json.dumps({"root": str(cat.root), "loads": [load.as_dict() for load in cat.loads],
-                          "terms": [t.as_dict() for t in cat.terms], "problems": cat.problems}, indent=2))
+        print(json.dumps(doc, indent=2))
         return 0
-    if not cat.loads:
-        print(f"no loads under {cat.root}")
-    for load in [*cat.loads, *cat.terms]:
-        models = ", ".join(m.removeprefix("CP-") for m in load.models) or "?"
-        state = "complete" if load.complete else "INCOMPLETE"
-        print(f"{load.id:28} {load.protocol or '-':5} {state:10} {len(load.components):2} files {load.size:>11} bytes"
-              f"  [{models}]  from {load.source}")
-        if load.missing:
-            print(f"    missing: {', '.join(load.missing)}")
-        for why in load.refused:
-            print(f"    refused: {why}")
-        if load.terms_missing:
-            print(f"    no {', '.join(load.terms_missing)}: factory-reset phones cannot start from this load")
-    for p in cat.problems:
-        print(f"problem: {p}", file=sys.stderr)
+    print(f"firmware under {clean(str(cat.root))}: {len(doc['loads'])} load(s), {len(doc['terms'])} term file(s)")
+    if not doc["loads"]:
+        print("no loads: copy the cmterm-*.zip (or .cop.sgn, or loose files) of your phones' loads here")
+    else:
+        print(f"{LIST_HEADER[0]:28} {LIST_HEADER[1]:13} {LIST_HEADER[2]:8} {LIST_HEADER[3]:10} "
+              f"{LIST_HEADER[4]:>5} {LIST_HEADER[5]:>11}  {LIST_HEADER[6]:20} {LIST_HEADER[7]}")
+    for load in doc["loads"]:
+        state = "complete" if load["complete"] else "INCOMPLETE"
+        print(f"{clean(load['id']):28} {load['version'] or '-':13} {load['protocol'] or '-':8} {state:10} "
+              f"{len(load['components']):>5} {load['size']:>11}  {clean(_short(load['models'])):20} "
+              f"{clean(load['source'])}")
+        _print_files(load)
+        for why in load["refused"]:
+            print(f"    refused: {clean(why, 512)}")
+        if load["terms_missing"]:
+            print(f"    no {clean(', '.join(load['terms_missing']))}: factory-reset phones cannot start from this load")
+    if doc["terms"]:
+        print("term files (what a factory-reset phone asks for first; each package brings its own copy):")
+        print(f"    {'TERM FILE':24} {'LISTS':24} {'FROM':40} SERVED")
+        for term in doc["terms"]:
+            served = (f"to a factory-reset {_short(term['served_to'])}" if term["served_to"]
+                      else "only to a phone whose plan starts with the load it lists")
+            state = "" if term["complete"] else f" (INCOMPLETE: missing {clean(', '.join(term['missing']), 512)})"
+            print(f"    {clean(term['manifest']):24} {clean(term['lists'] or '(no load here)'):24} "
+                  f"{clean(term['source']):40} {served}{state}")
+    for p in doc["problems"]:
+        print(f"problem: {clean(p, 1024)}", file=sys.stderr)
     return 0
+
+
+def _where(origin: str) -> str:
+    return "loose in the firmware folder" if origin == "root" else f"in {clean(origin)}"
+
+
+def _print_files(load: dict) -> None:
+    for f in load["contents"]:
+        note = " (MISSING)" if f["missing"] else ""
+        copies = f["copies"]
+        if copies:
+            others = ", ".join(_where(o) for o in copies["others"])
+            note += f" (found {1 + len(copies['others'])} times: the copy {_where(copies['served'])} is served;" \
+                    f" also {others})"
+        print(f"    {f['role']:10} {clean(f['name'])}{note}")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -81,7 +81,7 @@ class Outcome:
     events: list[tuple[str, str | None, dict]] = field(default_factory=list)   # (kind, mac, data)
     foreign_server: str | None = None     # a REQUEST named another server: the guard wants to know
     malformed: str | None = None
-    dropped: str | None = None            # a message not acted on, and why (for a rate-limited log line)
+    dropped: tuple[str, str] | None = None    # a message not acted on: (kind, why), for a rate-limited log line
     mac: str | None = None                # the client's, once the message parsed as a BOOTREQUEST
 
 
@@ -279,8 +279,8 @@ class Server:
             if not phone and self.book.others_full(msg.mac, now):
                 # past its share (phones are still served): counted, and logged rate-limited by the service
                 self.counters["others_refused"] += 1
-                out.dropped = (f"no offer to {msg.mac}: devices that are not phones hold their whole share of the "
-                               f"pool ({self.book.others_share} addresses)")
+                out.dropped = ("share", f"no offer to {msg.mac}: devices that are not phones hold their whole share "
+                                        f"of the pool ({self.book.others_share} addresses)")
             else:            # the whole pool is taken
                 self.counters["exhausted"] += 1
                 out.events.append((ev.DHCP_EXHAUSTED, msg.mac, {"pool_size": self.book.size, "phone": phone}))
@@ -352,7 +352,8 @@ class Server:
             # Only the client the address was offered or leased to may say it is in use: anyone else's
             # DECLINE would quarantine a phone's address and have the phone NAKed at its next boot.
             self.counters["declines_dropped"] += 1
-            out.dropped = f"DECLINE of {ip} from {msg.mac} dropped: that address was not offered or leased to it"
+            out.dropped = ("decline", f"DECLINE of {ip} from {msg.mac} dropped: that address was not offered or "
+                                      "leased to it")
             return
         self.counters["declines"] += 1
         self.book.decline(msg.mac, ip, now, "declined by client")

@@ -44,7 +44,7 @@ COMMANDS_SECONDS = 1.0
 EVENT_FLUSH_SECONDS = 0.2
 MALFORMED_LOG_PER_WINDOW = 5
 MALFORMED_WINDOW = 10.0
-DROPPED_LOG_PER_WINDOW = 5        # DECLINEs from the wrong MAC, devices past their share: a flood logs 5 per window
+DROPPED_LOG_PER_WINDOW = 5        # per kind (DECLINE from the wrong MAC, device past its share) and window
 
 
 class DroppedLog(RateLimitedLog):
@@ -176,7 +176,9 @@ class Loop:
         self.exchanges = Exchanges(self.server, self.store, self.events, self.send_reply, self.facts.send,
                                    ctx.error)
         self.malformed_log = RateLimitedLog(log, MALFORMED_LOG_PER_WINDOW, MALFORMED_WINDOW)
-        self.dropped_log = DroppedLog(log, DROPPED_LOG_PER_WINDOW, MALFORMED_WINDOW)
+        # one budget per kind, so a flood of one never hides the other
+        self.dropped_log = {kind: DroppedLog(log, DROPPED_LOG_PER_WINDOW, MALFORMED_WINDOW) for kind in ("share",
+                                                                                                     "decline")}
         self.counters = self.server.counters
         self.counters.update({"send_failures": 0, "guard_probes": 0})
         self._last_status: dict | None = None
@@ -373,7 +375,8 @@ class Loop:
                 self.malformed_log(now, "malformed DHCP packet from %s:%s (%d bytes) dropped: %s", src, sport,
                                    len(data), out.malformed)
             elif out.dropped:
-                self.dropped_log(now, "%s", out.dropped)
+                kind, why = out.dropped
+                self.dropped_log[kind](now, "%s", why)
             if out.foreign_server:
                 for _, status in self.guard.observe_request(out.foreign_server, now):
                     self.publish_guard(now, status)

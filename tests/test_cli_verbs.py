@@ -18,6 +18,7 @@ from appliance import config
 from appliance import events as ev
 from appliance.dhcp.leases import Lease
 from appliance.store import Store
+from tests.conftest import wait_for
 
 PHONE = "001b2c3d4e5f"
 OTHER_PHONE = "00aabbccddee"
@@ -212,3 +213,41 @@ def test_logs_follow_prints_new_events_until_interrupted(station_env):
             proc.wait(timeout=10)
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_retry_is_executed_by_a_running_file_service(tmp_path):
+    """End to end: `appliance serve tftp` runs the hub; `appliance retry` queues; the hub restarts the phone's plan
+    and records who asked in its note."""
+    from tests.test_tftp_service import Station
+
+    station = Station(tmp_path)
+    env = {k: v for k, v in station.env.items() if k.startswith("APPLIANCE_")}
+    store = Store(config.load(environ=env).db_path)
+    store.phones.upsert(PHONE, model="CP-7945G", ip="10.0.0.11", state="stuck", plan=["SCCP45.8-5-2S"], step=0,
+                        diagnosis="it refused SCCP45.8-5-2S")
+    station.start()
+    try:
+        out = run(env, "retry", PHONE)
+        assert out.returncode == 0, out.stderr
+        assert "note:" not in out.stdout, out.stdout            # the file service beats: nothing to warn about
+        wait_for(lambda: (store.phones.get(PHONE) or {}).get("state") == "seen", 20,
+                 "the file service to restart the phone's plan: " + station.logtext())
+        logged = run(env, "logs", "--mac", PHONE).stdout
+        assert 'cli     phone.retry' in logged and 'detail="plan restarted on request (station shell)"' in logged
+    finally:
+        station.stop()
+        station.log.close()
+
+
+def test_forget_is_executed_by_the_lease_book(station_env):
+    """The LEASE_FORGET the CLI appends is the one DHCP's lease book executes: the address is freed, the row goes."""
+    from appliance.dhcp.leases import LeaseBook
+
+    store = prepare(station_env)
+    book = LeaseBook("10.0.0.2", "10.0.0.50")
+    book.load(*store.leases.book())
+    assert run(station_env, "forget", PHONE).returncode == 0
+    (command,) = commands(store, ev.LEASE_FORGET)
+    assert book.drop(command["mac"]) == "10.0.0.11"
+    store.leases.save_changes(book.take_pending())
+    assert store.leases.of(PHONE) is None and store.leases.of(LAPTOP) is not None

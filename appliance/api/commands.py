@@ -65,7 +65,7 @@ def register_leases(sub: argparse._SubParsersAction) -> None:
 
 
 def register_retry(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("retry", help="start a phone's plan again (as the dashboard's retry)")
+    p = sub.add_parser("retry", help="start a phone's plan again (as the API's retry)")
     p.add_argument("mac", metavar="MAC", help=f"the phone's MAC, e.g. {MAC_SPELLINGS}")
     p.set_defaults(func=cmd_retry, needs_config=True)
 

@@ -277,6 +277,8 @@ class LeaseBook:
         self.by_mac[lease.mac] = lease
         self.by_ip[lease.ip] = lease.mac
         self._take(lease.ip)
+        if self.others_share is None:
+            return                             # no share to keep: nothing to count
         if lease.phone:
             self._let_go(lease.mac)
         else:

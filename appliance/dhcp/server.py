@@ -250,8 +250,8 @@ class Server:
         vendor = msg.text_option(codec.OPT_VENDOR_CLASS)
         hostname = msg.text_option(codec.OPT_HOSTNAME)
         model = model_from_vendor_class(vendor)
-        return {"vendor_class": vendor, "hostname": hostname, "prl": msg.prl, "model": model,
-                "phone": is_phone(msg.mac, vendor, hostname, model)}
+        phone = bool(model) or ((vendor is not None or hostname is not None) and is_phone(msg.mac, vendor, hostname))
+        return {"vendor_class": vendor, "hostname": hostname, "prl": msg.prl, "model": model, "phone": phone}
 
     def _lease_info(self, info: dict, msg: Message) -> dict:
         client_id = msg.options.get(codec.OPT_CLIENT_ID)

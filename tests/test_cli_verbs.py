@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import re
 import select
 import shutil
@@ -251,3 +252,13 @@ def test_forget_is_executed_by_the_lease_book(station_env):
     assert book.drop(command["mac"]) == "10.0.0.11"
     store.leases.save_changes(book.take_pending())
     assert store.leases.of(PHONE) is None and store.leases.of(LAPTOP) is not None
+
+
+def test_output_piped_into_a_reader_that_leaves_early_is_no_traceback(station_env):
+    """`appliance report | head`: the reader closing the pipe is not an error (no traceback on stderr)."""
+    store = prepare(station_env)
+    for i in range(2000):                      # a report far larger than a pipe's buffer
+        store.phones.upsert(f"00aabbcc{i:04x}", model="CP-7965G", state="done", current_load="SCCP45.9-4-2SR4-3S")
+    r = subprocess.run(f"{shlex.quote(sys.executable)} -m appliance report --format json | head -c 10",
+                       shell=True, env=dict(os.environ, **station_env), capture_output=True, text=True, timeout=60)
+    assert len(r.stdout) == 10 and "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr[-2000:]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import re
 import select
+import shlex
 import shutil
 import signal
 import subprocess

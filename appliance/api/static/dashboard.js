@@ -114,6 +114,15 @@
     } else {
       gb.hidden = true;
     }
+    const p = h.pool || {};
+    const pl = $("pool-line");
+    pl.hidden = p.size == null;
+    if (p.size != null) {
+      pl.className = p.exhausted ? "banner" : "muted";
+      pl.textContent = (p.exhausted ? "No address left for a new phone: unplug other devices or widen the DHCP pool. " : "") +
+        "Addresses: " + p.phones + " phones, " + p.others + " other devices (at most " + p.others_share + "), " +
+        p.quarantined + " quarantined, " + p.free + " free of " + p.size + ".";
+    }
   }
 
   function renderFirmware(fw) {

@@ -119,18 +119,22 @@ def term_defaults(cat: Catalog, cfg) -> dict[str, list[str]]:
     """Which copy of each termNN.default.loads a factory-reset phone gets: {"<term>|<source>": [models]}.
 
     A factory-reset phone asks its term file before the station knows its load; the file service answers with
-    the copy listing the first load of the plan for a phone of that model with no known load (generated.py's
-    term_file, the recovery core's defaults), so that is computed here the same way.
+    the copy listing the load the recovery core's defaults name for that model (generated.py's term_file), so
+    the answer is asked of the same core here, never decided twice.
     """
-    from ..recovery.plan import plan_phone
+    from ..recovery.facts import CatalogChanged
+    from ..recovery.station import make_tracker
     from .models import MODELS
 
+    core = make_tracker(cat, cfg)
+    core.handle(CatalogChanged(0.0), 0.0)
+    defaults = dict(core.defaults())
     served: dict[str, list[str]] = {}
     for model in MODELS:
         if not model.term:
             continue
-        steps = plan_phone(cat, cfg, model.name, None, None, frozenset()).steps
-        first = cat.load(steps[0]) if steps else None
+        load_id = defaults.get(model.name)
+        first = cat.load(load_id) if load_id else None
         if first is None:
             continue
         want = [c.lower() for c in first.components]

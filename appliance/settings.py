@@ -56,7 +56,7 @@ class Tftp:
     timeout: int = _f("int", 2)
     retries: int = _f("int", 5)
     max_timeout: int = _f("int", 5)
-    lifetime_ms_per_block: int = _f("int", 100)
+    lifetime_ms_per_block: int = _f("int", 500)
     workers: int = _f("int", 1)
     pump: str = _f("choice:native|python", "native")
     http_port: int = _f("int", 6970)

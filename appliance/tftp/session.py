@@ -36,7 +36,7 @@ class Settings:
     # lets a server do so) and `timeout` applies.  Phones send no timeout option at all.
     max_timeout: int = 5
     # Seconds each block adds to a session's life (see `lifetime`).
-    lifetime_per_block: float = 0.1
+    lifetime_per_block: float = 0.5           # [tftp] lifetime_ms_per_block: room for a lossy link
 
 
 def lifetime(settings: Settings, timeout: float, blocks: int) -> float:

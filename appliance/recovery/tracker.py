@@ -230,6 +230,14 @@ class Tracker:
         for p in ev.phones:
             self.phones[p.mac] = p
             self._touched.add(p.mac)
+            b = p.boot
+            if p.state == S.DOWNLOADING and not b.took_firmware:
+                # A manifest and no file of it, when the station itself went down mid-download, proves nothing:
+                # the transfers it was serving died with it.  Read as a refusal, it would cost the phone its stone.
+                b.manifest = b.manifest_at = None
+                b.took_config, b.config_at = False, None
+                n = len(p.plan)
+                go(p, S.CONFIGURED, Note(Code.STEP, (min(p.step + 1, n), n, b.offered or p.step_load)))
         for lease in ev.leases:
             if lease.ip and (lease.expires is None or lease.expires > now):
                 self.identity.lease(lease.mac, lease.ip, lease.model or "", lease.expires, now)

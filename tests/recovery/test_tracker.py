@@ -278,3 +278,22 @@ def test_a_7940_loader_without_option_60_becomes_a_phone_at_its_first_phone_file
     p = t.phones[MAC]
     assert p.ip == IP and p.model == actions.LOADER_7940_MODEL
     assert any(isinstance(o, PollPage) for o in out) and any(isinstance(o, PhoneChanged) for o in out)
+
+
+def test_a_download_the_stations_own_restart_cut_is_not_a_refusal():
+    """kill -9 of the file service while a phone had the stone's manifest and no file yet: after the restart
+    its next config names the stone again, not the target, and nothing is called refused."""
+    t, c = core()
+    lease(t, c)
+    ask(t, c)
+    feed(t, c, FileSent(c.now, IP, f"{STONE}.loads"))
+    assert t.phones[MAC].state == S.DOWNLOADING
+    again = Tracker(LIB)
+    again.handle(Restored(c.now, (t.phones[MAC],), (Lease(c.now, MAC, IP, True, "CP-7965G", expires=c.now + 600),)),
+                 c.now)
+    c.now += actions.MANIFEST_WAIT_S + 5
+    again.handle(Timer(c.now), c.now)
+    assert again.phones[MAC].state == S.CONFIGURED and not again.phones[MAC].rejected
+    again.handle(FileAsked(c.now, IP, CONFIG, served=again.answer(MAC).config), c.now)
+    p = again.phones[MAC]
+    assert again.answer(MAC).config == STONE and not p.rejected and p.boot.offered == STONE

@@ -392,10 +392,7 @@ class Hub:
     def _publish(self, change: Answers) -> None:
         self.counters["answers"] += 1
         self.table.apply(change)
-        for start in range(0, max(1, len(change.rows)), ROWS_PER_MESSAGE):
-            part = Answers(change.version, change.rows[start:start + ROWS_PER_MESSAGE],
-                           change.defaults if start == 0 else None)
-            data = answers_wire.to_wire(part)
+        for data in _messages(change):
             for parent in self.workers:
                 if parent in self._behind:
                     continue
@@ -405,12 +402,9 @@ class Hub:
                     self._behind.add(parent)      # it gets the whole table once its socket drains
 
     def _send_table(self, parent: socket.socket) -> None:
-        whole = self.tracker.table()
         try:
-            for start in range(0, max(1, len(whole.rows)), ROWS_PER_MESSAGE):
-                part = Answers(whole.version, whole.rows[start:start + ROWS_PER_MESSAGE],
-                               whole.defaults if start == 0 else None)
-                parent.send(answers_wire.to_wire(part), socket.MSG_DONTWAIT)
+            for data in _messages(self.tracker.table()):
+                parent.send(data, socket.MSG_DONTWAIT)
         except OSError:
             self._behind.add(parent)
             return
@@ -466,3 +460,10 @@ class Hub:
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 log.warning("tracker socket %s not removed: %s", self.path, exc)
+
+
+def _messages(change: Answers) -> list[bytes]:
+    """A table change as socketpair messages of at most ROWS_PER_MESSAGE rows, the defaults in the first."""
+    return [answers_wire.to_wire(Answers(change.version, change.rows[start:start + ROWS_PER_MESSAGE],
+                                         change.defaults if start == 0 else None))
+            for start in range(0, max(1, len(change.rows)), ROWS_PER_MESSAGE)]

@@ -86,6 +86,25 @@ def _signed_header():
     return check
 
 
+def _container5():
+    """The 7800/8800 container, and its INI payload whatever the digest says (a mutation rarely keeps it right)."""
+    from appliance.firmware import container5, loads5
+
+    def check(data: bytes) -> None:
+        container5.fuzz_container(data)
+        try:
+            header = container5.parse_header(data[:container5.MAX_HEADER])
+        except container5.Container5Error:
+            return
+        try:
+            ini = loads5.parse_ini(data[header.length:].decode("ascii", "replace"))
+        except loads5.IniError:
+            return
+        assert ini.version and ini.platforms and all(p.files for p in ini.platforms)
+        assert all("/" not in f.name and f.size <= loads5.MAX_SIZE for p in ini.platforms for f in p.files)
+    return check
+
+
 def _package():
     """Any bytes as a .cop.sgn and as a .zip: Refused or files inside the destination, nothing else."""
     from appliance.firmware import unpack
@@ -108,7 +127,7 @@ def _package():
 
 
 TARGETS = {"dhcp_codec": _dhcp_codec, "config": _config, "tftp_request": _tftp_request, "loads": _loads,
-           "signed_header": _signed_header, "package": _package}
+           "signed_header": _signed_header, "package": _package, "container5": _container5}
 
 
 def _mutate(rng: random.Random, seed: bytes) -> bytes:

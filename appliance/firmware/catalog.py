@@ -7,7 +7,11 @@ index of the union, because phones and TFTP servers disagree on case; a file in
 a locale directory is found only by its `<locale>/<name>` path.  A signed file's
 tag 14 is its identity (reference §0.0 item 2): a manifest or component signed
 under another name is reported and never offered, and no manifest is ever
-served under another's name.  `refresh()` is cheap (one directory walk, at most
+served under another's name.  A file is judged by its content, never its name:
+a 5th-generation container (7800/8800) whose payload length or SHA-256 does
+not match its header, or that is signed as another file, is a named problem and
+is never served (integrity.py); another intact copy of the same name is served
+instead, if there is one.  `refresh()` is cheap (one directory walk, at most
 once per `poll_interval`) so the file service can call it on every request.
 """
 from __future__ import annotations
@@ -22,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import unpack as unpacker
+from .container5 import name_matches
+from .integrity import Integrity, Progress
 from .loads import MAX_BYTES, ManifestError, parse_manifest
 from .models import by_name, models_for_load, normalize_model
 from .signed import HeaderError, is_signed, parse_signed_header, signed_name_matches
@@ -54,6 +60,13 @@ class Load:
     protocol: str | None = None        # "sccp", "sip", "mgcp" (versions.protocol); part of the load's identity
     refused: list[str] = field(default_factory=list)        # "name: why" for components a phone would refuse
     terms_missing: list[str] = field(default_factory=list)  # termNN.default.loads no package provides for this load
+    format: str = "plain"              # the manifest's: "plain", "tlv" (79xx header), "container5" (7800/8800)
+    # 5th generation: [{"name": "PLATFORM_1", "files", "missing", "refused", "complete"}]; a phone fetches only
+    # its own platform's files, so each platform is complete or not on its own
+    platforms: list[dict] = field(default_factory=list)
+    # the manifest's gates as written (HARDWARE_COMP_1, HW_REV, SW_CAP, hwcompat, swcompat, transition): their
+    # meaning is UNCONFIRMED (reference phone-families.md §1.1), so they are shown, never enforced
+    evidence: dict = field(default_factory=dict)
 
     @property
     def is_term(self) -> bool:
@@ -65,7 +78,10 @@ class Load:
                 "components": list(self.components), "missing": list(self.missing), "complete": self.complete,
                 "files": len(self.components), "source": self.source, "signed": self.signed, "size": self.size,
                 "mismatched": list(self.mismatched), "hardware_comp": self.hardware_comp,
-                "refused": list(self.refused), "terms_missing": list(self.terms_missing)}
+                "refused": list(self.refused), "terms_missing": list(self.terms_missing), "format": self.format,
+                "platforms": [dict(p, files=list(p["files"]), missing=list(p["missing"]), refused=list(p["refused"]))
+                              for p in self.platforms],
+                "evidence": dict(self.evidence)}
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,10 @@ class Catalog:
         self._lock = threading.RLock()
         self._headers: dict[tuple, str | None] = {}   # (path, size, mtime) -> why a phone would refuse it, or None
         self.scans = 0
+        self.integrity = Integrity(self.cache_dir)
+        self.rehash = False                    # hash every container again on the next scan (firmware verify)
+        self.progress: Progress | None = None  # told how hashing goes (firmware verify on a terminal)
+        self._bad: dict[Path, str] = {}        # real path -> why it is never served
 
     @classmethod
     def from_config(cls, cfg) -> "Catalog":
@@ -181,8 +201,9 @@ class Catalog:
                         by_name.setdefault(name.lower(), []).append(entry)
             self._prune_cache(keep)
             self._by_rel, self._by_name, self._by_locale = by_rel, by_name, by_locale
+            self._bad, bad_problems = self._judge_files()
             self.loads, load_problems = self._build_loads()
-            self.problems = problems + load_problems
+            self.problems = problems + bad_problems + load_problems
             self.scans += 1
 
     def _unpacked(self, rel: str, st: os.stat_result, real: Path) -> tuple[str, Path | None, list[str]]:
@@ -257,6 +278,39 @@ class Catalog:
                     except OSError:
                         pass
 
+    def _judge_files(self) -> tuple[dict[Path, str], list[str]]:
+        """Every file of the union judged by its content: {real path: why it is never served}, and the problems."""
+        entries = [e for e in self._by_rel.values() if not unpacker.is_archive(e.rel)]
+        entries += [e for es in self._by_name.values() for e in es if e.source != "root"]
+        entries += [e for e in self._by_locale.values() if e.source != "root"]
+        verdicts = self.integrity.check_all(sorted({e.path for e in entries}), rehash=self.rehash,
+                                            progress=self.progress)
+        self.rehash = False
+        self.integrity.save()
+        bad: dict[Path, str] = {}
+        problems: list[str] = []
+        for e in sorted(entries, key=lambda e: e.rel):
+            verdict = verdicts.get(e.path)
+            if verdict is None or not verdict.container5 or e.path in bad:
+                continue
+            served = e.rel.rsplit("/", 1)[-1]
+            why = verdict.problem
+            if why is None and verdict.filename is not None and not name_matches(verdict.filename, served):
+                why = f"signed as {verdict.filename!r}, not {served!r}: a phone refuses a file under another name"
+            if why is not None:
+                bad[e.path] = why
+                problems.append(f"{e.rel}: not served: {why}")
+        return bad, problems
+
+    def corrupt(self) -> dict[str, str]:
+        """{file as found: why it is never served}: damaged, truncated, malformed or misnamed containers."""
+        with self._lock:
+            self._ensure()
+            by_path = {e.path: e.rel for e in self._by_rel.values()}
+            by_path.update({e.path: e.rel for es in self._by_name.values() for e in es})
+            by_path.update({e.path: e.rel for e in self._by_locale.values()})
+            return {by_path.get(p, str(p)): why for p, why in self._bad.items()}
+
     def _build_loads(self) -> tuple[list[Load], list[str]]:
         """Loads from the first copy of each manifest name; term files from every copy (each package has its own)."""
         loads: dict[str, Load] = {}
@@ -266,6 +320,7 @@ class Catalog:
             if not lname.endswith(".loads"):
                 continue
             is_term = lname.startswith("term")
+            entries = [e for e in entries if e.path not in self._bad] or entries[:0]
             for entry in entries if is_term else entries[:1]:
                 load, problem = self._load_from(entry)
                 if problem:
@@ -338,7 +393,11 @@ class Catalog:
         for c in m.components:
             found = self.lookup(c.name)
             if found is None or found.size == 0:
-                missing.append(c.name)
+                bad = self._bad_copy(c.name)
+                if bad:
+                    refused.append(f"{c.name}: not served: {bad}")
+                else:
+                    missing.append(c.name)
                 continue
             size += found.size
             if c.size is not None and c.size != found.size:
@@ -346,14 +405,29 @@ class Catalog:
             why = self._refusal(found, c.name)
             if why:
                 refused.append(f"{c.name}: {why}")
+        platforms = []
+        for p in m.platforms:
+            names = [f.name for f in p.files]
+            p_missing = [n for n in names if n in missing]
+            p_refused = [r for r in refused if r.split(":", 1)[0] in names]
+            platforms.append({"name": p.name, "files": names, "missing": p_missing, "refused": p_refused,
+                              "complete": not p_missing and not p_refused})
         fam = family(load_id)
         models = models_for_load(load_id)
         load = Load(id=load_id, family=fam, models=models, version=version_key(load_id), manifest=name,
                     components=m.names, missing=missing, complete=not missing and not refused, source=entry.source,
                     signed=m.signed, size=size, mismatched=mismatched, hardware_comp=m.hardware_comp,
-                    protocol=protocol(load_id), refused=refused)
+                    protocol=protocol(load_id), refused=refused, format=m.format, platforms=platforms,
+                    evidence=m.evidence)
         problems = [f"{where}: component {r}" for r in refused]
         return load, "; ".join(problems) or None
+
+    def _bad_copy(self, name: str) -> str | None:
+        """Why the copies of `name` that exist are never served (all of them judged bad); None if there are none."""
+        key = (name or "").replace("\\", "/").lstrip("/").lower()
+        copies = [e for e in self._by_name.get(key, []) if e.path in self._bad]
+        copies += [e for e in (self._by_rel.get(key), self._by_locale.get(key)) if e is not None and e.path in self._bad]
+        return self._bad[copies[0].path] if copies else None
 
     # ---- polling --------------------------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -379,9 +453,11 @@ class Catalog:
         if not key or any(part in ("", ".", "..") for part in key.split("/")):
             return None
         entry = self._by_rel.get(key) or self._by_locale.get(key)
+        if entry is not None and entry.path in self._bad:
+            entry = None        # never served; another intact copy of the same name may be
         if entry is not None or "/" in key:
             return entry        # a locale request is never answered from another folder
-        hits = self._by_name.get(key)
+        hits = [e for e in self._by_name.get(key, []) if e.path not in self._bad]
         if not hits:
             return None
         for e in hits:
@@ -474,15 +550,16 @@ class Catalog:
             self._ensure()
             out, seen = [], set()
             for entry in sorted(self._by_rel.values(), key=lambda e: e.rel):
-                if unpacker.is_archive(entry.rel):
+                if unpacker.is_archive(entry.rel) or entry.path in self._bad:
                     continue
                 seen.add(Path(entry.rel).name.lower())
                 out.append((entry.rel, entry.path, entry.size))
             for _key, entry in sorted(self._by_locale.items()):
-                if entry.source != "root":
+                if entry.source != "root" and entry.path not in self._bad:
                     out.append((entry.rel.split("/", 1)[1], entry.path, entry.size))
             for key, entries in sorted(self._by_name.items()):
-                if key in seen:
+                entries = [e for e in entries if e.path not in self._bad]
+                if key in seen or not entries:
                     continue
                 e = entries[0]
                 if e.source != "root":

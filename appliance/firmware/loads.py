@@ -2,7 +2,10 @@
 
 A signed manifest is Cisco's signature header (signed.py) followed, at the
 header length, by a CRLF text list of component files; plain manifests have no
-header.  Nothing in the file is trusted: sizes are only recorded as claims, and
+header.  A 5th-generation manifest (7800/8800) is recognised by its content,
+the container's magic (container5.py), and its payload is an INI file with
+per-platform file lists (loads5.py); its payload length and SHA-256 are checked
+here, since the whole file is in hand.  Nothing in the file is trusted: sizes are only recorded as claims, and
 component names that could leave the firmware directory are refused, since the
 catalog resolves them as file names.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from . import container5, loads5
 from .signed import HeaderError, SignedHeader, is_signed, parse_signed_header
 
 MAX_BYTES = 1 << 20          # real manifests are a few KB; refuse to parse megabytes of "list"
@@ -44,10 +48,25 @@ class Manifest:
     hardware_comp: int | None = None     # "#HARDWARE_COMP_1 n"
     gates: dict = field(default_factory=dict)        # "#? HW_REV 0-2.*", "#? SW_CAP ..."
     attributes: dict = field(default_factory=dict)   # "LA_VERSION=PAS30831"
+    format: str = "plain"                # "plain", "tlv" (79xx header) or "container5" (7800/8800)
+    platforms: tuple[loads5.Platform, ...] = ()      # 5th generation: each platform's files
+    cisco_id: dict = field(default_factory=dict)     # 5th generation: [CISCO-ID] keys (version, hwcompat, ...)
 
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.components]
+
+    @property
+    def evidence(self) -> dict[str, str]:
+        """The manifest's hardware/software gates as written: `#HARDWARE_COMP_1 n` (79xx), `#? HW_REV` and
+        `#? SW_CAP` (792x), hwcompat/swcompat/transition (7800).  Their meaning is UNCONFIRMED (reference
+        phone-families.md §1.1, §8 item 1): shown to the operator as evidence, never enforced."""
+        out: dict[str, str] = {}
+        if self.hardware_comp is not None:
+            out["HARDWARE_COMP_1"] = str(self.hardware_comp)
+        out.update(self.gates)
+        out.update({k: v for k, v in self.cisco_id.items() if k in loads5.GATE_KEYS})
+        return out
 
 
 def _check_text(payload: bytes, base: int) -> str:
@@ -90,6 +109,8 @@ def parse_manifest(data: bytes) -> Manifest:
         raise ManifestError(f"{len(data)} bytes is far too large for a manifest (limit {MAX_BYTES})")
     if not data.strip(b"\0 \t\r\n"):
         raise ManifestError("empty manifest")
+    if container5.is_container5(data):
+        return _parse_container5(data)
     header: SignedHeader | None = None
     if is_signed(data):
         try:
@@ -140,7 +161,31 @@ def parse_manifest(data: bytes) -> Manifest:
     if not comps:
         raise ManifestError("lists no component files")
     return Manifest(tuple(comps), header is not None, header_len, header.version if header else None,
-                    header.filename if header else None, hwcomp, gates, attrs)
+                    header.filename if header else None, hwcomp, gates, attrs, "tlv" if header else "plain")
+
+
+def _parse_container5(data: bytes) -> Manifest:
+    """A 5th-generation manifest: the container checked whole (length, SHA-256), then its INI payload."""
+    try:
+        header = container5.verify(data)
+    except container5.Container5Error as exc:
+        raise ManifestError(str(exc)) from None
+    text = _check_text(data[header.length:].rstrip(b"\0"), header.length)
+    try:
+        ini = loads5.parse_ini(text)
+    except loads5.IniError as exc:
+        raise ManifestError(str(exc)) from None
+    comps: list[Component] = []
+    seen: set[str] = set()
+    for platform in ini.platforms:
+        for f in platform.files:
+            if f.name.lower() not in seen:
+                seen.add(f.name.lower())
+                comps.append(Component(f.name, f.size))
+    if len(comps) > MAX_COMPONENTS:
+        raise ManifestError(f"more than {MAX_COMPONENTS} component files")
+    return Manifest(tuple(comps), True, header.length, None, header.filename, None, {}, dict(ini.attributes),
+                    "container5", ini.platforms, dict(ini.cisco_id))
 
 
 def fuzz_manifest(data: bytes) -> None:
@@ -151,6 +196,7 @@ def fuzz_manifest(data: bytes) -> None:
         return
     assert 0 < len(m.components) <= MAX_COMPONENTS
     assert m.header_len <= len(data)
+    assert m.format != "container5" or (m.platforms and all(p.files for p in m.platforms))
     assert len(m.gates) <= MAX_KEYS and len(m.attributes) <= MAX_KEYS
     for c in m.components:
         assert "/" not in c.name and "\\" not in c.name and c.name not in (".", "..") and len(c.name) <= MAX_NAME

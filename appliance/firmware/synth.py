@@ -10,6 +10,16 @@ starts exactly at the header length.  With a 25-character name the header is
 (files at the top level) and `.cop.sgn` / `.cop.sha512` (the same header, then
 a gzip tar with the firmware files at its top level and an install script).
 The signature is deterministic filler: nothing here can be verified, only parsed.
+
+7800/8800 loads (reference phone-families.md §1.2, §2.1) use the 5th-generation
+container (container5.py): every file, the `.loads` included, carries its own
+name, payload length and payload SHA-256; the manifest's payload is the INI text
+of the real `sip78xx.11-0-1-11.loads` with this load's version, names and sizes
+(the whole file's size, as in the real one), two platforms of sboot/kern/rootfs
+each (`kern78xx...`, `kern2.78xx...`).  kern and sboot payloads start like a
+U-Boot image (`27 05 19 56`), sboot2's with `6c 02 00 00`, as the real ones do.
+The 8800 families get the same shape: no real 88xx manifest is public, so that is
+inference (UNCONFIRMED), the same one the station's parser reads both ways.
 """
 from __future__ import annotations
 
@@ -22,6 +32,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+from . import container5
 from .models import by_name, models_for_load
 from .versions import family, protocol
 
@@ -55,6 +66,75 @@ def signature_header(filename: str, seed: bytes = b"", digest: int = DIGEST_SHA1
     if total > 0xFFFF:
         raise ValueError(f"file name {filename[:40]!r}... makes the header longer than 65535 bytes")
     return _tlv(1, b"\x01\x01") + _tlv(2, struct.pack(">H", total)) + body + PADDING * (total - unpadded)
+
+
+# Load families whose files are 5th-generation containers: 7800 measured; 88xx, 8845/65, 7832, 8832 by inference.
+GEN5_FAMILIES = ("sip78xx", "sip88xx", "sip8845_65", "sip7832", "sip8832")
+GEN5_PLATFORMS = (
+    # (platform, name prefix per role, ebr_* lines as in the real sip78xx.11-0-1-11.loads)
+    ("PLATFORM_1", "", ("ebr_diskver = 1", "ebr_sboot   = (-1,2,0,2,0x280000,-1)(-1,2,0,2,0x5980000,-1)",
+                        "ebr_kern    = (-1,2,0,8,0x480000,-1)(-1,2,0,8,0x5b80000,-1)",
+                        "ebr_rootfs  = (-1,2,1,11,0xe80000,-1)(-1,2,1,11,0x6580000,-1)")),
+    ("PLATFORM_2", "2.", ("ebr_diskver = 1", "ebr_sboot   = (-1,2,0,2,0x280000,-1)(-1,2,0,2,0x5e80000,-1)",
+                          "ebr_kern    = (-1,2,0,8,0x480000,-1)(-1,2,0,8,0x6080000,-1)",
+                          "ebr_rootfs  = (-1,2,1,11,0xe80000,-1)(-1,2,1,11,0x6a80000,-1)")),
+)
+GEN5_ROLES = ("sboot", "kern", "rootfs")
+GEN5_TAIL = "\n\n\n"     # the real payload ends in four LFs (its 972 bytes, measured)
+UIMAGE = bytes.fromhex("27051956")
+SBOOT2 = bytes.fromhex("6c020000")
+
+
+def is_gen5(load_id: str) -> bool:
+    """True for a load of a 5th-generation family (sip78xx.*, sip88xx.*, ...)."""
+    return (family(load_id) or "").lower() in GEN5_FAMILIES
+
+
+def _model_part(load_id: str) -> str:
+    """"sip78xx.11-0-1-11" -> "78xx", as in the component names and Cisco's package names."""
+    return (family(load_id) or "load")[3:]
+
+
+def gen5_platforms(load_id: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """[(platform, [(role, file name)])] shaped like the real 7800 load: sboot78xx..., kern2.78xx..."""
+    part, ver = _model_part(load_id), _version_part(load_id)
+    return [(plat, [(role, f"{role}{prefix}{part}.{ver}.sbn") for role in GEN5_ROLES])
+            for plat, prefix, _ in GEN5_PLATFORMS]
+
+
+def gen5_signature(name: str) -> bytes:
+    return hashlib.shake_256(b"sig5" + name.encode()).digest(container5.SIGNATURE_LEN)
+
+
+def gen5_file(name: str, payload: bytes) -> bytes:
+    """A 5th-generation file signed as `name` around `payload` (header as measured on the real files)."""
+    return container5.build(name, payload, gen5_signature(name))
+
+
+def gen5_manifest_text(load_id: str, sizes: dict[str, int], hwcompat: int = 0x3, transition: int = 0) -> str:
+    """The INI payload of the real sip78xx.11-0-1-11.loads, for this load's version, files and sizes."""
+    ver = _version_part(load_id)
+    lines = ["#", "# (C) 2013 Cisco Systems 5th-Generation IP Phones",
+             f"# RELEASE Model={_model_part(load_id)} Version={ver}", "# Thu Nov 19 09:06:01 CST 2015",
+             f"# LOADS={load_id}.loads", "#", "", "[CISCO-ID]", f"version = {ver}", f"hwcompat = 0x{hwcompat:08x}",
+             "swcompat = 0x00000004", f"transition = 0x{transition:08x}", "loadversion = 0x00000001"]
+    ebr = {plat: lines5 for plat, _, lines5 in GEN5_PLATFORMS}
+    for plat, files in gen5_platforms(load_id):
+        lines += ["", f"[{plat}]"] + [f"{role}={n} size={sizes[n]}" for role, n in files] + list(ebr[plat])
+    return "\n".join(lines) + "\n" + GEN5_TAIL
+
+
+def gen5_load_files(load_id: str, size_bytes: int = DEFAULT_SIZE) -> dict[str, bytes]:
+    """{file name: content} of one 5th-generation load: the .loads first, then both platforms' files."""
+    names = [n for _, files in gen5_platforms(load_id) for _, n in files]
+    each = max(1, size_bytes // len(names))
+    comps: dict[str, bytes] = {}
+    for n in names:
+        lead = SBOOT2 if n.lower().startswith("sboot2.") else UIMAGE if n.lower().startswith(("kern", "sboot")) else b""
+        body = lead + random.Random(n).randbytes(max(1, each - container5.MIN_HEADER - len(lead)))
+        comps[n] = gen5_file(n, body)
+    text = gen5_manifest_text(load_id, {n: len(d) for n, d in comps.items()})
+    return {f"{load_id}.loads": gen5_file(f"{load_id}.loads", text.encode("ascii")), **comps}
 
 
 def _version_part(load_id: str) -> str:
@@ -95,6 +175,8 @@ def manifest_bytes(load_id: str, names: list[str], signed: bool = True, filename
 def load_files(load_id: str, size_bytes: int = DEFAULT_SIZE, components: int = 5, signed: bool = True,
                term: bool = False) -> dict[str, bytes]:
     """{file name: content} for one load; component contents together make up about size_bytes."""
+    if is_gen5(load_id):
+        return gen5_load_files(load_id, size_bytes)     # always containers, no term files: none exist for 78xx
     names = component_names(load_id, components)
     files = {f"{load_id}.loads": manifest_bytes(load_id, names, signed)}
     if term:
@@ -121,9 +203,17 @@ def write_load(dest_dir: Path | str, load_id: str, size_bytes: int = DEFAULT_SIZ
 
 
 def package_name(load_id: str, kind: str) -> str:
-    """Cisco's download name: cmterm-7945_7965-sccp.9-4-2SR4-3.zip (kind "zip"), .cop.sgn ("cop"), .cop.sha512 ("sha512")."""
+    """Cisco's download name: cmterm-7945_7965-sccp.9-4-2SR4-3.zip (kind "zip"), .cop.sgn ("cop"), .cop.sha512 ("sha512").
+
+    7800/8800 (reference phone-families.md §2.1): cmterm-78xx.11-5-1-18.zip, cmterm-88xx-sip.12-8-1-0001-455.k3.cop.sgn,
+    cmterm-78xx.14-4-1-0301-6.k4.cop.sha512.
+    """
     fam = family(load_id) or "load"
     ver = _version_part(load_id)
+    if is_gen5(load_id):
+        part = _model_part(load_id)
+        return {"zip": f"cmterm-{part}.{ver}.zip", "cop": f"cmterm-{part}-sip.{ver}.k3.cop.sgn",
+                "sha512": f"cmterm-{part}.{ver}.k4.cop.sha512"}[kind]
     proto = protocol(load_id) or "sccp"
     models = "_".join(sorted({re.sub(r"\D", "", m)[:4] for m in models_for_load(load_id)})) or fam
     return f"cmterm-{models}-{proto}.{ver}" + {"zip": ".zip", "cop": ".cop.sgn", "sha512": ".cop.sha512"}[kind]

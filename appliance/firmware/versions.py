@@ -26,6 +26,11 @@ _P0X3_DASH = re.compile(r"^(P0[0-9A-Z][0-9A-Z])-(\d+)-(\d+)-(\d+)$", re.I)
 _CP79 = re.compile(r"^CP79\d\d(\d\d)(\d\d)(\d\d)[A-Z]", re.I)
 _ATA = re.compile(r"^ATA(\d\d)(\d\d)(\d\d)[A-Z]", re.I)
 _DOTTED = re.compile(r"^([A-Za-z][A-Za-z0-9_]*?)[.\-](\d+[.\-]\d+.*)$")
+# 7800/8800 from 12.7 on: major-minor-maint-SSxx-build, where SS is the service release: Cisco's 14.0(1)SR2
+# download is cmterm-78xx.14-0-1-0201-169 (7800 14.0(1)SR2 upgrade guide, doc copy), a 14.4(1)SR3 install is
+# sip78xx.14-4-1-0301-6 (7821 lab write-up, reference phone-families.md [F18]), 14.0(1) is 14-0-1-0001-135.
+# The last two digits are 01 in every ID seen; their meaning is UNCONFIRMED and they do not take part in the order.
+_SR4 = re.compile(r"^(\d+)-(\d+)-(\d+)-(\d\d)(\d\d)-(\d+)$")
 _TOKEN = re.compile(r"SR(\d+)|(\d+)|([A-Za-z]+)", re.I)
 _FAMILY = re.compile(r"^([A-Za-z][A-Za-z0-9_]*?)(?=[.\-]\d)")
 
@@ -33,6 +38,10 @@ _FAMILY = re.compile(r"^([A-Za-z][A-Za-z0-9_]*?)(?=[.\-]\d)")
 def _numbered(text: str) -> tuple[int, ...] | None:
     """"9-4-2SR4-3S", "1.4.1SR1", "12-0-1MN-113", "9-3-1-SR1-3" -> (major, minor, maint, sr, build)."""
     text = text.rstrip("Ss") if re.search(r"\d[Ss]$", text) else text
+    m = _SR4.match(text)
+    if m:
+        major, minor, maint, sr, _respin, build = (int(g) for g in m.groups())
+        return (major, minor, maint, sr, build)
     nums: list[int] = []
     sr = 0
     build = 0

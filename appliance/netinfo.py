@@ -30,3 +30,21 @@ def interface_ipv4(name: str) -> ipaddress.IPv4Interface | None:
         except OSError:
             return None
     return ipaddress.IPv4Interface(f"{addr}/{mask}")
+
+
+SIOCGIFFLAGS = 0x8913
+IFF_UP = 0x1
+IFF_RUNNING = 0x40          # the kernel's operstate is up: carrier present (`ip link` shows LOWER_UP and UP)
+
+
+def link_state(name: str) -> str:
+    """"up", "no-carrier" (cable out, peer down), "admin-down" (`ip link set NAME down`) or "missing",
+    as this process's network namespace sees `name`."""
+    if name not in interface_names():
+        return "missing"
+    packed = struct.pack("256s", name.encode()[:15])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        flags = struct.unpack_from("H", fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, packed), 16)[0]
+    if not flags & IFF_UP:
+        return "admin-down"
+    return "up" if flags & IFF_RUNNING else "no-carrier"

@@ -107,6 +107,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     marker = cfg.state_dir.resolve() / FATAL_MARKER
     marker.unlink(missing_ok=True)
+    from .api.checkup import warn_at_start
+
+    warn_at_start(cfg)      # one WARNING per red problem (appliance/problems.py); the station starts anyway
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve("/bin/sh", ["/bin/sh", str(HELPER), "run", exe, str(conf), str(marker)], supervisor_env(cfg))

@@ -20,6 +20,14 @@ def make_cfg(station_env, **extra):
     return config.load(environ={**station_env, **extra})
 
 
+def with_firmware(station_env) -> None:
+    """One complete load, with its term file, for the CP-7945G phones populate() adds: without firmware the
+    station cannot do its job and its health is red (appliance/problems.py)."""
+    from appliance.firmware import synth
+
+    synth.write_load(station_env["APPLIANCE_TFTP_ROOT"], "SCCP45.9-4-2SR4-3S", 4096, term=True)
+
+
 def populate(store: Store, now: float | None = None) -> None:
     now = now or time.time()
     for name in ("api", "dhcp", "dns", "tftp"):
@@ -45,6 +53,7 @@ def populate(store: Store, now: float | None = None) -> None:
 
 @pytest.fixture
 def client(station_env):
+    with_firmware(station_env)
     cfg = make_cfg(station_env, APPLIANCE_API_TOKEN=TOKEN)
     store = Store(cfg.db_path)
     populate(store)
@@ -76,6 +85,7 @@ def test_health_down_when_service_never_started(station_env):
 
 
 def test_disabled_services_are_not_required(station_env):
+    with_firmware(station_env)
     cfg = make_cfg(station_env, APPLIANCE_DHCP_ENABLED="false", APPLIANCE_DNS_ENABLED="false")
     store = Store(cfg.db_path)
     store.services.beat("api", 1)

@@ -10,7 +10,7 @@ import sys
 
 from appliance import config
 from appliance.store import Store
-from tests.test_api import populate
+from tests.test_api import populate, with_firmware
 
 
 def run(env, *args):
@@ -19,6 +19,7 @@ def run(env, *args):
 
 
 def test_status_and_report(station_env):
+    with_firmware(station_env)
     store = Store(config.load(environ=station_env).db_path)
     populate(store)
     out = run(station_env, "status")
@@ -29,7 +30,7 @@ def test_status_and_report(station_env):
     with store._db.transaction() as conn:
         conn.execute("UPDATE services SET heartbeat = heartbeat - 60 WHERE name = 'dns'")
     degraded = run(station_env, "status")
-    assert degraded.returncode == 1 and "DEGRADED" in degraded.stdout
+    assert degraded.returncode == 1 and "CANNOT DO ITS JOB" in degraded.stdout and "dns service" in degraded.stdout
     rows = list(csv.DictReader(io.StringIO(run(station_env, "report").stdout)))
     assert {r["mac"]: r["result"] for r in rows} == {"001b2c3d4e5f": "in progress", "00aabbccddee": "recovered"}
     assert json.loads(run(station_env, "report", "--format", "json").stdout)["phones"][1]["load_after"] \

@@ -2,7 +2,9 @@
 
 A port probe would call a wedged server healthy; reading XMLDefault.cnf.xml
 over TFTP exercises the file service and the catalog behind it, and the
-health endpoint proves the API and every heartbeat.  Exit 0 healthy, 1 not.
+health endpoint proves the API and every heartbeat, and carries the red
+problems (appliance/problems.py: no firmware, DHCP not serving, link down, a
+service down, ...), each printed with what to do.  Exit 0 healthy, 1 not.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import urllib.error
 import urllib.request
 
 from .. import config as configmod
+from ..text import clean
 from ..tftp.fetch import fetch
 
 PROBE_FILE = "XMLDefault.cnf.xml"
@@ -39,10 +42,11 @@ def check(cfg: configmod.Config) -> list[str]:
         problems.append(f"tftp: reading {PROBE_FILE} from {cfg.network.address}:{cfg.tftp.port}: {exc}")
     try:
         doc = api_health(cfg.api.host, cfg.api.port)
-        for svc in doc.get("services", []):
-            if svc.get("expected") and svc.get("status") != "up":
-                problems.append(f"{svc['name']}: {svc['status']}" + (f" ({svc['last_error']})" if svc.get("last_error") else ""))
-    except (OSError, ValueError) as exc:
+        red = [p for p in doc.get("problems", []) if isinstance(p, dict) and p.get("severity") == "red"]
+        problems += [clean(f"{p.get('what')} To fix: {p.get('do')}", 1024) for p in red]
+        if not doc.get("ok") and not red:
+            problems.append("api: health is not ok and names no problem")
+    except (OSError, ValueError, AttributeError) as exc:
         problems.append(f"api: {exc}")
     return problems
 
@@ -54,7 +58,7 @@ def main() -> int:
         print(f"unhealthy: bad config: {exc}")
         return 1
     problems = check(cfg)
-    print("healthy" if not problems else "unhealthy: " + "; ".join(problems))
+    print("healthy" if not problems else "unhealthy: " + "\n  ".join(problems))
     return 1 if problems else 0
 
 

@@ -5,11 +5,13 @@ import json
 import time
 from typing import Any
 
+from .. import problems
 from ..config import Config
 from ..recovery.facts import PhoneState
 from ..recovery.words import STATE_WORDS
 from ..store import Store
 from ..text import MAX_SHOWN, cleaned, shown
+from . import checkup
 
 STALE_SECONDS = 10.0  # five missed heartbeats
 # A diagnosis names files and loads in a sentence; it may run longer than one field.
@@ -26,6 +28,13 @@ def expected_services(cfg: Config) -> list[str]:
 
 
 def health(cfg: Config, store: Store, now: float | None = None) -> dict:
+    """/api/v1/health, and what `appliance status` and the container healthcheck read.
+
+    {"ok": bool, "time", "services": [...], "guard": {...}, "pool": {...},
+     "problems": [{"code", "severity": "red"|"amber", "what", "do"}]}: `ok` is false exactly when a red
+    problem exists (appliance/problems.py: the station cannot do its job); the dashboard's banner shows
+    `problems` as they are.
+    """
     now = time.time() if now is None else now
     rows = {s["name"]: s for s in store.services.all()}
     services = []
@@ -40,8 +49,11 @@ def health(cfg: Config, store: Store, now: float | None = None) -> dict:
             "last_error": row.get("last_error"), "last_error_at": row.get("last_error_at"),
             "info": row.get("info") or {},
         })
-    ok = all(s["status"] == "up" for s in services if s["expected"])
-    return {"ok": ok, "time": now, "services": services, "guard": guard(store), "pool": pool(store)}
+    g, p = guard(store), pool(store)
+    found = checkup.find(cfg, store, services=services, guard=g, pool=p, now=now)
+    ok = not problems.red(found)
+    return {"ok": ok, "time": now, "services": services, "guard": g, "pool": p,
+            "problems": [x.as_dict() for x in found]}
 
 
 POOL_COUNTS = ("size", "phones", "others", "others_share", "others_free", "quarantined", "free")
@@ -55,12 +67,16 @@ def pool(store: Store) -> dict:
 
 
 def guard(store: Store) -> dict:
+    """The rogue-server guard as DHCP last published it; `not_probed` says why its last probe was not sent."""
     g = store.kv.get("dhcp.guard") or {}
-    return {"mode": g.get("mode"), "status": g.get("status") or "unknown", "servers": list(g.get("servers") or [])}
+    return {"mode": g.get("mode"), "status": g.get("status") or "unknown", "servers": list(g.get("servers") or []),
+            "serving": g.get("serving"), "not_probed": g.get("not_probed")}
 
 
-def phone(row: dict, running: dict | None = None) -> dict:
-    """A phone row as the API, dashboard and `appliance status` show it: every string cleaned (appliance/text.py)."""
+def phone(row: dict, running: dict | None = None, progress: dict | None = None) -> dict:
+    """A phone row as the API, dashboard and `appliance status` show it: every string cleaned (appliance/text.py).
+
+    `progress`: its current load as a whole (api/progress.py whole_load), when the caller knows the catalog."""
     plan = row.get("plan") or []
     step = int(row.get("step") or 0)
     state = shown(row.get("state") or "seen")
@@ -73,6 +89,7 @@ def phone(row: dict, running: dict | None = None) -> dict:
         "plan": [shown(str(p)) for p in plan], "step": step, "steps": len(plan),
         "state": state, "state_words": STATE_WORDS.get(state, state),
         "diagnosis": shown(row.get("diagnosis"), MAX_DIAGNOSIS), "transfer": transfer(running) if running else None,
+        "progress": progress,
     }
 
 

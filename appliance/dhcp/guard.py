@@ -6,6 +6,11 @@ locally administered MAC (and never a REQUEST, so the other server only holds
 an offer for a client that does not exist and its real clients are untouched),
 and listens for OFFERs/ACKs from any server id other than ours and for client
 REQUESTs naming another server.  The socket loop feeds it and asks `may_offer`.
+
+"clear" means a probe was sent and its window closed in silence, nothing less: a probe the socket
+could not send (link down, no route) is reported back with `not_sent`, and until a later probe is
+sent and answered by silence the status is "unknown" (`not_probed` says why) and a refusing guard
+offers nothing.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from .codec import Message
 
 PROBE_WINDOW = 4.0          # seconds to collect OFFERs; dnsmasq pings for 3 s before it offers
 PROBE_VENDOR_CLASS = b"recovery-station-guard"
+RETRY_UNSENT = PROBE_WINDOW  # a probe that could not be sent is tried again this soon, not a whole interval later
 MODES = ("refuse", "warn", "off")
 
 
@@ -33,28 +39,58 @@ class Guard:
     probe_sent: float | None = None
     checked: float | None = None                                # end of the last completed probe window
     via: dict[str, str] = field(default_factory=dict)          # server address -> "probe" | "request"
+    not_probed: str | None = None                               # why the last probe was not sent; None if it was
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"guard mode must be one of {MODES}")
         self._random = self.rng.getrandbits if self.rng is not None else secrets.randbits
+        self._blind = False
+        self._unsent = False
 
     # -- probing -------------------------------------------------------------------------------------
     def due(self, now: float) -> bool:
         if self.mode == "off" or self.probe_sent is not None and now - self.probe_sent < PROBE_WINDOW:
             return False
-        return self.probe_sent is None or now - self.probe_sent >= self.interval
+        wait = RETRY_UNSENT if self.not_probed is not None else self.interval
+        return self.probe_sent is None or now - self.probe_sent >= wait
 
     def probe(self, now: float) -> bytes:
         """A fresh DISCOVER: new MAC and xid each time, broadcast flag so replies reach us without ARP."""
         mac = (self._random(48) & 0xFEFFFFFFFFFF | 0x020000000000).to_bytes(6, "big")
         self.probe_mac, self.probe_xid, self.probe_sent = mac.hex(), self._random(32), now
+        self._unsent = False        # until the loop says otherwise; `not_probed` clears when its window closes
         msg = Message(op=codec.BOOTREQUEST, xid=self.probe_xid, flags=codec.BROADCAST_FLAG, chaddr=mac, options={
             codec.OPT_MSG_TYPE: bytes((codec.DISCOVER,)),
             codec.OPT_VENDOR_CLASS: PROBE_VENDOR_CLASS,
             codec.OPT_PRL: bytes((1, 3, 6, 54)),
         })
         return codec.serialize(msg)
+
+    def not_sent(self, now: float, reason: str) -> list[tuple[str, dict]]:
+        """The probe `probe` built could not be sent (`reason`, e.g. "Network is unreachable").
+
+        Its window then proves nothing: the status is "unknown" until a later probe (tried after RETRY_UNSENT)
+        is sent and its window closes in silence; servers already heard are kept, and a refusing guard offers
+        nothing meanwhile.
+        Returns status-change events.
+        """
+        if self.mode == "off":
+            return []
+        before = self.status(now)
+        self.not_probed = reason or "not sent"
+        self._unsent = True
+        after = self.status(now)
+        return [("changed", after)] if (before["status"], before["not_probed"]) != (after["status"],
+                                                                                     after["not_probed"]) else []
+
+    def cannot_probe(self, now: float, reason: str) -> None:
+        """No probe can ever be sent (the client port could not be opened): the station serves, as configured
+        before this guard existed, but the status stays "unknown" with `reason`, never "clear"."""
+        self.not_probed = reason
+        self.checked = now
+        self.probe_sent = None
+        self._blind = True
 
     def is_probe(self, msg: Message) -> bool:
         """Our own probe, heard by our own server socket: never answer it."""
@@ -91,10 +127,12 @@ class Guard:
     def tick(self, now: float) -> list[tuple[str, dict]]:
         """Close a probe window and forget servers not heard from for two intervals."""
         before = self.status_name(now), sorted(self.servers)
-        closing = (self.probe_sent is not None and now - self.probe_sent >= PROBE_WINDOW
+        closing = (self.probe_sent is not None and not self._unsent and not self._blind
+                   and now - self.probe_sent >= PROBE_WINDOW
                    and (self.checked is None or self.checked < self.probe_sent))
         if closing:
             self.checked = now
+            self.not_probed = None
         horizon = 2 * self.interval + PROBE_WINDOW
         for server, seen in list(self.servers.items()):
             # A server found by probing is gone once a probe goes unanswered; one seen only through
@@ -116,17 +154,20 @@ class Guard:
     def may_offer(self, now: float) -> bool:
         if self.mode != "refuse":
             return True
-        return self.checked is not None and not self.servers
+        return self.checked is not None and not self.servers and (self.not_probed is None or self._blind)
 
     def status_name(self, now: float) -> str:
         if self.mode == "off":
             return "off"
         if self.servers:
             return "refusing" if self.mode == "refuse" else "warning"
-        if self.mode == "refuse" and self.checked is None:
+        if self.not_probed is not None:
+            return "unknown"
+        if self.checked is None:
             return "checking"
         return "clear"
 
     def status(self, now: float) -> dict:
         return {"mode": self.mode, "status": self.status_name(now), "servers": sorted(self.servers),
-                "last_probe": self.probe_sent, "checked": self.checked, "serving": self.may_offer(now)}
+                "last_probe": self.probe_sent, "checked": self.checked, "serving": self.may_offer(now),
+                "not_probed": self.not_probed}

@@ -223,6 +223,9 @@ class Loop:
             verb = "refusing to serve" if status["status"] == "refusing" else "serving anyway (guard = warn)"
             log.error("another DHCP server answers on %s: %s; %s", self.interface, ", ".join(status["servers"]),
                       verb)
+        elif status["status"] == "unknown":
+            log.error("guard: could not check %s for another DHCP server (probe not sent: %s); %s", self.interface,
+                      status.get("not_probed"), "serving anyway" if status.get("serving") else "giving no addresses")
         else:
             log.info("guard: no other DHCP server on %s (%s)", self.interface, status["status"])
         try:
@@ -236,8 +239,7 @@ class Loop:
         try:
             self.sock = open_socket(self.interface, self.port)
         except OSError as exc:
-            self.ctx.error(f"cannot listen on {self.interface} udp/{self.port}: {exc}")
-            return 1
+            return self.ctx.cannot_listen("udp", self.port, exc, "set [dhcp] enabled = false")
         if self.guard.mode != "off":
             try:
                 self.client_sock = open_socket(self.interface, self.port + CLIENT_PORT_OFFSET)
@@ -256,9 +258,9 @@ class Loop:
                  self.server.s.pool_start, self.server.s.pool_end, ",".join(self.server.s.tftp_servers),
                  self.guard.mode)
         self.publish_status(time.time(), force=True)
+        if self.guard.mode != "off" and self.client_sock is None:
+            self.guard.cannot_probe(time.time(), "cannot listen for other servers' replies")
         self.store.kv.put("dhcp.guard", self.guard.status(time.time()))
-        if self.guard.mode == "refuse" and self.client_sock is None:
-            self.guard.checked = time.time()
         loop = PollLoop(self.ctx.stopping, self.ctx.error)
         loop.every(TICK_SECONDS, self.periodic)
         loop.every(EVENT_FLUSH_SECONDS, lambda now: self.events.flush())
@@ -287,7 +289,8 @@ class Loop:
                 self.client_sock.sendto(self.guard.probe(now), (BROADCAST, self.port))
                 self.counters["guard_probes"] += 1
             except OSError as exc:
-                self.ctx.error(f"guard probe not sent: {exc}")
+                for _, status in self.guard.not_sent(now, exc.strerror or str(exc)):
+                    self.publish_guard(now, status)
         if now - self._last_status_at >= STATUS_SECONDS:
             self._last_status_at = now
             self.publish_status(now)

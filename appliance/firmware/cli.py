@@ -264,10 +264,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"note: {load.id} has no {', '.join(load.terms_missing)} (factory-reset phones cannot start from it)")
     for p in cat.problems:
         print(f"problem: {p}")
-    if bad or cat.problems:
+    if _empty(cat) or bad or cat.problems:
         return EXIT_INCOMPLETE
     print(f"ok: {len(cat.loads)} loads and {len(cat.terms)} term files complete under {cat.root}")
     return 0
+
+
+def _empty(cat: Catalog) -> bool:
+    """An empty library recovers no phone: say so in the words of the station's red "no-firmware" problem
+    (appliance/problems.py, the one place that says what to copy where)."""
+    if cat.loads:
+        return False
+    from ..problems import Library, Station, empty_library
+
+    p = empty_library(Station(config="", interface="", firmware_root=str(cat.root)), Library())
+    print(f"{p.what}\n{p.do}")
+    return True
 
 
 def manifest_problems(root: Path, manifest: Path) -> list[str]:

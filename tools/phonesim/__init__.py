@@ -1,8 +1,9 @@
 """phonesim: Cisco IP phones modelled outside the product, over real sockets.
 
 An independent oracle for the recovery station (issue 17 item 5): its own truth
-table of which load can verify which (truth.py), its own reader of the signed
-header (signed.py), its own firmware writer (firmware.py), the real
+table of which load can verify which (truth.py, floors.py), its own readers of the
+signed header (signed.py) and of the 7800/8800 container and manifest
+(container5.py, manifest5.py), its own firmware writer (firmware.py), the real
 DeviceInformationX format (deviceinfo.py), a pure per-phone state machine
 (machine.py) and a thin socket loop (phone.py, net.py, web.py).  Nothing here
 imports `appliance`; tests cross-check the product against it.

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from . import floors
 from .phone import SimPhone, run_fleet
 
 MAX_PHONES = 500
@@ -29,9 +30,11 @@ def parser(**kw) -> argparse.ArgumentParser:
     p.add_argument("--load", default=None, help="load the phone runs (factory reset: ran before the reset)")
     p.add_argument("--trust-list", "--itl", dest="itl", action="store_true", help="holds another cluster's ITL")
     p.add_argument("--factory-reset", action="store_true", help="no application: term file loop")
-    p.add_argument("--no-web", action="store_true", help="web access off at power-on")
+    p.add_argument("--no-web", action="store_true", help="web access off at power-on (7800/8800: off anyway)")
     p.add_argument("--ignore-web-access", action="store_true", help="keep web access as it is whatever the config says")
-    p.add_argument("--http-first", action="store_true", help="try HTTP :6970 before TFTP for every file")
+    p.add_argument("--http-first", action="store_true", default=None,
+                   help="try HTTP :6970 before TFTP for every file (894x, 7800, 8800: by default)")
+    p.add_argument("--tftp-only", dest="http_first", action="store_false", help="never try HTTP first")
     p.add_argument("--capitalised", action="store_true", help="TERM65.DEFAULT.LOADS, Jar45sccp...")
     p.add_argument("--leading-slash", action="store_true", help="ask for /<name>")
     p.add_argument("--hardware-floor", default=None, help="oldest load this hardware runs (Load rejected HC)")
@@ -43,6 +46,14 @@ def parser(**kw) -> argparse.ArgumentParser:
     p.add_argument("--max-attempts", type=int, default=12, help="rounds without an install before giving up")
     p.add_argument("--linger", type=float, default=0.0, help="seconds to stay up (page served) once settled")
     p.add_argument("--web-port", type=int, default=80)
+    p.add_argument("--platform", type=int, default=1, help="7800/8800: the [PLATFORM_n] the phone fetches")
+    p.add_argument("--vid", default=None, help="7800/8800 hardware version (V20): its floor and its page's <udi>")
+    p.add_argument("--v20-floor", choices=floors.V20_READINGS, default=floors.V20_RN,
+                   help="which document's floor a V20 7821/7841/7861 keeps")
+    p.add_argument("--hardware-bit", type=int, default=None,
+                   help="7800/8800: refuse a manifest whose hwcompat lacks this bit (default: hwcompat ignored)")
+    p.add_argument("--hardware-revision", default="1.0", help="the page's <hardwareRevision>")
+    p.add_argument("--device-type", type=int, default=None, help="<loadInformationNNN> number, if not the model's")
     return p
 
 
@@ -57,13 +68,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     n = max(1, min(args.count, MAX_PHONES))
     try:
-        phones = [SimPhone(f"{args.first_mac + i + 1:012x}", args.model, args.load, web=not args.no_web,
+        phones = [SimPhone(f"{args.first_mac + i + 1:012x}", args.model, args.load, web=False if args.no_web else None,
                            obey_web_access=not args.ignore_web_access, http_first=args.http_first, itl=args.itl,
                            factory_reset=args.factory_reset, capitalised=args.capitalised,
                            leading_slash=args.leading_slash, hardware_floor=args.hardware_floor,
                            web_port=args.web_port, tftp_port=args.port, http_port=args.http_port,
                            retry_s=args.retry_seconds, term_retry_s=args.term_retry_seconds,
-                           reboot_s=args.reboot_seconds) for i in range(n)]
+                           reboot_s=args.reboot_seconds, platform=args.platform, vid=args.vid,
+                           v20_floor=args.v20_floor, hardware_bit=args.hardware_bit,
+                           hardware_revision=args.hardware_revision, device_type=args.device_type)
+                  for i in range(n)]
     except ValueError as exc:
         print(f"phonesim: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,13 @@ The boot flow per family follows cisco-phones.md §2.2:
 - 7940/60: OS79XX.TXT (a load of the other protocol there converts the phone, §2.2), CTLSEP<MAC>.tlv,
   then SCCP: SEP<MAC>.cnf.xml `loadInformation` (§0.0 item 9); SIP: SEP<MAC>.cnf.xml, SIPDefault.cnf,
   SIP<MAC>.cnf `image_version`.  Flash is two-stage: <ID>.sbn, reboot, <ID>.sb2 (installed only then).
+- 6921/6941/6961 and 8941/8945: the 79x1 chain (a 6921 SIP log shows CTLSEP, ITLSEP, ITLFile, SEP<MAC>.cnf.xml,
+  §2.2), TLV-signed manifests listing their components (phone-families.md §4.1, §4.2); 894x HTTP first.
+- 7800/8800 (phone-families.md §1.2, §2): the same config chain, HTTP :6970 first then TFTP, per file; the
+  manifest and components in the 5th-generation container (container5.py: SHA-256 and signed name
+  checked), the manifest an INI file (manifest5.py) from which the phone takes its own [PLATFORM_n] files
+  only, each checked against its listed size.  A load under the unit's hardware floor (floors.py, by VID)
+  is refused after the manifest: "remains on the preinstalled" load, nothing else fetched (§1.4).
 When the config names another load: <ID>.loads, then its components, install, reboot.  A load the
 phone cannot verify (truth.py) or a file whose header or signed name is wrong (signed.py) is refused
 without a reboot and without a new lease: it fetched the .loads, fetches no component, keeps its load
@@ -23,7 +30,7 @@ import enum
 from collections import deque
 from dataclasses import dataclass, field
 
-from . import content, deviceinfo
+from . import container5, content, deviceinfo, floors, manifest5
 from .events import (
     HTTP,
     TFTP,
@@ -41,9 +48,9 @@ from .events import (
     TrustListErased,
 )
 from .loadid import SCCP, LoadId, human, load_of_jar, parse_load
-from .models import P79XX, TNP, Model
+from .models import CD34, FIVEG, P79XX, Model
 from .signed import verify
-from .truth import LOAD_ID_INCORRECT, screen_for, verdict
+from .truth import CHECKSUM_ERROR, LOAD_ID_INCORRECT, VERSION_ERROR, hwcompat_verdict, screen_for, verdict
 
 # 7940/60 loaders older than this send option 60 without a model (§1.3, [3]); the version the universal
 # application loader arrived with is UNCONFIRMED, 8.0 is the choice.
@@ -91,15 +98,22 @@ class Step:
 class PhoneSpec:
     """A phone as it is when it powers on.  `start` is its load; with factory_reset it is the load it
     had before the reset (its boot code still holds that load's keys, UNCONFIRMED: §0.0 item 7 only says
-    a reset phone that needs the stone cannot take a 9.x term file)."""
+    a reset phone that needs the stone cannot take a 9.x term file).
+
+    `web` and `http_first` None take the family's default (models.py: 7800/8800 web off, HTTP first).
+    7800/8800 only: `platform` is the [PLATFORM_n] the unit fetches (which hardware is which is UNCONFIRMED),
+    `vid` its hardware version (V04): with it the floor comes from floors.py unless `hardware_floor` is
+    given; `v20_floor` picks the V20 reading (floors.V20_RN or V20_SR3); `hardware_bit` set makes the unit
+    refuse a manifest whose hwcompat lacks that bit (truth.hwcompat_verdict; None: hwcompat ignored).
+    `device_type` replaces the model's <loadInformationNNN> number (the 6921/6941 sources disagree)."""
     model: Model
     mac: str                               # 12 upper-case hex digits
     start: LoadId
     factory_reset: bool = False
     itl: bool = False                      # holds another cluster's ITL
-    web: bool = True                       # web access on at power-on
+    web: bool | None = None                # web access on at power-on (None: the family's default)
     obey_web_access: bool = True           # apply <webAccess> from the config it takes (§7.2)
-    http_first: bool = False               # try HTTP :6970 before TFTP for every file (§2.1)
+    http_first: bool | None = None         # try HTTP :6970 before TFTP for every file (§2.1); None: family
     capitalised: bool = False              # TERM65.DEFAULT.LOADS, Jar45sccp... (§0.0 item 10)
     leading_slash: bool = False            # /SEP....cnf.xml, /jar45... (§2.1)
     hardware_floor: LoadId | None = None   # oldest load this hardware runs ("Load rejected HC")
@@ -108,13 +122,42 @@ class PhoneSpec:
     reboot_s: float = 3.0
     register_s: float = 30.0               # a settled phone asks for its config again this often
     dhcp_retry_s: float = 4.0
+    platform: int = 1
+    vid: str | None = None
+    v20_floor: str = floors.V20_RN
+    hardware_bit: int | None = None
+    hardware_revision: str = "1.0"         # DeviceInformationX <hardwareRevision>; its values per VID: UNCONFIRMED
+    device_type: int | None = None
 
     def __post_init__(self):
-        if self.model.family == P79XX and (self.itl or self.factory_reset):
+        m = self.model
+        if m.family == P79XX and (self.itl or self.factory_reset):
             raise ValueError("the 7940/60 model has no ITL and keeps its application over a factory reset")
-        fam = (self.model.loads,) if self.model.family == TNP else ("P003", "P0S3")
-        if self.start.family not in fam:
-            raise ValueError(f"{self.start.text} is not a load for the {self.model.name}")
+        if self.factory_reset and m.term is None:
+            raise ValueError(f"the {m.name} has no term file: what it asks for after a factory reset is not known")
+        if self.start.family not in m.load_families:
+            raise ValueError(f"{self.start.text} is not a load for the {m.name}")
+        object.__setattr__(self, "web", m.web if self.web is None else self.web)
+        object.__setattr__(self, "http_first", m.http_first if self.http_first is None else self.http_first)
+        if m.container == CD34 and not 1 <= self.platform <= len(m.platforms):
+            raise ValueError(f"the {m.name} has platforms 1 to {len(m.platforms)}, not {self.platform}")
+        if self.vid is not None:
+            floors.vid_number(self.vid)
+        if self.hardware_bit is not None and not 0 <= self.hardware_bit < 64:
+            raise ValueError(f"hardware_bit {self.hardware_bit} is not a bit of a 64-bit mask")
+        floor = self.floor
+        if m.family == FIVEG and floor is not None and self.start.key < floor.key:
+            raise ValueError(f"a {m.name} {self.vid or ''} cannot run {self.start.text}: its hardware needs "
+                             f"{floor.text} or later")
+
+    @property
+    def floor(self) -> LoadId | None:
+        """The oldest load this unit runs: `hardware_floor` if given, else its VID's row in floors.py."""
+        if self.hardware_floor is not None:
+            return self.hardware_floor
+        if self.vid is None or self.model.family != FIVEG:
+            return None
+        return floors.floor(self.model.name, self.model.loads, self.vid, self.v20_floor)
 
 
 @dataclass
@@ -144,13 +187,15 @@ class Boot:
     sip_image: str | None = None
     term_asks_left: int = 0
     trust_done: bool = False
+    sizes: dict[str, int] = field(default_factory=dict)     # 5th generation: each listed file's size
 
 
 class PhoneMachine:
     def __init__(self, spec: PhoneSpec):
         self.spec = spec
         running = None if spec.factory_reset else spec.start
-        self.flash = Flash(running, spec.start, loader=running, itl=ANOTHER_CLUSTER if spec.itl else None, web=spec.web)
+        self.flash = Flash(running, spec.start, loader=running, itl=ANOTHER_CLUSTER if spec.itl else None,
+                           web=bool(spec.web))
         self.state, self.wake = State.OFF, None
         self.boot = Boot()
         self.boots = 0
@@ -282,7 +327,7 @@ class PhoneMachine:
 
     def _config(self, now: float, step: Step, data: bytes) -> list[Action]:
         self._sip_xml_web(data)
-        return self._decide(now, content.load_information(data, self.spec.model.device_type))
+        return self._decide(now, content.load_information(data, self.spec.device_type or self.spec.model.device_type))
 
     def _config_missing(self, now: float, step: Step, error: str) -> list[Action]:
         if step.role == Role.CONFIG:
@@ -333,6 +378,8 @@ class PhoneMachine:
         return self._next()
 
     def _manifest(self, now: float, step: Step, data: bytes) -> list[Action]:
+        if self.spec.model.container == CD34:
+            return self._take5(now, step, data)
         return self._take(now, step, data, Wake.CONFIG, lambda listed: parse_load(self.boot.offered_text))
 
     def _term(self, now: float, step: Step, data: bytes) -> list[Action]:
@@ -350,7 +397,7 @@ class PhoneMachine:
         if offered is None:
             return self._refuse(now, self.boot.offered_text or step.name, LOAD_ID_INCORRECT,
                                 "names no load the phone can place", wake)
-        v = verdict(self.spec.model, self.flash.knows, offered, self.spec.hardware_floor)
+        v = verdict(self.spec.model, self.flash.knows, offered, self.spec.floor)
         if not v.accepted:
             return self._refuse(now, offered.text, v.screen, v.why, wake)
         b = self.boot
@@ -367,6 +414,46 @@ class PhoneMachine:
             if not listed:
                 return self._refuse(now, offered.text, LOAD_ID_INCORRECT, "manifest lists no files", wake)
             b.queue.extend(self._step(c, Role.COMPONENT) for c in listed)
+        self._screen(now, "Upgrading")
+        return self._next()
+
+    def _take5(self, now: float, step: Step, data: bytes) -> list[Action]:
+        """A 5th-generation manifest: container, INI, the load's version, the hardware's floor and (when the
+        unit reads it) hwcompat; then its own platform's files, nothing else."""
+        offered_text = self.boot.offered_text or step.name
+        box, bad = container5.verify(step.name, data)
+        if box is None:
+            screen = CHECKSUM_ERROR if bad is not None and bad.checksum else screen_for(self.spec.model)
+            return self._refuse(now, offered_text, screen, str(bad), Wake.CONFIG)
+        try:
+            man = manifest5.parse(box.payload)
+        except manifest5.ManifestError as exc:
+            return self._refuse(now, offered_text, LOAD_ID_INCORRECT, f"manifest unreadable: {exc}", Wake.CONFIG)
+        offered = parse_load(self.boot.offered_text)
+        if offered is None or offered.family not in self.spec.model.load_families:
+            return self._refuse(now, offered_text, LOAD_ID_INCORRECT, "names no load the phone can place", Wake.CONFIG)
+        # The manifest says its version ([CISCO-ID] version = 11-0-1-11 in sip78xx.11-0-1-11.loads, §1.2); a
+        # phone comparing it with the load it was told to take is the reading chosen here (UNCONFIRMED).
+        if man.version.lower() != offered.text.split(".", 1)[1].lower():
+            return self._refuse(now, offered.text, VERSION_ERROR,
+                                f"the manifest is version {man.version[:40]!r}, not {offered.text}", Wake.CONFIG)
+        v = verdict(self.spec.model, self.flash.knows, offered, self.spec.floor)
+        if v.accepted:
+            v = hwcompat_verdict(self.spec.hardware_bit, man.hwcompat)
+        if not v.accepted:
+            return self._refuse(now, offered.text, v.screen or LOAD_ID_INCORRECT, v.why, Wake.CONFIG)
+        mine = man.platforms.get(self.spec.platform)
+        if not mine:
+            return self._refuse(now, offered.text, LOAD_ID_INCORRECT,
+                                f"the manifest lists no files for [PLATFORM_{self.spec.platform}]", Wake.CONFIG)
+        b = self.boot
+        b.offered, b.listed = offered, [f.name for f in mine]
+        b.queue.clear()
+        b.sizes = {}
+        for f in mine:
+            asked = self._step(f.name, Role.COMPONENT)
+            b.sizes[asked.name] = f.size
+            b.queue.append(asked)
         self._screen(now, "Upgrading")
         return self._next()
 
@@ -388,6 +475,8 @@ class PhoneMachine:
         return self._refuse(now, self.boot.offered_text or step.name, "TFTP file not found", error, wake)
 
     def _component(self, now: float, step: Step, data: bytes) -> list[Action]:
+        if self.spec.model.container == CD34:
+            return self._component5(now, step, data)
         _, bad = verify(step.name, data)
         if bad:
             return self._abort(now, step, screen_for(self.spec.model), bad)
@@ -398,6 +487,20 @@ class PhoneMachine:
             return self._install(now, self.flash.pending_app, (self.flash.app_name,))
         if self.boot.queue:
             return self._next()
+        return self._install(now, self.boot.offered, tuple(self.boot.listed))
+
+    def _component5(self, now: float, step: Step, data: bytes) -> list[Action]:
+        """A 5th-generation component: its container, then its size against the manifest's `size=` (that a
+        phone checks the listed size is UNCONFIRMED; the real sizes equal the files', §2.1)."""
+        _, bad = container5.verify(step.name, data)
+        if bad is not None:
+            return self._abort(now, step, CHECKSUM_ERROR if bad.checksum else screen_for(self.spec.model), str(bad))
+        want = self.boot.sizes.get(step.name)
+        if want is not None and want != len(data):
+            return self._abort(now, step, CHECKSUM_ERROR, f"{len(data)} bytes, the manifest lists {want}")
+        if self.boot.queue:
+            return self._next()
+        assert self.boot.offered is not None          # set by _take5 before any component is queued
         return self._install(now, self.boot.offered, tuple(self.boot.listed))
 
     def _component_missing(self, now: float, step: Step, error: str) -> list[Action]:
@@ -471,7 +574,8 @@ class PhoneMachine:
         """The DeviceInformationX page, or None when the phone serves none."""
         if not self.web_serving:
             return None
-        return deviceinfo.render(self.spec.model, self.spec.mac, self.flash.running, self.flash.components)
+        return deviceinfo.render(self.spec.model, self.spec.mac, self.flash.running, self.flash.components,
+                                 vid=self.spec.vid, hardware_revision=self.spec.hardware_revision)
 
     def _screen(self, now: float, text: str) -> None:
         self.screens.append((round(now, 3), text))
@@ -486,7 +590,8 @@ class PhoneMachine:
                 "factory_reset": self.spec.factory_reset, "load": f.running.text if f.running else None,
                 "pending_app": f.pending_app.text if f.pending_app else None, "trust_list": f.itl,
                 "web": f.web, "boots": self.boots, "settled": self.settled, "installed": list(self.installed),
-                "refused": list(self.refused), "screens": [s for _, s in self.screens],
+                "refused": list(self.refused), "screens": [s for _, s in self.screens], "vid": self.spec.vid,
+                "platform": self.spec.platform if self.spec.model.container == CD34 else None,
                 "fetched": list(self.fetches)}
 
 

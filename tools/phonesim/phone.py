@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from . import deviceinfo, net
+from . import deviceinfo, floors, net
 from .dhcp import DhcpClient
 from .events import HTTP, AskLease, Fetch, Fetched, FetchFailed, Leased, NoLease, PowerOn, Sleep, TimerFired, TrustListErased
 from .loadid import parse_load
@@ -33,21 +33,32 @@ SLICE_S = 0.05      # how often a sleeping phone looks at its inbox (e.g. a tech
 
 def shipped_load(model_name: str) -> str:
     """The load a phone is assumed to run when none is given: 8.3(2), what 79x1/2/5 shipped with when the
-    key changed (§5.1); 7.2(3) for a 7940/60 (older than the 8.1(1) gate, §5.2)."""
+    key changed (§5.1); 7.2(3) for a 7940/60 (older than the 8.1(1) gate, §5.2); for the other families a
+    real load of theirs (models.py)."""
     m = find_model(model_name)
+    if m.shipped:
+        return m.shipped
     return f"SCCP{m.loads}.8-3-2S" if m.family == TNP else "P00307020300"
 
 
 class SimPhone:
     """A Cisco phone of `model` with MAC `mac`, running `start` (for a factory-reset phone: the load it had
-    before the reset).  Flags as PhoneSpec; ports are where it reaches the station and serves its page."""
+    before the reset).  Flags as PhoneSpec (web and http_first None: the family's default); ports are where
+    it reaches the station and serves its page.
 
-    def __init__(self, mac: str, model: str = "7965", start: str | None = None, *, web: bool = True,
-                 obey_web_access: bool = True, http_first: bool = False, itl: bool = False,
+    7800/8800: `platform` (1, 2, ...: the [PLATFORM_n] it fetches), `vid` ("V20": its floor from floors.py,
+    and the VID line of its page's <udi>), `v20_floor` (floors.V20_RN "14.0(1)" or V20_SR3 "14.0(1)SR3"),
+    `hardware_bit` (None: hwcompat ignored; n: a manifest whose hwcompat lacks bit n is refused),
+    `hardware_revision` (<hardwareRevision>).  `device_type` overrides the model's loadInformationNNN."""
+
+    def __init__(self, mac: str, model: str = "7965", start: str | None = None, *, web: bool | None = None,
+                 obey_web_access: bool = True, http_first: bool | None = None, itl: bool = False,
                  factory_reset: bool = False, capitalised: bool = False, leading_slash: bool = False,
                  hardware_floor: str | None = None, web_port: int = 80, tftp_port: int = 69,
                  http_port: int = 6970, retry_s: float = 5.0, term_retry_s: float = 10.0, reboot_s: float = 3.0,
-                 register_s: float = 30.0, tftp_options: dict | None = None):
+                 register_s: float = 30.0, tftp_options: dict | None = None, platform: int = 1,
+                 vid: str | None = None, v20_floor: str = floors.V20_RN, hardware_bit: int | None = None,
+                 hardware_revision: str = "1.0", device_type: int | None = None):
         hexmac = mac.replace(":", "").replace("-", "").upper()
         if len(hexmac) != 12 or any(c not in "0123456789ABCDEF" for c in hexmac):
             raise ValueError(f"not a MAC: {mac!r}")
@@ -59,7 +70,9 @@ class SimPhone:
         if hardware_floor and floor is None:
             raise ValueError(f"the simulator cannot place load {hardware_floor!r}")
         self.spec = PhoneSpec(m, hexmac, load, factory_reset, itl, web, obey_web_access, http_first, capitalised,
-                              leading_slash, floor, retry_s, term_retry_s, reboot_s, register_s)
+                              leading_slash, floor, retry_s, term_retry_s, reboot_s, register_s,
+                              platform=platform, vid=vid, v20_floor=v20_floor, hardware_bit=hardware_bit,
+                              hardware_revision=hardware_revision, device_type=device_type)
         self.machine = PhoneMachine(self.spec)
         self.web_port, self.tftp_port, self.http_port = web_port, tftp_port, http_port
         self.tftp_options = tftp_options
@@ -87,7 +100,8 @@ class SimPhone:
         if not (f.web and f.running is not None):
             yield None
             return
-        page = deviceinfo.render(self.spec.model, self.mac, f.running, f.components)
+        page = deviceinfo.render(self.spec.model, self.mac, f.running, f.components, vid=self.spec.vid,
+                                 hardware_revision=self.spec.hardware_revision)
         server = WebServer(host, self.web_port, lambda: page)
         server.start()
         try:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .loadid import P0S3, P003, SCCP, SIP, LoadId, human
-from .models import P79XX, TNP, Model
+from .loadid import SCCP, SIP, LoadId, human
+from .models import EIGHT94, FIVEG, P79XX, SIX9, TNP, Model
 
 AUTH_FAIL = "Auth Fail"                    # 79x1/2/5 (§8.3)
 FILE_AUTH_ERROR = "File auth error"        # 7940/60 (§8.3)
 IMAGE_AUTH_FAILED = "Image Authentication Failed"   # 7940/60, doc 5455 title (§8.3); when it shows: UNCONFIRMED
 LOAD_ID_INCORRECT = "Load ID incorrect"    # "load ID of the software file is of the wrong type" (§8.1)
 LOAD_REJECTED_HC = "Load rejected HC"      # load too old for this hardware (§8.1)
+CHECKSUM_ERROR = "Checksum Error"          # "a downloaded file's checksum failed" (§8.1)
+VERSION_ERROR = "Version error"            # "the load file name is incorrect" (§8.1)
 
 OLD_KEY, NEW_KEY = "old signing key", "new signing key"
 
@@ -44,6 +46,17 @@ P003_GATED_FROM = human("8.1(2)")
 SIP_STAGES = (human("4.4(0)"), human("5.3(0)"), human("6.0(0)"), human("7.0(0)"))
 SIP_SIGNED_FROM = human("5.0(0)")
 SCCP_TO_SIP_FROM = human("5.0(0)")
+
+
+# 6921/6941/6961 (phone-families.md §4.1, 6900 RN 9.3(1) [F28]): "Direct upgrades, using signed load files,
+# are supported to firmware releases 9.3(1) from 9.x"; "Direct upgrade from firmware release 9.0(x) to 9.3(1)
+# is supported", and from 9.3(1) on only signed loads.  So a pre-9.0 (unsigned-era) load cannot take 9.3(1)
+# or later directly; which 9.x load bridges it and what the phone shows are UNCONFIRMED (Auth Fail chosen).
+SIX9_SIGNED_FROM = human("9.0(0)")
+SIX9_DIRECT_TO = human("9.3(1)")
+# 8941/8945, 7800, 8800 Enterprise: no stepping stone found (cisco-phones.md §5.3, phone-families.md §2.2:
+# "no 'must upgrade to X before Y' rule was found", UNCONFIRMED that none exists).  The 7800/8800 constraint
+# is the hardware floor (floors.py), checked for every family through `hardware_floor`.
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,29 @@ def _p79xx(running: LoadId, offered: LoadId) -> Verdict:
     return OK                     # SIP -> SCCP: no rule found
 
 
+def _six9(running: LoadId, offered: LoadId) -> Verdict:
+    if running.key < SIX9_SIGNED_FROM and offered.key >= SIX9_DIRECT_TO:
+        return Verdict(False, AUTH_FAIL, f"{running.text} (before 9.0) cannot take {offered.text} directly: "
+                                         "9.3(1) and later are reached from 9.x")
+    return OK
+
+
+def _no_rule(running: LoadId, offered: LoadId) -> Verdict:
+    return OK
+
+
+def hwcompat_verdict(hardware_bit: int | None, hwcompat: int | None) -> Verdict:
+    """A 5th-generation manifest's `hwcompat` read as a bitmask of accepted hardware (phone-families.md §1.2:
+    0x3 in 11.0(1), 0x3F claimed for 14.4(1); that reading is UNCONFIRMED, §8 item 1).
+
+    hardware_bit None is the other reading: the phone does not look at hwcompat (the model's default).
+    With a bit, a manifest whose hwcompat lacks it is refused as "Load rejected HC"; a manifest without
+    hwcompat is taken."""
+    if hardware_bit is None or hwcompat is None or (hwcompat >> hardware_bit) & 1:
+        return OK
+    return Verdict(False, LOAD_REJECTED_HC, f"hwcompat {hwcompat:#x} lacks this hardware's bit {hardware_bit}")
+
+
 def verdict(model: Model, running: LoadId, offered: LoadId, hardware_floor: LoadId | None = None) -> Verdict:
     """Whether a phone of `model` running `running` installs `offered`, and what it shows if not.
 
@@ -112,16 +148,18 @@ def verdict(model: Model, running: LoadId, offered: LoadId, hardware_floor: Load
         return Verdict(False, LOAD_ID_INCORRECT, f"{offered.text} is not a load for the {model.name}")
     if hardware_floor is not None and offered.protocol == hardware_floor.protocol and offered.key < hardware_floor.key:
         return Verdict(False, LOAD_REJECTED_HC, f"{offered.text} is older than this hardware runs ({hardware_floor.text})")
-    if model.family == TNP:
-        return _tnp(running, offered)
-    return _p79xx(running, offered)
+    return RULES[model.family](running, offered)
+
+
+RULES = {TNP: _tnp, P79XX: _p79xx, SIX9: _six9, EIGHT94: _no_rule, FIVEG: _no_rule}
 
 
 def _families(model: Model) -> tuple[str, ...]:
-    return (P003, P0S3) if model.family == P79XX else (model.loads,)
+    return model.load_families
 
 
 def screen_for(model: Model) -> str:
-    """What a phone of this family shows for a file it cannot verify (bad header, wrong signed name)."""
+    """What a phone of this family shows for a file it cannot verify (bad header, wrong signed name).
+    For the 69xx, 894x, 7800 and 8800 the wording is UNCONFIRMED (no capture): Auth Fail as the 79x1."""
     return FILE_AUTH_ERROR if model.family == P79XX else AUTH_FAIL
 

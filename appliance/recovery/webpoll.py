@@ -12,6 +12,13 @@ one socket until its deadline and delays no other phone's read (a pool of
 blocking reads once let four such phones keep the one with a page waiting past
 its config).  A page not read by its deadline is simply unknown.  The bytes read
 are parsed by http.client's response reader, which the file service already has.
+
+Sockets are capped (MAX_OPEN), phones waiting for one are not (up to MAX_PENDING,
+a bench's worth): a phone's first try, the one that can still land before its
+config request, goes before every later try, and when every socket is taken it
+cuts a later try short (that phone is tried again after its pause).  Once, 64
+phones whose pages never finished, renewing their leases, filled the poller,
+and a genuine phone's poll was dropped whole.
 """
 from __future__ import annotations
 
@@ -32,7 +39,8 @@ from typing import Callable
 # (deadline for the whole page, pause after) per try: quick while the phone's config request is still ahead,
 # then backing off
 SCHEDULE = ((0.5, 0.2), (0.5, 0.3), (0.5, 0.5), (1.0, 1.0), (1.5, 2.0), (1.5, 4.0))
-MAX_PENDING = 64          # phones being polled at once (each holds at most one socket)
+MAX_OPEN = 64             # pages being read at once (a socket each)
+MAX_PENDING = 4096        # phones being polled, reading or waiting (a few hundred on a bench, and their re-leases)
 MAX_HEAD = 16384          # bytes of status line and headers
 log = logging.getLogger(__name__)
 MAX_BODY = 65536          # a real page is 1-2 KiB; a larger one is not a phone's page and is dropped whole
@@ -289,7 +297,8 @@ class WebPoller:
         self.deliver = deliver or (lambda mac, info: self.results.put((mac, info)))
         self.pending: set[str] = set()
         self.port = port
-        self._due: list[tuple[float, int, str, str, int]] = []     # (when, seq, mac, ip, try)
+        self._due: list[tuple[float, int, str, str, int]] = []     # (when, seq, mac, ip, try): later tries
+        self._first: list[tuple[float, int, str, str, int]] = []   # the same for first tries, which go first
         self._seq = itertools.count()
         self._lock = threading.Lock()
         self._closed = False
@@ -308,7 +317,7 @@ class WebPoller:
             if not ip or self._closed or mac in self.pending or len(self.pending) >= MAX_PENDING:
                 return False
             self.pending.add(mac)
-            heapq.heappush(self._due, (time.monotonic(), next(self._seq), mac, ip, 0))
+            heapq.heappush(self._first, (time.monotonic(), next(self._seq), mac, ip, 0))
         self._wake()
         return True
 
@@ -324,8 +333,8 @@ class WebPoller:
                 self._start_due()
                 now = time.monotonic()
                 with self._lock:
-                    nearest = min([p.deadline for p in self._pages] + ([self._due[0][0]] if self._due else []),
-                                  default=now + 60.0)
+                    waiting = [q[0][0] for q in (self._first, self._due) if q] if len(self._pages) < MAX_OPEN else []
+                    nearest = min([p.deadline for p in self._pages] + waiting, default=now + 60.0)
                 for key, _ in self._selector.select(max(0.0, nearest - now)):
                     if key.data is None:
                         try:
@@ -349,12 +358,26 @@ class WebPoller:
                 self._drop(page)
 
     def _start_due(self) -> None:
+        """Open the tries that are due while sockets are free: first tries before later ones; a first try finding
+        every socket taken cuts the later try that has read least (its page is tried again after its pause)."""
         now = time.monotonic()
         while True:
             with self._lock:
-                if self._closed or not self._due or self._due[0][0] > now:
+                if self._closed:
                     return
-                _, _, mac, ip, n = heapq.heappop(self._due)
+                first = bool(self._first) and self._first[0][0] <= now
+                if not first and not (self._due and self._due[0][0] <= now):
+                    return
+                if len(self._pages) >= MAX_OPEN:
+                    later = [p for p in self._pages if p.n > 0]
+                    if not first or not later:
+                        return
+                    victim = min(later, key=lambda p: (len(p.buf), -p.deadline))
+                else:
+                    victim = None
+                _, _, mac, ip, n = heapq.heappop(self._first if first else self._due)
+            if victim is not None:
+                self._finish(victim)
             try:
                 page = _Page(mac, ip, self.port, n, now + SCHEDULE[n][0])
             except OSError:         # out of sockets: this try failed
@@ -419,6 +442,7 @@ class WebPoller:
         with self._lock:
             self._closed = True
             self._due.clear()
+            self._first.clear()
         self._wake()
         self._thread.join(timeout=5)
         self._selector.close()

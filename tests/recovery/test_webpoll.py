@@ -221,3 +221,29 @@ def test_dripping_pages_never_keep_another_phones_page_from_being_read():
         finally:
             poller.close()
             drippers.close()
+
+
+def test_more_unfinished_pages_than_sockets_never_drop_or_delay_a_phones_first_read():
+    """Phones whose pages never finish, more of them than the poller has sockets (renewing their leases keeps them
+    polled): a new phone's first try still opens at once, cutting a later try short, and its page is read."""
+    import socket
+
+    from appliance.recovery import webpoll
+    phone = SimPhone(MAC, "7965", STONE, web_port=0)
+    with phone.web_page("127.0.0.3") as port, socket.socket() as silent:
+        silent.bind(("127.0.0.2", port))
+        silent.listen(256)               # handshakes complete, nothing ever answers
+        poller = WebPoller(port=port)
+        stuck = [f"0000000001{i:02x}" for i in range(webpoll.MAX_OPEN + 36)]
+        try:
+            assert all(poller.poll(m, "127.0.0.2") for m in stuck)
+            time.sleep(webpoll.SCHEDULE[0][0] + webpoll.SCHEDULE[0][1] + 0.3)   # every socket holds a later try
+            asked = time.monotonic()
+            assert poller.poll(MAC, "127.0.0.3")
+            got = _drain(poller, 10)
+            took = time.monotonic() - asked
+            assert [m for m, _ in got] == [MAC] and got[0][1]["versionid"] == f"*{STONE}*"
+            assert took < webpoll.SCHEDULE[0][0], took
+            assert set(stuck) <= poller.pending          # the others are still being tried, none lost
+        finally:
+            poller.close()

@@ -10,11 +10,11 @@ STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | sha1sum | cut -c1-12)
 
 # Debian packages the tests drive as real peers (installed only when missing, as root).
 TEST_DEBS := busybox udhcpc isc-dhcp-client dhcpcd-base curl tftp-hpa atftp dnsutils iproute2 iptables \
-             dnsmasq-base kea-admin procps psmisc chromium lldpd tftpd-hpa prometheus
-TEST_TOOLS := busybox udhcpc dhclient dhcpcd curl tftp atftp dig ip iptables dnsmasq perfdhcp pgrep killall chromium lldpd in.tftpd prometheus promtool
+             dnsmasq-base kea-admin procps psmisc chromium lldpd tftpd-hpa prometheus docker-registry
+TEST_TOOLS := busybox udhcpc dhclient dhcpcd curl tftp atftp dig ip iptables dnsmasq perfdhcp pgrep killall chromium lldpd in.tftpd prometheus promtool docker-registry
 
 .PHONY: run test venv test-tools lint bench fuzz reliability clean check-config demo
-.PHONY: image buildx kit
+.PHONY: image buildx kit publish
 
 $(STAMP): $(BUILD_INPUTS)
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
@@ -72,26 +72,33 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-# Container image.  ENGINE=podman works too; CA=/path/bundle.crt passes a CA bundle to pip (TLS proxies).
+# Container image (README "Container").  ENGINE=podman works too; CA=/path/bundle.crt hands a CA bundle to pip
+# inside the build (behind a TLS-inspecting proxy pip otherwise fails with SSLCertVerificationError).
 ENGINE ?= docker
 IMAGE ?= recovery-station:latest
 PLATFORMS ?= linux/amd64,linux/arm64,linux/arm/v7
 CA ?=
 comma := ,
 CA_SECRET = $(if $(CA),--secret id=ca$(comma)src=$(CA))
+# podman writes OCI images by default, and the OCI image config has no HEALTHCHECK: podman drops it with only
+# a warning.  Docker's format keeps it (tests/test_image.py inspects the built image for it).
+IS_PODMAN = $(filter podman,$(notdir $(firstword $(ENGINE))))
+FORMAT_FLAG = $(if $(IS_PODMAN),--format docker)
 
 # BUILD_FLAGS: extra build options (podman without an engine: see ../shared/reference/container-testing.md).
 BUILD_FLAGS ?=
 image:
-	DOCKER_BUILDKIT=1 $(ENGINE) build $(BUILD_FLAGS) $(CA_SECRET) -t $(IMAGE) .
+	DOCKER_BUILDKIT=1 $(ENGINE) build $(FORMAT_FLAG) $(BUILD_FLAGS) $(CA_SECRET) -t $(IMAGE) .
 
 buildx:
 	docker buildx build --platform $(PLATFORMS) $(CA_SECRET) -t $(IMAGE) $(BUILDX_FLAGS) .
 
 # make kit FIRMWARE=/path/to/firmware [KIT=station-kit.tar]: the image with that firmware baked in
-# plus a manifest of checksums, saved as one archive (load it with `docker load -i`).
+# plus a manifest of checksums, saved as one archive (load it with `docker load -i`), under the name compose.yaml's
+# `kit` service runs: `docker compose --profile kit up kit` (that service mounts nothing over /firmware).
+# localhost/: podman saves a short name as localhost/NAME, so a kit loads under the same name in docker and podman.
 KIT ?= build/station-kit.tar
-KIT_IMAGE ?= $(IMAGE:latest=kit)
+KIT_IMAGE ?= localhost/recovery-station:kit
 kit: $(STAMP) image
 	@test -d "$(FIRMWARE)" || { echo "usage: make kit FIRMWARE=/path/to/firmware"; exit 2; }
 	rm -rf build/kit && mkdir -p build/kit && cp -a "$(FIRMWARE)" build/kit/firmware
@@ -100,9 +107,35 @@ kit: $(STAMP) image
 	printf 'FROM %s\nCOPY firmware /firmware\nCOPY manifest.* /firmware-manifest/\nENV APPLIANCE_TFTP_ROOT=/firmware\n%s\n' \
 	  "$(IMAGE)" "$$(test -f build/kit/manifest.json && echo 'RUN appliance firmware verify --manifest /firmware-manifest/manifest.json')" \
 	  > build/kit/Dockerfile
-	$(ENGINE) build $(BUILD_FLAGS) -t $(KIT_IMAGE) build/kit
+	$(ENGINE) build $(FORMAT_FLAG) $(BUILD_FLAGS) -t $(KIT_IMAGE) build/kit
 	$(ENGINE) save -o $(KIT) $(KIT_IMAGE)
-	@echo "kit: $(KIT) ($$(du -h $(KIT) | cut -f1))"
+	@echo "kit: $(KIT) ($$(du -h $(KIT) | cut -f1)); on the bench: docker load -i $(notdir $(KIT)), then" \
+	  "STATION_INTERFACE=eth0 docker compose --profile kit up -d kit"
+
+# make publish REGISTRY=host[:port]/name [TAG=latest]: the image for every platform in PLATFORMS pushed to
+# REGISTRY:TAG under one manifest list, so a Pi pulls its own architecture (README "Container").
+# docker: buildx with --push (a builder that can emulate the other platforms: docker/setup-qemu-action in CI).
+# podman: one build per platform into a local manifest list, then `manifest push --all` in Docker's format
+# (the HEALTHCHECK again).  PUBLISH_FROM="img1 img2": images already built (one per platform) go into the
+# list instead of a new build.  PUSH_FLAGS: e.g. --tls-verify=false for a registry on plain HTTP (podman).
+REGISTRY ?=
+TAG ?= latest
+PUBLISH_FROM ?=
+PUSH_FLAGS ?=
+PUBLISH_REF = $(REGISTRY):$(TAG)
+publish:
+	@test -n "$(REGISTRY)" || { echo "usage: make publish REGISTRY=host[:port]/name [TAG=v1.0] [ENGINE=podman]"; exit 2; }
+ifeq ($(IS_PODMAN),)
+	docker buildx build --platform $(PLATFORMS) $(CA_SECRET) $(BUILDX_FLAGS) --push -t $(PUBLISH_REF) .
+else
+	-$(ENGINE) manifest rm $(PUBLISH_REF) >/dev/null 2>&1
+	$(ENGINE) manifest create $(PUBLISH_REF)
+	$(if $(PUBLISH_FROM),for img in $(PUBLISH_FROM); do $(ENGINE) manifest add $(PUBLISH_REF) containers-storage:$$img || exit 1; done,\
+	  $(ENGINE) build --platform $(PLATFORMS) --manifest $(PUBLISH_REF) $(FORMAT_FLAG) $(BUILD_FLAGS) $(CA_SECRET) .)
+	$(ENGINE) manifest push --all --format v2s2 $(PUSH_FLAGS) $(PUBLISH_REF) docker://$(PUBLISH_REF)
+	@echo "published $(PUBLISH_REF): $$($(ENGINE) manifest inspect $(PUBLISH_REF) | $(PYTHON) -c \
+	  'import json,sys; print(" ".join("/".join(filter(None, (m["platform"]["os"], m["platform"]["architecture"], m["platform"].get("variant")))) for m in json.load(sys.stdin)["manifests"]))')"
+endif
 
 clean:
 	rm -rf $(VENV) state .pytest_cache

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_dns import free_udp_port
-from tests.test_image import CA, CACHE, REPO, debootstrap_tar, ensure_engine, sh
+from tests.test_image import CA, CACHE, REPO, debootstrap_tar, ensure_engine, podman_env, sh
 
 ARCHES = {   # platform -> (Debian arch, podman arch, variant, binfmt handler, uname -m inside)
     "linux/arm64": ("arm64", "arm64", "", "qemu-aarch64", "aarch64"),
@@ -57,17 +57,15 @@ def ensure_base(deb_arch: str, pod_arch: str, variant: str, env: dict) -> str:
     return name
 
 
-@pytest.fixture(scope="module", params=sorted(ARCHES))
-def arch_image(request, tmp_path_factory):
-    platform = request.param
+def build_arch_image(platform: str, env: dict[str, str]) -> dict:
+    """The station image for `platform` (a key of ARCHES) built under qemu on a local Debian base, as
+    localhost/recovery-station:test-<Debian arch>; podman's layer cache makes a rebuild of an unchanged tree
+    take seconds.  Skips where the machine cannot emulate."""
     deb_arch, pod_arch, variant, handler, machine = ARCHES[platform]
     ensure_engine()
     if shutil.which("debootstrap") is None:
         pytest.skip("debootstrap not installed")
     ensure_emulation(handler)
-    conf = tmp_path_factory.mktemp("podman") / "containers.conf"
-    conf.write_text("[containers]\ndefault_ulimits = []\n")
-    env = dict(os.environ, CONTAINERS_CONF=str(conf))
     started = time.monotonic()
     base = ensure_base(deb_arch, pod_arch, variant, env)
     image = f"localhost/recovery-station:test-{deb_arch}"
@@ -80,6 +78,11 @@ def arch_image(request, tmp_path_factory):
     TIMES[platform] = time.monotonic() - started
     print(f"{platform}: base + build in {TIMES[platform] / 60:.1f} min")
     return {"image": image, "env": env, "machine": machine, "platform": platform}
+
+
+@pytest.fixture(scope="module", params=sorted(ARCHES))
+def arch_image(request, tmp_path_factory):
+    return build_arch_image(request.param, podman_env(tmp_path_factory.mktemp("podman")))
 
 
 def run_in(img: dict, *cmd: str, timeout: float = 300, network: str = "none", **kw) -> subprocess.CompletedProcess:

@@ -1,11 +1,14 @@
 """`make kit FIRMWARE=dir`: the station image with a firmware library baked in, checked against its manifest.
 
-The kit is built with podman as tests/test_image.py builds the image, saved, loaded back from the
-archive, and then: the baked-in files match the kit's manifest (and a changed file is named), and
-the station in the loaded image serves a baked-in file over TFTP to curl on the loopback.
+The kit is built with `make kit ENGINE=podman` (Docker's format added by the Makefile, so the HEALTHCHECK
+survives both builds), saved, loaded back from the archive, and then: the baked-in files match the kit's
+manifest (and a changed file is named), the station in the loaded image serves a baked-in file over TFTP to
+curl on the loopback, and compose.yaml's `kit` service, as shipped, runs the kit in a bench namespace whose
+project directory has no firmware/ and no config/: a phone there leases and fetches the baked files.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +18,7 @@ import pytest
 
 from appliance.firmware import synth
 from tests.test_dns import free_udp_port
-from tests.test_image import CA, REPO, ensure_base, ensure_engine, sh
+from tests.test_image import CA, COMPOSE, REPO, STONE45, ensure_base, ensure_engine, podman_env, sh, station_and_phone_namespaces
 
 LOAD = "SCCP45.9-4-2SR4-3S"
 BASE_IMAGE = "localhost/station-kittest:latest"
@@ -30,19 +33,20 @@ def kit(tmp_path_factory):
     ensure_engine()
     ensure_base()
     tmp = tmp_path_factory.mktemp("kit")
-    conf = tmp / "containers.conf"
-    conf.write_text("[containers]\ndefault_ulimits = []\n")
-    env = dict(os.environ, CONTAINERS_CONF=str(conf))
+    env = podman_env(tmp)
     firmware = tmp / "firmware"
     files = synth.write_load(firmware, LOAD, size_bytes=30000, components=2)
+    files += synth.write_load(firmware, STONE45, size_bytes=20000, components=2)   # the 7965's stepping stone
     archive = tmp / "kit.tar"
     make = ["make", "-C", str(REPO), "kit", f"FIRMWARE={firmware}", f"KIT={archive}", "ENGINE=podman",
             f"IMAGE={BASE_IMAGE}", f"KIT_IMAGE={KIT_IMAGE}",
-            "BUILD_FLAGS=--format=docker --pull=never --isolation=chroot --network=host"]
+            "BUILD_FLAGS=--pull=never --isolation=chroot --network=host"]
     if CA.exists():
         make.append(f"CA={CA}")
+    started = time.monotonic()
     result = subprocess.run(make, capture_output=True, text=True, timeout=2400, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    print(f"make kit (image + kit + save) in {time.monotonic() - started:.0f} s")
     assert archive.stat().st_size > 10 << 20
     sh("podman", "rmi", "-f", KIT_IMAGE, env=env, check=False)
     loaded = sh("podman", "load", "-i", str(archive), env=env, timeout=600)
@@ -86,3 +90,58 @@ def test_the_loaded_kit_serves_a_baked_in_file(kit, tmp_path):
         assert got == want.read_bytes(), logs.stdout[-3000:] + logs.stderr[-3000:]
     finally:
         subprocess.run(["podman", "rm", "-f", "-t", "3", name], capture_output=True, env=kit["env"], timeout=60)
+
+
+def test_the_kit_keeps_the_healthcheck(kit):
+    doc = json.loads(sh("podman", "image", "inspect", KIT_IMAGE, env=kit["env"]).stdout)[0]
+    assert (doc.get("Healthcheck") or {}).get("Test") == ["CMD", "python", "-m", "appliance.api.healthcheck"], doc
+
+
+@pytest.mark.skipif(not os.path.exists(COMPOSE), reason="podman-compose not installed (the test extra has it)")
+@pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox not installed (make test installs it)")
+def test_compose_kit_service_serves_the_baked_firmware(kit, tmp_path):
+    """compose.yaml as shipped, `--profile kit up kit`, in a directory with only compose.yaml in it (no firmware/,
+    no config/: the kit carries both).  The one override is the network: host networking whose host is a
+    namespace this test made (podman cannot run inside `ip netns exec`; see tests/test_image.py)."""
+    tag = f"{os.getpid() % 100000}"
+    st_ns, ph_ns, st_if, ph_if = f"kitst{tag}", f"kitph{tag}", f"vks{tag}", f"vkp{tag}"
+    station = "10.215.7.1"
+    proj = tmp_path / "bench"
+    proj.mkdir()
+    shutil.copy(REPO / "compose.yaml", proj / "compose.yaml")
+    (proj / "override.yaml").write_text(f'services:\n  kit:\n    network_mode: "ns:/run/netns/{st_ns}"\n')
+    env = dict(kit["env"], STATION_INTERFACE=st_if, STATION_KIT_IMAGE=KIT_IMAGE)
+    compose = [COMPOSE, "-p", f"kit{tag}", "-f", "compose.yaml", "-f", "override.yaml", "--profile", "kit"]
+
+    def station_get(url: str) -> str:
+        return sh("ip", "netns", "exec", st_ns, "curl", "-s", "--max-time", "3", url, check=False).stdout
+
+    try:
+        station_and_phone_namespaces(st_ns, ph_ns, st_if, ph_if, f"{station}/24")
+        up = sh(*compose, "up", "-d", "kit", env=env, cwd=proj, timeout=180, check=False)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        deadline, up_services = time.time() + 90, set()
+        while time.time() < deadline:
+            out = station_get(f"http://{station}:8080/api/v1/health")
+            doc = json.loads(out) if out.startswith("{") else {}
+            up_services = {s["name"] for s in doc.get("services", []) if s.get("status") == "up"}
+            if up_services >= {"dhcp", "tftp", "api"}:
+                break
+            time.sleep(1)
+        logs = sh(*compose, "logs", env=env, cwd=proj, check=False, timeout=60)
+        assert up_services >= {"dhcp", "tftp", "api"}, logs.stdout[-4000:] + logs.stderr[-4000:]
+        assert not (proj / "firmware").exists() and not (proj / "config").exists(), "the kit service mounted a dir"
+        lease = sh("ip", "netns", "exec", ph_ns, "busybox", "udhcpc", "-i", ph_if, "-n", "-q", "-t", "5",
+                   "-s", "/bin/true", timeout=60, check=False)
+        out = lease.stdout + lease.stderr
+        assert "lease of 10.215.7." in out, out
+        sh("ip", "-n", ph_ns, "addr", "add", f"{out.split('lease of ', 1)[1].split()[0]}/24", "dev", ph_if)
+        for want in (kit["files"][0], kit["files"][-1]):
+            for url in (f"tftp://{station}/{want.name}", f"http://{station}:6970/{want.name}"):
+                got = subprocess.run(["ip", "netns", "exec", ph_ns, "curl", "-s", "--max-time", "20", url],
+                                     capture_output=True, timeout=60).stdout
+                assert got == want.read_bytes(), f"{url}: {len(got)} bytes, want the baked {want.stat().st_size}"
+    finally:
+        subprocess.run([*compose, "down", "-v", "-t", "5"], capture_output=True, env=env, cwd=proj, timeout=120)
+        for ns in (st_ns, ph_ns):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)

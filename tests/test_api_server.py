@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from appliance import config
 from appliance.store import Store
 from tests.conftest import needs_tool
-from tests.test_api import populate
+from tests.test_api import populate, with_firmware
 
 SPEC = Path(__file__).resolve().parent.parent / "appliance" / "api" / "openapi.json"
 schema = schemathesis.openapi.from_path(str(SPEC))
@@ -63,6 +63,7 @@ def api(tmp_path_factory):
     env = {"APPLIANCE_CONFIG": str(Path(__file__).resolve().parent.parent / "config" / "appliance.toml"),
            "APPLIANCE_NETWORK_INTERFACE": "lo", "APPLIANCE_TFTP_ROOT": str(tmp / "firmware"),
            "APPLIANCE_STATE_DIR": str(tmp / "state"), "APPLIANCE_API_TOKEN": "tok"}
+    with_firmware(env)          # else the station cannot do its job and health answers 503
     store = Store(config.load(environ=env).db_path)
     populate(store)
     proc, base = start_api(env)

@@ -17,6 +17,7 @@ import pytest
 from appliance import config
 from appliance.store import Store
 from tests.conftest import wait_for
+from tests.test_api import with_firmware
 from tests.test_api_server import free_tcp_port
 from tests.test_dns import free_udp_port
 
@@ -24,6 +25,7 @@ HAVE_TFTP = importlib.util.find_spec("appliance.tftp.service") is not None
 
 
 def station_env_for(base: dict, **extra: str) -> dict:
+    with_firmware(base)         # without firmware the station cannot do its job and its health is 503
     return dict(os.environ, **base, APPLIANCE_API_HOST="127.0.0.1", APPLIANCE_API_PORT=str(free_tcp_port()),
                 APPLIANCE_DNS_PORT=str(free_udp_port()), APPLIANCE_TFTP_PORT=str(free_udp_port()),
                 APPLIANCE_TFTP_HTTP_PORT=str(free_tcp_port()), APPLIANCE_DHCP_PORT=str(free_udp_port()),

@@ -160,3 +160,73 @@ def test_human_versions_read_back_as_the_same_version():
         assert version_key(text) == version_key(load_id)
     assert human_version(version_key("P0030802SR05")) == "8.2 SR5"     # maintenance release unknown: not guessed
     assert human_version(None) is None
+
+
+def _damage(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-9] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def test_7800_zip_listed_by_platform_and_a_damaged_copy_named_by_verify(env, tmp_path):
+    """Issue 26's done-when, as a tech sees it: platforms listed complete, the damaged file named, verify exits 1."""
+    from appliance.firmware import synth
+    root = Path(env["APPLIANCE_TFTP_ROOT"])
+    (zip78,) = synth.write_zip(root, "sip78xx.11-0-1-11", size_bytes=90_000)
+    synth.write_load(root, "SCCP69xx.9-4-1-3SR3", size_bytes=20_000)
+    synth.write_zip(root, "SCCP894x.9-4-2SR1-2", size_bytes=30_000)
+    r = run(env, "firmware", "verify")
+    assert r.returncode == 0 and r.stdout.startswith("ok: 3 loads"), r.stdout + r.stderr
+    with zipfile.ZipFile(zip78) as zf:
+        (root / "rootfs2.78xx.11-0-1-11.sbn").write_bytes(zf.read("rootfs2.78xx.11-0-1-11.sbn"))
+    _damage(root / "rootfs2.78xx.11-0-1-11.sbn")
+    r = run(env, "firmware", "list")
+    assert r.returncode == 0 and "INCOMPLETE" not in r.stdout
+    assert "PLATFORM_1: complete (sboot78xx.11-0-1-11.sbn, kern78xx.11-0-1-11.sbn, rootfs78xx.11-0-1-11.sbn)" in r.stdout
+    assert "PLATFORM_2: complete" in r.stdout and "hwcompat=0x00000003" in r.stdout and "not enforced" in r.stdout
+    assert "problem: rootfs2.78xx.11-0-1-11.sbn: not served: the payload's SHA-256" in r.stderr
+    doc = json.loads(run(env, "firmware", "list", "--json").stdout)
+    load = next(d for d in doc["loads"] if d["id"] == "sip78xx.11-0-1-11")
+    assert load["format"] == "container5" and [p["complete"] for p in load["platforms"]] == [True, True]
+    assert load["version"] == "11.0(1)" and load["evidence"]["hwcompat"] == "0x00000003"
+    r = run(env, "firmware", "verify")
+    assert r.returncode == 1 and "rootfs2.78xx.11-0-1-11.sbn: not served: the payload's SHA-256" in r.stdout
+    assert "copy it again" in r.stdout
+    # with the zip gone the damaged copy is the only one: its platform is incomplete, the other still complete
+    zip78.unlink()
+    for name, data in synth.load_files("sip78xx.11-0-1-11", size_bytes=90_000).items():
+        if name != "rootfs2.78xx.11-0-1-11.sbn":
+            (root / name).write_bytes(data)
+    r = run(env, "firmware", "verify")
+    assert r.returncode == 1
+    assert "sip78xx.11-0-1-11 PLATFORM_2: INCOMPLETE, not usable: rootfs2.78xx.11-0-1-11.sbn: not served" in r.stdout
+    assert "PLATFORM_1" not in r.stdout
+
+
+def test_verify_shows_hashing_progress_on_a_terminal(env):
+    import pty
+
+    from appliance.firmware import synth
+    root = Path(env["APPLIANCE_TFTP_ROOT"])
+    synth.write_load(root, "sip88xx.12-8-1-0001-455", size_bytes=3 << 20)
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([str(APPLIANCE), "firmware", "verify"], env={**os.environ, **env}, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=slave, text=True, timeout=60)
+        os.close(slave)
+        slave = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert proc.returncode == 0, proc.stdout
+    assert b"checking firmware: 3/3 MiB (100%)" in shown, shown

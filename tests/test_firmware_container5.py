@@ -106,11 +106,14 @@ PAYLOAD = b"\x27\x05\x19\x56" + bytes(100)
 
 
 @pytest.mark.parametrize("data,served,problem,words", [
-    (by_hand("kern78xx.11-0-1-11.sbn", PAYLOAD)[:300], None, HEADER_PAST_END, "header length 336 (at byte 4) runs past"),
+    (by_hand("kern78xx.11-0-1-11.sbn", PAYLOAD)[:300], None, TRUNCATED, "the file ends at byte 300, inside its 336"),
+    (by_hand("kern78xx.11-0-1-11.sbn", PAYLOAD, header_len=1000), None, HEADER_PAST_END,
+     "header length 1000 (at byte 4) runs past the end of the file at byte 440"),
     (by_hand("kern78xx.11-0-1-11.sbn", PAYLOAD)[:40], None, TRUNCATED, "truncated: 40 bytes"),
     (by_hand("kern78xx.11-0-1-11.sbn", PAYLOAD, header_len=5000), None, BAD_FIELD, "header length 5000 (at byte 4)"),
     (by_hand("kern78xx.11-0-1-11.sbn", PAYLOAD, payload_len=99), None, LENGTH_MISMATCH, "payload length 99 (at byte 12)"),
-    (by_hand("kern78xx.11-0-1-11.sbn", PAYLOAD)[:-1], None, LENGTH_MISMATCH, "but the file has 103 bytes"),
+    (by_hand("kern78xx.11-0-1-11.sbn", PAYLOAD)[:-1], None, TRUNCATED, "the file ends after 103 payload bytes"),
+    (by_hand("kern78xx.11-0-1-11.sbn", PAYLOAD) + b"\0", None, LENGTH_MISMATCH, "but the file has 105 bytes"),
     (by_hand("kern78xx.11-0-1-11.sbn", PAYLOAD, digest=bytes(32)), None, DIGEST_MISMATCH, "the file is damaged"),
     (by_hand("kern78xx.11-0-1-11.sbn", PAYLOAD), "kern2.78xx.11-0-1-11.sbn", NAME_MISMATCH, "signed as 'kern78xx"),
     (b"\x01\x00\x02\x01\x01" + bytes(400), None, BAD_FIELD, "no 5th-generation magic"),
@@ -128,7 +131,7 @@ def test_high_halves_of_the_lengths_are_refused_by_the_bounds():
     data[0x10] = 1
     with pytest.raises(Container5Error) as exc:
         verify(bytes(data))
-    assert exc.value.problem == LENGTH_MISMATCH
+    assert exc.value.problem == TRUNCATED and "payload length 4294967400 (at byte 12)" in str(exc.value)
     data = bytearray(by_hand("kern78xx.11-0-1-11.sbn", PAYLOAD))
     data[0x08] = 1
     with pytest.raises(Container5Error) as exc:

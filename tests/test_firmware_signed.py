@@ -126,3 +126,26 @@ def test_signed_name_rule():
     # .sgn files: the signer may or may not have included the suffix (unconfirmed which): both pass
     assert signed_name_matches("SCCP69xx.9-4-1-3SR3.zz", "SCCP69xx.9-4-1-3SR3.zz.sgn")
     assert signed_name_matches("SCCP69xx.9-4-1-3SR3.zz.sgn", "SCCP69xx.9-4-1-3SR3.zz.sgn")
+
+
+# Real 69xx and 894x manifests (dkgroot/provision_sccp HEAD 152d8d8, tftpboot/firmware/6921 and /894x; reference
+# phone-families.md §4.1, §4.2, §7): SCCP69xx.9-4-1-3SR3.loads is 498 bytes, header 412, payload the three names
+# joined by CRLF with none after the last; SCCP894x.9-4-2SR1-2.loads is 673 bytes, header 412, nine .binN.sgn
+# names each followed by LF; its parts' headers are 416 bytes; BOOT894x.0-0-2-0.bin.sgn (header 412) sits beside
+# them unlisted.  Every file is signed with its own name, .sgn included.
+REAL_69XX = b"BOOT69xx.0-0-0-14.zz.sgn\r\nDSP69xx.12-4-123-2.160119.zz.sgn\r\nSCCP69xx.9-4-1-3SR3.zz.sgn"
+REAL_894X = b"".join(b"SCCP894x.9-4-2SR1-2.bin%d.sgn\n" % i for i in range(1, 10))
+
+
+@pytest.mark.parametrize("load_id,size,payload", [("SCCP69xx.9-4-1-3SR3", 498, REAL_69XX),
+                                                  ("SCCP894x.9-4-2SR1-2", 673, REAL_894X)])
+def test_synth_69xx_and_894x_manifests_are_the_real_ones(load_id, size, payload):
+    files = synth.load_files(load_id, size_bytes=40_000)
+    data = files[f"{load_id}.loads"]
+    assert len(data) == size and data[412:] == payload and parse_signed_header(data).length == 412
+    for name in parse_manifest(data).names:
+        assert parse_signed_header(files[name]).filename == name
+    if "894x" in load_id:
+        assert parse_signed_header(files["SCCP894x.9-4-2SR1-2.bin1.sgn"]).length == 416
+        assert parse_signed_header(files["BOOT894x.0-0-2-0.bin.sgn"]).length == 412
+        assert "BOOT894x.0-0-2-0.bin.sgn" not in parse_manifest(data).names

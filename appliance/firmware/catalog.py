@@ -299,7 +299,7 @@ class Catalog:
                 why = f"signed as {verdict.filename!r}, not {served!r}: a phone refuses a file under another name"
             if why is not None:
                 bad[e.path] = why
-                problems.append(f"{e.rel}: not served: {why}")
+                problems.append(f"{e.rel}: not served: {why}; copy it again from its Cisco package (zip or COP)")
         return bad, problems
 
     def corrupt(self) -> dict[str, str]:
@@ -320,7 +320,7 @@ class Catalog:
             if not lname.endswith(".loads"):
                 continue
             is_term = lname.startswith("term")
-            entries = [e for e in entries if e.path not in self._bad] or entries[:0]
+            entries = [e for e in entries if e.path not in self._bad]
             for entry in entries if is_term else entries[:1]:
                 load, problem = self._load_from(entry)
                 if problem:

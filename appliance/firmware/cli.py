@@ -7,6 +7,7 @@ import json
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from ..config import ConfigError
@@ -214,6 +215,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         _print_files(load)
         for why in load["refused"]:
             print(f"    refused: {clean(why, 512)}")
+        for line in platform_lines(load):
+            print(f"    {line}")
+        if load["evidence"]:
+            gates = ", ".join(f"{clean(k, 40)}={clean(str(v), 60)}" for k, v in load["evidence"].items())
+            print(f"    gates in the manifest (shown, not enforced: their meaning is not confirmed): {gates}")
         if load["terms_missing"]:
             print(f"    no {clean(', '.join(load['terms_missing']))}: factory-reset phones cannot start from this load")
     if doc["terms"]:
@@ -245,11 +251,55 @@ def _print_files(load: dict) -> None:
         print(f"    {f['role']:10} {clean(f['name'])}{note}")
 
 
+def platform_lines(load: dict) -> list[str]:
+    """One line per platform of a 7800/8800 load: complete, or what it misses and which files are not served."""
+    out = []
+    for p in load.get("platforms") or []:
+        if p["complete"]:
+            out.append(f"{clean(p['name'], 40)}: complete ({clean(', '.join(p['files']), 512)})")
+            continue
+        why = []
+        if p["missing"]:
+            why.append(f"missing {', '.join(p['missing'])}")
+        if p["refused"]:
+            why.append(f"not usable: {'; '.join(p['refused'])}")
+        out.append(f"{clean(p['name'], 40)}: INCOMPLETE, {clean('; '.join(why), 1024)} "
+                   "(phones of this platform cannot take the load)")
+    return out
+
+
+class _Progress:
+    """A progress line on a terminal while `verify` hashes 7800/8800 files (a library can hold gigabytes)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.shown = 0.0
+
+    def __call__(self, done: int, total: int, name: str) -> None:
+        now = time.monotonic()
+        if done < total and now - self.shown < 0.2:
+            return
+        self.shown = now
+        pct = 100 * done // total if total else 100
+        tail = f" {clean(name, 48)}" if name and done < total else ""
+        self.stream.write(f"\rchecking firmware: {done >> 20}/{total >> 20} MiB ({pct}%){tail}\x1b[K")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Exit 1 when a load is incomplete or a manifest/package could not be read: both stop phones in the field."""
-    cat = _catalog(args)
-    if cat is None:
+    """Exit 1 when a load is incomplete, a file is damaged (a 7800/8800 file whose SHA-256 is not its header's),
+    or a manifest/package could not be read: each stops phones in the field.  Every 7800/8800 file is hashed
+    again (not taken from the cache), with a progress line when stderr is a terminal."""
+    cfg = _config(args)
+    if cfg is None:
         return EXIT_CONFIG
+    cat = Catalog.from_config(cfg)
+    cat.rehash = True
+    if sys.stderr.isatty():
+        cat.progress = _Progress(sys.stderr)
+    cat.scan()
     bad: list = [load for load in [*cat.loads, *cat.terms] if not load.complete]
     if args.manifest:
         changed = manifest_problems(Path(cat.root), Path(args.manifest))
@@ -258,6 +308,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         bad += changed
     for load in (b for b in bad if not isinstance(b, str)):
         where = f" (in {load.source})" if load.is_term else ""
+        if load.platforms:
+            for line in platform_lines(load.as_dict()):
+                if "INCOMPLETE" in line:
+                    print(f"{clean(load.id)} {line}")
+            continue
         print(f"{load.id}{where}: missing {', '.join(load.missing + load.refused)}")
     for load in cat.loads:
         if load.terms_missing:

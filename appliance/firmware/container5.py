@@ -107,9 +107,6 @@ def parse_header(data: bytes) -> Header5:
     if header_len < MIN_HEADER or header_len > MAX_HEADER:
         raise Container5Error(BAD_FIELD, f"header length {header_len} (at byte {OFF_HEADER_LEN}) is outside "
                                          f"{MIN_HEADER}..{MAX_HEADER}")
-    if header_len > len(data):
-        raise Container5Error(HEADER_PAST_END, f"header length {header_len} (at byte {OFF_HEADER_LEN}) runs past "
-                                               f"the end of the file at byte {len(data)}")
     payload_len = _u64(data, OFF_PAYLOAD_LEN)
     (name_len,) = struct.unpack_from("<I", data, OFF_NAME_LEN)
     if not 1 <= name_len <= MAX_NAME:
@@ -118,6 +115,13 @@ def parse_header(data: bytes) -> Header5:
     if name_end + SIGNATURE_LEN > header_len:
         raise Container5Error(BAD_FIELD, f"name ({name_len} bytes at byte {OFF_NAME}) and a {SIGNATURE_LEN}-byte "
                                          f"signature do not fit in the header length {header_len}")
+    if header_len > len(data):
+        # the header length the name implies tells a file cut short from a header length field that lies
+        if header_len == name_end + SIGNATURE_LEN:
+            raise Container5Error(TRUNCATED, f"truncated: the file ends at byte {len(data)}, inside its "
+                                             f"{header_len}-byte header")
+        raise Container5Error(HEADER_PAST_END, f"header length {header_len} (at byte {OFF_HEADER_LEN}) runs past "
+                                               f"the end of the file at byte {len(data)}")
     raw = data[OFF_NAME:OFF_NAME + name_len].rstrip(b"\0")
     try:
         name = raw.decode("ascii")
@@ -131,8 +135,12 @@ def parse_header(data: bytes) -> Header5:
 
 
 def check_size(header: Header5, file_size: int) -> None:
-    """Raise Container5Error(LENGTH_MISMATCH) unless the payload length is the file's size after its header."""
+    """Raise Container5Error unless the payload length is the file's size after its header: TRUNCATED when the
+    file ends early, LENGTH_MISMATCH when it is longer than the header says."""
     actual = file_size - header.length
+    if header.payload_length > actual:
+        raise Container5Error(TRUNCATED, f"truncated: payload length {header.payload_length} (at byte "
+                                         f"{OFF_PAYLOAD_LEN}) but the file ends after {actual} payload bytes")
     if header.payload_length != actual:
         raise Container5Error(LENGTH_MISMATCH, f"payload length {header.payload_length} (at byte {OFF_PAYLOAD_LEN}) "
                                                f"but the file has {actual} bytes after its {header.length}-byte header")

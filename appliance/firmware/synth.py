@@ -143,10 +143,35 @@ def _version_part(load_id: str) -> str:
     return re.sub(r"S$", "", rest) or "0"
 
 
+# 6921/6941/6961 and 8941/8945 loads as in the real SCCP69xx.9-4-1-3SR3.loads and SCCP894x.9-4-2SR1-2.loads
+# (dkgroot/provision_sccp tftpboot/firmware/6921, /894x, HEAD 152d8d8; reference phone-families.md §4.1, §4.2):
+# the payload is the bare list of names, CRLF between them and none after the last for 69xx, LF after each for
+# 894x; 69xx lists a boot and a DSP image shared by SCCP and SIP loads; 894x lists nine .binN.sgn parts and
+# leaves BOOT894x.0-0-2-0.bin.sgn, which sits beside them, unlisted (why is UNCONFIRMED).
+BOOT_69XX = ("BOOT69xx.0-0-0-14.zz.sgn", "DSP69xx.12-4-123-2.160119.zz.sgn")
+BOOT_894X = "BOOT894x.0-0-2-0.bin.sgn"
+PARTS_894X = 9
+
+
+def _is_69xx(load_id: str) -> bool:
+    return (family(load_id) or "").lower() in ("sccp69xx", "sip69xx")
+
+
+def _is_894x(load_id: str) -> bool:
+    return (family(load_id) or "").lower() in ("sccp894x", "sip894x")
+
+
 def component_names(load_id: str, components: int = 5) -> list[str]:
-    """Names shaped like the real ones: jar45sccp.9-4-2SR4-3.sbn for SCCP45.9-4-2SR4-3S, P0030801SR02.sbn/.sb2 for 7940/60."""
+    """Names shaped like the real ones: jar45sccp.9-4-2SR4-3.sbn for SCCP45.9-4-2SR4-3S, P0030801SR02.sbn/.sb2 for 7940/60.
+
+    69xx and 894x loads always have their real count (3, 9): `components` does not apply to them.
+    """
     fam = family(load_id) or "load"
     ver = _version_part(load_id)
+    if _is_69xx(load_id):
+        return [*BOOT_69XX, f"{load_id}.zz.sgn"]
+    if _is_894x(load_id):
+        return [f"{load_id}.bin{i}.sgn" for i in range(1, PARTS_894X + 1)]
     m = re.match(r"^(SCCP|SIP)(\d\d)$", fam, re.I)
     if m:
         proto, nn = m.group(1).lower(), m.group(2)
@@ -167,7 +192,12 @@ def term_files(load_id: str) -> list[str]:
 
 def manifest_bytes(load_id: str, names: list[str], signed: bool = True, filename: str | None = None) -> bytes:
     """A manifest signed as `filename` (default `<load_id>.loads`; a term file is signed with its own name)."""
-    text = MANIFEST_INTRO.format(version=_version_part(load_id)) + "".join(f"{n}\r\n" for n in names)
+    if _is_69xx(load_id):
+        text = "\r\n".join(names)
+    elif _is_894x(load_id):
+        text = "".join(f"{n}\n" for n in names)
+    else:
+        text = MANIFEST_INTRO.format(version=_version_part(load_id)) + "".join(f"{n}\r\n" for n in names)
     head = signature_header(filename or f"{load_id}.loads") if signed else b""
     return head + text.encode("ascii")
 
@@ -182,6 +212,8 @@ def load_files(load_id: str, size_bytes: int = DEFAULT_SIZE, components: int = 5
     if term:
         for t in term_files(load_id):
             files[t] = manifest_bytes(load_id, names, signed, filename=t)
+    if _is_894x(load_id):
+        names = [*names, BOOT_894X]
     each = max(1, size_bytes // len(names))
     for n in names:
         head = signature_header(n) if signed else b""
@@ -216,6 +248,8 @@ def package_name(load_id: str, kind: str) -> str:
                 "sha512": f"cmterm-{part}.{ver}.k4.cop.sha512"}[kind]
     proto = protocol(load_id) or "sccp"
     models = "_".join(sorted({re.sub(r"\D", "", m)[:4] for m in models_for_load(load_id)})) or fam
+    if _is_69xx(load_id):
+        models = "69xx"     # cmterm-69xx-sccp.9-3-1-3 (6900 release notes 9.3(1), reference §4.1)
     return f"cmterm-{models}-{proto}.{ver}" + {"zip": ".zip", "cop": ".cop.sgn", "sha512": ".cop.sha512"}[kind]
 
 

@@ -491,3 +491,16 @@ def test_8945_http_first_takes_the_nine_bins():
     files = library(tlv_load(sip, ["SIP8941_8945.9-4-2SR4-1.bin1.sgn"]), config=cnf(sip))
     m = drive(phone("8941", EIGHT94_OLD), files, until=60, stop=lambda m: m.settled)
     assert m.installed == [sip]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--model", "CP-7841", "--vid", "V20", "--load", OLD78], "needs 14.0(1)"),
+    (["--model", "CP-7841", "--vid", "20"], "VID"),
+    (["--model", "CP-7841", "--platform", "3"], "platforms 1 to 2"),
+    (["--model", "CP-6921", "--factory-reset"], "no term file"),
+    (["--model", "CP-8831"], "not simulated"),
+])
+def test_cli_refuses_a_phone_that_cannot_exist(argv, words, capsys):
+    from tools.phonesim.__main__ import main
+    assert main(["--server", "127.0.0.1", *argv]) == 2
+    assert words in capsys.readouterr().err

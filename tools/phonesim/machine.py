@@ -147,8 +147,8 @@ class PhoneSpec:
             raise ValueError(f"hardware_bit {self.hardware_bit} is not a bit of a 64-bit mask")
         floor = self.floor
         if m.family == FIVEG and floor is not None and self.start.key < floor.key:
-            raise ValueError(f"a {m.name} {self.vid or ''} cannot run {self.start.text}: its hardware needs "
-                             f"{floor.text} or later")
+            unit = " ".join(filter(None, (m.name, self.vid)))
+            raise ValueError(f"a {unit} cannot run {self.start.text}: its hardware needs {floor.text} or later")
 
     @property
     def floor(self) -> LoadId | None:

@@ -76,6 +76,8 @@ MODELS = {row[0]: Model(*row) for row in _TABLE}
 # is which is UNCONFIRMED, so a phone's platform is a PhoneSpec setting.  8800: no real manifest is public
 # (§7); by inference from the 7800 the same INI layout, with the three platform tags third-party notes name
 # (88xx, 288xx, 388xx [F3], low authority, UNCONFIRMED); 8845/8865 one platform (nothing known, UNCONFIRMED).
+# Option 60 is sent as for the 79xx, "Cisco Systems, Inc. IP Phone CP-8841" + NUL: the string has only
+# third-party examples [F15] and the NUL is UNCONFIRMED for 78xx/88xx (phone-families.md §2.4).
 # Shipped loads are real IDs: SCCP69xx.9-3-1-3 [F1], SCCP894x.9-4-2SR1-2 [F1], sip78xx.10-3-1-12 [F16],
 # sip88xx.10-3-1-20 [F14], sip8845_65.12-5-1SR2-2 [F12].
 _SIX9 = dict(aliases=(), container=TLV, http_first=False, web=True, shipped="SCCP69xx.9-3-1-3")

@@ -1,12 +1,19 @@
-"""One line per event on stdout, human-readable or JSON (`--log-format json`).
+"""One line per event on stdout, human-readable or JSON (`--log-format json`), in every process of the station.
+
+`appliance run` passes the format and level to every service (supervisord.conf's commands, and
+APPLIANCE_LOG_FORMAT / APPLIANCE_LOG_LEVEL for the rest): gunicorn's own lines go through `gunicorn_logger`,
+supervisor's and lldpd's through appliance/supervise.sh, which writes the same two shapes.  So a station's
+output is one format, each line once.
 
 The arguments of every record are cleaned (`CleanArgs`, appliance/text.py) before they are formatted: a file
 name, hostname or frame field a client sent cannot put a control or bidi character in the log, or forge a line.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -45,7 +52,12 @@ class CleanArgs(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if isinstance(args, Mapping):
+        if isinstance(args, dict) and type(args) is not dict:
+            # A dict subclass that answers missing keys (gunicorn's SafeAtoms) stays one, cleaned.
+            record.args = copy.copy(args)
+            for k, v in args.items():
+                record.args[k] = _arg(v)
+        elif isinstance(args, Mapping):
             record.args = {k: _arg(v) for k, v in args.items()}
         elif isinstance(args, tuple) and args:
             record.args = tuple(_arg(a) for a in args)
@@ -77,13 +89,59 @@ class HumanFormatter(logging.Formatter):
         return line
 
 
-def setup(fmt: str = "text", level: str = "INFO") -> None:
+FORMATS = ("text", "json")
+_format = "text"
+
+
+def formatter(fmt: str | None = None) -> logging.Formatter:
+    """The station's formatter for `fmt` (default: the one `setup` chose)."""
+    return JsonFormatter() if (fmt or _format) == "json" else HumanFormatter()
+
+
+def setup(fmt: str | None = None, level: str | None = None) -> None:
+    """Every record of this process to stdout, cleaned, in `fmt` ("text" or "json") at `level` and above.
+
+    Either left out comes from APPLIANCE_LOG_FORMAT / APPLIANCE_LOG_LEVEL (what `appliance run` sets for
+    its children), else text at INFO.
+    """
+    global _format
+    fmt = fmt or os.environ.get("APPLIANCE_LOG_FORMAT") or "text"
+    _format = fmt if fmt in FORMATS else "text"
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else HumanFormatter())
+    handler.setFormatter(formatter())
     handler.addFilter(CleanArgs())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel((level or os.environ.get("APPLIANCE_LOG_LEVEL") or "INFO").upper())
+
+
+class _Named(logging.Filter):
+    """Shows a library's records under the service's name (`gunicorn.error` -> `api`)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.shown = name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.name = self.shown
+        return True
+
+
+def gunicorn_logger(name: str = "api") -> type:
+    """A gunicorn `logger_class` whose error and access lines are the station's: same format, cleaned
+    (a request line is the client's), named `name`.  Imported here, when asked, so only the API pays for it."""
+    from gunicorn.glogging import Logger
+
+    class StationLogger(Logger):
+        def setup(self, cfg) -> None:
+            super().setup(cfg)
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    handler.setFormatter(formatter())
+                    handler.addFilter(CleanArgs())
+                    handler.addFilter(_Named(name))
+
+    return StationLogger
 
 
 class RateLimitedLog:

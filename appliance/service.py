@@ -17,10 +17,12 @@ import logging
 import os
 import selectors
 import signal
+import socket
 import threading
 import time
 from typing import Any, Callable, Iterable, Protocol
 
+from . import ports, supervise
 from .config import Config
 from .store import EventRow, Store
 
@@ -46,6 +48,8 @@ class ServiceContext:
         self._info: Callable[[], dict[str, Any]] = dict
         self._thread: threading.Thread | None = None
         self.pruned: dict[str, int] = {}         # table -> rows deleted since start (shown in the heartbeat)
+        self.last_error = ""
+        self.exit_cause: ports.BindFailure | None = None     # set when it cannot start; run_service tells supervisor
         if getattr(self.store, "read_only", None):
             self._unwritable()
 
@@ -112,8 +116,23 @@ class ServiceContext:
             self.prune()
             release_free_heap()
 
+    def cannot_listen(self, proto: str, port: int, exc: OSError, alternative: str = "", address: str = "") -> int:
+        """Say once, at ERROR, why the service cannot open `port` and what to do; returns the exit status (1).
+
+        A port someone else holds, or one that needs root, is marked permanent: `appliance run` then stops
+        the station at once with this line, instead of restarting the service for 18 s (supervise.sh).
+        """
+        self.exit_cause = ports.cannot_listen(proto, port, exc, alternative, address)
+        self.log.error("%s cannot start: %s", self.name, self.exit_cause.line)
+        self._record_error(f"cannot start: {self.exit_cause.line}")
+        return 1
+
     def error(self, message: str) -> None:
         self.log.warning("%s", message)
+        self._record_error(message)
+
+    def _record_error(self, message: str) -> None:
+        self.last_error = message
         if getattr(self.store, "read_only", None):
             return
         try:
@@ -140,20 +159,55 @@ def run_service(name: str, cfg: Config, build: Callable[[ServiceContext], Runnab
     Returns:
         the service's exit status: 0 after a clean stop, 1 when it could not start (said in ctx.error).
     """
-    ctx = ServiceContext(name, cfg)
+    supervise.clear_exit_cause(cfg.state_dir, name)
+    try:
+        ctx = ServiceContext(name, cfg)
+    except Exception as exc:      # the store cannot be opened at all (a read-only one is handled inside)
+        logging.getLogger(name).exception("%s cannot start: %s: %s", name, type(exc).__name__, exc)
+        supervise.record_exit_cause(cfg.state_dir, name, f"{type(exc).__name__}: {exc}", permanent=False)
+        return 1
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: ctx.stopping.set())
+    status = 1
     try:
         if not enabled:
             logging.getLogger(name).info("%s disabled in the config ([%s] enabled = false)", name, name)
             ctx.start_heartbeat(lambda: {"enabled": False})
             ctx.stopping.wait()
-            return 0
-        return build(ctx).run()
+            status = 0
+        else:
+            status = build(ctx).run()
     except KeyboardInterrupt:
-        return 0
+        status = 0
+    except Exception as exc:
+        # Logged here, in the station's format, rather than as a bare traceback on stderr.
+        ctx.log.exception("%s stopped: %s: %s", name, type(exc).__name__, exc)
+        ctx.last_error = ctx.last_error or f"{type(exc).__name__}: {exc}"
     finally:
         ctx.stop()
+    if status:
+        cause = ctx.exit_cause
+        supervise.record_exit_cause(cfg.state_dir, name, cause.line if cause else ctx.last_error,
+                                    permanent=bool(cause and cause.permanent))
+    return status
+
+
+def cannot_listen(name: str, cfg: Config, proto: str, host: str, port: int, alternative: str = "") -> int | None:
+    """For a service whose server binds later, out of our hands (gunicorn retries a taken port for 5 s, then
+    exits with its own words): try the bind now; None when it is free, else say why as `ctx.cannot_listen`
+    does and return the exit status."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)    # as gunicorn does: TIME_WAIT is no holder
+        sock.bind((host, port))
+        return None
+    except OSError as exc:
+        failure = ports.cannot_listen(proto, port, exc, alternative, host)
+        logging.getLogger(name).error("%s cannot start: %s", name, failure.line)
+        supervise.record_exit_cause(cfg.state_dir, name, failure.line, failure.permanent)
+        return 1
+    finally:
+        sock.close()
 
 
 class PollLoop:

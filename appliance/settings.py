@@ -1,7 +1,9 @@
 """The station's settings as types: one frozen dataclass per config section.
 
 Each field's `kind` (metadata) says how a TOML or environment value is checked: str, int, bool,
-list (of str), table (str -> str), rules (array of tables), "choice:a|b|c".  `appliance/config.py`
+list (of str), table (str -> str), rules (array of tables), "choice:a|b|c", path (a str the loader makes
+absolute: relative to the config file's directory when it comes from the file or is the default, to the
+current directory when it comes from an environment variable).  `appliance/config.py`
 reads the file and the environment into these; everyone else reads attributes (`cfg.dhcp.port`), so
 a misspelt key is an AttributeError at the first test, not a silent default.  Pure: no I/O.
 """
@@ -47,7 +49,7 @@ class Dhcp:
 
 @dataclass(frozen=True)
 class Tftp:
-    root: str = _f("str", "firmware")
+    root: str = _f("path", "firmware")
     port: int = _f("int", 69)
     max_sessions: int = _f("int", 200)
     per_client: int = _f("int", 8)
@@ -79,7 +81,7 @@ class Api:
 
 @dataclass(frozen=True)
 class State:
-    dir: str = _f("str", "state")
+    dir: str = _f("path", "state")
 
 
 @dataclass(frozen=True)

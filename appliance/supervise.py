@@ -27,6 +27,33 @@ from . import config as configmod
 SUPERVISORD_CONF = "supervisord.conf"
 FATAL_MARKER = "supervisor-fatal"
 HELPER = Path(__file__).with_name("supervise.sh")
+# A service's last words when it exits failing, for the fatal listener and the final line (supervise.sh):
+# "stop" (retrying cannot help: a port someone else holds) or "retry", a newline, then the cause.
+EXIT_CAUSE = "exit-cause."
+
+
+def _under_supervisor() -> bool:
+    return os.environ.get("SUPERVISOR_ENABLED") == "1"
+
+
+def record_exit_cause(state_dir: Path, name: str, line: str, permanent: bool) -> None:
+    """Leave `line` for supervise.sh when a service run by `appliance run` exits failing (not for `serve`
+    run by hand: its words must not stop a station that runs beside it)."""
+    if not _under_supervisor():
+        return
+    text = " ".join(line.split()) or "no cause recorded"
+    try:
+        (Path(state_dir) / f"{EXIT_CAUSE}{name}").write_text(f"{'stop' if permanent else 'retry'}\n{text}\n")
+    except OSError:
+        pass      # an unwritable state dir is said by the service itself; the listener falls back to FATAL
+
+
+def clear_exit_cause(state_dir: Path, name: str) -> None:
+    if _under_supervisor():
+        try:
+            (Path(state_dir) / f"{EXIT_CAUSE}{name}").unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_run, needs_config=True)
 
 
-def supervisor_env(cfg: configmod.Config) -> dict[str, str]:
+def supervisor_env(cfg: configmod.Config, log_format: str = "text", log_level: str = "INFO") -> dict[str, str]:
+    """The environment supervisord.conf expands: which services start, where the state is, how to log."""
     env = dict(os.environ)
     env["APPLIANCE_CONFIG"] = str(Path(cfg.source).resolve())
     env["APPLIANCE_AUTOSTART_DHCP"] = "true" if cfg.dhcp.enabled else "false"
@@ -44,6 +72,8 @@ def supervisor_env(cfg: configmod.Config) -> dict[str, str]:
     env["APPLIANCE_PYTHON"] = sys.executable
     env["APPLIANCE_STATE"] = str(cfg.state_dir.resolve())
     env["APPLIANCE_SUPERVISE_SH"] = str(HELPER)
+    env["APPLIANCE_LOG_FORMAT"] = log_format
+    env["APPLIANCE_LOG_LEVEL"] = log_level
     return env
 
 
@@ -89,12 +119,28 @@ def missing_caps(cfg: configmod.Config, status_text: str | None = None) -> list[
             if not have & (1 << CAPABILITIES[name])]
 
 
+def not_permitted(missing: list[str], euid: int) -> list[str]:
+    """What `appliance run` says when it lacks capabilities: the fix for where it runs first.
+
+    Not root: run it with sudo (-E keeps APPLIANCE_* overrides).  Root without them: a container or a unit
+    that dropped them, so the capabilities to add come first.
+    """
+    names = ", ".join(m.split(" ", 1)[0] for m in missing)
+    why = "; ".join(missing)
+    sudo = f"appliance: the station must run as root: sudo -E make run (it needs {why})"
+    caps = (f"appliance: in a container, add to its compose service: cap_add: [NET_BIND_SERVICE, NET_RAW, "
+            f"NET_ADMIN] (or give this process {names})")
+    if euid == 0:
+        return [f"appliance: running as root but without {names} ({why}): in a container, add to its compose "
+                "service: cap_add: [NET_BIND_SERVICE, NET_RAW, NET_ADMIN]"]
+    return [sudo, caps]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg: configmod.Config = args.cfg
     missing = missing_caps(cfg)
     if missing:
-        print("appliance: missing capabilities: " + "; ".join(missing) +
-              ". Add them (compose: cap_add: [NET_BIND_SERVICE, NET_RAW, NET_ADMIN]).", file=sys.stderr)
+        print("\n".join(not_permitted(missing, os.geteuid())), file=sys.stderr)
         return EXIT_CAPS
     conf = Path(args.supervisord_conf) if args.supervisord_conf else Path(cfg.source).resolve().parent / SUPERVISORD_CONF
     if not conf.is_file():
@@ -110,6 +156,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .api.checkup import warn_at_start
 
     warn_at_start(cfg)      # one WARNING per red problem (appliance/problems.py); the station starts anyway
+    for old in cfg.state_dir.glob(f"{EXIT_CAUSE}*"):
+        old.unlink(missing_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve("/bin/sh", ["/bin/sh", str(HELPER), "run", exe, str(conf), str(marker)], supervisor_env(cfg))
+    env = supervisor_env(cfg, getattr(args, "log_format", "text"), getattr(args, "log_level", "INFO").upper())
+    os.execve("/bin/sh", ["/bin/sh", str(HELPER), "run", exe, str(conf), str(marker)], env)

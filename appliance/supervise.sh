@@ -1,15 +1,59 @@
 #!/bin/sh
-# The two long-lived helpers of `appliance run`, in POSIX sh rather than Python
+# The long-lived helpers of `appliance run`, in POSIX sh rather than Python
 # because each Python process costs the station ~9 MiB of its 120 MB budget
 # (Raspberry Pi Zero 2 W) while these only wait and relay:
 #   supervise.sh run SUPERVISORD CONF MARKER
 #       `appliance run` execs this after its checks: start supervisord, relay
-#       TERM/INT/HUP to it, and exit 3 naming the service if the fatal listener
-#       left MARKER (supervisord itself exits 0 however it stops).
+#       TERM/INT/HUP to it, and exit 3 if the listener left MARKER (supervisord
+#       itself exits 0 however it stops), its last line naming each service
+#       that stopped the station and why (the service's own words, left in
+#       $APPLIANCE_STATE/exit-cause.NAME by appliance/service.py).
 #   supervise.sh fatal-listener
-#       supervisord event listener (READY, one event, RESULT): on
-#       PROCESS_STATE_FATAL append the process name to
-#       $APPLIANCE_STATE/supervisor-fatal and stop supervisord (our parent).
+#       supervisord event listener (READY, one event, RESULT) for every
+#       PROCESS_STATE event: says each service's start, exit and stop in the
+#       station's log format (supervisord's own log goes to a file: its lines
+#       were a second format, and each appeared twice).  A service that left a
+#       "stop" cause (a port someone else holds: retrying cannot help), or one
+#       that went FATAL, is appended to MARKER and supervisord is stopped.
+#   supervise.sh relay PROGRAM...
+#       run PROGRAM, rewriting lldpd's own lines ("2026-12-07T06:12:03
+#       [INFO/main] text") in the station's format; other lines pass as they
+#       are; exits with PROGRAM's status.
+# Lines are text ("HH:MM:SS LEVEL   name       message", appliance/logs.py's
+# HumanFormatter) or JSON, as $APPLIANCE_LOG_FORMAT says; $APPLIANCE_LOG_LEVEL
+# hides lines below it.
+
+level_no() {
+    case $1 in
+        DEBUG) echo 10 ;; INFO) echo 20 ;; WARNING) echo 30 ;; ERROR) echo 40 ;; *) echo 50 ;;
+    esac
+}
+
+# say LEVEL NAME MESSAGE: one line on stderr in the station's format.
+say() {
+    [ "$(level_no "$1")" -lt "$(level_no "${APPLIANCE_LOG_LEVEL:-INFO}")" ] && return 0
+    if [ "${APPLIANCE_LOG_FORMAT:-text}" = json ]; then
+        ts=$(date +%s.%N 2>/dev/null)
+        case $ts in *[!0-9.]* | '') ts=$(date +%s) ;; *.*) ts=${ts%??????} ;; esac
+        lower=$(printf '%s' "$1" | tr 'A-Z' 'a-z')
+        msg=$(printf '%s' "$3" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\000-\037')
+        printf '{"ts": %s, "level": "%s", "service": "%s", "msg": "%s"}\n' "$ts" "$lower" "$2" "$msg" >&2
+    else
+        printf '%s %-7s %-10s %s\n' "$(date +%H:%M:%S)" "$1" "$2" "$3" >&2
+    fi
+}
+
+state_dir() { printf '%s' "${APPLIANCE_STATE:-.}"; }
+
+# cause NAME: "KIND<newline>TEXT" a service left when it exited failing, or nothing.
+cause_kind() {
+    f="$(state_dir)/exit-cause.$1"
+    [ -f "$f" ] && sed -n 1p "$f"
+}
+cause_text() {
+    f="$(state_dir)/exit-cause.$1"
+    [ -f "$f" ] && sed -n 2p "$f"
+}
 
 run() {
     "$1" -n -c "$2" &
@@ -23,15 +67,27 @@ run() {
         kill -0 "$child" 2>/dev/null || break
     done
     if [ -e "$3" ]; then
-        names=$(tr '\n' ' ' <"$3" | sed 's/ *$//; s/ /, /g')
-        echo "appliance: service ${names:-?} kept failing (FATAL); station stopped" >&2
+        for name in $(sort -u "$3"); do
+            text=$(cause_text "$name")
+            if [ "$(cause_kind "$name")" = stop ]; then
+                say ERROR supervisor "station stopped: $name cannot start: $text"
+            elif [ -n "$text" ]; then
+                say ERROR supervisor "station stopped: $name kept failing; its last error: $text"
+            else
+                say ERROR supervisor "station stopped: $name kept failing (its last lines above say why)"
+            fi
+        done
         exit 3
     fi
     exit "$status"
 }
 
+stop_station() {
+    echo "$1" >>"$(state_dir)/supervisor-fatal"
+    kill -TERM "$PPID"
+}
+
 fatal_listener() {
-    marker="${APPLIANCE_STATE:-.}/supervisor-fatal"
     while :; do
         printf 'READY\n'
         IFS= read -r header || exit 0
@@ -44,21 +100,70 @@ fatal_listener() {
         done
         case $len in '' | *[!0-9]*) len=0 ;; esac
         payload=$(dd bs=1 count="$len" 2>/dev/null)
-        if [ "$event" = PROCESS_STATE_FATAL ]; then
-            name='?'
-            for item in $payload; do
-                case $item in processname:*) name=${item#processname:} ;; esac
-            done
-            echo "$name" >>"$marker"
-            echo "fatal-listener: $name entered FATAL; stopping supervisord" >&2
-            kill -TERM "$PPID"
-        fi
+        name='?' pid='?' expected=1 tries=
+        for item in $payload; do
+            case $item in
+                processname:*) name=${item#processname:} ;;
+                pid:*) pid=${item#pid:} ;;
+                expected:*) expected=${item#expected:} ;;
+                tries:*) tries=${item#tries:} ;;
+            esac
+        done
+        case $name in fatal) printf 'RESULT 2\nOK'; continue ;; esac
+        case $event in
+            PROCESS_STATE_RUNNING) say INFO supervisor "$name running (pid $pid)" ;;
+            PROCESS_STATE_BACKOFF | PROCESS_STATE_EXITED)
+                if [ "$(cause_kind "$name")" = stop ]; then
+                    say ERROR supervisor "$name cannot start: stopping the station"
+                    stop_station "$name"
+                elif [ "$event" = PROCESS_STATE_BACKOFF ]; then
+                    say WARNING supervisor "$name exited while starting (failed starts: ${tries:-?}); starting it again"
+                elif [ "$expected" = 1 ]; then
+                    say INFO supervisor "$name exited"
+                else
+                    say WARNING supervisor "$name (pid $pid) exited unexpectedly; restarting it"
+                fi ;;
+            PROCESS_STATE_FATAL)
+                # A service stopped for its cause goes FATAL as supervisord stops: said already.
+                if ! grep -qx "$name" "$(state_dir)/supervisor-fatal" 2>/dev/null; then
+                    say ERROR supervisor "$name kept failing: stopping the station"
+                    stop_station "$name"
+                fi ;;
+            PROCESS_STATE_STOPPED) say INFO supervisor "$name stopped" ;;
+        esac
         printf 'RESULT 2\nOK'
     done
+}
+
+# relay_lines NAME: stdin's lines, lldpd's rewritten in the station's format.
+relay_lines() {
+    while IFS= read -r line; do
+        case $line in
+            [0-9][0-9][0-9][0-9]-*T*' ['*/*'] '*)
+                rest=${line#* \[}
+                level=${rest%%/*}
+                case $level in
+                    # Its INFO lines are start-up chatter (protocols enabled, libevent): the
+                    # launcher's own line says lldpd started.
+                    DBG | INFO) level=DEBUG ;; WARN) level=WARNING ;; *) level=ERROR ;;
+                esac
+                say "$level" "$1" "${rest#*\] }" 2>&1 ;;
+            *) printf '%s\n' "$line" ;;
+        esac
+    done
+}
+
+relay() {
+    name=$1
+    shift
+    exec 4>&1
+    status=$({ { "$@" 2>&1 3>&- 4>&-; echo $? >&3; } | relay_lines "$name" >&4; } 3>&1)
+    exit "${status:-1}"
 }
 
 case $1 in
     run) shift; run "$@" ;;
     fatal-listener) fatal_listener ;;
-    *) echo "usage: supervise.sh run SUPERVISORD CONF MARKER | fatal-listener" >&2; exit 2 ;;
+    relay) shift; relay "$@" ;;
+    *) echo "usage: supervise.sh run SUPERVISORD CONF MARKER | fatal-listener | relay NAME PROGRAM..." >&2; exit 2 ;;
 esac

@@ -35,8 +35,9 @@ from pathlib import Path
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from .. import logs
 from ..config import Config
-from ..service import ServiceContext
+from ..service import ServiceContext, cannot_listen
 
 log = logging.getLogger("api")
 
@@ -265,6 +266,7 @@ class ApiApplication(BaseApplication):
         if self.cfg.worker_class_str != WORKER:     # any other worker lets slow clients take every thread
             log.warning("gunicorn worker_class %s ignored: the API runs %s", self.cfg.worker_class_str, WORKER)
             self.cfg.set("worker_class", WORKER)
+        self.cfg.set("logger_class", logs.gunicorn_logger("api"))    # the station's one log format
         self.cfg.set("when_ready", self._when_ready)
         self.cfg.set("on_exit", self._on_exit)
         self.cfg.set("proc_name", "appliance-api")
@@ -274,7 +276,8 @@ class ApiApplication(BaseApplication):
         cfg = self.cfg_station
         self.ctx.start_heartbeat(lambda: {"bind": f"{cfg.api.host}:{cfg.api.port}", "workers": self.cfg.workers,
                                           "writes": bool(cfg.api.token), "shares": shares_info()})
-        log.info("status API on http://%s:%d/ (writes %s)", cfg.api.host, cfg.api.port,
+        shown = cfg.network.address if cfg.api.host in ("0.0.0.0", "::", "") else cfg.api.host
+        log.info("dashboard and status API on http://%s:%d/ (writes %s)", shown, cfg.api.port,
                  "need the bearer token" if cfg.api.token else "disabled: no token")
 
     def _on_exit(self, server) -> None:
@@ -305,6 +308,9 @@ def import_before_fork() -> None:
 
 def serve(cfg: Config, args: argparse.Namespace | None = None) -> int:
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    failed = cannot_listen("api", cfg, "tcp", cfg.api.host, cfg.api.port, "set [api] port to a free one")
+    if failed is not None:
+        return failed
     import_before_fork()
     ApiApplication(cfg, conf_path(cfg)).run()
     return 0

@@ -113,8 +113,8 @@ class DnsServer:
         try:
             self.open()
         except OSError as exc:
-            ctx.error(f"cannot listen on {self.cfg.network.address} udp/{self.cfg.dns.port}: {exc}")
-            return 1
+            return ctx.cannot_listen("udp", self.cfg.dns.port, exc, "set [dns] enabled = false",
+                                     self.cfg.network.address)
         ctx.start_heartbeat(self.info)
         log.info("DNS on %s udp/%d: %s%s", self.cfg.network.address, self.cfg.dns.port,
                  ", ".join(f"{k}={v}" for k, v in sorted(self.cfg.dns.names.items())),

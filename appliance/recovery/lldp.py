@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     """Supervisor's `lldpd` program: exec lldpd, or say why not and exit 0 (the station runs on without it)."""
     from .. import config as configmod
     from .. import logs
-    logs.setup("text", os.environ.get("APPLIANCE_LOG_LEVEL", "INFO").upper())
+    logs.setup(os.environ.get("APPLIANCE_LOG_FORMAT", "text"), os.environ.get("APPLIANCE_LOG_LEVEL", "INFO").upper())
     try:
         cfg = configmod.load()
     except configmod.ConfigError as exc:

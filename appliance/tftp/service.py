@@ -189,8 +189,7 @@ class FileService:
         try:
             self.sockets = [listen_socket("0.0.0.0", cfg.tftp.port) for _ in range(self.nworkers)]
         except OSError as exc:
-            ctx.error(f"cannot listen on udp/{cfg.tftp.port}: {exc}")
-            return 1
+            return ctx.cannot_listen("udp", cfg.tftp.port, exc)
         self.catalog = build_catalog(cfg, ctx)
         table = AnswerTable()
         if self.catalog is not None:
@@ -212,8 +211,8 @@ class FileService:
             try:
                 self.http = httpmod.start("0.0.0.0", cfg.tftp.http_port, files, self.tracking, self.limits, table=table)
             except OSError as exc:
-                ctx.error(f"cannot listen on tcp/{cfg.tftp.http_port}: {exc}")
-                return 1
+                return ctx.cannot_listen("tcp", cfg.tftp.http_port, exc,
+                                         "set [tftp] http_port = 0 (phones then fetch over TFTP)")
         ctx.store.close()        # forked workers must not inherit an open SQLite connection...
         self.workers = [self.start_worker(i) for i in range(self.nworkers)]
         self.tracking.start()    # ...so the flush thread, which opens its own, starts after the fork

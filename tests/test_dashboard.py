@@ -40,18 +40,20 @@ def test_rows_escape_and_live_updates(api, page):
     row.wait_for(timeout=10000)
     text = row.inner_text()
     assert "CP-7945G" in text and "00:1b:2c:3d:4e:5f" in text and "10.0.0.11" in text
-    assert "step 2/2" in text and "SCCP45.9-0-3S" in text and "downloading firmware" in text
+    assert "step 2 of 2" in text and "SCCP45.9-0-3S" in text and "downloading firmware" in text
     assert "<script>alert(1)</script>" in text, "a host name from the network shows as text"
     assert page.locator("tr[data-mac] script").count() == 0 and page.dialogs == []
     assert row.locator('[role="progressbar"]').get_attribute("aria-valuenow") == "25"
 
     store.transfers.write([{"key": "t1", "bytes": 15000}])
     expect(row.locator('[role="progressbar"]')).to_have_attribute("aria-valuenow", "75", timeout=10000)
-    assert page.locator("#guard-banner").is_hidden()
+    guard = page.locator('#problems .banner[data-code="dhcp-guard-blocked"]')
+    assert guard.count() == 0 and page.locator("#guard-banner").is_hidden()
     store.kv.put("dhcp.guard", {"mode": "refuse", "status": "refusing", "servers": ["10.0.0.254"]})
     store.events.add("dhcp", "dhcp.guard", None, status="refusing")
-    page.locator("#guard-banner").wait_for(state="visible", timeout=10000)
-    assert "10.0.0.254" in page.locator("#guard-banner").inner_text()
+    guard.wait_for(state="visible", timeout=10000)      # health's problem, what then what to do
+    assert "10.0.0.254" in guard.locator(".what").inner_text() and guard.locator(".do").inner_text()
+    assert page.locator("#guard-banner").is_hidden(), "one banner per problem, not the old one beside it"
     store.phones.upsert("0011223344aa", model="CP-7841", ip="10.0.0.13", state="seen",
                        vendor_class='"><img src=x onerror=alert(2)>')
     page.locator('tr[data-mac="0011223344aa"]').wait_for(timeout=10000)

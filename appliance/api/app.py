@@ -19,7 +19,8 @@ from flask import Flask, Response, abort, jsonify, request
 from .. import events as ev
 from ..config import Config, normalize_mac
 from ..store import Store
-from . import firmware, sse, views
+from ..text import clean
+from . import firmware, progress, sse, views
 
 API = "/api/v1"
 
@@ -40,7 +41,7 @@ def _mac(text: str) -> str:
             raise ValueError(text)
         return normalize_mac(text)
     except ValueError:
-        abort(_error(400, f"not a MAC address: {text!r}"))
+        abort(_error(400, f"not a MAC address: {clean(repr(text), 80)}"))
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -97,9 +98,19 @@ def create_app(cfg: Config, store: Store | None = None, streams: sse.Slots | Non
         resp.status_code = 200 if doc["ok"] else 503
         return resp
 
+    def load_catalog() -> Any:
+        """The catalog for whole-load progress (an mtime poll), or None when it cannot be read."""
+        try:
+            cat = firmware.catalog(cfg)
+            cat.refresh()
+            return cat
+        except Exception as exc:  # the phone list never fails for the catalog's sake
+            app.logger.warning("firmware catalog unavailable for load progress: %s", exc)
+            return None
+
     @app.get(f"{API}/phones")
     def phones() -> Response:
-        return jsonify({"phones": views.phones(db)})
+        return jsonify({"phones": progress.attach(views.phones(db), db, load_catalog())})
 
     @app.get(f"{API}/phones/<mac>")
     def phone(mac: str) -> Response:
@@ -108,7 +119,7 @@ def create_app(cfg: Config, store: Store | None = None, streams: sse.Slots | Non
         if row is None:
             return _error(404, f"no phone {mac}")
         running = views.running_by_mac(db).get(mac)
-        doc = views.phone(row, running)
+        doc = progress.attach([views.phone(row, running)], db, load_catalog())[0]
         doc["timeline"] = views.timeline(db, mac)
         doc["transfers"] = [views.transfer(t) for t in db.transfers.recent(mac=mac, limit=200)]
         return jsonify(doc)

@@ -101,6 +101,7 @@ def test_xml_default_has_one_entry_per_model_with_a_load(station):
         "loadInformation8": ("Cisco 7940", P_STONE), "loadInformation7": ("Cisco 7960", P_STONE),
         "loadInformation683": ("Cisco 8841", SIP88), "loadInformation36217": ("Cisco 8811", SIP88),
         "loadInformation684": ("Cisco 8851", SIP88), "loadInformation685": ("Cisco 8861", SIP88),
+        "loadInformation36232": ("Cisco 8851NR", SIP88),
     }
     assert gen.render("xmldefault.cnf.xml") == gen.render("/XMLDefault.cnf.xml")
 

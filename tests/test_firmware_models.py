@@ -72,7 +72,10 @@ def test_family(load, fam):
     ("P0S3-8-12-00", {"CP-7940G", "CP-7960G"}),
     ("SIP894x.9-4-2SR1-2", {"CP-8941", "CP-8945"}),
     ("SCCP894x.9-4-2SR1-2", {"CP-8941", "CP-8945"}),
-    ("sip88xx.12-5-1SR3-74", {"CP-8811", "CP-8841", "CP-8851", "CP-8861"}),
+    ("sip88xx.12-5-1SR3-74", {"CP-8811", "CP-8841", "CP-8851", "CP-8851NR", "CP-8861"}),
+    ("sip8845_65.12-5-1SR2-2", {"CP-8845", "CP-8865", "CP-8865NR"}),
+    ("sip7832.14-4-1-0301-6", {"CP-7832"}),
+    ("sip8832.14-0-1-0201-171", {"CP-8832", "CP-8832NR"}),
     ("sip78xx.11-0-1-11", {"CP-7811", "CP-7821", "CP-7841", "CP-7861"}),
     ("SCCP69xx.9-4-1-3SR3", {"CP-6921", "CP-6941", "CP-6961"}),
     ("CP7925G-1.4.1SR1", {"CP-7925G"}),
@@ -149,3 +152,35 @@ def test_version_key_and_family_never_raise_and_keys_compare(text):
     models_for_load(text)
     normalize_model(text)
     model_from_vendor_class(text)
+
+
+# 7800/8800 load IDs (reference phone-families.md §2.1; 14.0(1)SR2 = 14-0-1-0201-169 from Cisco's 7800 upgrade
+# guide, 14.4(1)SR3 = 14-4-1-0301-6 from the 7821 lab write-up [F18]): all three forms on one scale
+ORDERED_5TH = ["sip78xx.10-1-1SR1-4", "sip78xx.10-3-1-12", "sip78xx.11-0-1-11", "sip78xx.12-5-1SR1-4",
+               "sip78xx.12-5-1SR3-74", "sip78xx.14-0-1-0001-135", "sip78xx.14-0-1-0201-169", "sip78xx.14-4-1-0301-6"]
+
+
+def test_orders_5th_generation_load_ids_and_shares_the_human_scale():
+    shuffled = ORDERED_5TH[:]
+    random.Random(5).shuffle(shuffled)
+    assert sorted(shuffled, key=version_key) == ORDERED_5TH
+    assert version_key("sip78xx.14-0-1-0001-135")[:4] == version_key("14.0(1)")[:4]
+    assert version_key("sip78xx.14-0-1-0201-169")[:4] == version_key("14.0(1)SR2")[:4]
+    assert version_key("sip78xx.14-4-1-0301-6")[:4] == version_key("14.4(1)SR3")[:4]
+    assert version_key("sip88xx.12-5-1SR3-74") == version_key("12.5(1)SR3-74")
+    assert version_key("14.0(1)SR2") <= version_key("sip78xx.14-0-1-0201-169") < version_key("14.0(1)SR3")
+    for load_id, fam in (("sip8845_65.12-8-1-0001-455", "sip8845_65"), ("sip7832.14-4-1-0301-6", "sip7832"),
+                         ("sip8832.14-0-1-0201-171", "sip8832"), ("sip88xx.12-8-1-0001-455", "sip88xx")):
+        assert family(load_id) == fam and versions.protocol(load_id) == "sip"
+
+
+@pytest.mark.parametrize("text,model", [("8851NR", "CP-8851NR"), ("CP-8851", "CP-8851"), ("8865NR", "CP-8865NR"),
+                                        ("CP-8832NR", "CP-8832NR"), ("7832", "CP-7832"), ("7811", "CP-7811")])
+def test_no_radio_variants_are_their_own_models(text, model):
+    assert normalize_model(text) == model and by_name(model).source
+
+
+def test_every_7800_8800_row_names_its_source():
+    for m in models.MODELS:
+        if any(f.lower() in ("sip78xx", "sip88xx", "sip8845_65", "sip7832", "sip8832") for f in m.families):
+            assert m.source and "§2.5" in m.source, m.name

@@ -175,3 +175,52 @@ def test_gzip_of_a_real_layout_cop_is_exactly_after_the_header(lib):
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data[h.length:]))) as tf:
         names = tf.getnames()
     assert "install.sh" in names and f"{TARGET}.loads" in names and all("/" not in n for n in names)
+
+
+def test_7800_8800_packages_k3_cop_sgn_and_k4_cop_sha512(lib):
+    """CUCM packages of 7800/8800 loads (reference phone-families.md §2.1): cmterm-88xx-sip.<v>.k3.cop.sgn,
+    cmterm-78xx.<v>.k4.cop.sha512, cmterm-8845_65.<v>.zip; each load complete with both platforms."""
+    root, cache = lib
+    (k3,) = synth.write_cop(root, "sip88xx.12-8-1-0001-455", size_bytes=40_000)
+    (k4,) = synth.write_cop(root, "sip78xx.14-4-1-0301-6", size_bytes=40_000, kind="sha512")
+    (z,) = synth.write_zip(root, "sip8845_65.12-8-1-0001-455", size_bytes=40_000)
+    assert (k3.name, k4.name, z.name) == ("cmterm-88xx-sip.12-8-1-0001-455.k3.cop.sgn",
+                                          "cmterm-78xx.14-4-1-0301-6.k4.cop.sha512", "cmterm-8845_65.12-8-1-0001-455.zip")
+    settled(root)
+    cat = Catalog(root, cache)
+    cat.scan()
+    by_id = {load.id: load for load in cat.loads}
+    assert set(by_id) == {"sip88xx.12-8-1-0001-455", "sip78xx.14-4-1-0301-6", "sip8845_65.12-8-1-0001-455"}
+    for load, pkg in ((by_id["sip88xx.12-8-1-0001-455"], k3.name), (by_id["sip78xx.14-4-1-0301-6"], k4.name),
+                      (by_id["sip8845_65.12-8-1-0001-455"], z.name)):
+        assert load.complete and load.source == pkg and [p["complete"] for p in load.platforms] == [True, True]
+    assert by_id["sip8845_65.12-8-1-0001-455"].models == ["CP-8845", "CP-8865NR", "CP-8865"]
+    assert cat.problems == []
+
+
+@pytest.mark.parametrize("wrap", ["container5", "unknown 428-byte header"])
+def test_cop_behind_another_header_is_read(lib, wrap):
+    """The header of a .k3/.k4 COP is UNCONFIRMED: a 5th-generation container, or one no parser knows (the gzip
+    data is then found by its magic, as a field note does with dd)."""
+    root, cache = lib
+    name = "cmterm-78xx.14-4-1-0301-6.k4.cop.sha512"
+    tgz = synth.cop_bytes(synth.load_files("sip78xx.14-4-1-0301-6", size_bytes=30_000), filename=name)
+    tgz = tgz[parse_signed_header(tgz).length:]
+    data = synth.gen5_file(name, tgz) if wrap == "container5" else b"\x55" * 428 + tgz
+    (root / name).write_bytes(data)
+    settled(root)
+    cat = Catalog(root, cache)
+    cat.scan()
+    assert cat.load("sip78xx.14-4-1-0301-6").complete and cat.problems == []
+
+
+def test_cop_with_a_damaged_container_header_is_refused(lib):
+    root, cache = lib
+    name = "cmterm-78xx.14-4-1-0301-6.k4.cop.sha512"
+    tgz = synth.cop_bytes(synth.load_files("sip78xx.14-4-1-0301-6", size_bytes=30_000), filename=name)
+    data = synth.gen5_file(name, tgz[parse_signed_header(tgz).length:])
+    (root / name).write_bytes(data[:-10])
+    settled(root)
+    cat = Catalog(root, cache)
+    cat.scan()
+    assert cat.loads == [] and any("bad 5th-generation header: truncated" in p for p in cat.problems)

@@ -24,6 +24,7 @@ class Model:
     note: str | None = None
     manifest: bool = True            # False: its loads have no .loads manifest, so the station cannot upgrade it
     images: str | None = None        # what its firmware files are when they have no manifest (".bin", ".sbin/.zup")
+    source: str | None = None        # where the row's values come from
 
     @property
     def digits(self) -> str:
@@ -44,7 +45,7 @@ class Model:
         return {"name": self.name, "device_type": self.device_type, "device_type_alt": list(self.device_type_alt),
                 "label": self.label, "term": self.term, "families": list(self.families),
                 "option60": list(self.option60), "reset": self.reset, "note": self.note,
-                "manifest": self.manifest, "images": self.images}
+                "manifest": self.manifest, "images": self.images, "source": self.source}
 
 
 def _load(path: Path = DATA) -> tuple[Model, ...]:
@@ -58,7 +59,7 @@ def _load(path: Path = DATA) -> tuple[Model, ...]:
             families=tuple(entry.get("families", ())), device_type_alt=tuple(int(x) for x in entry.get("device_type_alt", ())),
             term=entry.get("term"), option60=tuple(entry.get("option60", ())),
             reset=resets.get(reset, reset) if reset else None, note=entry.get("note"),
-            manifest=bool(entry.get("manifest", True)), images=entry.get("images")))
+            manifest=bool(entry.get("manifest", True)), images=entry.get("images"), source=entry.get("source")))
     return tuple(out)
 
 
@@ -75,13 +76,16 @@ def normalize_model(text: str) -> str:
     up = raw.upper()
     if up in _BY_NAME:
         return _BY_NAME[up].name
-    m = re.search(r"(\d{4})(G)?(-?GE)?", up)
+    m = re.search(r"(\d{4})(G)?(-?GE)?(NR)?", up)
     if not m:
         return raw
-    digits, ge = m.group(1), bool(m.group(3))
+    digits, ge, nr = m.group(1), bool(m.group(3)), bool(m.group(4))
     candidates = [x for x in MODELS if x.digits == digits]
     if not candidates:
         return raw
+    for c in candidates:
+        if c.name.endswith("-GE") == ge and c.name.endswith("NR") == nr:   # 8851NR: the no-radio variant
+            return c.name
     for c in candidates:
         if c.name.endswith("-GE") == ge:
             return c.name

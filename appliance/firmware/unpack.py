@@ -20,6 +20,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from . import container5
 from .signed import HeaderError, is_signed, parse_signed_header
 
 MAX_TOTAL = 4 << 30          # bytes written per archive
@@ -127,8 +128,17 @@ def _install_script(name: str) -> bool:
     return len(parts) == 1 and parts[0].lower().endswith(SCRIPT_SUFFIXES)
 
 
+GZIP = b"\x1f\x8b\x08"
+
+
 def _tar_payload_offset(path: Path) -> int:
-    """Where the gzip stream starts: after the signature header if there is one."""
+    """Where the gzip stream starts: after the signature header if there is one.
+
+    Which header a CUCM 12.x/14.x `.k3.cop.sgn` / `.k4.cop.sha512` carries is UNCONFIRMED (a field note strips
+    "the first ~420 bytes" with dd, another finds the gzip magic at 428; reference phone-families.md §2.1):
+    the TLV header and the 5th-generation container are both read, and a header neither parser knows is
+    passed over to the first gzip magic within its first 64 KiB (a wrong guess fails the gzip CRC and is refused).
+    """
     with open(path, "rb") as f:
         head = f.read(HEADER_READ + 2)
     if head[:2] == b"\x1f\x8b":
@@ -138,10 +148,20 @@ def _tar_payload_offset(path: Path) -> int:
             length = parse_signed_header(head).length
         except HeaderError as exc:
             raise Refused(f"bad signature header: {exc}") from None
-        if head[length:length + 2] != b"\x1f\x8b":
-            raise Refused(f"no gzip data at byte {length}, after the signature header")
-        return length
-    raise Refused("neither a signature header nor gzip data at the start")
+    elif container5.is_container5(head):
+        try:
+            header = container5.parse_header(head[:container5.MAX_HEADER])
+            container5.check_size(header, path.stat().st_size)
+        except container5.Container5Error as exc:
+            raise Refused(f"bad 5th-generation header: {exc}") from None
+        length = header.length
+    else:
+        length = head.find(GZIP, 0, HEADER_READ)
+        if length < 0:
+            raise Refused("neither a signature header nor gzip data in its first 64 KiB")
+    if head[length:length + 2] != b"\x1f\x8b":
+        raise Refused(f"no gzip data at byte {length}, after the signature header")
+    return length
 
 
 def _untar(path: Path, w: _Writer) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -38,14 +39,30 @@ def _under_supervisor() -> bool:
 
 def record_exit_cause(state_dir: Path, name: str, line: str, permanent: bool) -> None:
     """Leave `line` for supervise.sh when a service run by `appliance run` exits failing (not for `serve`
-    run by hand: its words must not stop a station that runs beside it)."""
+    run by hand: its words must not stop a station that runs beside it).
+
+    `permanent` (a port someone else holds): also stop the station now, before this process exits.  Left to
+    the listener, supervisord had already started the service again by the time it got the listener's
+    SIGTERM (its first retry comes 1 s after the exit), and the same failure was said twice.
+    """
     if not _under_supervisor():
         return
     text = " ".join(line.split()) or "no cause recorded"
     try:
         (Path(state_dir) / f"{EXIT_CAUSE}{name}").write_text(f"{'stop' if permanent else 'retry'}\n{text}\n")
+        if permanent:
+            with open(Path(state_dir) / FATAL_MARKER, "a") as fh:
+                fh.write(f"{name}\n")
     except OSError:
-        pass      # an unwritable state dir is said by the service itself; the listener falls back to FATAL
+        return    # an unwritable state dir is said by the service itself; supervisor's FATAL still stops it
+    if permanent:
+        parent = os.getppid()
+        try:
+            is_supervisord = b"supervisord" in Path(f"/proc/{parent}/cmdline").read_bytes()
+        except OSError:
+            is_supervisord = False
+        if is_supervisord:
+            os.kill(parent, signal.SIGTERM)
 
 
 def clear_exit_cause(state_dir: Path, name: str) -> None:
@@ -120,20 +137,14 @@ def missing_caps(cfg: configmod.Config, status_text: str | None = None) -> list[
 
 
 def not_permitted(missing: list[str], euid: int) -> list[str]:
-    """What `appliance run` says when it lacks capabilities: the fix for where it runs first.
-
-    Not root: run it with sudo (-E keeps APPLIANCE_* overrides).  Root without them: a container or a unit
-    that dropped them, so the capabilities to add come first.
-    """
-    names = ", ".join(m.split(" ", 1)[0] for m in missing)
-    why = "; ".join(missing)
-    sudo = f"appliance: the station must run as root: sudo -E make run (it needs {why})"
-    caps = (f"appliance: in a container, add to its compose service: cap_add: [NET_BIND_SERVICE, NET_RAW, "
-            f"NET_ADMIN] (or give this process {names})")
+    """What `appliance run` says when it lacks capabilities (`missing`: "CAP_X (why)"), the fix for where it
+    runs first: not root, run it with sudo (-E keeps APPLIANCE_* overrides); root without them (a container,
+    or a unit that dropped them), the compose cap_add."""
+    need = "; ".join(missing)
+    compose = "in a container, add to its compose service: cap_add: [NET_BIND_SERVICE, NET_RAW, NET_ADMIN]"
     if euid == 0:
-        return [f"appliance: running as root but without {names} ({why}): in a container, add to its compose "
-                "service: cap_add: [NET_BIND_SERVICE, NET_RAW, NET_ADMIN]"]
-    return [sudo, caps]
+        return [f"appliance: root, but without the capabilities the station needs: {compose} (needed: {need})"]
+    return [f"appliance: the station must run as root: sudo -E make run (needed: {need})", f"appliance: {compose}"]
 
 
 def cmd_run(args: argparse.Namespace) -> int:

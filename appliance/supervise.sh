@@ -12,9 +12,11 @@
 #       supervisord event listener (READY, one event, RESULT) for every
 #       PROCESS_STATE event: says each service's start, exit and stop in the
 #       station's log format (supervisord's own log goes to a file: its lines
-#       were a second format, and each appeared twice).  A service that left a
-#       "stop" cause (a port someone else holds: retrying cannot help), or one
-#       that went FATAL, is appended to MARKER and supervisord is stopped.
+#       were a second format, and each appeared twice).  A service that went
+#       FATAL is appended to MARKER and supervisord is stopped.  One that
+#       cannot start for good (a port someone else holds: retrying cannot help)
+#       has done both itself before exiting (appliance/supervise.py), so that
+#       supervisord starts it no more; the listener only makes sure.
 #   supervise.sh relay PROGRAM...
 #       run PROGRAM, rewriting lldpd's own lines ("2026-12-07T06:12:03
 #       [INFO/main] text") in the station's format; other lines pass as they
@@ -114,8 +116,11 @@ fatal_listener() {
             PROCESS_STATE_RUNNING) say INFO supervisor "$name running (pid $pid)" ;;
             PROCESS_STATE_BACKOFF | PROCESS_STATE_EXITED)
                 if [ "$(cause_kind "$name")" = stop ]; then
-                    say ERROR supervisor "$name cannot start: stopping the station"
-                    stop_station "$name"
+                    # The service stopped supervisord itself (appliance/supervise.py); only if
+                    # that failed does the listener.
+                    if ! grep -qx "$name" "$(state_dir)/supervisor-fatal" 2>/dev/null; then
+                        stop_station "$name"
+                    fi
                 elif [ "$event" = PROCESS_STATE_BACKOFF ]; then
                     say WARNING supervisor "$name exited while starting (failed starts: ${tries:-?}); starting it again"
                 elif [ "$expected" = 1 ]; then

@@ -239,3 +239,38 @@ def test_rule_checks_belong_to_recovery(station_env, tmp_path):
     with pytest.raises(ConfigError) as info:
         validate.load(environ=env)
     assert info.value.key == "upgrade.rules[0]" and "via_max" in str(info.value)
+
+
+def test_where_names_the_variable_that_set_a_key_else_the_file(station_env):
+    cfg = config.load(environ={**station_env, "APPLIANCE_DHCP_POOL_END": "127.0.0.9"})
+    assert cfg.where("dhcp.pool_end") == "environment APPLIANCE_DHCP_POOL_END"
+    assert cfg.where("dhcp.pool_start") == cfg.source
+    assert cfg.where("network.interface") == "environment APPLIANCE_NETWORK_INTERFACE"
+    assert cfg.where("dns.names.recovery") == cfg.source
+    assert config.load(environ={**station_env, "APPLIANCE_DNS_NAMES": "a=auto"}).where("dns.names.a") == \
+        "environment APPLIANCE_DNS_NAMES"
+
+
+def test_paths_follow_the_file_or_the_cwd(tmp_path, station_env, monkeypatch):
+    site = tmp_path / "site"
+    (site / "fw").mkdir(parents=True)
+    (site / "station.toml").write_text('[tftp]\nroot = "fw"\n[state]\ndir = "../var"\n')
+    env = {k: v for k, v in station_env.items() if k not in ("APPLIANCE_TFTP_ROOT", "APPLIANCE_STATE_DIR")}
+    monkeypatch.chdir(tmp_path)
+    cfg = config.load(site / "station.toml", environ=env)
+    assert (cfg.tftp.root, cfg.state.dir) == (str(site / "fw"), str(tmp_path / "var"))
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")
+    assert config.load(site / "station.toml", environ=env).tftp.root == str(site / "fw")    # not the cwd's
+    (tmp_path / "other" / "mine").mkdir()
+    cfg = config.load(site / "station.toml", environ={**env, "APPLIANCE_TFTP_ROOT": "mine"})
+    assert cfg.tftp.root == str(tmp_path / "other" / "mine")      # an environment variable's: the cwd's
+    (site / "state").mkdir()
+    (site / "plain.toml").write_text('[tftp]\nroot = "fw"\n')
+    assert config.load(site / "plain.toml", environ=env).state.dir == str(site / "state")   # the default too
+
+
+def test_dns_upstream_port_is_checked(station_env):
+    with pytest.raises(ConfigError, match=r"\[dns\] upstream: port must be 1-65535, got 'x53'"):
+        config.load(environ={**station_env, "APPLIANCE_DNS_UPSTREAM": "127.0.0.1:x53"})
+    assert config.load(environ={**station_env, "APPLIANCE_DNS_UPSTREAM": "127.0.0.1:5353"}).dns.upstream

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from . import unpack as unpacker
 from .container5 import name_matches
+from .integrity import STATE_NAME as INTEGRITY_STATE
 from .integrity import Integrity, Progress
 from .loads import MAX_BYTES, ManifestError, parse_manifest
 from .models import by_name, models_for_load, normalize_model
@@ -266,6 +267,8 @@ class Catalog:
             if name.startswith(".tmp-"):
                 if age > TMP_GRACE:
                     shutil.rmtree(e.path, ignore_errors=True)
+                continue
+            if name == INTEGRITY_STATE:
                 continue
             base = name[:-len(REFUSED_SUFFIX)] if name.endswith(REFUSED_SUFFIX) else name
             # another process may have unpacked a package this one has not seen yet: leave young entries alone

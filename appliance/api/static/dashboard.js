@@ -75,20 +75,22 @@
   }
 
   function planCell(p) {
-    const source = p.current_load && p.load_source
-      ? el("div", "small", "runs ") : null;
+    const how = p.load_source ? " (" + (SOURCES[p.load_source] || p.load_source) + ")" : "";
+    if (!p.steps) {
+      if (p.current_load) {                    // nothing left to install: say what it runs, and how we know
+        const on = el("div", null, "nothing to install; runs ");
+        on.appendChild(loadName(p.current_load, "current"));
+        on.appendChild(document.createTextNode(how));
+        if (p.load_source) on.dataset.source = p.load_source;
+        return labelled("Plan", on);
+      }
+      return labelled("Plan", el("span", "muted", "no plan yet"));
+    }
+    const source = p.current_load && p.load_source ? el("div", "small", "runs ") : null;
     if (source) {
       source.appendChild(loadName(p.current_load));
-      source.appendChild(document.createTextNode(" (" + (SOURCES[p.load_source] || p.load_source) + ")"));
+      source.appendChild(document.createTextNode(how));
       source.dataset.source = p.load_source;
-    }
-    if (!p.steps) {
-      if (p.current_load) {                    // nothing left to install: say what it runs
-        const on = el("div", null, "nothing to install; on ");
-        on.appendChild(loadName(p.current_load, "current"));
-        return labelled("Plan", on, source);
-      }
-      return labelled("Plan", el("span", "muted", "no plan yet"), source);
     }
     const k = Math.min(p.step + 1, p.steps);
     const loads = el("div", "loads");

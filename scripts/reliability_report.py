@@ -28,6 +28,16 @@ TESTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_rel
 KNOWN = {"dhcp_hostile", "dns_hostile", "tftp_hostile", "traversal", "writes", "api_auth", "disk_full",
          "state_read_only", "state_read_only_dhcp", "restarts", "restarts_file_service", "loss"}
 RESTART_ROWS = [("restarts", "of api, dns and dhcp"), ("restarts_file_service", "of the file service (tftp)")]
+# The attacks of issue 24, each with a genuine phone recovering (tests/reliability_figures.record_attack): a row each,
+# "not measured" when its test did not run.  Figures of kind "attack" not listed here get a row too.
+ATTACKS = [("tftp_shares", "tests/test_reliability_tftp_shares.py"),
+           ("tftp_shares_evict", "tests/test_reliability_tftp_shares.py"),
+           ("http_shares", "tests/test_reliability_http_shares.py"),
+           ("dhcp_shares", "tests/test_reliability_dhcp_shares.py"),
+           ("cdp_malformed", "tests/test_reliability_cdp.py"),
+           ("webpoll_dripping", "tests/test_reliability_webpoll.py"),
+           ("missing_files", "tests/test_reliability_missing_files.py")]
+ATTACK_FIELDS = ("test", "at", "kind", "attack", "load", "phone_s", "store")
 SERVICE_ROWS = [("dhcp_hostile", "DHCP (netns)"), ("dns_hostile", "DNS (loopback)"), ("tftp_hostile", "TFTP (loopback)")]
 
 
@@ -119,13 +129,7 @@ def render(command: str, seconds: float, fuzz: list[dict], figs: dict[str, dict]
              ro_dhcp and ro_dhcp["leases_while_read_only"],
              *(r and r["duplicate_leases"] + r["progress_lost"] + r["phones"] - r["phones_finished"] for r in restarts)]
     lost = missing if any(x is None for x in parts) else sum(parts)
-    others = {k: v for k, v in figs.items() if k not in KNOWN}
-    if others:
-        lines += ["", "## Fair shares: attacks while a genuine phone recovers", "",
-                  "Each figure as its test recorded it (tests/test_reliability_*.py): the load the attack held, what "
-                  "the station refused or ended, and the genuine phone's time to its target with and without it.", ""]
-        for key, fig in others.items():
-            lines.append(f"- **{key}**: " + "; ".join(f"{k} {_flat(v)}" for k, v in fig.items() if k not in ("test", "at")))
+    lines += fair_shares(figs)
     finished = f"{loss['phones_finished']}/{loss['phones']}" if loss else missing
     killed = "; ".join(f"{label}: " + (f"{r['phones_finished']}/{r['phones']}" if r else missing)
                        for (_, label), r in zip(RESTART_ROWS, restarts, strict=False))
@@ -138,6 +142,48 @@ def render(command: str, seconds: float, fuzz: list[dict], figs: dict[str, dict]
               "+ store changes by refused API writes + phones that did not finish under loss or restarts "
               "+ duplicated leases + phones whose progress was lost + leases handed out unstored).", ""]
     return lines
+
+
+def fair_shares(figs: dict[str, dict]) -> list[str]:
+    """The attacks section: one table row per attack (the load held, the genuine phone's time to its target without
+    and with the attack, the store before and after), then each attack's other figures as its test recorded them."""
+    missing = "not measured (test skipped or failed)"
+    keys = [k for k, _ in ATTACKS] + [k for k, f in figs.items() if f.get("kind") == "attack" and
+                                      k not in dict(ATTACKS)]
+    others = {k: v for k, v in figs.items() if k not in KNOWN and k not in keys}
+    lines = ["", "## Fair shares: attacks while a genuine phone recovers", "",
+             "Each attack runs against the real services in network namespaces while a genuine model phone "
+             "(tools/phonesim) recovers to its target; the same phone, on the same station, first recovers without "
+             "the attack (the baseline).  Store: bytes on disk (database and WAL) and rows of the tables that grow "
+             "with traffic, when the attack began and after it (bounds: appliance/store/README.md).", "",
+             "| attack | load held | phone to target without / with the attack | store before -> after |",
+             "|---|---|---|---|"]
+    for key in keys:
+        f = figs.get(key)
+        if not f or f.get("kind") != "attack":
+            test = dict(ATTACKS).get(key, key)
+            lines.append(f"| {key} ({test}) | {missing} | | |")
+            continue
+        phone = f["phone_s"]
+        lines.append(f"| {_cell(f['attack'])} | {_cell(f['load'])} | {phone['without_attack']:g} s / "
+                     f"{phone['with_attack']:g} s | {_store(f['store']['before'])} -> {_store(f['store']['after'])} |")
+    details = [(k, figs[k]) for k in keys if k in figs] + list(others.items())
+    if details:
+        lines += ["", "What else each attack's test measured:", ""]
+    for key, fig in details:
+        lines.append(f"- **{key}**: " + "; ".join(f"{k} {_flat(v)}" for k, v in fig.items() if k not in ATTACK_FIELDS))
+    return lines
+
+
+def _store(size: dict) -> str:
+    """'1.2 MiB, 340 events, 20 transfers' from a store size (tests/reliability_station.store_size)."""
+    rows = ", ".join(f"{size[t]} {t}" for t in ("events", "transfers") if t in size)
+    return f"{size['bytes'] / (1 << 20):.1f} MiB" + (f", {rows}" if rows else "")
+
+
+def _cell(text: str) -> str:
+    """A table cell: no line breaks, no column bars."""
+    return " ".join(str(text).split()).replace("|", "/")
 
 
 def _flat(value) -> str:

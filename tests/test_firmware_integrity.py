@@ -232,3 +232,17 @@ def test_real_tftp_client_gets_the_intact_copy(shelf, tmp_path):
     finally:
         server.stop(now=True)
         thread.join(5)
+
+
+def test_a_manifest_renamed_is_not_a_load_and_not_served(tmp_path):
+    """A 7800 manifest copied under another load's name carries the wrong signed name: a phone refuses it."""
+    root = tmp_path / "fw"
+    root.mkdir()
+    synth.write_load(root, L78, size_bytes=30_000)
+    (root / "sip78xx.12-5-1SR3-74.loads").write_bytes((root / f"{L78}.loads").read_bytes())
+    cat = Catalog(root, tmp_path / "cache")
+    cat.scan()
+    assert [load.id for load in cat.loads] == [L78] and cat.load(L78).complete
+    assert cat.resolve("sip78xx.12-5-1SR3-74.loads") is None and cat.resolve(f"{L78}.loads") is not None
+    (problem,) = cat.problems
+    assert problem.startswith("sip78xx.12-5-1SR3-74.loads: not served: signed as 'sip78xx.11-0-1-11.loads'")

@@ -265,3 +265,21 @@ def test_refused_event_stream_falls_back_to_polling_and_says_so(station, page): 
             p.kill()
             p.wait()
         store.phones.upsert(SEEN, ip=None)
+
+
+def test_progress_and_firmware_roles_match_the_openapi_document(station):
+    """The fields the page reads (a phone's whole-load progress, the firmware panel's stones and targets), as served
+    with a load in progress, checked against the OpenAPI document by schemathesis."""
+    import urllib.request
+
+    from tests.test_api_server import schema
+
+    base, _, facts = station
+    for path in ("/api/v1/phones", "/api/v1/firmware", f"/api/v1/phones/{LOADING}"):
+        op = schema[path.replace(LOADING, "{mac}")]["GET"]
+        case = op.Case(path_parameters={"mac": LOADING}) if "{mac}" in op.path else op.Case()
+        case.call_and_validate(base_url=base, timeout=10)
+    phones = json.load(urllib.request.urlopen(base + "/api/v1/phones", timeout=10))["phones"]
+    loading = next(p for p in phones if p["mac"] == LOADING)
+    assert loading["progress"]["total"] == facts["total"] and loading["progress"]["rate"] > 0
+    assert all(p["progress"] is None for p in phones if p["state"] in ("stuck", "waiting", "done", "seen"))

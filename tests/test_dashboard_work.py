@@ -169,16 +169,18 @@ def test_wide_summary_order_whole_load_progress_and_columns_that_stay_put(statio
     store.phones.upsert("001e7a0000ff", model="CP-7975G", ip="10.0.0.200", state="configured",
                         hostname="a-very-long-host-name-that-a-phone-could-send-over-dhcp-option-12",
                         plan=["SCCP75.9-4-2SR4-3S-LONGER-THAN-ANY-REAL-LOAD-ID", "SIP75.9-4-2SR4-3S"], step=0)
-    page.locator('tr[data-mac="001e7a0000ff"]').wait_for(timeout=10000)
-    pct2 = 100 * (facts["done"] + 10 * RATE) // facts["total"]
-    expect(row.locator('[data-whole="load"]')).to_have_attribute("aria-valuenow", str(pct2), timeout=10000)
-    assert columns(page) == before
-    assert wrapped_load_ids(page) == []
-    long_id = page.locator('tr[data-mac="001e7a0000ff"] .load').first
-    assert long_id.get_attribute("title") == "SCCP75.9-4-2SR4-3S-LONGER-THAN-ANY-REAL-LOAD-ID"
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-    with store._db.transaction() as conn:
-        conn.execute("DELETE FROM phones WHERE mac = '001e7a0000ff'")
+    try:
+        page.locator('tr[data-mac="001e7a0000ff"]').wait_for(timeout=10000)
+        pct2 = 100 * (facts["done"] + 10 * RATE) // facts["total"]
+        expect(row.locator('[data-whole="load"]')).to_have_attribute("aria-valuenow", str(pct2), timeout=10000)
+        assert columns(page) == before
+        assert wrapped_load_ids(page) == []
+        long_id = page.locator('tr[data-mac="001e7a0000ff"] .load').first
+        assert long_id.get_attribute("title") == "SCCP75.9-4-2SR4-3S-LONGER-THAN-ANY-REAL-LOAD-ID"
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    finally:
+        with store._db.transaction() as conn:
+            conn.execute("DELETE FROM phones WHERE mac = '001e7a0000ff'")
 
 
 def test_phone_width_labelled_cards_stuck_first_and_on_screen(station, page):  # noqa: F811
@@ -212,8 +214,13 @@ def test_phone_width_labelled_cards_stuck_first_and_on_screen(station, page):  #
     assert "no address yet" in page.locator(f'tr[data-mac="{SEEN}"]').inner_text()
     assert wrapped_load_ids(page) == []
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "dashboard-cards.png"), full_page=True)
-    page.screenshot(path=str(ARTIFACTS / "dashboard-cards-fold.png"))
+    shots = [page.screenshot(full_page=True)]
+    updated = page.evaluate("document.body.dataset.updated")
+    page.wait_for_function("u => document.body.dataset.updated !== u", arg=updated, timeout=10000)
+    shots.append(page.screenshot(full_page=True))
+    (ARTIFACTS / "dashboard-cards.png").write_bytes(shots[0])
+    assert shots[0] == shots[1], "the cards moved on a refresh that changed nothing"
+    page.screenshot(path=str(ARTIFACTS / "dashboard-cards-fold.png"))          # what a phone shows at first
 
 
 def test_problems_from_health_are_banners_and_there_is_no_green_badge_beside_a_red_one(station, page):  # noqa: F811

@@ -306,7 +306,11 @@
     $("token-form").hidden = true;
     const a = asked;
     asked = null;
-    if (a) write(a.kind, a.mac);             // the tech pressed the button already: carry it out now
+    if (!a) return;
+    write(a.kind, a.mac).then(() => {          // the tech pressed the button already: carry it out now,
+      const row = [...document.querySelectorAll("#phones tbody tr")].find((tr) => tr.dataset.mac === a.mac);
+      if (row) row.scrollIntoView({ block: "nearest" });   // and bring its row (and what became of it) back
+    });
   }
 
   function tokenCancelled() {

@@ -93,12 +93,14 @@
       source.dataset.source = p.load_source;
     }
     const k = Math.min(p.step + 1, p.steps);
+    const where = p.step >= p.steps ? (p.steps === 1 ? "its one step done" : "all " + p.steps + " steps done")
+      : "step " + k + " of " + p.steps;
     const loads = el("div", "loads");
     p.plan.forEach((name, i) => {
       if (i) loads.appendChild(document.createTextNode(" → "));
       loads.appendChild(loadName(name, i === p.step ? "current" : null));
     });
-    return labelled("Plan", el("div", null, "step " + k + " of " + p.steps), loads, source);
+    return labelled("Plan", el("div", null, where), loads, source);
   }
 
   function duration(s) {
@@ -389,7 +391,7 @@
     tr.appendChild(labelled("Protocol", el("span", null, String(r.protocol || "").toUpperCase())));
     let stone;
     if ((r.stones || []).length) {
-      stone = el("div", "loads");
+      stone = el("div");
       r.stones.forEach((s, i) => {
         if (i) stone.appendChild(document.createTextNode(" → "));
         stone.appendChild(loadName(s, "stone"));

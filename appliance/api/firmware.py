@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 
 from ..config import Config
 
@@ -32,34 +33,35 @@ def catalog(cfg: Config):
 
 def roles(cat, cfg: Config) -> list[dict]:
     """Per model and protocol the library has a complete load of: the stepping stones a phone on an old (or
-    unknown) load takes first and the target it ends on, as the recovery core plans them (recovery/plan.py,
-    stepwise, whatever [upgrade] strategy says: the panel shows the whole road); `missing` says what to add.
+    unknown) load takes before its target, and the target; `missing` says what to add.
+
+    Asked of the recovery core's own planner (station.make_library), never decided here.  A plan of the target
+    alone ([upgrade] strategy = "direct", or a model with no stone rule) is asked again as if the phone had
+    refused the target, which is when the core falls back to a stone: the panel shows the stone either way.
     """
-    from ..recovery.diagnosis import Need
-    from ..recovery.plan import make_plan, per_model, target_for
-    from ..recovery.rules import all_rules
+    from ..recovery.station import make_library
     from ..recovery.words import need
 
-    rules = all_rules(cfg.upgrade.rules)
+    planner = make_library(cat, cfg).planner
     seen: set[tuple[str, str]] = set()
     out = []
     for load in cat.loads:
         if load.is_term or not load.complete or not load.protocol:
             continue
         for model in load.models:
-            proto = per_model(cfg.upgrade.convert, model) or load.protocol
-            if (model, proto) in seen:
+            if (model, load.protocol) in seen:
                 continue
-            seen.add((model, proto))
-            target = target_for(cat, cfg, model, proto)
-            if not target:
-                out.append({"model": model, "protocol": proto, "stones": [], "target": None,
-                            "missing": need(Need("target", model, proto))})
-                continue
-            ids = [x.id for x in cat.loads_for_model(model, proto) if x.complete]
-            plan = make_plan(model, None, target, ids, rules, "stepwise")
-            out.append({"model": model, "protocol": proto, "stones": plan.steps[:-1], "target": target,
-                        "missing": need(plan.missing) if plan.missing else None})
+            seen.add((model, load.protocol))
+            plan = planner(model, None, load.protocol, frozenset())
+            steps, missing = list(plan.steps), plan.missing
+            if len(steps) == 1 and missing is None:
+                after = planner(model, None, load.protocol, frozenset(steps))
+                if len(after.steps) > 1 and after.steps[-1] == steps[0]:
+                    steps = list(after.steps)
+                elif after.missing is not None and after.missing.kind == "stone":
+                    missing = replace(after.missing, refused=())     # no phone refused anything: a library gap
+            out.append({"model": model, "protocol": load.protocol, "stones": steps[:-1],
+                        "target": steps[-1] if steps else None, "missing": need(missing) if missing else None})
     return sorted(out, key=lambda r: (r["model"], r["protocol"]))
 
 

@@ -52,6 +52,7 @@ from .facts import (
     to_wire,
 )
 from .memory import to_row
+from .narrate import Narrator
 from .tracker import Tracker
 from .words import say
 
@@ -194,7 +195,7 @@ class Hub:
         self.sel.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
         self._writes: BatchWriter[tuple[list, dict]] = BatchWriter("tracker-writer", self._write, WRITE_BATCH_S)
         self._drops = RateLimitedLog(log, 20, 60.0)
-        self._said: dict[str, object] = {}           # mac -> the state last logged
+        self._narrator = Narrator(tracker.phones)    # the INFO lines per phone event (narrate.py)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.bind_error: str | None = None
@@ -274,6 +275,7 @@ class Hub:
         except Exception as exc:
             log.exception("recovery core: %s not applied: %r", type(event).__name__, exc)
             return
+        self._narrator.fact(event)
         self._emit(out)
 
     def run_once(self, event) -> None:
@@ -356,18 +358,13 @@ class Hub:
     def _emit(self, out: list[Output]) -> None:
         rows, phones = [], {}
         for o in out:
+            self._narrator.output(o)
             if isinstance(o, PhoneChanged):
-                if self._said.get(o.mac) != o.state:      # one line per change of state, in the note's words
-                    self._said[o.mac] = o.state
-                    if len(self._said) > 65536:
-                        self._said.clear()
-                    log.info("phone %s %s: %s", o.mac, o.state.value, say(o.note) or "-")
                 rows.append((o.ts, "tracker", ev.PHONE_STATE, o.mac, {
                     "state": o.state.value, "detail": say(o.note), "step": o.step, "steps": o.steps, "load": o.load,
                     "diagnosis": say(o.note) if o.state.needs_tech else None}))
                 phones[o.mac] = None
             elif isinstance(o, LoadLearned):
-                log.info("phone %s runs %s (%s)", o.mac, o.load, o.how)
                 rows.append(to_event(o))
                 phones[o.mac] = None
             elif isinstance(o, Answers):

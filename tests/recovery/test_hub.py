@@ -189,4 +189,6 @@ def test_one_log_line_per_change_of_state(hub, caplog):
         h.run_once(FileAsked(time.time(), IP, f"SEP{MAC.upper()}.cnf.xml", served=STONE))
         h.run_once(FileAsked(time.time(), IP, f"SEP{MAC.upper()}.cnf.xml", served=STONE))
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"phone {MAC}")]
-    assert lines == [f"phone {MAC} seen: -", f"phone {MAC} configured: step 1 of 2: {STONE}"], lines
+    assert lines[0] == f"phone {MAC} leased {IP} (CP-7965G)", lines          # the lines' words: test_narrate.py
+    assert lines[1] == f"phone {MAC} seen" and lines[2].startswith(f"phone {MAC} plan: {STONE} (stepping stone)")
+    assert lines[3:] == [f"phone {MAC} configured: step 1 of 2: {STONE}"], lines

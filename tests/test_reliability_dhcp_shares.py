@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import needs_root, needs_tool
-from tests.reliability_figures import record
+from tests.reliability_figures import record_attack
+from tests.reliability_station import assert_store_within_bounds, store_size
 from tests.test_api_server import start_api, stop
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,11 +109,6 @@ def db(state: Path, sql: str) -> list[tuple]:
         conn.close()
 
 
-def store_bytes(state: Path) -> int:
-    """The database with its write-ahead log (where a flood's rows are until a checkpoint)."""
-    return sum(p.stat().st_size for p in state.glob("station.db*"))
-
-
 def health(base: str) -> dict | None:
     """/api/v1/health's body (503 too: DNS is not run here, so the station is "degraded"); None if unanswered."""
     try:
@@ -154,6 +150,7 @@ def run(tmp: Path, tag: str, attack: bool) -> dict:
             wait("the file service to beat", time.time() + 30,
                  lambda: ("tftp",) in db(state, "SELECT name FROM services"))
             attacker = None
+            db_before = store_size(state)          # before the flood
             if attack:
                 script = tmp / "attack.py"
                 script.write_text(ATTACK)
@@ -162,7 +159,6 @@ def run(tmp: Path, tag: str, attack: bool) -> dict:
                 # the phone boots into a segment whose others' share is already taken
                 wait("the flood to fill the others' share", time.time() + 30,
                      lambda: (health(base) or {}).get("pool", {}).get("others_full"))
-            db_before = store_bytes(state)
             leases_before = db(state, "SELECT COUNT(*) FROM leases")[0][0]
             out = tmp / f"{tag}-phone.jsonl"
             with open(out, "w") as fh:
@@ -202,7 +198,7 @@ def run(tmp: Path, tag: str, attack: bool) -> dict:
                     "flood": flood, "counters": dhcp_info.get("counters", {}), "pool": last.get("pool", {}),
                     "conflicts": db(state, "SELECT ip, reason FROM conflicts"),
                     "leases": (leases_before, db(state, "SELECT COUNT(*) FROM leases")[0][0]),
-                    "db_bytes": (db_before, store_bytes(state)),
+                    "store": (db_before, store_size(state)),
                     "dhcp_log": (tmp / f"{tag}-dhcp.log").read_text()}
         finally:
             stop(api)
@@ -238,15 +234,16 @@ def test_dhcp_flood_and_forged_declines_do_not_keep_a_phone_from_its_target(tmp_
     assert 0 < dropped_lines < flood["declines"] / 20, dropped_lines
     assert hit["counters"]["others_refused"] > 0 and hit["counters"]["exhausted"] == 0, hit["counters"]
 
-    record("dhcp_shares", attack="DHCP starvation flood + forged DECLINEs", service="dhcp",
-           load=f"{FLOOD_MACS} random MACs doing full DORA each round ({flood['rounds']} rounds), and a forged DECLINE "
-                f"for every pool address per round",
-           flood=flood, pool_size=100, others_share=25,
-           others_peak=max(s["others"] for s in samples), phones_free_min=min(s["free"] for s in samples),
-           exhausted_samples=sum(1 for s in samples if s["exhausted"]), health_samples=len(samples),
-           health_unanswered=hit["unanswered"], declines_dropped=hit["counters"]["declines_dropped"],
-           quarantined=len(hit["conflicts"]), others_refused=hit["counters"]["others_refused"],
-           phone_s_without=quiet["summary"]["elapsed_s"], phone_s_with=hit["summary"]["elapsed_s"],
-           phone_boots=hit["summary"]["boots"], phone_load=hit["summary"]["load"], report=hit["report"]["result"],
-           leases_before=hit["leases"][0], leases_after=hit["leases"][1],
-           db_bytes_before=hit["db_bytes"][0], db_bytes_after=hit["db_bytes"][1])
+    record_attack("dhcp_shares", attack="DHCP starvation flood + forged DECLINEs",
+                  load=f"{FLOOD_MACS} random MACs doing full DORA each round ({flood['rounds']} rounds), and a forged DECLINE "
+                       f"for every pool address per round",
+                  phone_s_without=quiet["summary"]["elapsed_s"], phone_s_with=hit["summary"]["elapsed_s"],
+                  store_before=hit["store"][0], store_after=hit["store"][1], service="dhcp",
+                  flood=flood, pool_size=100, others_share=25,
+                  others_peak=max(s["others"] for s in samples), phones_free_min=min(s["free"] for s in samples),
+                  exhausted_samples=sum(1 for s in samples if s["exhausted"]), health_samples=len(samples),
+                  health_unanswered=hit["unanswered"], declines_dropped=hit["counters"]["declines_dropped"],
+                  quarantined=len(hit["conflicts"]), others_refused=hit["counters"]["others_refused"],
+                  phone_boots=hit["summary"]["boots"], phone_load=hit["summary"]["load"], report=hit["report"]["result"],
+                  leases_before=hit["leases"][0], leases_after=hit["leases"][1])
+    assert_store_within_bounds(hit["store"][1])

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import needs_root, needs_tool, wait_for
-from tests.reliability_figures import record
+from tests.reliability_figures import record_attack
+from tests.reliability_station import assert_store_within_bounds, store_size
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -150,11 +151,6 @@ def station(tmp_path):
         yield lab, state, env, tmp_path, procs
 
 
-def _store_bytes(state: Path) -> int:
-    """The database with its write-ahead log (WAL mode: new rows land in the log first)."""
-    return sum(p.stat().st_size for p in state.glob("station.db*") if p.is_file())
-
-
 def _phone(lab: Lab, tmp: Path, ns: str, mac: int) -> tuple[dict, float]:
     """One model 7965 on 8.3(2), HTTP first: (its own summary, seconds from power-on to the end of its run)."""
     lab.add(ns)
@@ -195,11 +191,11 @@ def _on_target(summary: dict, lab: Lab, env: dict) -> dict:
 
 def test_streams_and_slow_clients_on_8080_and_6970_do_not_stop_a_phone_or_health(station):
     lab, state, env, tmp, procs = station
-    baseline, base_s = _phone(lab, tmp, "ph1", 0x001E7A870001)
+    baseline, _ = _phone(lab, tmp, "ph1", 0x001E7A870001)
     _on_target(baseline, lab, env)
 
     stop = tmp / "stop"
-    store_before = _store_bytes(state)
+    store_before = store_size(state)
     with open(tmp / "attack.json", "w") as fh:
         attack = lab.popen("atk", PYTHON, "-c", ATTACK, STATION, f"{NET}.2", "50", str(stop), "200",
                            f"{STONE}.loads", stdout=fh, stderr=subprocess.STDOUT)
@@ -210,7 +206,7 @@ def test_streams_and_slow_clients_on_8080_and_6970_do_not_stop_a_phone_or_health
         # The phone powers on into the attack's steady state: past the API's and :6970's header deadline (10 s), so
         # the drippers have been cut once and are back.
         time.sleep(12)
-        attacked, attacked_s = _phone(lab, tmp, "ph2", 0x001E7A870101)
+        attacked, _ = _phone(lab, tmp, "ph2", 0x001E7A870101)
         shares = _services(state)
     finally:
         stop.write_text("stop")
@@ -222,17 +218,21 @@ def test_streams_and_slow_clients_on_8080_and_6970_do_not_stop_a_phone_or_health
     report_row = _on_target(attacked, lab, env)
     attack_doc = json.loads([x for x in (tmp / "attack.json").read_text().splitlines() if x.startswith("{")][-1])
     polls = json.loads((tmp / "polls.json").read_text().splitlines()[-1])
-    store_after = _store_bytes(state)
+    store_after = store_size(state)
     unanswered = [p for p in polls if not isinstance(p[1], int)]
     worst = max(p[0] for p in polls)
     stats = attack_doc["stats"]
     api_shares = shares.get("api", {}).get("shares", {})
-    record("http_shares", load={"event_streams_8080": 50, "dripping_8080": 50, "dripping_6970": 50,
-                                "slow_readers_6970": 50, "attacker_addresses": ATTACKERS},
-           attack=stats, held_at_end=attack_doc["held_at_end"], api_shares=api_shares,
-           phone_time_to_target_s={"without_attack": round(base_s, 1), "with_attack": round(attacked_s, 1)},
-           health_polls=len(polls), health_unanswered=len(unanswered), health_worst_latency_s=round(worst, 3),
-           store_bytes={"before": store_before, "after": store_after}, report_load=report_row.get("load_after"))
+    held = attack_doc["held_at_end"]
+    record_attack("http_shares", attack="event streams and slow HTTP clients on 8080 and :6970",
+                  load=f"50 event streams and 50 dripping requests on 8080, 50 dripping requests and 50 slow readers "
+                       f"on :6970, from {ATTACKERS} addresses (held at the end: " +
+                       ", ".join(f"{k} {v}" for k, v in held.items()) + ")",
+                  phone_s_without=baseline["elapsed_s"], phone_s_with=attacked["elapsed_s"],
+                  store_before=store_before, store_after=store_after,
+                  attack_seen=stats, held_at_end=held, api_shares=api_shares,
+                  health={"polls": len(polls), "unanswered": len(unanswered), "worst_s": round(worst, 3)},
+                  report_load=report_row.get("load_after"))
 
     assert attack.returncode == 0 and poller.returncode == 0
     assert len(polls) >= 10 and not unanswered, unanswered[:5]
@@ -241,3 +241,4 @@ def test_streams_and_slow_clients_on_8080_and_6970_do_not_stop_a_phone_or_health
     assert stats["stream"]["answered_200"] >= 1 and stats["stream"]["refused_503"] >= 1, stats
     assert stats["drip8080"]["ended_by_station"] >= 1 and stats["drip6970"]["ended_by_station"] >= 1, stats
     assert procs["api"].poll() is None and procs["tftp"].poll() is None
+    assert_store_within_bounds(store_after)

@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import needs_root, needs_tool
-from tests.reliability_figures import record
+from tests.reliability_figures import record_attack
+from tests.reliability_station import assert_store_within_bounds, store_size
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -197,7 +198,7 @@ def test_timeout_255_flood_from_26_addresses_does_not_keep_a_phone_from_its_targ
         strangers_max = budget["max_sessions"] - budget["phone_reserve"]
 
         # 1. the baseline: the phone alone
-        alone, alone_s = recover(lab, "ph1", "001e7a870001", tmp_path)
+        alone, _ = recover(lab, "ph1", "001e7a870001", tmp_path)
         assert_recovered(alone, report(lab, env).get("001e7a870001"))
 
         # 2. the attack, from static addresses that hold no lease
@@ -205,6 +206,7 @@ def test_timeout_255_flood_from_26_addresses_does_not_keep_a_phone_from_its_targ
         addresses = [f"{NET}.2.{10 + i}" for i in range(ATTACKERS)]
         for addr in addresses:
             lab.run("atk", "ip", "addr", "add", f"{addr}/16", "dev", "lan0", check=True)
+        store_before = store_size(state)
         atk_out = tmp_path / "attack.json"
         with open(atk_out, "w") as fh:
             attacker = lab.popen("atk", PYTHON, "-m", "tests.test_reliability_tftp_shares", STATION, "69",
@@ -226,7 +228,7 @@ def test_timeout_255_flood_from_26_addresses_does_not_keep_a_phone_from_its_targ
                 time.sleep(0.3)
             assert peak["others"] == strangers_max, (peak, heartbeat(state))
             before = heartbeat(state)
-            attacked, attacked_s = recover(lab, "ph2", "001e7a870002", tmp_path, during=sample)
+            attacked, _ = recover(lab, "ph2", "001e7a870002", tmp_path, during=sample)
             assert attacker.poll() is None, atk_out.read_text()[-2000:]     # the attack lasted the whole run
         finally:
             lab.kill(attacker, signal.SIGTERM, wait=10)
@@ -241,19 +243,24 @@ def test_timeout_255_flood_from_26_addresses_does_not_keep_a_phone_from_its_targ
         assert_recovered(attacked, rep.get("001e7a870002"))
 
         limits, tftp = after["limits"], after["tftp"]
+        store_after = store_size(state)
         attack = f"{ATTACKERS} static addresses x {SESSIONS_EACH} RRQs with timeout=255, never ACKed, re-asked when ended"
-        record(figures, reserve=budget["phone_reserve"], attack=attack,
-               attackers=ATTACKERS, sessions_each=SESSIONS_EACH, attack_requests=seen["requests"],
-               attack_sessions_opened=seen["opened"], attack_sessions_held_peak=peak["others"],
-               strangers_share=strangers_max, sessions_peak=peak["sessions"], max_sessions=budget["max_sessions"],
-               timeout_255_granted=seen["timeout_granted"], attack_refused=seen["refused"],
-               attack_sessions_ended=seen["ended"],
-               refused_share=limits["refused_share"], refused_per_client=limits["refused_per_client"],
-               evicted=limits["evicted"], phones_refused=limits["phones_refused"],
-               timeout_declined=tftp["timeout_declined"],
-               phone_s_to_target_alone=round(alone_s, 1), phone_s_to_target_attacked=round(attacked_s, 1),
-               phone_busy_during_attack=after["limits"]["phones_refused"] - before["limits"]["phones_refused"],
-               attack_refusal_texts=seen["refusal_texts"])
+        record_attack(figures, attack="TFTP timeout=255 flood" + (" (no phone reserve)" if reserve == "0" else ""),
+                      load=f"{peak['others']} sessions held at once from {ATTACKERS} addresses ({seen['requests']} requests "
+                           f"with timeout=255, never ACKed)",
+                      phone_s_without=alone["elapsed_s"], phone_s_with=attacked["elapsed_s"],
+                      store_before=store_before, store_after=store_after,
+                      reserve=budget["phone_reserve"], how=attack,
+                      attackers=ATTACKERS, sessions_each=SESSIONS_EACH, attack_requests=seen["requests"],
+                      attack_sessions_opened=seen["opened"], attack_sessions_held_peak=peak["others"],
+                      strangers_share=strangers_max, sessions_peak=peak["sessions"], max_sessions=budget["max_sessions"],
+                      timeout_255_granted=seen["timeout_granted"], attack_refused=seen["refused"],
+                      attack_sessions_ended=seen["ended"],
+                      refused_share=limits["refused_share"], refused_per_client=limits["refused_per_client"],
+                      evicted=limits["evicted"], phones_refused=limits["phones_refused"],
+                      timeout_declined=tftp["timeout_declined"],
+                      phone_busy_during_attack=after["limits"]["phones_refused"] - before["limits"]["phones_refused"],
+                      attack_refusal_texts=seen["refusal_texts"])
 
         assert seen["timeout_granted"] == 0, seen                  # the option over the cap is never acknowledged
         assert peak["others"] <= strangers_max, peak               # the reserve stayed the phones'
@@ -262,6 +269,7 @@ def test_timeout_255_flood_from_26_addresses_does_not_keep_a_phone_from_its_targ
         if reserve == "0":                                         # the phone's files came out of strangers' slots
             assert limits["evicted"] > 0 and seen["ended"] > 0 and tftp["evicted"] == limits["evicted"], (limits, seen)
         assert tftp["timeout_declined"] >= seen["opened"] > 0, (tftp, seen)
+        assert_store_within_bounds(store_after)
         for proc in procs.values():
             assert proc.poll() is None
             lab.kill(proc)

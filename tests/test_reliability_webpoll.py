@@ -233,6 +233,7 @@ def test_dripping_pages_never_delay_a_genuine_phones_page_or_blame_hardware(tmp_
 
         # 2. the fake phones, dripping, renewing; the same two phones again
         lab.add("atk")
+        before = store_size(station.state)
         with open(tmp_path / "attack.json", "w") as fh:
             attacker = lab.popen("atk", PYTHON, "-m", "tests.test_reliability_webpoll", "lan0", str(FAKES),
                                  str(ATTACK_MAX_S), str(stop), env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -241,7 +242,6 @@ def test_dripping_pages_never_delay_a_genuine_phones_page_or_blame_hardware(tmp_
         try:
             wait_for(lambda: fakes <= set(station.report()), 120, "every fake phone to lease")
             time.sleep(2 * RENEW_S)          # each has renewed: the poller holds more pages than it has sockets
-            before = store_size(station.state)
             pages.append(_page_phone(station, "pg2", PAGE_MACS[1], stop))
             attacked, attacked_s = run_phone(station, "ph2", ATTACKED_MAC, PAST_STONE,
                                              during=lambda: None if attacker.poll() is None else pytest.fail(

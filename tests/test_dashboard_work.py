@@ -245,6 +245,16 @@ def test_problems_from_health_are_banners_and_there_is_no_green_badge_beside_a_r
     assert "all services up" not in page.locator("header").inner_text()
     assert page.locator("#health").get_attribute("class") == "pill bad"
 
+    # At phone width each problem is its `what`, its `do` one tap away: the stuck phones stay on the first screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    red = page.locator('#problems details.banner[data-severity="red"]')
+    red.wait_for(timeout=5000)
+    assert red.locator(".do").is_hidden()
+    red.locator("summary").click()
+    expect(red.locator(".do")).to_be_visible()
+    first = page.locator("#phones tbody tr").first
+    assert first.get_attribute("data-group") == "stuck" and first.bounding_box()["y"] < 844
+
     doc.update(ok=True, problems=[])        # fixed: green again, no banner left
     expect(page.locator("#health")).to_have_text("all services up", timeout=10000)
     assert page.locator("#problems .banner").count() == 0

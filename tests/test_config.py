@@ -274,3 +274,12 @@ def test_dns_upstream_port_is_checked(station_env):
     with pytest.raises(ConfigError, match=r"\[dns\] upstream: port must be 1-65535, got 'x53'"):
         config.load(environ={**station_env, "APPLIANCE_DNS_UPSTREAM": "127.0.0.1:x53"})
     assert config.load(environ={**station_env, "APPLIANCE_DNS_UPSTREAM": "127.0.0.1:5353"}).dns.upstream
+
+
+def test_an_upgrade_value_from_the_environment_is_blamed_on_it(station_env):
+    with pytest.raises(ConfigError) as info:
+        validate.load(environ={**station_env, "APPLIANCE_UPGRADE_CONVERT": "7965=h323"})
+    assert str(info.value).startswith("environment APPLIANCE_UPGRADE_CONVERT: [upgrade] convert.7965: must be one of")
+    with pytest.raises(ConfigError) as info:
+        validate.load(environ={**station_env, "APPLIANCE_UPGRADE_RULES": '[{"models": ["7965"]}]'})
+    assert str(info.value).startswith("environment APPLIANCE_UPGRADE_RULES: [upgrade] rules[0]: missing")

@@ -7,6 +7,7 @@ exits 2 before anything starts.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from .. import config
 from ..config import Config, ConfigError
@@ -28,17 +29,17 @@ def check_upgrade(cfg: Config) -> Config:
     for i, rule in enumerate(up.rules):
         missing = {"models", "via_min", "via_max"} - set(rule)
         if missing:
-            raise ConfigError(cfg.source, f"upgrade.rules[{i}]", f"missing {', '.join(sorted(missing))}")
+            raise ConfigError(cfg.where("upgrade.rules"), f"upgrade.rules[{i}]", f"missing {', '.join(sorted(missing))}")
         try:
             parse_rule(rule, f"upgrade.rules[{i}]")
         except (ValueError, TypeError) as exc:
             key, _, why = str(exc).partition(": ")
-            raise ConfigError(cfg.source, key, why or str(exc)) from None
+            raise ConfigError(cfg.where(key), key, why or str(exc)) from None
     return cfg.replace(upgrade=type(up)(**{**config.section_dict(up),
-                                           "convert": _convert(cfg.source, up.convert, up.targets)}))
+                                           "convert": _convert(cfg.where, up.convert, up.targets)}))
 
 
-def _convert(source: str, table: dict[str, str], targets: dict[str, str]) -> dict[str, str]:
+def _convert(where: Callable[[str], str], table: dict[str, str], targets: dict[str, str]) -> dict[str, str]:
     """[upgrade] convert: model -> the protocol its phones are moved to (reference §0.0 item 8: never implied).
 
     The model must be known and have load families of that protocol; a target of the model that
@@ -48,18 +49,18 @@ def _convert(source: str, table: dict[str, str], targets: dict[str, str]) -> dic
         key = f"upgrade.convert.{name}"
         model = by_name(name)
         if model is None:
-            raise ConfigError(source, key, f"unknown phone model {name!r}")
+            raise ConfigError(where(key), key, f"unknown phone model {name!r}")
         proto = value.strip().lower()
         if proto not in CONVERT_TO:
-            raise ConfigError(source, key, f"must be one of {', '.join(map(repr, CONVERT_TO))}, got {value!r}")
+            raise ConfigError(where(key), key, f"must be one of {', '.join(map(repr, CONVERT_TO))}, got {value!r}")
         if proto not in {protocol(f) for f in model.families}:
-            raise ConfigError(source, key, f"{model.name} has no {proto.upper()} loads "
+            raise ConfigError(where(key), key, f"{model.name} has no {proto.upper()} loads "
                                            f"(its load families: {', '.join(model.families) or 'none'})")
         out[name] = proto
     for name, load in targets.items():
         proto, wanted = protocol(load), per_model(out, name)
         if proto and wanted and proto != wanted:
-            raise ConfigError(source, f"upgrade.targets.{name}",
+            raise ConfigError(where(f"upgrade.targets.{name}"), f"upgrade.targets.{name}",
                               f"{load} is a {proto.upper()} load, but [upgrade] convert moves this model to {wanted.upper()}")
     return out
 

@@ -181,6 +181,18 @@ def page_phone(iface: str, mac: str, load: str, stop_file: str, seconds: float) 
                     subprocess.run(["ip", "addr", "add", f"{ip}/16", "dev", iface], capture_output=True, timeout=10)
                     page = phone.web_page(ip)
                     page.__enter__()
+            if client.lease is not None and (client.lease.tftp or client.lease.server_id):
+                # what a phone asks first once it holds the address (its CTL file): the station learns its MAC from
+                # the phone's ARP on the way, as from every real phone, instead of waiting out its own ARP retry
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as t:
+                    t.bind((ip, 0))
+                    t.settimeout(2.0)
+                    t.sendto(b"\x00\x01" + f"CTLSEP{mac.upper()}.tlv".encode() + b"\x00octet\x00",
+                             (client.lease.tftp or client.lease.server_id, 69))
+                    try:
+                        t.recv(1024)
+                    except OSError:
+                        pass
             print(json.dumps({"state": client.state, "ip": ip}), flush=True)
             stop_at = time.monotonic() + seconds
             while time.monotonic() < stop_at and not os.path.exists(stop_file):

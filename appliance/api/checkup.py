@@ -9,7 +9,6 @@ then not judged, the rest is).  Reading a fact never raises: a part that cannot 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,9 @@ log = logging.getLogger("station")
 SEEN_WITHIN_S = 12 * 3600.0
 MAX_SEEN_ROWS = 5000
 
-_cache_lock = threading.Lock()
-_defaults_cache: dict[tuple[int, int], dict[str, str]] = {}
+# (catalog, scan count) -> the core's factory-reset defaults.  One tuple, replaced whole (no lock: the API's
+# heartbeat thread runs this in gunicorn's master, and a lock held there while a worker forks stays held).
+_defaults_cache: tuple[tuple[int, int], dict[str, str]] | None = None
 
 
 def station(cfg: Config) -> Station:
@@ -46,8 +46,9 @@ def link(cfg: Config) -> Link:
     return Link(state, present)
 
 
-def _catalog(cfg: Config) -> Any:
-    cat = panel._catalog(cfg)          # the API's one catalog per process, refreshed by an mtime poll
+def _catalog(cfg: Config, own: Any = None) -> Any:
+    """`own` if given, else the API's one catalog per process; refreshed (an mtime poll, at most once a second)."""
+    cat = own if own is not None else panel._catalog(cfg)
     cat.refresh()
     return cat
 
@@ -67,17 +68,16 @@ def _core(cat: Any, cfg: Config) -> tuple[Any, dict[str, str]]:
     from ..recovery.facts import CatalogChanged
     from ..recovery.station import make_library, make_tracker
 
+    global _defaults_cache
     lib = make_library(cat, cfg)
     key = (id(cat), int(getattr(cat, "scans", 0)))
-    with _cache_lock:
-        defaults = _defaults_cache.get(key)
-    if defaults is None:
-        core = make_tracker(cat, cfg)
-        core.handle(CatalogChanged(0.0), 0.0)
-        defaults = dict(core.defaults())
-        with _cache_lock:
-            _defaults_cache.clear()
-            _defaults_cache[key] = defaults
+    cached = _defaults_cache
+    if cached is not None and cached[0] == key:
+        return lib, cached[1]
+    core = make_tracker(cat, cfg)
+    core.handle(CatalogChanged(0.0), 0.0)
+    defaults = dict(core.defaults())
+    _defaults_cache = (key, defaults)
     return lib, defaults
 
 
@@ -89,20 +89,23 @@ def _need_words(need: Any, model: str) -> str:
 
 
 def seen_models(cfg: Config, store: Store, cat: Any, now: float) -> tuple[Seen, ...]:
-    """One Seen per (model, protocol) of the phones heard from lately that are not recovered yet."""
+    """One Seen per model of the phones heard from lately that are not recovered yet, judged over every load
+    they run (a 7965 on 8.3(2) and a factory-reset one are the same model with two plans)."""
     from ..firmware.versions import protocol
 
-    groups: dict[tuple[str, str | None], list[dict]] = {}
+    groups: dict[str, list[dict]] = {}
     for row in store.phones.all()[:MAX_SEEN_ROWS]:
         model = row.get("model")
         if not model or row.get("state") == "done" or now - float(row.get("last_seen") or 0) > SEEN_WITHIN_S:
             continue
-        groups.setdefault((model, protocol(row.get("current_load"))), []).append(row)
+        groups.setdefault(model, []).append(row)
     if not groups:
         return ()
     lib, defaults = _core(cat, cfg)
     out = []
-    for (model, proto), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+    for model, rows in sorted(groups.items()):
+        protocols = {protocol(r.get("current_load")) for r in rows}
+        proto = next(iter(protocols)) if len(protocols) == 1 else None
         not_upgradable = lib.upgradable(model)
         if not_upgradable is not None:
             out.append(Seen(model, len(rows), proto, upgradable=False, images=not_upgradable[1]))
@@ -113,7 +116,7 @@ def seen_models(cfg: Config, store: Store, cat: Any, now: float) -> tuple[Seen, 
         for current in sorted({r.get("current_load") or "" for r in rows}):
             plan = lib.planner(model, current or None, None, frozenset())
             if plan.missing is not None and plan.missing.kind == "target":
-                target = None
+                target, proto = None, plan.missing.proto or proto
                 break
             target = plan.steps[-1] if plan.steps else (current or target)
             if plan.missing is not None and plan.missing.kind == "stone":
@@ -128,14 +131,18 @@ def seen_models(cfg: Config, store: Store, cat: Any, now: float) -> tuple[Seen, 
 
 
 def facts(cfg: Config, store: Store, *, services: list[dict] | None = None, guard: dict | None = None,
-          pool: dict | None = None, now: float | None = None) -> Facts:
-    """Everything problems.find judges; a part that cannot be read becomes a problem of its own."""
+          pool: dict | None = None, now: float | None = None, catalog: Any = None) -> Facts:
+    """Everything problems.find judges; a library that cannot be read is said so (`unreadable`).
+
+    catalog: a Catalog of the caller's own (the API's watch, whose thread must share no lock with the
+        workers gunicorn forks); default the API's per-process one.
+    """
     now = time.time() if now is None else now
     st = station(cfg)
     lib: Library | None = None
     seen: tuple[Seen, ...] = ()
     try:
-        cat = _catalog(cfg)
+        cat = _catalog(cfg, catalog)
         lib = library(cfg, cat)
         if lib.unreadable is None:
             seen = seen_models(cfg, store, cat, now)
@@ -161,3 +168,52 @@ def warn_at_start(cfg: Config) -> list[Problem]:
     for p in found:
         log.warning("station cannot do its job: %s", p.line())
     return found
+
+
+# Rows `appliance run` already warned about when present at start (firmware, models seen, link): the watch
+# says them only when they appear later.  The rest (DHCP, services) can only be seen once the station runs.
+KNOWN_AT_START = ("no-firmware", "no-target:", "no-stone:", "no-start-for-factory-reset:", "link-down")
+GRACE_S = 15.0           # services starting (a heartbeat every 2 s) are not "down" yet
+
+
+class Watch:
+    """The station's log line for each red problem that appears while it runs, and for its fix.
+
+    Called on the API's heartbeat (every 2 s).  A red problem is said once it was found on two looks in a
+    row (a heartbeat a little late is no news), after GRACE_S; those present at the first look that
+    `appliance run` already warned about (KNOWN_AT_START) are not said again.
+    """
+
+    def __init__(self, cfg: Config, store: Store, started: float | None = None):
+        self.cfg, self.store = cfg, store
+        self.started = time.time() if started is None else started
+        self.said: dict[str, Problem] = {}
+        self.last: set[str] = set()
+        self.first: dict[str, Problem] | None = None
+        from ..firmware.catalog import Catalog
+
+        self.catalog = Catalog.from_config(cfg)
+
+    def tick(self, now: float | None = None) -> list[str]:
+        """Look once; log what changed.  Returns the red codes found (for the heartbeat); never raises."""
+        from . import views
+
+        now = time.time() if now is None else now
+        try:
+            doc = views.health(self.cfg, self.store, now, catalog=self.catalog)
+        except Exception as exc:
+            log.warning("problems not checked: %r", exc)
+            return []
+        found = {p["code"]: Problem(**p) for p in doc["problems"] if p["severity"] == problems.RED}
+        if self.first is None:
+            self.first = {c: p for c, p in found.items() if c.startswith(KNOWN_AT_START)}
+        if now - self.started >= GRACE_S:
+            for code, p in found.items():
+                if code in self.last and code not in self.said and code not in self.first:
+                    log.warning("station cannot do its job: %s", p.line())
+                    self.said[code] = p
+            for code in [c for c in [*self.said, *self.first] if c not in found]:
+                fixed = self.said.pop(code, None) or self.first.pop(code)
+                log.info("fixed: %s", fixed.what)     # once fixed, its return is news
+        self.last = set(found)
+        return sorted(found)

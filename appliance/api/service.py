@@ -38,6 +38,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from .. import logs
 from ..config import Config
 from ..service import ServiceContext, cannot_listen
+from . import checkup
 
 log = logging.getLogger("api")
 
@@ -274,8 +275,10 @@ class ApiApplication(BaseApplication):
     def _when_ready(self, server) -> None:
         self.ctx = ServiceContext("api", self.cfg_station)
         cfg = self.cfg_station
+        watch = checkup.Watch(cfg, self.ctx.store)      # logs each red problem as it appears (problems.py)
         self.ctx.start_heartbeat(lambda: {"bind": f"{cfg.api.host}:{cfg.api.port}", "workers": self.cfg.workers,
-                                          "writes": bool(cfg.api.token), "shares": shares_info()})
+                                          "writes": bool(cfg.api.token), "shares": shares_info(),
+                                          "problems": watch.tick()})
         shown = cfg.network.address if cfg.api.host in ("0.0.0.0", "::", "") else cfg.api.host
         log.info("dashboard and status API on http://%s:%d/ (writes %s)", shown, cfg.api.port,
                  "need the bearer token" if cfg.api.token else "disabled: no token")

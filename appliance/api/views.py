@@ -27,13 +27,13 @@ def expected_services(cfg: Config) -> list[str]:
     return sorted(names)
 
 
-def health(cfg: Config, store: Store, now: float | None = None) -> dict:
+def health(cfg: Config, store: Store, now: float | None = None, catalog: Any = None) -> dict:
     """/api/v1/health, and what `appliance status` and the container healthcheck read.
 
     {"ok": bool, "time", "services": [...], "guard": {...}, "pool": {...},
      "problems": [{"code", "severity": "red"|"amber", "what", "do"}]}: `ok` is false exactly when a red
     problem exists (appliance/problems.py: the station cannot do its job); the dashboard's banner shows
-    `problems` as they are.
+    `problems` as they are.  `catalog`: see checkup.facts.
     """
     now = time.time() if now is None else now
     rows = {s["name"]: s for s in store.services.all()}
@@ -50,7 +50,7 @@ def health(cfg: Config, store: Store, now: float | None = None) -> dict:
             "info": row.get("info") or {},
         })
     g, p = guard(store), pool(store)
-    found = checkup.find(cfg, store, services=services, guard=g, pool=p, now=now)
+    found = checkup.find(cfg, store, services=services, guard=g, pool=p, now=now, catalog=catalog)
     ok = not problems.red(found)
     return {"ok": ok, "time": now, "services": services, "guard": g, "pool": p,
             "problems": [x.as_dict() for x in found]}

@@ -20,6 +20,7 @@ import time
 from typing import Callable
 
 from .. import events as ev
+from .. import netinfo
 from ..batch import BatchWriter
 from ..logs import RateLimitedLog
 from ..recovery.facts import Forget, Lease
@@ -286,7 +287,11 @@ class Loop:
         self._guard_status = self.guard.status(now)
         if self.guard.due(now) and self.client_sock is not None:
             try:
-                self.client_sock.sendto(self.guard.probe(now), (BROADCAST, self.port))
+                probe = self.guard.probe(now)
+                # Sent into an unplugged cable, a probe would "go unanswered": not a sign that no server is there.
+                if netinfo.link_state(self.interface) != "up":
+                    raise OSError(f"no link on {self.interface}")
+                self.client_sock.sendto(probe, (BROADCAST, self.port))
                 self.counters["guard_probes"] += 1
             except OSError as exc:
                 for _, status in self.guard.not_sent(now, exc.strerror or str(exc)):

@@ -17,7 +17,7 @@
 #       cannot start for good (a port someone else holds: retrying cannot help)
 #       has done both itself before exiting (appliance/supervise.py), so that
 #       supervisord starts it no more; the listener only makes sure.
-#   supervise.sh relay PROGRAM...
+#   supervise.sh relay NAME PROGRAM...
 #       run PROGRAM, rewriting lldpd's own lines ("2026-12-07T06:12:03
 #       [INFO/main] text") in the station's format; other lines pass as they
 #       are; exits with PROGRAM's status.
@@ -158,12 +158,17 @@ relay_lines() {
     done
 }
 
+# One extra process: a reader behind a FIFO; this shell then becomes PROGRAM (exec), so
+# supervisord sees PROGRAM's own pid and exit status.  (A pipeline kept three shells
+# waiting, on a station counted in single MiB.)
 relay() {
     name=$1
     shift
-    exec 4>&1
-    status=$({ { "$@" 2>&1 3>&- 4>&-; echo $? >&3; } | relay_lines "$name" >&4; } 3>&1)
-    exit "${status:-1}"
+    fifo="${APPLIANCE_STATE:-${TMPDIR:-/tmp}}/relay-$name.$$"
+    rm -f "$fifo"
+    mkfifo -m 600 "$fifo" || exec "$@"
+    { rm -f "$fifo"; relay_lines "$name"; } <"$fifo" &
+    exec "$@" >"$fifo" 2>&1
 }
 
 case $1 in

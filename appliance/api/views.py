@@ -8,6 +8,7 @@ from typing import Any
 from .. import problems
 from ..config import Config
 from ..recovery.facts import PhoneState
+from ..recovery.identify import vid_text
 from ..recovery.words import STATE_WORDS
 from ..store import Store
 from ..text import MAX_SHOWN, cleaned, shown
@@ -89,12 +90,30 @@ def phone(row: dict, running: dict | None = None, progress: dict | None = None) 
         "plan": [shown(str(p)) for p in plan], "step": step, "steps": len(plan),
         "state": state, "state_words": STATE_WORDS.get(state, state),
         "diagnosis": shown(row.get("diagnosis"), MAX_DIAGNOSIS), "transfer": transfer(running) if running else None,
-        "progress": progress,
+        "progress": progress, "vid": vid(row),
     }
 
 
 # How the tracker learned a phone's current load (its memory's "how") -> the word the API and dashboard show.
 LOAD_SOURCES = ("step", "settled", "web", "cdp", "lldp")
+
+
+def _memory(row: dict) -> dict:
+    """The core's memory of the phone (recovery/memory.py) from the row's hints (a dict or its JSON)."""
+    hints = row.get("hints")
+    if isinstance(hints, str):
+        try:
+            hints = json.loads(hints)
+        except ValueError:
+            hints = None
+    memory = hints.get("memory") if isinstance(hints, dict) else None
+    return memory if isinstance(memory, dict) else {}
+
+
+def vid(row: dict) -> str | None:
+    """The phone's hardware version ("V20") as its web page gave it, None when unknown: it sets the oldest load
+    the phone will run (firmware/floors.toml)."""
+    return vid_text(_memory(row).get("vid"))
 
 
 def load_source(row: dict) -> str | None:
@@ -155,7 +174,7 @@ def event(row: dict) -> dict:
             "mac": shown(row.get("mac")), "data": cleaned(data) if isinstance(data, dict) else {}}
 
 
-REPORT_FIELDS = ["mac", "model", "ip", "first_seen", "last_seen", "load_before", "load_after", "target_load",
+REPORT_FIELDS = ["mac", "model", "vid", "ip", "first_seen", "last_seen", "load_before", "load_after", "target_load",
                  "result", "diagnosis", "duration"]
 def result(row: dict) -> str:
     """"recovered" only when the phone runs its target; "failed" when stuck; "needs restart" when waiting."""
@@ -171,7 +190,7 @@ def report(store: Store) -> list[dict]:
     rows = []
     for p in store.phones.all():
         rows.append({
-            "mac": shown(p["mac"]), "model": shown(p.get("model")), "ip": shown(p.get("ip")),
+            "mac": shown(p["mac"]), "model": shown(p.get("model")), "vid": vid(p), "ip": shown(p.get("ip")),
             "first_seen": _iso(p["first_seen"]), "last_seen": _iso(p["last_seen"]),
             "load_before": shown(p.get("load_before")), "load_after": shown(p.get("current_load")),
             "target_load": shown(p.get("target_load")), "result": result(p),

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from appliance.firmware.names import Kind, Name, classify
-from appliance.firmware.versions import SIP
+from appliance.firmware.versions import SIP, version_key
 
-from .diagnosis import Code, Note, Why
-from .facts import LoadLearned, LoadReported, Output
+from .diagnosis import Code, Need, Note, Why
+from .facts import LoadLearned, LoadReported, Output, PollPage
 from .facts import PhoneState as S
 from .library import Library
 from .phone import Boot, Phone
-from .plan import Plan
+from .plan import HardwareFloor, Plan
 
 
 class Context(Protocol):
@@ -25,6 +25,8 @@ class Context(Protocol):
     lib: Library
 
     def plan(self, p: Phone) -> Plan: ...
+
+    def floor(self, p: Phone) -> HardwareFloor | None: ...
 
     def term_model(self, name: Name) -> str | None: ...
 
@@ -60,7 +62,13 @@ def offer(ctx: Context, p: Phone, ts: float) -> None:
     """Name the plan's current step in this config (and say so)."""
     b = p.boot
     b.offered, b.term, b.took_config, b.config_at = p.step_load, None, True, ts
-    if b.offered is None:
+    floor_need = _floor_need(ctx, p)
+    if floor_need is not None:
+        # Nothing in the library at or above its floor: its config names the load it runs (or none), never one
+        # it would refuse, and the tech reads which load to add.
+        go(p, S.STUCK, Note(Code.NO_LOAD, (floor_need,)))
+        p.stuck_on = "missing"
+    elif b.offered is None:
         images = ctx.lib.upgradable(p.model)
         need = ctx.plan(p).missing
         go(p, S.STUCK, Note(Code.NOT_UPGRADABLE, images) if images else Note(Code.NO_LOAD, (need,)))
@@ -70,6 +78,35 @@ def offer(ctx: Context, p: Phone, ts: float) -> None:
     else:
         n = len(p.plan)
         go(p, S.CONFIGURED, Note(Code.STEP, (min(p.step + 1, n), n, b.offered)))
+
+
+def _floor_need(ctx: Context, p: Phone) -> Need | None:
+    """What to add when the phone's known VID puts every load of the library under its floor, else None."""
+    if not p.vid:
+        return None
+    need = ctx.plan(p).missing
+    return need if need is not None and need.kind == "floor" else None
+
+
+def _below_floor(ctx: Context, p: Phone, load: str) -> bool:
+    """The phone's VID is known and `load` is under its floor (either reading: it refused it, so the stricter)."""
+    floor = ctx.floor(p)
+    key = version_key(load)
+    return floor is not None and key is not None and key < (version_key(floor.safe) or ())
+
+
+def _hardware_need(ctx: Context, p: Phone, refused: tuple[str, ...]) -> Need | None:
+    """For a refusal with no stepping stone in play and the VID unknown: the model's highest documented floor."""
+    found = ctx.lib.floor(p.model, None) if p.model else None
+    if not found:
+        return None
+    low, safe = found
+    return Need("floor", p.model, p.protocol_hint, low or safe, safe, refused=refused)
+
+
+def _hardware_unknown(ctx: Context, p: Phone) -> list[Output]:
+    """Its page may say its VID now (the config that named the load turned its web server on): read it again."""
+    return [PollPage(p.mac, p.ip)] if p.ip and not p.vid and ctx.lib.floor(p.model, None) else []
 
 
 def _name(arg: Any) -> Name | None:
@@ -139,16 +176,32 @@ def rejected(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
     p.boot = Boot(signed_at=b.signed_at)
     nxt = p.step_load
     why = Why.STONE_REFUSED if stone else Why.KEY_CHANGE if not p.current else Why.REFUSED
-    if nxt and nxt not in p.rejected:
+    need = plan.missing
+    # A refusal with no stepping stone in play (a 7800/8800: no rule applies) is not the signing key: on a
+    # model with documented hardware floors it is most likely "Load rejected HC" (phone-families.md §1.3-1.4).
+    no_stone = not stone and (need is None or need.kind != "stone")
+    out: list[Output] = []
+    hw = _hardware_need(ctx, p, tuple(sorted(p.rejected))) if no_stone and not p.vid else None
+    if _below_floor(ctx, p, load):
+        why = Why.BELOW_FLOOR
+    elif hw is not None:
+        why = Why.HARDWARE
+        out = _hardware_unknown(ctx, p)
+    hardware = why in (Why.BELOW_FLOOR, Why.HARDWARE)
+    # With nothing left to plan, step_load falls back to the load it runs; a phone refused for its hardware
+    # stays stuck with what to add instead (its config names that load, so it keeps running it).
+    if nxt and nxt not in p.rejected and (p.plan or not hardware):
         p.boot = Boot(offered=nxt, took_config=True, config_at=ts)
         go(p, S.CONFIGURED, Note(Code.REJECTED_NEXT, (load, why, len(p.plan), nxt)))
-        return []
+        return out
+    if hardware and (need is None or need.kind != "floor"):
+        need = hw or need
     if term:
-        go(p, S.STUCK, Note(Code.TERM_LOOP, (term, load, plan.missing)))
+        go(p, S.STUCK, Note(Code.TERM_LOOP, (term, load, need)))
     else:
-        go(p, S.STUCK, Note(Code.REJECTED_STUCK, (load, why, plan.missing)))
+        go(p, S.STUCK, Note(Code.REJECTED_STUCK, (load, why, need)))
     p.stuck_on = "missing"
-    return []
+    return out
 
 
 def term_offered(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
@@ -195,12 +248,23 @@ def component(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
     b = p.boot
     b.files.add(name.key)
     b.progress_at = ts
-    want = ctx.lib.components_of(b.offered or "")
-    if want and len(b.files) >= want:
+    taken, want = _taken(ctx, b)
+    if want and taken >= want:
         go(p, S.REBOOTING, Note(Code.INSTALLING, (b.offered,)))
     else:
-        go(p, S.DOWNLOADING, Note(Code.DOWNLOADING, (name.path, len(b.files), want)))
+        go(p, S.DOWNLOADING, Note(Code.DOWNLOADING, (name.path, taken, want)))
     return []
+
+
+def _taken(ctx: Context, b: Boot) -> tuple[int, int]:
+    """(files of the load taken, files the phone needs): a 7800/8800 fetches only its own platform's
+    (phone-families.md §1.2), which the files it took so far say; before that, or for one list, the manifest's."""
+    load = b.offered or ""
+    for files in ctx.lib.platforms_of(load):
+        mine = set(files)
+        if mine and b.files & mine:
+            return len(b.files & mine), len(mine)
+    return len(b.files), ctx.lib.components_of(load)
 
 
 def _stage(p: Phone, ts: float, name: Name, app: bool) -> list[Output]:
@@ -249,20 +313,51 @@ def missing(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
     return []
 
 
+def _hardware_seen(p: Phone, fact: Any) -> bool:
+    """Keep what its page says of its hardware; True when its VID is new (its floor may have changed)."""
+    if not isinstance(fact, LoadReported):
+        return False
+    if fact.hardware_revision:
+        p.hardware_revision = fact.hardware_revision[:16]
+    if fact.vid and fact.vid != p.vid:
+        p.vid = fact.vid
+        return True
+    return False
+
+
 def reported(ctx: Context, p: Phone, ts: float, fact: LoadReported) -> list[Output]:
+    new_vid = _hardware_seen(p, fact)
+    out: list[Output] = []
     if fact.load is None:
         p.reported = fact.raw[:80] or None
-        return []
-    p.reported = None
-    out = learn(p, fact.load, fact.how, ts)
-    if out:
+    else:
+        p.reported = None
+        out = learn(p, fact.load, fact.how, ts)
+    if out or new_vid:
         replan(ctx, p)
         if p.state == S.WAITING or (p.state == S.CONFIGURED and p.step_load == p.current):
             offer(ctx, p, ts)
+        elif new_vid and p.state == S.STUCK:
+            _refloor(ctx, p)
     return out
 
 
+def _refloor(ctx: Context, p: Phone) -> None:
+    """A stuck phone's VID arrived after its diagnosis: say its floor instead of the model's highest."""
+    need = _floor_need(ctx, p)
+    if p.note.code == Code.REJECTED_STUCK and len(p.note.args) == 3 and isinstance(p.note.args[0], str):
+        load = p.note.args[0]
+        if need is not None or _below_floor(ctx, p, load):
+            go(p, S.STUCK, Note(Code.REJECTED_STUCK, (load, Why.BELOW_FLOOR, need or p.note.args[2])))
+            p.stuck_on = "missing"
+    elif need is not None and p.note.code == Code.NO_LOAD:
+        go(p, S.STUCK, Note(Code.NO_LOAD, (need,)))
+        p.stuck_on = "missing"
+
+
 def keep(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
+    """Mid-install its page still shows the old load (stale); its hardware is what it is, so that is kept."""
+    _hardware_seen(p, arg)
     return []
 
 
@@ -280,11 +375,11 @@ def stalled(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
     b = p.boot
     if not b.took_firmware:
         return rejected(ctx, p, ts, arg)
-    want = ctx.lib.components_of(b.offered or "")
-    if not want:
+    taken, want = _taken(ctx, b)
+    if not want or taken >= want:
         go(p, S.REBOOTING, Note(Code.INSTALLING, (b.offered,)))
         return []
-    go(p, S.STUCK, Note(Code.STALLED, (b.offered, len(b.files), want)))
+    go(p, S.STUCK, Note(Code.STALLED, (b.offered, taken, want)))
     return []
 
 

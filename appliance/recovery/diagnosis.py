@@ -39,6 +39,9 @@ class Why(str, enum.Enum):
     KEY_CHANGE = "key change"          # its running load predates the signing key (reference §0.0 item 6)
     STONE_REFUSED = "stone refused"    # a stone old loads verify was refused: hardware too new (§5.1, §8.1)
     REFUSED = "refused"                # a known load refused something else
+    # Under a documented hardware floor (phone-families.md §1.4): "Load rejected HC", the phone keeps its load.
+    BELOW_FLOOR = "below floor"        # its VID is known and the load is under that VID's floor
+    HARDWARE = "hardware"              # VID unknown, no stepping stone in play, and the model has documented floors
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,10 @@ class Need:
     """What the tech must add to the library so the phone can go on.
 
     kind: "stone" (a stepping stone of `proto` between `low` and `high`, not `excluded`), "target"
-    (any complete load of `proto`), "other" (the library has no other load it could take).
+    (any complete load of `proto`), "other" (the library has no other load it could take), "floor" (a load at or
+    above the hardware floor `low`; `high` the stricter reading when the sources differ; `vid` the phone's hardware
+    version, "" when unknown and `low` is then the model's highest documented floor; `newest` the library's newest
+    load for the model, "" for none).
     """
     kind: str
     model: str = ""
@@ -56,6 +62,8 @@ class Need:
     excluded: tuple[str, ...] = ()
     refused: tuple[str, ...] = ()
     source: str = ""        # the rule's citation: for developers (docs, logs at DEBUG), never in the words
+    vid: str = ""
+    newest: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,17 +89,19 @@ class Note:
 
 def _arg_out(a):
     if isinstance(a, Need):
-        return {"need": [a.kind, a.model, a.proto, a.low, a.high, list(a.excluded), list(a.refused), a.source]}
+        return {"need": [a.kind, a.model, a.proto, a.low, a.high, list(a.excluded), list(a.refused), a.source,
+                         a.vid, a.newest]}
     if isinstance(a, Why):
         return {"why": a.value}
     return a
 
 
 def _arg_in(a):
-    if isinstance(a, dict) and isinstance(a.get("need"), list) and len(a["need"]) == 8:
-        k, m, p, lo, hi, ex, rf, src = a["need"]
+    if isinstance(a, dict) and isinstance(a.get("need"), list) and len(a["need"]) in (8, 10):
+        k, m, p, lo, hi, ex, rf, src, *rest = a["need"]     # 8 fields: a row from before floors
+        vid, newest = (str(rest[0] or ""), str(rest[1] or "")) if rest else ("", "")
         return Need(str(k), str(m), p if isinstance(p, str) else None, str(lo), str(hi),
-                    tuple(str(x) for x in ex or ()), tuple(str(x) for x in rf or ()), str(src))
+                    tuple(str(x) for x in ex or ()), tuple(str(x) for x in rf or ()), str(src), vid, newest)
     if isinstance(a, dict) and "why" in a:
         try:
             return Why(a["why"])

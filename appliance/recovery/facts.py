@@ -93,12 +93,16 @@ class FileMissing(FileFact):
 
 @dataclass(frozen=True)
 class LoadReported:
-    """The phone's own word on its running load (web page, CDP): `load` a load ID, None if it could not be mapped."""
+    """The phone's own word on its running load (web page, CDP): `load` a load ID, None if it could not be mapped.
+
+    vid, hardware_revision: what its page says of its hardware ("V20", "1.0"), None when it says nothing."""
     ts: float
     mac: str
     load: str | None
     raw: str = ""
     how: str = "web"
+    vid: str | None = None
+    hardware_revision: str | None = None
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from .facts import (
     to_event,
     to_wire,
 )
+from .identify import hardware as page_hardware
 from .memory import to_row
 from .narrate import Narrator
 from .tracker import Tracker
@@ -420,7 +421,8 @@ class Hub:
         found = self.identify(fields) if self.identify else None
         if found is None:
             return
-        self.post(LoadReported(time.time(), mac, found.load, found.raw, "web"))
+        vid, revision = page_hardware(fields)
+        self.post(LoadReported(time.time(), mac, found.load, found.raw, "web", vid, revision))
 
     def _write(self, batch: list[tuple[list, dict]]) -> None:
         """The writer's pass: the outputs' events and the changed phones' rows in one transaction."""

@@ -224,3 +224,44 @@ def from_cdp(version: str, platform: str | None, catalog) -> Identified:
         an Identified with how "cdp..."; load None (with why) for anything that is not a load ID.
     """
     return resolve(version, catalog, "cdp", _model_of(platform))
+
+
+MAX_REVISION = 16     # a hardwareRevision is a short number ("1.0"); anything longer is not kept
+_VID = re.compile(r"^V(\d{1,2})$", re.I)
+_PID = re.compile(r"^CP-[A-Z0-9][A-Z0-9\-]{2,30}$", re.I)
+_REVISION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.\-]{0,15}$")
+
+
+def vid_text(value: object) -> str | None:
+    """A hardware version as the station keeps it ("V04", "V20"); None for anything else (a "1.0" is no VID)."""
+    if not isinstance(value, str):
+        return None
+    m = _VID.match(value.strip()[:8])
+    n = int(m.group(1)) if m else 0
+    return f"V{n:02d}" if 0 < n <= 99 else None
+
+
+def hardware(fields: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(VID, hardwareRevision) a DeviceInformationX page states (fields as webpoll.parse returns them).
+
+    The UDI is five lines (phone-families.md §1.5): device type, description, product ID ("CP-7841"), version
+    ID ("V04"), serial; the page parser turns its line breaks into spaces.  The VID is the word after the
+    product ID (collinmoerman's `(CP-.+).(V\\d+).(.+)` reads it so; the readiness tool takes line [3]); a UDI
+    without a product ID gives its one `Vnn` word, if it has exactly one.  hardwareRevision is another field
+    (a setting such as "1.0"), kept as text to show; floors are stated in VIDs.  Never raises for bad input.
+    """
+    if not isinstance(fields, Mapping):
+        return None, None
+    udi = _field(fields, "udi")
+    vid = None
+    if isinstance(udi, str) and len(udi) <= 256:
+        words = udi.split()
+        after = [words[i + 1] for i, w in enumerate(words[:-1]) if _PID.match(w)]
+        if after:
+            vid = vid_text(after[-1])
+        else:
+            found = [v for w in words if (v := vid_text(w))]
+            vid = found[0] if len(found) == 1 else None
+    rev = _field(fields, "hardwarerevision")
+    revision = rev.strip() if isinstance(rev, str) and _REVISION.match(rev.strip()) else None
+    return vid, revision

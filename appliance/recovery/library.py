@@ -8,24 +8,37 @@ answer until a CatalogChanged event says otherwise).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
-from .plan import Plan
+from .plan import HardwareFloor, Plan
+
+
+class Planner(Protocol):
+    def __call__(self, model: str, current: str | None, hint: str | None, rejected: frozenset[str],
+                 floor: HardwareFloor | None = None, /) -> Plan: ...
 
 
 @dataclass(frozen=True)
 class Library:
     """
-    planner(model, current, protocol_hint, rejected) -> Plan: the loads to take, in order.
+    planner(model, current, protocol_hint, rejected, floor) -> Plan: the loads to take, in order (floor: the
+        phone's hardware floor when its VID is known, plan.fit_floor).
     components_of(load) -> int: how many files its manifest lists (0 if unknown): all taken means rebooting.
+    platforms_of(load) -> each platform's file names, lower case (7800/8800 manifests; () for one list): a phone
+        fetches only its own platform's, so taking one platform's files is taking the load.
+    floor(model, vid) -> (minimum, safe) | None: the hardware floor of the model at that VID ("V20"), as Cisco
+        writes releases; minimum "" when no source names exactly that VID.  vid None: the model's highest
+        documented floor (for the words only: an unknown VID is never a floor).  None: no floor documented.
     reset_keys(model) -> str | None: the factory-reset key sequence, for the trust-list diagnosis.
     upgradable(model) -> (model, images) | None: None if the model takes loads by manifest, else what it takes.
     term_of(model) -> str | None: the term file ("term65.default.loads") a factory-reset phone of it asks.
     models() -> list of model names XMLDefault.cnf.xml covers (their defaults are pushed to the workers).
     is_7940(model) -> bool: a 7940/60 (loaders ask OS79XX.TXT and SIPDefault.cnf, not SEP<MAC>.cnf.xml).
     """
-    planner: Callable[[str, str | None, str | None, frozenset[str]], Plan]
+    planner: Planner
     components_of: Callable[[str], int] = lambda load: 0
+    platforms_of: Callable[[str], tuple[tuple[str, ...], ...]] = lambda load: ()
+    floor: Callable[[str, str | None], tuple[str, str] | None] = lambda model, vid: None
     reset_keys: Callable[[str], str | None] = lambda model: None
     upgradable: Callable[[str], tuple[str, str] | None] = lambda model: None
     term_of: Callable[[str], str | None] = lambda model: None

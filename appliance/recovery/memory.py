@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .diagnosis import Code, Note
 from .facts import PhoneState as S
+from .identify import MAX_REVISION, vid_text
 from .phone import Boot, Phone
 from .words import say
 
@@ -45,7 +46,7 @@ def to_row(p: Phone) -> dict:
             "hints": {"timeline": [[ts, state, say(note)] for ts, state, note in p.timeline], "memory": {
                 "how": p.how, "before": p.before, "protocol": p.protocol, "note": p.note.as_list(),
                 "stuck_on": p.stuck_on, "rejected": sorted(p.rejected), "installed_app": p.installed_app,
-                "term_served": p.term_served,
+                "term_served": p.term_served, "vid": p.vid, "hardware_revision": p.hardware_revision,
                 "reported": p.reported, "boot": boot_to_dict(p.boot), "last": p.last}}}
 
 
@@ -72,6 +73,9 @@ def from_row(row: dict) -> Phone:
     for key in ("how", "before", "protocol", "stuck_on", "installed_app", "reported", "term_served"):
         if isinstance(mem.get(key), str):
             setattr(p, key, mem[key])
+    p.vid = vid_text(mem.get("vid"))
+    if isinstance(mem.get("hardware_revision"), str):
+        p.hardware_revision = mem["hardware_revision"][:MAX_REVISION] or None
     p.rejected = set(_strings(mem.get("rejected")))
     p.boot = boot_from_dict(mem["boot"] if isinstance(mem.get("boot"), dict) else {})
     p.last = float(mem["last"]) if isinstance(mem.get("last"), (int, float)) else 0.0

@@ -50,6 +50,8 @@ class Phone:
     installed_app: str | None = None  # a 7940/60 load counted as installed after its .sb2
     term_served: str | None = None   # the load whose term file it last got (served again while nothing else fits)
     reported: str | None = None      # a page/CDP string that maps to no load: shown, never used
+    vid: str | None = None           # hardware version from its page's UDI ("V20"): its hardware floor
+    hardware_revision: str | None = None   # its page's hardwareRevision ("1.0"): shown; floors are stated in VIDs
     boot: Boot = field(default_factory=Boot)
     last: float = 0.0
     timeline: list[tuple[float, str, Note]] = field(default_factory=list)   # (ts, state, note)

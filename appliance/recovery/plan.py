@@ -17,6 +17,18 @@ from .rules import Rule, all_rules, version_key
 UNKNOWN_LOAD_PREFERENCE = (SCCP, SIP, MGCP)
 
 
+@dataclass(frozen=True)
+class HardwareFloor:
+    """The hardware floor of one phone (its model at its VID; appliance/firmware/floors.py, two readings).
+
+    minimum: the release the sources for exactly this VID give ("" when none does): never offer a load under it.
+    safe: the strictest reading (another source, older hardware's floors): prefer a load at or above it.
+    """
+    vid: str
+    minimum: str
+    safe: str
+
+
 @dataclass
 class Plan:
     """The loads a phone is to take, in order (the last is its target); `missing`, what the tech must add."""
@@ -132,8 +144,48 @@ def plan_for(catalog, cfg, model: str, current: str | None, *, as_unknown: bool 
                      strategy or cfg.upgrade.strategy)
 
 
+def fit_floor(floor: HardwareFloor, model: str, proto: str | None, target: str, ids: list[str],
+              rejected: frozenset[str] | set[str]) -> str | Need:
+    """The load to aim at for a phone under a hardware floor, or what the tech must add.
+
+    Never a load under `minimum`; once the phone refused a load at or above `minimum`, the stricter reading
+    (`safe`) is what it shows, so only loads at or above `safe` are left.  The planned `target` stays when it
+    fits and is at or above `safe` (or nothing is); else the oldest load at or above `safe` (closest to a
+    pinned target), else the newest at or above `minimum`.
+
+    Args:
+        floor: the phone's floor.
+        target: what the config or the library's newest would make its target.
+        ids: the library's complete loads of the model and protocol.
+        rejected: loads the phone refused.
+    Returns:
+        a load ID, or Need("floor") naming the floor, the VID and the library's newest load.
+    """
+    low = version_key(floor.minimum) if floor.minimum else None
+    safe = version_key(floor.safe)
+
+    def at_least(load: str, key: tuple | None) -> bool:
+        k = version_key(load)
+        return k is not None and (key is None or k >= key)
+
+    if any(at_least(r, low) for r in rejected if protocol(r) in (None, proto) or proto is None):
+        low = safe                                  # it refused a load over the lower reading: the stricter holds
+    usable = [a for a in ids if at_least(a, low) and a not in rejected]
+    safe_ones = [a for a in usable if at_least(a, safe)]
+    if at_least(target, low) and target not in rejected and (at_least(target, safe) or not safe_ones):
+        return target
+    if safe_ones:
+        return min(safe_ones, key=lambda a: version_key(a) or ())
+    if usable:
+        return max(usable, key=lambda a: version_key(a) or ())
+    newest = max(ids, key=lambda a: version_key(a) or (), default="")
+    need_low = floor.safe if low == safe else floor.minimum
+    return Need("floor", model, proto, need_low, floor.safe, refused=tuple(sorted(rejected)), vid=floor.vid,
+                newest=newest)
+
+
 def plan_phone(catalog, cfg, model: str, current: str | None, protocol_hint: str | None = None,
-               rejected: frozenset[str] | set[str] = frozenset()) -> Plan:
+               rejected: frozenset[str] | set[str] = frozenset(), floor: HardwareFloor | None = None) -> Plan:
     """The plan for one phone, given what it refused so far.
 
     A refused stone gives way to the next candidate stone in the library, else to the target itself
@@ -146,6 +198,7 @@ def plan_phone(catalog, cfg, model: str, current: str | None, protocol_hint: str
         protocol_hint: the protocol evidence says it runs when `current` is unknown (e.g. it asked for
             SIPDefault.cnf), else None.
         rejected: load IDs it refused (Auth Fail, File auth error, Load rejected HC).
+        floor: its hardware floor when its VID is known (fit_floor); None: no floor applies.
     Returns:
         the Plan: steps from the next load to offer to the target; `missing` says what to add.
     """
@@ -156,7 +209,15 @@ def plan_phone(catalog, cfg, model: str, current: str | None, protocol_hint: str
     target = target_for(catalog, cfg, model, proto)
     if not target:
         return Plan([], missing=Need("target", model, proto))
-    available = [a for a in _catalog_ids(catalog, model, proto) if a not in rejected]
+    ids = _catalog_ids(catalog, model, proto)
+    available = [a for a in ids if a not in rejected]
+    if floor is not None:
+        fitted = fit_floor(floor, model, proto, target, ids, rejected)
+        if isinstance(fitted, Need):
+            return Plan([], missing=fitted)
+        target = fitted
+        low = version_key(floor.minimum) if floor.minimum else None
+        available = [a for a in available if low is None or (version_key(a) or ()) >= low]
     rules = all_rules(cfg.upgrade.rules)
     strategy = cfg.upgrade.strategy
     plan = make_plan(model, current, target, available, rules, strategy)

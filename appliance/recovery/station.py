@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
+from appliance.firmware import floors
 from appliance.firmware.models import MODELS, by_name, model_from_vendor_class
 
 from . import identify
@@ -39,11 +40,20 @@ def web_port(cfg) -> int:
 
 
 def make_library(catalog, cfg) -> Library:
-    """What the core may ask: plans, component counts, reset keys, term files, over the scanned catalog."""
+    """What the core may ask: plans, component counts per load and platform, hardware floors (floors.toml), reset
+    keys, term files, over the scanned catalog."""
 
     def components_of(load_id: str) -> int:
         load = catalog.load(load_id) if load_id else None
         return len(load.components) if load else 0
+
+    def platforms_of(load_id: str) -> tuple[tuple[str, ...], ...]:
+        load = catalog.load(load_id) if load_id else None
+        return tuple(tuple(str(f).lower() for f in p.get("files", ())) for p in load.platforms) if load else ()
+
+    def floor(model: str, vid: str | None) -> tuple[str, str] | None:
+        found = floors.floor_for(model, vid) if vid else floors.highest_floor(model)
+        return (found.minimum or "", found.safe) if found else None
 
     def reset_keys(model: str) -> str | None:
         m = by_name(model) if model else None
@@ -58,8 +68,10 @@ def make_library(catalog, cfg) -> Library:
         return bool(m and m.is_7940)
 
     return Library(
-        planner=lambda model, current, hint, rejected: plan_phone(catalog, cfg, model, current, hint, rejected),
-        components_of=components_of, reset_keys=reset_keys, upgradable=not_upgradable, term_of=term_of,
+        planner=lambda model, current, hint, rejected, floor=None: plan_phone(catalog, cfg, model, current, hint,
+                                                                              rejected, floor),
+        components_of=components_of, platforms_of=platforms_of, floor=floor, reset_keys=reset_keys,
+        upgradable=not_upgradable, term_of=term_of,
         models=lambda: [m.name for m in MODELS], is_7940=is_7940)
 
 

@@ -51,7 +51,7 @@ from .facts import PhoneState as S
 from .identity import DEFAULT_LEASE_S, Identity
 from .library import Library
 from .phone import Phone
-from .plan import Plan
+from .plan import HardwareFloor, Plan
 from .signals import Signal, read
 from .state import transition
 
@@ -129,7 +129,12 @@ class Tracker:
 
     # ---- what the library says ------------------------------------------------------------------------------
     def plan(self, p: Phone) -> Plan:
-        return self.lib.planner(p.model, p.current, p.protocol_hint, frozenset(p.rejected))
+        return self.lib.planner(p.model, p.current, p.protocol_hint, frozenset(p.rejected), self.floor(p))
+
+    def floor(self, p: Phone) -> HardwareFloor | None:
+        """The phone's hardware floor: only for a known VID (an unknown one is never a floor)."""
+        found = self.lib.floor(p.model, p.vid) if p.vid and p.model else None
+        return HardwareFloor(p.vid, found[0], found[1]) if found and p.vid else None
 
     def term_model(self, name: Name) -> str | None:
         """The model a term file belongs to (the first model that asks it)."""
@@ -283,12 +288,12 @@ class Tracker:
         t = transition(p.state, signal)
         if t is None:
             return []
-        before = (p.state, p.note, p.step, p.current)
+        before = (p.state, p.note, p.step, p.current, p.vid)
         out = t.action(self, p, ts, arg)
         if p.state not in t.targets:
             raise TransitionError(f"{t.action.__name__} took {p.mac} from {before[0].value} to {p.state.value}, "
                                   f"not one of {[s.value for s in t.targets]}")
-        if (p.state, p.note, p.step, p.current) != before:
+        if (p.state, p.note, p.step, p.current, p.vid) != before:      # a new VID is news for its row too
             out.append(self._changed(p, ts))
         return out
 

@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 MAX_BODY = 65536          # a real page is 1-2 KiB; a larger one is not a phone's page and is dropped whole
 MAX_VALUE = 128           # longer than any field a phone fills in; a longer value is dropped, never cut short
 MAX_DEPTH = 16            # the page is flat (DeviceInformation > field); anything deeper is not a phone's page
-FIELDS = ("apploadid", "bootloadid", "versionid", "modelnumber")
+# udi and hardwareRevision: the phone's hardware (its VID, on the UDI's fourth line; identify.hardware reads both)
+FIELDS = ("apploadid", "bootloadid", "versionid", "modelnumber", "hardwarerevision", "udi")
 ROOT = "deviceinformation"
 _TAG = re.compile(r"<(/?)([A-Za-z_][\w.\-]{0,63}(?::[A-Za-z_][\w.\-]{0,63})?)"
                   r"((?:\s+[^<>\s=/]{1,64}\s*=\s*(?:\"[^\"<]{0,512}\"|'[^'<]{0,512}'))*)\s*(/?)>")
@@ -65,7 +66,8 @@ def parse(body: bytes) -> dict[str, str]:
     Args:
         body: the HTTP body as received (anything: huge, binary, not UTF-8, not XML).
     Returns:
-        {"apploadid", "bootloadid", "versionid", "modelnumber"} -> text, for the fields present with plain text;
+        {"apploadid", "bootloadid", "versionid", "modelnumber", "hardwarerevision", "udi"} -> text, for the
+        fields present with plain text (line breaks in a value, as in the UDI, become spaces);
         {} for a page that is not one.  Never raises.
     """
     return read_page(body)[0]

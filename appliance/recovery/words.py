@@ -6,6 +6,8 @@ code comments and docs, never here.  Pure: no I/O.
 """
 from __future__ import annotations
 
+from appliance.firmware.versions import version_key
+
 from .diagnosis import Code, Need, Note, Why
 from .facts import PhoneState
 
@@ -26,7 +28,37 @@ WHY = {
                        "it may already run a newer load, or its hardware is too new for that load (Load rejected HC, "
                        "late-production phones)",
     Why.REFUSED: "it refused the load (Auth Fail / File auth error / Load rejected HC)",
+    Why.BELOW_FLOOR: "its hardware will not run a load that old (Load rejected HC), so it keeps the load it runs",
+    Why.HARDWARE: "it took the manifest and nothing else: on this model that is most likely its hardware refusing "
+                  "the load (Load rejected HC), not a signing key",
 }
+
+
+def release(load: str) -> str:
+    """A load ID as the release a tech looks for: sip78xx.11-0-1-11 -> 11.0(1), ...14-0-1-0201-169 -> 14.0(1)SR2."""
+    key = version_key(load)
+    if key is None or len(key) < 3:
+        return load
+    sr = f"SR{key[3]}" if len(key) > 3 and key[3] else ""
+    return f"{key[0]}.{key[1]}({key[2]}){sr}"
+
+
+def _short(model: str) -> str:
+    """"CP-7841" -> "7841" (how a tech names the phone)."""
+    return model.removeprefix("CP-") if model else "phone"
+
+
+def _floor(n: Need) -> str:
+    model = _short(n.model)
+    other = f" ({n.high} or later by Cisco's stricter release note)" if n.high and n.high != n.low else ""
+    if n.vid:
+        head = f"this {model} is {n.vid}: it needs {n.low} or later{other}"
+    else:
+        head = (f"its hardware may need a newer load: the highest documented floor for the {model} is "
+                f"{n.low}{other}")
+    newest = f"; the library's newest is {release(n.newest)} ({n.newest})" if n.newest else ""
+    return (f"{head}{newest}: add a {model} load of {n.high or n.low} or later to the firmware library "
+            "(its cmterm zip)")
 
 
 def need(n: Need | None) -> str:
@@ -40,6 +72,8 @@ def need(n: Need | None) -> str:
         span = n.low if n.low == n.high else f"{n.low} to {n.high}"
         excl = f" (not {', '.join(n.excluded)})" if n.excluded else ""
         return f"add the{proto} {span} load for {model}{excl} to the firmware library (its cmterm zip){refused}"
+    if n.kind == "floor":
+        return _floor(n)
     if n.kind == "target":
         return f"add a complete{proto} load for {model} to the firmware library (its cmterm zip){refused}"
     return f"the firmware library has no other load it could take: add a stepping stone for {model}{refused}"

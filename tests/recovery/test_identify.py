@@ -61,7 +61,7 @@ def page_7965(app="jar45sccp.9-4-2SR4-3.sbn", version=f"*{TARGET}*", model="CP-7
 def test_79x1_page_gives_the_load_in_versionid_not_the_jar(catalog):
     fields = parse(page_7965())
     assert fields == {"apploadid": "jar45sccp.9-4-2SR4-3.sbn", "bootloadid": "tnp65.8-3-1-21a.bin",
-                      "versionid": f"*{TARGET}*", "modelnumber": "CP-7965G"}
+                      "versionid": f"*{TARGET}*", "modelnumber": "CP-7965G", "hardwarerevision": "1.0"}
     got = from_page(fields, catalog)
     assert got == Identified(TARGET, f"*{TARGET}*", "web versionID", "", True)
 

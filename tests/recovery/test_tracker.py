@@ -40,7 +40,7 @@ OTHER_MAC, OTHER_IP = "001b2c3d4e60", "10.9.0.51"
 CONFIG = f"SEP{MAC.upper()}.cnf.xml"
 
 
-def planner(model, current, hint, rejected):
+def planner(model, current, hint, rejected, floor=None):
     if not model:
         return Plan([])
     if current == TARGET:

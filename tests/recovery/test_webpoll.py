@@ -62,7 +62,7 @@ def test_simulated_phone_page_is_read_by_the_real_poller():
             got = _drain(poller, 10)
         # A 79x5 page as real ones are: the jar in appLoadID, the load ID in asterisks in versionID.
         fields = {"apploadid": "jar45sccp.8-5-2.sbn", "bootloadid": "tnp65.8-3-1-21a.bin",
-                  "versionid": f"*{STONE}*", "modelnumber": "CP-7965G"}
+                  "versionid": f"*{STONE}*", "modelnumber": "CP-7965G", "hardwarerevision": "1.0"}
         assert got == [(MAC, fields)]
         assert parse(page) == fields
         assert phone.device_information() is None     # the phone itself is not running: it serves no page

@@ -268,3 +268,12 @@ def test_the_same_load_is_never_offered_in_a_loop():
         p = t.phones[MAC]
         assert manifests == 1 and p.state == S.STUCK, (page_first, manifests, p.state, p.note)
         assert OLD in say(p.note) and "14.0(1)" in say(p.note)
+
+
+def test_a_need_recorded_before_floors_still_reads_and_a_floor_need_round_trips():
+    old = Note.from_list(["rejected, stuck", OLD, {"why": "refused"},
+                          {"need": ["other", "CP-7841", "sip", "", "", [], [OLD], ""]}])
+    assert old is not None and old.args[2] == Need("other", "CP-7841", "sip", refused=(OLD,))
+    floor = Note(Code.NO_LOAD, (Need("floor", "CP-7841", "sip", "14.0(1)", "14.0(1)SR3", vid="V20", newest=OLD),))
+    assert Note.from_list(floor.as_list()) == floor
+    assert Note.from_list(["rejected, stuck", OLD, {"why": "no such reason"}, None]).args[1] == Why.REFUSED

@@ -19,6 +19,7 @@ from appliance.firmware.names import Kind, classify
 from appliance.recovery import actions as tr
 from appliance.recovery import memory
 from appliance.recovery.facts import (
+    CatalogChanged,
     FileAsked,
     FileMissing,
     FileSent,
@@ -352,3 +353,67 @@ def test_memory_survives_a_restart_mid_install(tmp_path):
 def test_odd_memory_is_skipped(bad):
     p = memory.from_row({"mac": MAC, **bad})
     assert p.mac == MAC and p.state in S
+
+
+# ---- 7800/8800 over a real catalog (phone-families.md §1.2-1.5, floors.toml) ---------------------------------
+OLD78, NEW78 = "sip78xx.11-0-1-11", "sip78xx.14-2-1-0101-26"
+OLD88 = "sip88xx.12-5-1SR3-74"
+
+
+def gen5(load: str, platform: int) -> list[str]:
+    """A platform's files as the product's synthetic 7800 manifest lists them."""
+    return [name for plat, files in synth.gen5_platforms(load) if plat == f"PLATFORM_{platform}" for _, name in files]
+
+
+def page(b: Bench, load: str | None, vid: str):
+    b.feed(LoadReported(b.at(0.5).now, b.mac, load, load or "", "web", vid, "1.0"))
+
+
+def test_a_7841_taking_only_its_platform_2_files_over_tftp_after_an_http_manifest_installs(tmp_path):
+    b = Bench(*library(tmp_path, [OLD78, NEW78]), model="CP-7841")
+    b.lease()
+    assert b.config() == NEW78
+    b.sent(f"{NEW78}.loads", proto="http")
+    b.sent(*gen5(NEW78, 2), proto="tftp")
+    assert b.phone.state == S.REBOOTING, b.detail
+    b.lease()
+    assert b.config() == NEW78 and b.phone.state == S.DONE and b.phone.current == NEW78
+
+
+def test_a_v20_7841_and_a_v15_8841_under_their_floors_are_told_the_floor_from_floors_toml(tmp_path):
+    b = Bench(*library(tmp_path, [OLD78, OLD88]), model="CP-7841")
+    b.lease()
+    page(b, "sip78xx.14-0-1-0301-212", "V20")
+    assert b.config() == "sip78xx.14-0-1-0301-212" and b.phone.state == S.STUCK
+    assert b.diagnosis.startswith("this 7841 is V20: it needs 14.0(1) or later (14.0(1)SR3 or later"), b.diagnosis
+    assert "the library's newest is 11.0(1) (sip78xx.11-0-1-11)" in b.diagnosis
+    c = Bench(b.cat, library(tmp_path, [])[1], model="CP-8841", mac="001e7a884101", ip="10.9.0.51")
+    c.lease()
+    page(c, None, "V15")
+    assert c.config() is None and c.phone.state == S.STUCK
+    assert c.diagnosis.startswith("this 8841 is V15: it needs 12.6(1) or later"), c.diagnosis
+    assert "the library's newest is 12.5(1)SR3 (sip88xx.12-5-1SR3-74)" in c.diagnosis
+    again = memory.from_row({**memory.to_row(c.phone), "mac": c.mac})        # a restart keeps the words
+    assert memory.diagnosis(again) == c.diagnosis and again.vid == "V15"
+
+
+def test_a_refusal_on_an_8841_with_its_vid_unknown_names_the_highest_floor_not_a_stone(tmp_path):
+    b = Bench(*library(tmp_path, [OLD88]), model="CP-8841", mac="001e7a884102")
+    b.lease()
+    assert b.config() == OLD88
+    b.sent(f"{OLD88}.loads", proto="http")
+    assert b.config() is None and b.phone.state == S.STUCK
+    assert "the highest documented floor for the 8841 is 12.6(1)" in b.diagnosis, b.diagnosis
+    assert "stepping stone" not in b.diagnosis and "signing key that load uses" not in b.diagnosis
+
+
+def test_a_floor_stuck_phone_moves_on_when_a_load_over_its_floor_is_added(tmp_path):
+    cat, cfg = library(tmp_path, [OLD78])
+    b = Bench(cat, cfg, model="CP-7841")
+    b.lease()
+    page(b, None, "V20")
+    assert b.config() is None and b.phone.state == S.STUCK
+    synth.write_zip(tmp_path / "fw", NEW78, size_bytes=4_000)
+    cat.scan()
+    b.feed(CatalogChanged(b.at(1).now))
+    assert b.config() == NEW78 and b.phone.state == S.CONFIGURED

@@ -247,3 +247,20 @@ def test_more_unfinished_pages_than_sockets_never_drop_or_delay_a_phones_first_r
             assert set(stuck) <= poller.pending          # the others are still being tried, none lost
         finally:
             poller.close()
+
+
+def test_a_7841_page_gives_its_vid_through_the_udi_lines():
+    """The independent model's 7800 page (tools/phonesim/deviceinfo.py): <udi> is five lines, the VID the fourth."""
+    from appliance.recovery.identify import hardware
+    from tools.phonesim.deviceinfo import render
+    from tools.phonesim.loadid import parse_load
+    from tools.phonesim.models import FAMILY_MODELS
+
+    running = parse_load("sip78xx.14-0-1-0301-212")
+    assert running is not None
+    body = render(FAMILY_MODELS["7841"], "001e7a782001", running, (), vid="V20", hardware_revision="2.1").encode()
+    fields = parse(body)
+    assert fields["versionid"] == "sip78xx.14-0-1-0301-212" and "\n" not in fields["udi"]
+    assert hardware(fields) == ("V20", "2.1")
+    hostile = body.replace(b"V20", b"V20\x07" + b"V" * 200)      # over MAX_VALUE: dropped whole, not cut short
+    assert "udi" not in parse(hostile) and hardware(parse(hostile)) == (None, "2.1")

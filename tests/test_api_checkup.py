@@ -10,6 +10,7 @@ from pathlib import Path
 
 from appliance import config
 from appliance.api import checkup, views
+from appliance.api.watch import GRACE_S, Watch
 from appliance.firmware import synth
 from appliance.store import Store
 
@@ -85,11 +86,11 @@ def test_health_carries_the_problems_and_ok_follows_red(station_env):
 def test_the_watch_says_new_red_problems_once_after_grace_and_their_fix(station_env, caplog):
     cfg, store = setup(station_env, (TARGET, True))
     t0 = time.time()
-    watch = checkup.Watch(cfg, store, started=t0)
+    watch = Watch(cfg, store, started=t0)
     caplog.set_level(logging.INFO, logger="station")
     store.kv.put("dhcp.guard", {"mode": "refuse", "status": "refusing", "servers": ["10.0.0.254"], "serving": False})
     assert watch.tick(t0 + 1) == ["dhcp-guard-blocked"] and not caplog.records        # in its grace period
-    watch.started = t0 - checkup.GRACE_S                                                # (the heartbeats are real)
+    watch.started = t0 - GRACE_S                                                # (the heartbeats are real)
     watch.tick()                                                                        # found on a second look
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and said[0].startswith("station cannot do its job: Another DHCP server (10.0.0.254)")
@@ -103,7 +104,7 @@ def test_the_watch_says_new_red_problems_once_after_grace_and_their_fix(station_
 
 def test_the_watch_waits_for_a_second_look(station_env, caplog):
     cfg, store = setup(station_env, (TARGET, True))
-    watch = checkup.Watch(cfg, store, started=time.time() - 100)
+    watch = Watch(cfg, store, started=time.time() - 100)
     caplog.set_level(logging.INFO, logger="station")
     store.kv.put("dhcp.status", {"exhausted": True, "size": 1})
     watch.tick()
@@ -116,7 +117,7 @@ def test_the_watch_waits_for_a_second_look(station_env, caplog):
 def test_the_watch_does_not_repeat_what_start_up_said_but_says_its_fix(station_env, caplog):
     cfg, store = setup(station_env)
     t0 = time.time()
-    watch = checkup.Watch(cfg, store, started=t0 - 100)
+    watch = Watch(cfg, store, started=t0 - 100)
     caplog.set_level(logging.INFO, logger="station")
     watch.tick()
     watch.tick()
@@ -135,5 +136,5 @@ def test_a_broken_store_is_said_not_raised(station_env, caplog):
             raise RuntimeError("disk gone")
 
     caplog.set_level(logging.WARNING, logger="station")
-    assert checkup.Watch(cfg, Broken()).tick() == []
+    assert Watch(cfg, Broken()).tick() == []
     assert "problems not checked" in caplog.text and "disk gone" in caplog.text

@@ -230,3 +230,17 @@ def test_verify_shows_hashing_progress_on_a_terminal(env):
         os.close(master)
     assert proc.returncode == 0, proc.stdout
     assert b"checking firmware: 3/3 MiB (100%)" in shown, shown
+
+
+def test_verify_fails_on_an_empty_library_saying_what_to_copy_where(env):
+    """An empty folder recovers no phone: exit 1 with the station's "no-firmware" words (appliance/problems.py)."""
+    root = env["APPLIANCE_TFTP_ROOT"]
+    r = run(env, "firmware", "verify")
+    assert r.returncode == 1 and not r.stdout.startswith("ok:"), r.stdout
+    assert f"The firmware folder {root} holds no phone firmware" in r.stdout
+    assert f"into {root}" in r.stdout and "cmterm-" in r.stdout
+    from appliance.firmware import synth
+
+    synth.write_load(root, "SCCP45.9-4-2SR4-3S", 4096, term=True)
+    r = run(env, "firmware", "verify")
+    assert r.returncode == 0 and r.stdout.startswith("ok: 1 loads"), r.stdout

@@ -38,7 +38,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from .. import logs
 from ..config import Config
 from ..service import ServiceContext, cannot_listen
-from . import checkup
+from .watch import Watch
 
 log = logging.getLogger("api")
 
@@ -275,7 +275,7 @@ class ApiApplication(BaseApplication):
     def _when_ready(self, server) -> None:
         self.ctx = ServiceContext("api", self.cfg_station)
         cfg = self.cfg_station
-        watch = checkup.Watch(cfg, self.ctx.store)      # logs each red problem as it appears (problems.py)
+        watch = Watch(cfg, self.ctx.store)      # logs each red problem as it appears (problems.py)
         self.ctx.start_heartbeat(lambda: {"bind": f"{cfg.api.host}:{cfg.api.port}", "workers": self.cfg.workers,
                                           "writes": bool(cfg.api.token), "shares": shares_info(),
                                           "problems": watch.tick()})

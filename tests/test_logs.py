@@ -48,6 +48,17 @@ def json_ok(line: str) -> dict | None:
 
 
 # ---- units ------------------------------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def root_logging_restored():
+    """logs.setup points the root logger at this test's captured stdout: put back what was there."""
+    root = logging.getLogger()
+    handlers, level, fmt = root.handlers[:], root.level, logs._format
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logs._format = fmt
+
+
 def test_setup_takes_format_and_level_from_the_environment(monkeypatch, capsys):
     monkeypatch.setenv("APPLIANCE_LOG_FORMAT", "json")
     monkeypatch.setenv("APPLIANCE_LOG_LEVEL", "warning")
@@ -62,7 +73,7 @@ def test_setup_takes_format_and_level_from_the_environment(monkeypatch, capsys):
         (line,) = capsys.readouterr().out.splitlines()
         assert TEXT_LINE.fullmatch(line) and line.endswith("INFO    dhcp       plain")
     finally:
-        logs.setup("text", "INFO")
+        monkeypatch.delenv("APPLIANCE_LOG_FORMAT")
 
 
 class Atoms(dict):
@@ -82,11 +93,11 @@ def test_clean_args_keeps_a_dict_subclass_and_cleans_its_values():
 def test_gunicorn_lines_are_the_stations(capsys):
     from gunicorn.config import Config
     logs.setup("json", "INFO")
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    cfg.set("errorlog", "-")
+    logger = logs.gunicorn_logger("api")(cfg)
     try:
-        cfg = Config()
-        cfg.set("accesslog", "-")
-        cfg.set("errorlog", "-")
-        logger = logs.gunicorn_logger("api")(cfg)
         logger.info("Listening at: %s", "http://0.0.0.0:8080")
         logger.access_log.info('%(h)s "%(r)s"', Atoms(h="10.0.0.9", r="GET /\x1b]0;owned\x07 HTTP/1.1"))
         err = capsys.readouterr()
@@ -95,7 +106,8 @@ def test_gunicorn_lines_are_the_stations(capsys):
             ("api", '10.0.0.9 "GET /?]0;owned? HTTP/1.1"'), ("api", "Listening at: http://0.0.0.0:8080")]
         assert all(docs)
     finally:
-        logs.setup("text", "INFO")
+        for log in (logger.error_log, logger.access_log):
+            log.handlers.clear()           # they hold this test's captured streams
 
 
 def sh(*args: str, env: dict | None = None, stdin: str = "") -> subprocess.CompletedProcess:

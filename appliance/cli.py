@@ -66,8 +66,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         wanted = None
     parser = argparse.ArgumentParser(prog="appliance", description="Cisco IP phone recovery station")
     parser.add_argument("--config", help="config file (default $APPLIANCE_CONFIG, else config/appliance.toml)")
-    parser.add_argument("--log-format", choices=["text", "json"], default="text")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-format", choices=["text", "json"],
+                        help="text or json (default $APPLIANCE_LOG_FORMAT, else text)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (default $APPLIANCE_LOG_LEVEL, else INFO)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = hoist_global_options(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    logs.setup(args.log_format, args.log_level.upper())
+    logs.setup(args.log_format, args.log_level)
     if getattr(args, "needs_config", False):
         try:
             args.cfg = validate.load(args.config)

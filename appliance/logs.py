@@ -90,7 +90,7 @@ class HumanFormatter(logging.Formatter):
 
 
 FORMATS = ("text", "json")
-_format = "text"
+_format, _level = "text", "INFO"
 
 
 def formatter(fmt: str | None = None) -> logging.Formatter:
@@ -98,21 +98,36 @@ def formatter(fmt: str | None = None) -> logging.Formatter:
     return JsonFormatter() if (fmt or _format) == "json" else HumanFormatter()
 
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def setup(fmt: str | None = None, level: str | None = None) -> None:
     """Every record of this process to stdout, cleaned, in `fmt` ("text" or "json") at `level` and above.
 
     Either left out comes from APPLIANCE_LOG_FORMAT / APPLIANCE_LOG_LEVEL (what `appliance run` sets for
-    its children), else text at INFO.
+    its children, and what a container's environment may set), else text at INFO.  A value that is
+    neither is said once and the default used: logging must never be why a station does not start.
     """
-    global _format
+    global _format, _level
     fmt = fmt or os.environ.get("APPLIANCE_LOG_FORMAT") or "text"
+    wanted = (level or os.environ.get("APPLIANCE_LOG_LEVEL") or "INFO").upper()
     _format = fmt if fmt in FORMATS else "text"
+    _level = wanted if wanted in LEVELS else "INFO"
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter())
     handler.addFilter(CleanArgs())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel((level or os.environ.get("APPLIANCE_LOG_LEVEL") or "INFO").upper())
+    root.setLevel(_level)
+    if fmt != _format:
+        logging.getLogger("station").warning("log format %r is not text or json: text used", fmt)
+    if wanted != _level:
+        logging.getLogger("station").warning("log level %r is not one of %s: INFO used", wanted, ", ".join(LEVELS))
+
+
+def current() -> tuple[str, str]:
+    """The format and level `setup` chose (for the processes this one starts)."""
+    return _format, _level
 
 
 class _Named(logging.Filter):

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from . import config as configmod
+from . import logs
 
 SUPERVISORD_CONF = "supervisord.conf"
 FATAL_MARKER = "supervisor-fatal"
@@ -171,5 +172,5 @@ def cmd_run(args: argparse.Namespace) -> int:
         old.unlink(missing_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    env = supervisor_env(cfg, getattr(args, "log_format", "text"), getattr(args, "log_level", "INFO").upper())
+    env = supervisor_env(cfg, *logs.current())
     os.execve("/bin/sh", ["/bin/sh", str(HELPER), "run", exe, str(conf), str(marker)], env)

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -57,6 +58,37 @@ def root_logging_restored():
     root.handlers[:] = handlers
     root.setLevel(level)
     logs._format = fmt
+
+
+def test_a_bad_format_or_level_is_said_and_the_default_used(monkeypatch, capsys):
+    monkeypatch.setenv("APPLIANCE_LOG_FORMAT", "xml")
+    logs.setup(None, "loud")
+    assert logs.current() == ("text", "INFO")
+    out = capsys.readouterr().out
+    assert "log format 'xml' is not text or json: text used" in out
+    assert "log level 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL: INFO used" in out
+
+
+def test_the_environment_sets_the_format_of_every_process(station_env):
+    """APPLIANCE_LOG_FORMAT=json (a container's environment) without --log-format: every process of a run is
+    JSON, supervise.sh's last line too (the DNS port held, so the run stops at once)."""
+    env = {**station_env_for(station_env), "APPLIANCE_LOG_FORMAT": "json"}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
+        held.bind(("127.0.0.1", int(env["APPLIANCE_DNS_PORT"])))
+        proc = subprocess.Popen([PYTHON, "-m", "appliance", "run"], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc.wait(120)
+        finally:
+            out = stop(proc)
+    lines = out.splitlines()
+    assert proc.returncode == 3 and lines, out
+    assert [line for line in lines if not json_ok(line)] == [], out
+    last = json.loads(lines[-1])
+    assert (last["level"], last["service"]) == ("error", "supervisor"), last
+    assert last["msg"].startswith(f"station stopped: dns cannot start: port {env['APPLIANCE_DNS_PORT']}/udp is held "
+                                  f"by python"), last
+    assert {"supervisor", "dns"} <= {json.loads(line)["service"] for line in lines}
 
 
 def test_setup_takes_format_and_level_from_the_environment(monkeypatch, capsys):

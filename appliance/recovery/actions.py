@@ -179,7 +179,7 @@ def rejected(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
     need = plan.missing
     # A refusal with no stepping stone in play (a 7800/8800: no rule applies) is not the signing key: on a
     # model with documented hardware floors it is most likely "Load rejected HC" (phone-families.md §1.3-1.4).
-    no_stone = not stone and (need is None or need.kind != "stone")
+    no_stone = not stone and not ctx.lib.has_stones(p.model) and (need is None or need.kind != "stone")
     out: list[Output] = []
     hw = _hardware_need(ctx, p, tuple(sorted(p.rejected))) if no_stone and not p.vid else None
     if _below_floor(ctx, p, load):
@@ -187,10 +187,14 @@ def rejected(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
     elif hw is not None:
         why = Why.HARDWARE
         out = _hardware_unknown(ctx, p)
+    elif no_stone:
+        why = Why.REFUSED
+        if need is not None and need.kind == "other":     # no stone exists for it: what it lacks is another load
+            need = Need("newer", need.model, need.proto, refused=need.refused)
     hardware = why in (Why.BELOW_FLOOR, Why.HARDWARE)
     # With nothing left to plan, step_load falls back to the load it runs; a phone refused for its hardware
-    # stays stuck with what to add instead (its config names that load, so it keeps running it).
-    if nxt and nxt not in p.rejected and (p.plan or not hardware):
+    # stays stuck with what to add, when something is missing (its config names that load, so it keeps it).
+    if nxt and nxt not in p.rejected and (p.plan or not hardware or need is None):
         p.boot = Boot(offered=nxt, took_config=True, config_at=ts)
         go(p, S.CONFIGURED, Note(Code.REJECTED_NEXT, (load, why, len(p.plan), nxt)))
         return out

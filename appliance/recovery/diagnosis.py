@@ -49,7 +49,8 @@ class Need:
     """What the tech must add to the library so the phone can go on.
 
     kind: "stone" (a stepping stone of `proto` between `low` and `high`, not `excluded`), "target"
-    (any complete load of `proto`), "other" (the library has no other load it could take), "floor" (a load at or
+    (any complete load of `proto`), "other" (the library has no other load it could take), "newer" (the same, for a
+    model no stepping-stone rule names: another, newer load is what it lacks), "floor" (a load at or
     above the hardware floor `low`; `high` the stricter reading when the sources differ; `vid` the phone's hardware
     version, "" when unknown and `low` is then the model's highest documented floor; `newest` the library's newest
     load for the model, "" for none).

@@ -29,6 +29,8 @@ class Library:
     floor(model, vid) -> (minimum, safe) | None: the hardware floor of the model at that VID ("V20"), as Cisco
         writes releases; minimum "" when no source names exactly that VID.  vid None: the model's highest
         documented floor (for the words only: an unknown VID is never a floor).  None: no floor documented.
+    has_stones(model) -> bool: a stepping-stone rule (rules.toml, [upgrade] rules) names the model; False: a
+        refusal is never read as the signing key (7800/8800, 69xx, 894x: no rule known).
     reset_keys(model) -> str | None: the factory-reset key sequence, for the trust-list diagnosis.
     upgradable(model) -> (model, images) | None: None if the model takes loads by manifest, else what it takes.
     term_of(model) -> str | None: the term file ("term65.default.loads") a factory-reset phone of it asks.
@@ -39,6 +41,7 @@ class Library:
     components_of: Callable[[str], int] = lambda load: 0
     platforms_of: Callable[[str], tuple[tuple[str, ...], ...]] = lambda load: ()
     floor: Callable[[str, str | None], tuple[str, str] | None] = lambda model, vid: None
+    has_stones: Callable[[str], bool] = lambda model: True
     reset_keys: Callable[[str], str | None] = lambda model: None
     upgradable: Callable[[str], tuple[str, str] | None] = lambda model: None
     term_of: Callable[[str], str | None] = lambda model: None

@@ -106,3 +106,9 @@ def builtin_rules(path: Path = RULES) -> list[Rule]:
 
 def all_rules(user: list[dict] | None = None) -> list[Rule]:
     return builtin_rules() + [parse_rule(r, f"upgrade.rules[{i}]") for i, r in enumerate(user or [])]
+
+
+def model_has_rule(rules: list[Rule], model: str) -> bool:
+    """Whether any stepping-stone rule names this model (any spelling)."""
+    key = _norm(model)
+    return any(key in r.models for r in rules)

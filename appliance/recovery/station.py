@@ -20,6 +20,7 @@ from .library import Library
 from .memory import from_row
 from .phone import Phone
 from .plan import plan_phone
+from .rules import all_rules, model_has_rule
 from .tracker import Tracker
 from .webpoll import WebPoller
 
@@ -55,6 +56,9 @@ def make_library(catalog, cfg) -> Library:
         found = floors.floor_for(model, vid) if vid else floors.highest_floor(model)
         return (found.minimum or "", found.safe) if found else None
 
+    def has_stones(model: str) -> bool:
+        return model_has_rule(all_rules(cfg.upgrade.rules), model)
+
     def reset_keys(model: str) -> str | None:
         m = by_name(model) if model else None
         return m.reset if m else None
@@ -70,7 +74,8 @@ def make_library(catalog, cfg) -> Library:
     return Library(
         planner=lambda model, current, hint, rejected, floor=None: plan_phone(catalog, cfg, model, current, hint,
                                                                               rejected, floor),
-        components_of=components_of, platforms_of=platforms_of, floor=floor, reset_keys=reset_keys,
+        components_of=components_of, platforms_of=platforms_of, floor=floor, has_stones=has_stones,
+        reset_keys=reset_keys,
         upgradable=not_upgradable, term_of=term_of,
         models=lambda: [m.name for m in MODELS], is_7940=is_7940)
 

@@ -74,6 +74,9 @@ def need(n: Need | None) -> str:
         return f"add the{proto} {span} load for {model}{excl} to the firmware library (its cmterm zip){refused}"
     if n.kind == "floor":
         return _floor(n)
+    if n.kind == "newer":
+        return (f"the firmware library has no other{proto} load for {model} it could take: add a newer one "
+                f"(its cmterm zip){refused}")
     if n.kind == "target":
         return f"add a complete{proto} load for {model} to the firmware library (its cmterm zip){refused}"
     return f"the firmware library has no other load it could take: add a stepping stone for {model}{refused}"

@@ -52,6 +52,7 @@ def library(loads: list[str], pin: str | None = None) -> Library:
                    platforms_of=lambda load: (tuple(f.lower() for f in files(load, 1)),
                                               tuple(f.lower() for f in files(load, 2))) if load else (),
                    floor=lambda model, vid: FLOORS.get(vid) if model == "CP-7841" else None,
+                   has_stones=lambda model: False,                 # no stepping-stone rule names a 7841
                    models=lambda: ["CP-7841"])
 
 
@@ -277,3 +278,18 @@ def test_a_need_recorded_before_floors_still_reads_and_a_floor_need_round_trips(
     floor = Note(Code.NO_LOAD, (Need("floor", "CP-7841", "sip", "14.0(1)", "14.0(1)SR3", vid="V20", newest=OLD),))
     assert Note.from_list(floor.as_list()) == floor
     assert Note.from_list(["rejected, stuck", OLD, {"why": "no such reason"}, None]).args[1] == Why.REFUSED
+
+
+def test_a_v20_already_past_the_load_over_its_floor_settles_on_its_own_after_refusing_the_pinned_one():
+    t, c = core([OLD, A], pin=OLD)
+    lease(t, c)
+    assert ask(t, c) == OLD                            # nothing known yet: the pinned target
+    sent(t, c, f"{OLD}.loads")
+    page(t, c, load=B)                                 # mid-download: V20 (kept), on 14.2(1) (stale: not taken)
+    assert ask(t, c) == A                              # the refusal is read at this config, which names A
+    p = t.phones[MAC]
+    assert p.vid == "V20" and OLD in p.rejected and p.state == S.CONFIGURED
+    assert p.note.code == Code.REJECTED_NEXT and p.note.args[1] == Why.BELOW_FLOOR
+    page(t, c, load=B)                                 # its page again, now believed: past A, nothing to offer
+    assert p.state == S.DONE and p.current == B, (p.state, say(p.note))
+    assert ask(t, c) == B

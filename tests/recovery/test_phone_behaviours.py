@@ -417,3 +417,15 @@ def test_a_floor_stuck_phone_moves_on_when_a_load_over_its_floor_is_added(tmp_pa
     cat.scan()
     b.feed(CatalogChanged(b.at(1).now))
     assert b.config() == NEW78 and b.phone.state == S.CONFIGURED
+
+
+def test_a_6921_refusal_is_neither_the_signing_key_nor_a_missing_stone(tmp_path):
+    """No stepping-stone rule names a 6921 (phone-families.md §4.1) and no floor is documented: a refusal is a
+    refusal, and what the library lacks is another load."""
+    b = Bench(*library(tmp_path, ["SCCP69xx.9-4-1-3SR3"]), model="CP-6921", mac="001e7a692101")
+    b.lease()
+    assert b.config() == "SCCP69xx.9-4-1-3SR3"
+    b.sent("SCCP69xx.9-4-1-3SR3.loads")
+    assert b.config() is None and b.phone.state == S.STUCK
+    assert b.diagnosis.startswith("rejected SCCP69xx.9-4-1-3SR3: it refused the load"), b.diagnosis
+    assert "add a newer one" in b.diagnosis and "stepping stone" not in b.diagnosis, b.diagnosis

@@ -150,57 +150,36 @@ def attack(iface: str, count: int, seconds: float, stop_file: str) -> dict:
 
 # ---- a phone whose page is always up: `python -m tests.test_reliability_webpoll page IFACE MAC LOAD STOP SECONDS` --
 def page_phone(iface: str, mac: str, load: str, stop_file: str, seconds: float) -> dict:
-    """A CP-7965G running `load` whose page (tools.phonesim's own) is up before its lease: take the OFFER, put its
-    address on `iface` and serve the page on port 80 there, then REQUEST; serve until stop_file exists."""
+    """A CP-7965G running `load` whose page (tools.phonesim's own) listens before it leases; once ACKed it takes the
+    address and asks for its CTL file, as a phone does; it serves until stop_file exists."""
     from tools.phonesim import SimPhone
     from tools.phonesim.dhcp import DhcpClient
+    from tools.phonesim.net import acquire
     phone = SimPhone(mac, "7965", load, web_port=80)
     client = DhcpClient(bytes.fromhex(mac), "Cisco Systems, Inc. IP Phone CP-7965G\0", f"SEP{mac.upper()}",
                         random.getrandbits(32))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
-        s.bind(("0.0.0.0", 68))
-        s.settimeout(1.0)
-        out, ip, page = client.discover(), None, None
-        end = time.monotonic() + 30
-        try:
-            while client.state not in ("bound", "nak") and time.monotonic() < end:
-                s.sendto(out, ("255.255.255.255", 67))
-                try:
-                    data = s.recv(4096)
-                except socket.timeout:
-                    continue
-                reply = client.receive(data)
-                if reply is None:
-                    continue
-                out = reply
-                if client.state == "requesting" and page is None:       # the OFFER: page up on its address
-                    ip = socket.inet_ntoa(data[16:20])
-                    subprocess.run(["ip", "addr", "add", f"{ip}/16", "dev", iface], capture_output=True, timeout=10)
-                    page = phone.web_page(ip)
-                    page.__enter__()
-            if client.lease is not None and (client.lease.tftp or client.lease.server_id):
-                # what a phone asks first once it holds the address (its CTL file): the station learns its MAC from
-                # the phone's ARP on the way, as from every real phone, instead of waiting out its own ARP retry
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as t:
-                    t.bind((ip, 0))
-                    t.settimeout(2.0)
-                    t.sendto(b"\x00\x01" + f"CTLSEP{mac.upper()}.tlv".encode() + b"\x00octet\x00",
-                             (client.lease.tftp or client.lease.server_id, 69))
-                    try:
-                        t.recv(1024)
-                    except OSError:
-                        pass
-            print(json.dumps({"state": client.state, "ip": ip}), flush=True)
-            stop_at = time.monotonic() + seconds
-            while time.monotonic() < stop_at and not os.path.exists(stop_file):
-                time.sleep(0.1)
-        finally:
-            if page is not None:
-                page.__exit__(None, None, None)
-    return {"state": client.state, "ip": ip}
+    # Listening on every address before the lease: the station reads the page at the ACK.  Never the address
+    # before the ACK: the station pings an offered address and quarantines it if anything answers.
+    with phone.web_page("0.0.0.0"):
+        got = acquire(client, iface, timeout=30)
+        if not got:
+            return {"state": client.state}
+        prefix = ipaddress.IPv4Network(f"0.0.0.0/{got.mask}").prefixlen
+        subprocess.run(["ip", "addr", "add", f"{got.ip}/{prefix}", "dev", iface], capture_output=True, timeout=10)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as t:
+            t.bind((got.ip, 0))
+            t.settimeout(2.0)
+            t.sendto(b"\x00\x01" + f"CTLSEP{mac.upper()}.tlv".encode() + b"\x00octet\x00",
+                     (got.tftp or got.server_id or "255.255.255.255", 69))
+            try:
+                t.recv(1024)
+            except OSError:
+                pass
+        print(json.dumps({"state": client.state, "ip": got.ip}), flush=True)
+        stop_at = time.monotonic() + seconds
+        while time.monotonic() < stop_at and not os.path.exists(stop_file):
+            time.sleep(0.1)
+    return {"state": client.state, "ip": got.ip}
 
 
 # ---- the test ----------------------------------------------------------------------------------------------------

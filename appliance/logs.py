@@ -119,10 +119,37 @@ def setup(fmt: str | None = None, level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_level)
+    _log_uncaught()
     if fmt != _format:
         logging.getLogger("station").warning("log format %r is not text or json: text used", fmt)
     if wanted != _level:
         logging.getLogger("station").warning("log level %r is not one of %s: INFO used", wanted, ", ".join(LEVELS))
+
+
+def _log_uncaught() -> None:
+    """An exception nobody caught (a library's hook, a thread) is logged like everything else, not printed
+    as a bare traceback in the middle of the station's log; under supervisord, named after the service."""
+    import threading
+
+    name = os.environ.get("SUPERVISOR_PROCESS_NAME") or "appliance"
+
+    def say(kind: type[BaseException], value: BaseException, tb: Any, where: str = "") -> None:
+        logging.getLogger(name).critical("stopped by an error%s: %s: %s", where, kind.__name__, value,
+                                         exc_info=(kind, value, tb))
+
+    def main(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, value, tb)
+        else:
+            say(kind, value, tb)
+
+    def thread(args: Any) -> None:
+        if args.exc_type is not SystemExit:
+            say(args.exc_type, args.exc_value, args.exc_traceback,
+                f" in thread {args.thread.name if args.thread else '?'}")
+
+    sys.excepthook = main
+    threading.excepthook = thread
 
 
 def current() -> tuple[str, str]:

@@ -17,9 +17,11 @@ each instead of ~10 (the whole station must fit a Raspberry Pi Zero 2 W).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shutil
 import signal
+import stat
 import sys
 from pathlib import Path
 
@@ -148,6 +150,18 @@ def not_permitted(missing: list[str], euid: int) -> list[str]:
     return [f"appliance: the station must run as root: sudo -E make run (needed: {need})", f"appliance: {compose}"]
 
 
+def append_if_file(*fds: int) -> None:
+    """`appliance run > station.log`: supervisord opens /dev/stdout again for each service, in append mode, so
+    their lines go to the file's end; this process's own descriptors (the wrapper's and the listener's
+    lines) must too, or they overwrite the start of the file."""
+    for fd in fds:
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+        except OSError:
+            pass
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg: configmod.Config = args.cfg
     missing = missing_caps(cfg)
@@ -172,5 +186,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         old.unlink(missing_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
+    append_if_file(1, 2)
     env = supervisor_env(cfg, *logs.current())
     os.execve("/bin/sh", ["/bin/sh", str(HELPER), "run", exe, str(conf), str(marker)], env)

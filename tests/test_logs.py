@@ -54,10 +54,12 @@ def root_logging_restored():
     """logs.setup points the root logger at this test's captured stdout: put back what was there."""
     root = logging.getLogger()
     handlers, level, fmt = root.handlers[:], root.level, logs._format
+    hooks = sys.excepthook, threading.excepthook
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
     logs._format = fmt
+    sys.excepthook, threading.excepthook = hooks
 
 
 def test_a_bad_format_or_level_is_said_and_the_default_used(monkeypatch, capsys):
@@ -89,6 +91,36 @@ def test_the_environment_sets_the_format_of_every_process(station_env):
     assert last["msg"].startswith(f"station stopped: dns cannot start: port {env['APPLIANCE_DNS_PORT']}/udp is held "
                                   f"by python"), last
     assert {"supervisor", "dns"} <= {json.loads(line)["service"] for line in lines}
+
+
+def test_run_into_a_file_keeps_every_line(station_env, tmp_path):
+    """`appliance run > station.log`: the services' lines (supervisord reopens /dev/stdout, appending) and the
+    wrapper's last line (this process's descriptor) all land in the file, none written over another."""
+    env = station_env_for(station_env)
+    path = tmp_path / "station.log"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held, open(path, "w") as log:
+        held.bind(("127.0.0.1", int(env["APPLIANCE_DNS_PORT"])))
+        proc = subprocess.Popen([PYTHON, "-m", "appliance", "run"], env=env, cwd=REPO, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            assert proc.wait(120) == 3
+        finally:
+            stop(proc)
+    lines = path.read_text().splitlines()
+    assert [line for line in lines if not text_ok(line)] == [], lines
+    assert "ERROR   supervisor station stopped: dns cannot start: port" in lines[-1], lines
+    assert sum("dns cannot start: port" in line for line in lines) == 2, lines      # the service's, the last
+
+
+def test_an_uncaught_exception_is_logged_in_the_format(capsys):
+    logs.setup("text", "INFO")
+    thread = threading.Thread(target=lambda: 1 / 0, name="poller")
+    thread.start()
+    thread.join()
+    out = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d CRITICAL appliance  stopped by an error in thread poller: "
+                        r"ZeroDivisionError: division by zero", out[0]), out
+    assert out[1:] and all(CONTINUATION.fullmatch(line) for line in out[1:]), out
 
 
 def test_setup_takes_format_and_level_from_the_environment(monkeypatch, capsys):

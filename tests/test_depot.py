@@ -179,6 +179,7 @@ import sys, threading, time, urllib.request
 url, threads, each, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 deadline = time.monotonic() + limit
 ok, failed = [0], [0]
+errors = []
 lock = threading.Lock()
 def scrape():
     for _ in range(each):
@@ -187,14 +188,16 @@ def scrape():
         try:
             with urllib.request.urlopen(url, timeout=5) as r:
                 good = r.status == 200 and b"station_phones" in r.read()
-        except OSError:
+        except OSError as e:
             good = False
+            errors.append(repr(e)[:200])
         with lock:
             (ok if good else failed)[0] += 1
 ts = [threading.Thread(target=scrape) for _ in range(threads)]
 [t.start() for t in ts]
 [t.join(limit + 10) for t in ts]
 print(ok[0], failed[0])
+print("\n".join(errors[:5]), file=sys.stderr)
 """
 
 

@@ -110,10 +110,14 @@ class FairConn(TConn):
         self.ready = False
         self.gone = False
 
-    def close(self, graceful: bool = False) -> None:
+    def release(self) -> None:
+        """Give back this connection's place in its address's share (once)."""
         if not self.gone:
             self.gone = True
             self.on_close(self)
+
+    def close(self, graceful: bool = False) -> None:
+        self.release()
         super().close(graceful)
 
 
@@ -243,10 +247,16 @@ class FairThreadWorker(ThreadWorker):
     def handle_request(self, req, conn):
         conn.sock.settimeout(SEND_S)       # a client that stops reading loses its thread, not keeps it
         try:
-            return super().handle_request(req, conn)
+            keep = super().handle_request(req, conn)
         except TimeoutError:
             _count("send_timeouts")
-            return False
+            keep = False
+        if not keep and isinstance(conn, FairConn):
+            # The client has its whole answer and may connect again at once; the loop closes this socket
+            # only when it next turns, which under load is after that (a scrape flood of 6 clients was
+            # refused over its share of 16, by connections already answered).
+            conn.release()
+        return keep
 
 
 class ApiApplication(BaseApplication):

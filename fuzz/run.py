@@ -41,6 +41,7 @@ def _config():
     from appliance import config
     folder = pathlib.Path(tempfile.mkdtemp(prefix="fuzzcfg"))
     path = folder / "fuzz.toml"
+    (folder / "firmware").mkdir()     # [tftp] root's default, relative to the file: the checks after it run too
 
     def check(data: bytes) -> None:
         path.write_bytes(data)

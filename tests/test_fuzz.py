@@ -68,6 +68,8 @@ def test_dhcp_codec_mutated_valid_packet(seed, flips, tail):
 def _load_config(tmp_path: pathlib.Path, text: bytes) -> None:
     path = tmp_path / "fuzz.toml"
     path.write_bytes(text)
+    for firmware in (tmp_path / "firmware", tmp_path.parent / "firmware"):    # the default; the shipped "../firmware"
+        firmware.mkdir(exist_ok=True)                                         # (relative to the file): checks go on
     try:
         config.load(path, environ={}, resolve_network=False)
     except config.ConfigError:

@@ -25,6 +25,7 @@ class Model:
     manifest: bool = True            # False: its loads have no .loads manifest, so the station cannot upgrade it
     images: str | None = None        # what its firmware files are when they have no manifest (".bin", ".sbin/.zup")
     source: str | None = None        # where the row's values come from
+    mpp_only: bool = False           # runs multiplatform (3PCC) firmware only (6800): no Enterprise load, no XMLDefault
 
     @property
     def digits(self) -> str:
@@ -45,7 +46,8 @@ class Model:
         return {"name": self.name, "device_type": self.device_type, "device_type_alt": list(self.device_type_alt),
                 "label": self.label, "term": self.term, "families": list(self.families),
                 "option60": list(self.option60), "reset": self.reset, "note": self.note,
-                "manifest": self.manifest, "images": self.images, "source": self.source}
+                "manifest": self.manifest, "images": self.images, "source": self.source,
+                "mpp_only": self.mpp_only}
 
 
 def _load(path: Path = DATA) -> tuple[Model, ...]:
@@ -59,7 +61,8 @@ def _load(path: Path = DATA) -> tuple[Model, ...]:
             families=tuple(entry.get("families", ())), device_type_alt=tuple(int(x) for x in entry.get("device_type_alt", ())),
             term=entry.get("term"), option60=tuple(entry.get("option60", ())),
             reset=resets.get(reset, reset) if reset else None, note=entry.get("note"),
-            manifest=bool(entry.get("manifest", True)), images=entry.get("images"), source=entry.get("source")))
+            manifest=bool(entry.get("manifest", True)), images=entry.get("images"), source=entry.get("source"),
+            mpp_only=bool(entry.get("mpp_only", False))))
     return tuple(out)
 
 

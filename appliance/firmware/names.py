@@ -11,6 +11,8 @@ import enum
 import re
 from dataclasses import dataclass
 
+from .mpp import is_licence_name, licence_mac, parse_profile
+
 
 class Kind(enum.Enum):
     CONFIG = "config"                  # SEP<MAC>.cnf.xml, XMLDefault.cnf.xml, OS79XX.TXT, SIPDefault.cnf, SEP/SIP<MAC>.cnf
@@ -21,6 +23,8 @@ class Kind(enum.Enum):
     LOADER_7940 = "7940 loader"        # P003.../P0S3....sbn: flashed first, then the phone reboots
     APP_7940 = "7940 application"      # P003.../P0S3....sb2: fetched after that reboot; the load is in after it
     COMPONENT = "component"            # .sbn, .sgn, .bin, .sebn, .SBN ...: listed in a manifest
+    PROFILE = "mpp profile"            # <PSN>.xml, Cisco/CP-<PSN>/<mac>.cfg: a multiplatform (3PCC) phone's config
+    LICENCE = "licence"                # <MAC>.lic: an Enterprise<->MPP conversion licence, served to its MAC only
     OTHER = "other"                    # locale jars, dialplan.xml, ring lists, ...
 
 
@@ -29,9 +33,10 @@ class Name:
     asked: str        # as the phone sent it
     path: str         # one leading '/' stripped, '\\' as '/': what is looked up
     kind: Kind
-    mac: str | None   # from SEP<MAC>/CTLSEP<MAC>/ITLSEP<MAC>/SIP<MAC>, 12 lower-case hex digits
+    mac: str | None   # from SEP<MAC>/CTLSEP<MAC>/ITLSEP<MAC>/SIP<MAC>, Cisco/CP-<PSN>/<mac>.cfg, <MAC>.lic: 12 lower hex
     term: str | None = None     # "term65" for term manifests
     load: str | None = None     # the load ID a manifest or 7940 loader/app names (as asked)
+    model: str | None = None    # the model an MPP profile request names ("CP-8851")
 
     @property
     def key(self) -> str:
@@ -67,6 +72,10 @@ def classify(asked: str) -> Name:
     base = path.rsplit("/", 1)[-1]
     m = _ANY_MAC.search(path)
     mac = m.group(1).lower() if m else None
+    if profile := parse_profile(path):
+        return Name(asked, path, Kind.PROFILE, profile.mac, model=profile.model)
+    if is_licence_name(base):
+        return Name(asked, path, Kind.LICENCE, licence_mac(base))
     if "/" not in path:
         if (m := _SEP_CONFIG.match(base)) or _DEFAULT_CONFIG.match(base):
             return Name(asked, path, Kind.CONFIG, m.group(1).lower() if m else None)

@@ -31,6 +31,13 @@ _DOTTED = re.compile(r"^([A-Za-z][A-Za-z0-9_]*?)[.\-](\d+[.\-]\d+.*)$")
 # sip78xx.14-4-1-0301-6 (7821 lab write-up, reference phone-families.md [F18]), 14.0(1) is 14-0-1-0001-135.
 # The last two digits are 01 in every ID seen; their meaning is UNCONFIRMED and they do not take part in the order.
 _SR4 = re.compile(r"^(\d+)-(\d+)-(\d+)-(\d\d)(\d\d)-(\d+)$")
+# Multiplatform (MPP, 3PCC) loads: sip88xx.11-3-3MPP0001-377, sip68xx.12-0-7MPP0301-92, sip88xx.11-2-3MPP-398
+# (phone-families.md §3.3-3.4 [F7][F25][F26]).  The four digits after MPP are read as the Enterprise 14.x form's
+# SSxx (0301 = SR3): an inference by analogy, UNCONFIRMED; 0001 (no SR) is the only value in a Cisco note.
+_MPP = re.compile(r"^(\d+)-(\d+)-(\d+)MPP(?:(\d\d)(\d\d))?-(\d+)$", re.I)
+# Transition (migration) loads: sip78xx.TLexE2M-11-2-3C-12 (friendly-waldo, phone-families.md §3.3 [F25]); the
+# letter after the release and the build are kept as written.  TLexM2E is not seen in any source: accepted by symmetry.
+_TRANSITION = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\.TLex(E2M|M2E)-(\d+)-(\d+)-(\d+)[A-Z]*-(\d+)$", re.I)
 _TOKEN = re.compile(r"SR(\d+)|(\d+)|([A-Za-z]+)", re.I)
 _FAMILY = re.compile(r"^([A-Za-z][A-Za-z0-9_]*?)(?=[.\-]\d)")
 
@@ -38,6 +45,10 @@ _FAMILY = re.compile(r"^([A-Za-z][A-Za-z0-9_]*?)(?=[.\-]\d)")
 def _numbered(text: str) -> tuple[int, ...] | None:
     """"9-4-2SR4-3S", "1.4.1SR1", "12-0-1MN-113", "9-3-1-SR1-3" -> (major, minor, maint, sr, build)."""
     text = text.rstrip("Ss") if re.search(r"\d[Ss]$", text) else text
+    m = _MPP.match(text)
+    if m:
+        major, minor, maint, sr, _respin, build = (int(g or 0) for g in m.groups())
+        return (major, minor, maint, sr, build)
     m = _SR4.match(text)
     if m:
         major, minor, maint, sr, _respin, build = (int(g) for g in m.groups())
@@ -96,6 +107,9 @@ def version_key(load_id: str | None) -> tuple[int, ...] | None:
         m = rx.match(text)
         if m:
             return (int(m.group(1)), int(m.group(2)), int(m.group(3)), 0, 0)
+    m = _TRANSITION.match(text)
+    if m:
+        return (int(m.group(3)), int(m.group(4)), int(m.group(5)), 0, int(m.group(6)))
     m = _DOTTED.match(text)
     if m:
         return _numbered(m.group(2))
@@ -118,6 +132,9 @@ def family(load_id: str | None) -> str | None:
     m = _ATA.match(text)
     if m:
         return "ATA"
+    m = _TRANSITION.match(text)
+    if m:
+        return m.group(1)
     if version_key(text) is None:
         return None
     m = _FAMILY.match(text)
@@ -125,6 +142,12 @@ def family(load_id: str | None) -> str | None:
 
 
 SCCP, SIP, MGCP = "sccp", "sip", "mgcp"
+# Multiplatform firmware is another product of the same 7800/8800 hardware (and the only one of the 6800), as SIP
+# is of SCCP (reference §0.0 item 8): a version comparison, a target or a plan never mixes it with Enterprise, and
+# moving a phone between them is an explicit choice ([upgrade] convert).  A transition load is neither: it exists
+# only to carry an Enterprise phone over (phone-families.md §3.1, §3.3), so it is never anyone's target.
+MPP, TRANSITION = "mpp", "transition"
+ENTERPRISE = "enterprise"
 _PROTOCOL_PREFIX = (("SCCP", SCCP), ("SIP", SIP), ("P003", SCCP), ("P0S3", SIP), ("P0M3", MGCP))
 
 
@@ -134,6 +157,9 @@ def protocol(load_id: str | None) -> str | None:
     text = _bare(load_id)
     if not text:
         return None
+    kind = firmware_type(text)
+    if kind in (MPP, TRANSITION):
+        return kind
     up = text.upper()
     for prefix, proto in _PROTOCOL_PREFIX:
         if up.startswith(prefix):
@@ -143,3 +169,23 @@ def protocol(load_id: str | None) -> str | None:
         tail = up[len(m.group(0)) - 1:]
         return SCCP if "SCCP" in tail else SIP if "SIP" in tail else None
     return None
+
+
+# Families that only ever carry multiplatform firmware: the 6800 (phone-families.md §3.4: "68xx is MPP-only" [F8]).
+MPP_ONLY_FAMILIES = ("sip68xx", "sip6821")
+
+
+def firmware_type(load_id: str | None) -> str | None:
+    """"mpp", "transition" or "enterprise" for a load ID; None for what is no load ID.
+
+    MPP: "MPP" in the release (sip88xx.11-3-3MPP0001-377) or a 6800 family (sip68xx.*, sip6821.*); transition:
+    sip78xx.TLexE2M-11-2-3C-12; every other Cisco load (SCCP45.*, sip78xx.14-0-1-0001-135, P003...) is Enterprise."""
+    text = _bare(load_id)
+    if text is None:
+        return None
+    if _TRANSITION.match(text):
+        return TRANSITION
+    m = _DOTTED.match(text)
+    if m and (_MPP.match(m.group(2)) or m.group(1).lower() in MPP_ONLY_FAMILIES):
+        return MPP
+    return ENTERPRISE if version_key(text) is not None else None

@@ -95,10 +95,12 @@ def _below_floor(ctx: Context, p: Phone, load: str) -> bool:
     return floor is not None and key is not None and key < (version_key(floor.safe) or ())
 
 
-def _hardware_need(ctx: Context, p: Phone, refused: tuple[str, ...]) -> Need | None:
-    """For a refusal with no stepping stone in play and the VID unknown: the model's highest documented floor."""
+def _hardware_need(ctx: Context, p: Phone, load: str, refused: tuple[str, ...]) -> Need | None:
+    """For a refusal of `load` with no stepping stone in play and the VID unknown: the model's highest documented
+    floor, when `load` is under it (a load over every floor is not refused for its hardware, as far as known)."""
     found = ctx.lib.floor(p.model, None) if p.model else None
-    if not found:
+    key = version_key(load)
+    if not found or key is None or key >= (version_key(found[1]) or ()):
         return None
     low, safe = found
     return Need("floor", p.model, p.protocol_hint, low or safe, safe, refused=refused)
@@ -181,7 +183,7 @@ def rejected(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
     # model with documented hardware floors it is most likely "Load rejected HC" (phone-families.md §1.3-1.4).
     no_stone = not stone and not ctx.lib.has_stones(p.model) and (need is None or need.kind != "stone")
     out: list[Output] = []
-    hw = _hardware_need(ctx, p, tuple(sorted(p.rejected))) if no_stone and not p.vid else None
+    hw = _hardware_need(ctx, p, load, tuple(sorted(p.rejected))) if no_stone and not p.vid else None
     if _below_floor(ctx, p, load):
         why = Why.BELOW_FLOOR
     elif hw is not None:

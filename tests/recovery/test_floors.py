@@ -293,3 +293,15 @@ def test_a_v20_already_past_the_load_over_its_floor_settles_on_its_own_after_ref
     page(t, c, load=B)                                 # its page again, now believed: past A, nothing to offer
     assert p.state == S.DONE and p.current == B, (p.state, say(p.note))
     assert ask(t, c) == B
+
+
+def test_a_refusal_of_a_load_over_every_documented_floor_is_not_blamed_on_the_hardware():
+    t, c = core([OLD, B])
+    lease(t, c)
+    assert ask(t, c) == B                              # 14.2(1): over the 7841's highest floor (14.0(1)SR3)
+    sent(t, c, f"{B}.loads")
+    ask(t, c)
+    p = t.phones[MAC]
+    assert p.state == S.STUCK and p.note.code == Code.REJECTED_STUCK and p.note.args[1] == Why.REFUSED
+    assert p.note.args[2].kind == "newer" and "add a newer one" in say(p.note), say(p.note)
+    assert OLD not in p.rejected                       # and never a downgrade to try instead

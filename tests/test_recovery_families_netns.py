@@ -11,6 +11,7 @@ two platforms).
   14.0(1)SR3); once the station stops naming the load, the phone settles on the load it ran.
 - With a load at or above the floor in the library and the 7841 target pinned below it (`[upgrade] targets`), the
   V20 7841 is offered the one at or above its floor and reaches it.
+- With the station's HTTP off, a 7841 tries HTTP :6970, falls back to TFTP for everything, and reaches its target.
 """
 from __future__ import annotations
 
@@ -171,3 +172,17 @@ def test_a_v20_7841_is_offered_the_load_at_or_above_its_floor_and_reaches_it(lab
     rows = wait_rows(state, [MAC_V20], lambda row: row.get("state") == "done", time.time() + 45)
     row = rows.get(MAC_V20) or {}
     assert row.get("state") == "done" and row.get("current_load") == NEWER, row
+
+
+def test_a_7841_falls_back_to_tftp_when_the_station_serves_no_http(lab_factory):
+    lab, state = lab_factory((OLD, TARGET), TFTP_HTTP_PORT="0")
+    r = simulate(lab, "--model", "CP-7841", "--load", OLD, "--platform", "2", "--first-mac", MAC_P2[:-2] + "00",
+                 "--deadline", "90")
+    assert r["load"] == TARGET and r["installed"] == [TARGET] and r["end"] == "settled", json.dumps(r)
+    got = [f for f in r["fetched"] if f["ok"]]
+    assert {f["via"] for f in got} == {"tftp"}, got
+    assert {f["name"] for f in got if f["name"].endswith(".sbn")} == platform_files(TARGET, 2)
+    tried = [f for f in r["fetched"] if f["via"] == "http"]
+    assert tried and not any(f["ok"] for f in tried), r["fetched"]          # it did try HTTP first
+    rows = wait_rows(state, [MAC_P2], lambda row: row.get("state") == "done", time.time() + 45)
+    assert (rows.get(MAC_P2) or {}).get("current_load") == TARGET, rows.get(MAC_P2)

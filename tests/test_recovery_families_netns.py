@@ -11,6 +11,7 @@ two platforms).
   14.0(1)SR3); once the station stops naming the load, the phone settles on the load it ran.
 - With a load at or above the floor in the library and the 7841 target pinned below it (`[upgrade] targets`), the
   V20 7841 is offered the one at or above its floor and reaches it.
+- A V20 7841 whose web server stays off (its VID unknown) is told the model's highest documented floor.
 - With the station's HTTP off, a 7841 tries HTTP :6970, falls back to TFTP for everything, and reaches its target.
 """
 from __future__ import annotations
@@ -186,3 +187,16 @@ def test_a_7841_falls_back_to_tftp_when_the_station_serves_no_http(lab_factory):
     assert tried and not any(f["ok"] for f in tried), r["fetched"]          # it did try HTTP first
     rows = wait_rows(state, [MAC_P2], lambda row: row.get("state") == "done", time.time() + 45)
     assert (rows.get(MAC_P2) or {}).get("current_load") == TARGET, rows.get(MAC_P2)
+
+
+def test_a_v20_7841_whose_page_stays_off_is_told_the_models_highest_floor(lab_factory):
+    lab, state = lab_factory((OLD,))
+    r = v20_run(lab, "14.0(1)", "--ignore-web-access")
+    assert sum(f["name"] == f"{OLD}.loads" for f in r["fetched"]) <= 3, r["fetched"]
+    assert r["load"] == V20_RUNS and r["end"] == "settled", json.dumps(r)
+    rows = wait_rows(state, [MAC_V20], lambda row: row.get("state") == "stuck", time.time() + 20)
+    row = rows.get(MAC_V20) or {}
+    words = row.get("diagnosis") or ""
+    assert row.get("state") == "stuck" and memory(row).get("vid") is None, row
+    assert "its hardware may need a newer load: the highest documented floor for the 7841 is 14.0(1)SR2" in words, words
+    assert "stepping stone" not in words and "signature" not in words, words

@@ -29,6 +29,7 @@ from . import unpack as unpacker
 from .container5 import name_matches
 from .integrity import STATE_NAME as INTEGRITY_STATE
 from .integrity import Integrity, Progress
+from .licences import FOLDERS as LICENCE_FOLDERS
 from .loads import MAX_BYTES, ManifestError, parse_manifest
 from .models import by_name, models_for_load, normalize_model
 from .signed import HeaderError, is_signed, parse_signed_header, signed_name_matches
@@ -154,6 +155,9 @@ class Catalog:
                             continue
                         out.append((rel, st, target))
                     elif e.is_dir(follow_symlinks=False):
+                        # licences/ holds one phone's files each, served only to it (licences.py): never the library's
+                        if depth == 0 and e.name.lower() in LICENCE_FOLDERS:
+                            continue
                         if depth + 1 < MAX_DEPTH and not e.name.startswith("."):
                             stack.append((Path(e.path), rel + "/", depth + 1))
                     elif e.is_file(follow_symlinks=False):

@@ -17,8 +17,9 @@ import re
 from html import escape as _html_escape
 
 from ..recovery.answers import AnswerTable
-from .models import MODELS, by_name
-from .names import Kind, classify, lookup_name
+from .models import MODELS, by_name, normalize_model
+from .names import Kind, Name, classify, lookup_name
+from .versions import ENTERPRISE, MPP, firmware_type
 
 log = logging.getLogger("firmware")
 
@@ -43,24 +44,35 @@ def refused(name: str) -> bool:
 
 
 def per_phone(name: str) -> bool:
-    """A generated file whose content depends on which phone asks (configs and term files, not XMLDefault)."""
+    """A generated file whose content depends on which phone asks (configs, term files, MPP profiles, licences; not
+    XMLDefault)."""
     n = lookup_name(name)
+    if classify(n).kind in (Kind.PROFILE, Kind.LICENCE):
+        return True
     return "/" not in n and bool(_SEP_XML.match(n) or _SEP_CNF.match(n) or _SIP_CNF.match(n) or _TERM.match(n)
                                  or n.upper() == "OS79XX.TXT" or n.lower() in ("sipdefault.cnf", "sepdefault.cnf"))
 
 
+def mpp_default_key(model: str) -> str:
+    """The key under which the core's defaults give a model's multiplatform load ("CP-8851" -> "CP-8851-3PCC")."""
+    return f"{normalize_model(model)}-3PCC"
+
+
 class Generated:
-    def __init__(self, cfg, catalog, table: AnswerTable):
+    def __init__(self, cfg, catalog, table: AnswerTable, licences=None):
         """
         Args:
-            cfg: the station config ([network] address names the call manager).
+            cfg: the station config ([network] address names the call manager and the profiles' server).
             catalog: the firmware catalog (term files are read from its packages).
             table: what each phone's config names, as the recovery core last pushed it.
+            licences: the volume's conversion licences (licences.Licences); None: no licence is ever named.
         """
         self.cfg = cfg
         self.catalog = catalog
         self.table = table
+        self.licences = licences
         self.address = str(cfg.network.address)
+        self.http_port = int(getattr(cfg.tftp, "http_port", 6970))
 
     def knows(self, name: str, client_ip: str | None) -> bool:
         """Whether the table can answer `name` for this address now: False only for a per-phone file asked
@@ -81,9 +93,14 @@ class Generated:
         """The generated file's bytes, or None if `name` is not a generated file (or there is nothing to say)."""
         return self.render_named(name, client_ip)[0]
 
-    def render_named(self, name: str, client_ip: str | None = None) -> tuple[bytes | None, str | None]:
-        """(the generated file's bytes or None, the load it names or None)."""
+    def render_named(self, name: str, client_ip: str | None = None, proto: str = "tftp"
+                     ) -> tuple[bytes | None, str | None]:
+        """(the generated file's bytes or None, the load it names or None); `proto` is how it was asked ("tftp",
+        "http"): an MPP profile names its load over the same."""
         n = lookup_name(name)
+        asked = classify(n)
+        if asked.kind is Kind.PROFILE:
+            return self.profile(asked, client_ip, proto)
         if "/" in n:
             return None, None
         if m := _SEP_XML.match(n):
@@ -123,12 +140,14 @@ class Generated:
         return text.encode("utf-8")
 
     def default_loads(self) -> list[tuple[int, str, str]]:
-        """(device type, model label, load) for every model the plan has a load for; each device type once."""
+        """(device type, model label, load) for every model the plan has a load for; each device type once.  Not the
+        6800 (MPP only: no device type, never reads this file), and never a multiplatform or transition load, which
+        an Enterprise phone the core knows nothing of must not be handed (conversion is per phone, opt-in)."""
         out: list[tuple[int, str, str]] = []
         seen: set[int] = set()
         for model in MODELS:
             load = self.table.default(model.name)
-            if not load:
+            if not load or model.mpp_only or firmware_type(load) not in (ENTERPRISE, None):
                 continue
             for dt in model.device_types:
                 if dt not in seen:
@@ -143,6 +162,43 @@ class Generated:
             lines.append(f'  <loadInformation{dt} model="{escape(label)}">{escape(load)}</loadInformation{dt}>')
         lines += ["</Default>", ""]
         return "\n".join(lines).encode("utf-8")
+
+    # ---- multiplatform (3PCC) profiles ----------------------------------------------------------------
+    def _url(self, proto: str, file: str) -> str:
+        """`file` on this station over the scheme the phone used (phone-families.md §3.4: Upgrade_Rule syntax)."""
+        if proto == "http":
+            return f"http://{self.address}:{self.http_port}/{file}"
+        return f"tftp://{self.address}/{file}"
+
+    def profile(self, name: Name, client_ip: str | None, proto: str) -> tuple[bytes | None, str | None]:
+        """(the flat profile for `<PSN>.xml` / `Cisco/CP-<PSN>/<mac>.cfg`, the load its Upgrade_Rule names).
+
+        The phone holding the asking address's lease gets its own row: the load the core's plan names (an
+        Enterprise one only when a licence for its MAC is present, i.e. a conversion back that the core chose) and,
+        with its licence present, Trans_Auth_Rule/Type so it can take a load of the other kind (§3.1, §3.5).
+        Anyone else -- no lease, another MAC's address, another model's name -- gets the model's default MPP load
+        and never a licence: a profile is read-only, and a stranger's read is no fact about any phone."""
+        row = self.table.at(client_ip)
+        mine = (row is not None and (name.mac is None or name.mac == row.mac)
+                and (not row.model or normalize_model(row.model) == name.model))
+        licensed = bool(mine and row is not None and self.licences is not None and self.licences.present(row.mac))
+        load = None
+        if mine and row is not None and row.config:
+            kind = firmware_type(row.config)
+            if kind == MPP or (kind == ENTERPRISE and licensed):
+                load = row.config
+        if load is None:
+            load = self.table.default(mpp_default_key(name.model or ""))
+        if not load:
+            return None, None
+        lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<flat-profile>",
+                 f'  <Upgrade_Rule ua="na">{escape(self._url(proto, load + ".loads"))}</Upgrade_Rule>']
+        if licensed:
+            # $MAU: the phone's MAC in upper case (Cisco's licence naming); Classic: the documented type to go with it.
+            lines += [f'  <Trans_Auth_Rule ua="na">{escape(self._url(proto, "$MAU.lic"))}</Trans_Auth_Rule>',
+                      '  <Trans_Auth_Type ua="na">Classic</Trans_Auth_Type>']
+        lines += ["</flat-profile>", ""]
+        return "\n".join(lines).encode("utf-8"), load
 
     @staticmethod
     def os79xx(load: str) -> bytes:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from . import container5
 from .models import by_name, models_for_load
-from .versions import family, protocol
+from .versions import MPP, TRANSITION, family, firmware_type, protocol
 
 DEFAULT_SIZE = 256 * 1024
 SIGNATURE_LEN = 256
@@ -133,7 +133,9 @@ def gen5_load_files(load_id: str, size_bytes: int = DEFAULT_SIZE) -> dict[str, b
         lead = SBOOT2 if n.lower().startswith("sboot2.") else UIMAGE if n.lower().startswith(("kern", "sboot")) else b""
         body = lead + random.Random(n).randbytes(max(1, each - container5.MIN_HEADER - len(lead)))
         comps[n] = gen5_file(n, body)
-    text = gen5_manifest_text(load_id, {n: len(d) for n, d in comps.items()})
+    # A transition load's [CISCO-ID] transition field is presumed non-zero (phone-families.md §1.2, UNCONFIRMED).
+    text = gen5_manifest_text(load_id, {n: len(d) for n, d in comps.items()},
+                              transition=1 if firmware_type(load_id) == TRANSITION else 0)
     return {f"{load_id}.loads": gen5_file(f"{load_id}.loads", text.encode("ascii")), **comps}
 
 
@@ -244,6 +246,9 @@ def package_name(load_id: str, kind: str) -> str:
     ver = _version_part(load_id)
     if is_gen5(load_id):
         part = _model_part(load_id)
+        if firmware_type(load_id) == MPP:      # cmterm-88xx.11-3-3MPP0001-377_REL.zip (phone-families.md §3.4 [F7])
+            return {"zip": f"cmterm-{part}.{ver}_REL.zip", "cop": f"cmterm-{part}.{ver}_REL.k3.cop.sgn",
+                    "sha512": f"cmterm-{part}.{ver}_REL.k4.cop.sha512"}[kind]
         return {"zip": f"cmterm-{part}.{ver}.zip", "cop": f"cmterm-{part}-sip.{ver}.k3.cop.sgn",
                 "sha512": f"cmterm-{part}.{ver}.k4.cop.sha512"}[kind]
     proto = protocol(load_id) or "sccp"

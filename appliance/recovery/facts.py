@@ -74,8 +74,11 @@ class FileFact:
 class FileAsked(FileFact):
     """A TFTP RRQ or HTTP GET was admitted (before any byte is sent); never a HEAD, never a refused request.
 
-    served: for a generated config or term file, the load it named (None: it named none)."""
+    served: for a generated config or term file, the load it named (None: it named none).
+    agent: an HTTP request's User-Agent, cleaned and bounded by the file service (an MPP phone's names its model,
+    version and MAC: firmware/mpp.parse_user_agent); None over TFTP."""
     served: str | None = field(default=None, kw_only=True)
+    agent: str | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,7 @@ def to_wire(fact: Fact | Forget) -> bytes:
 _WIRE_FIELDS = {"ts": (int, float), "mac": (str, type(None)), "ip": (str, type(None)), "name": (str,),
                 "proto": (str,), "result": (str,), "bytes": (int,), "total": (int, type(None)),
                 "model": (str, type(None)), "vendor_class": (str, type(None)), "served": (str, type(None)),
+                "agent": (str, type(None)),
                 "expires": (int, float, type(None))}
 
 

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
+from ..firmware.names import Kind, classify
 from .paths import DirResolver, safe_file, servable_name
 
 log = logging.getLogger("tftp")
@@ -46,7 +47,10 @@ class Files:
     """Resolve and open served files.  `catalog` may be None (then a plain directory root is served)."""
 
     def __init__(self, root: str | os.PathLike, catalog=None, generated=None, cache_dir: str | os.PathLike | None = None,
-                 refused: Callable[[str], bool] | None = None):
+                 refused: Callable[[str], bool] | None = None, licences=None):
+        """`licences` (firmware/licences.Licences): conversion licences, each served only to the address holding
+        its MAC's lease (the core's answer table, through `generated`); without it no `*.lic` is ever served."""
+        self.licences = licences
         self.root = os.path.realpath(root)
         self.catalog = catalog
         self.generated = generated
@@ -68,12 +72,12 @@ class Files:
         found = self.plain.resolve(name)
         return str(found) if found is not None else None
 
-    def render(self, name: str, client_ip: str | None) -> tuple[bytes | None, str | None]:
+    def render(self, name: str, client_ip: str | None, proto: str = "tftp") -> tuple[bytes | None, str | None]:
         """(bytes of a generated file or None, the load it names)."""
         if self.generated is None:
             return None, None
         try:
-            body, load = self.generated.render_named(name, client_ip=client_ip)
+            body, load = self.generated.render_named(name, client_ip=client_ip, proto=proto)
         except Exception as exc:
             log.warning("generated.render(%r) failed: %r", name, exc)
             return None, None
@@ -85,14 +89,38 @@ class Files:
         name = servable_name(raw_name)
         return name is None or self.generated is None or self.generated.knows(name, client_ip)
 
-    def open(self, raw_name: bytes | str, client_ip: str | None = None) -> tuple[str | None, Source | None]:
-        """-> (cleaned name or None if unservable, Source or None if not found)."""
+    def licence(self, name: str, client_ip: str | None) -> bytes | None:
+        """A licence's bytes for the phone holding `client_ip`'s lease when the name is its own MAC's; else None.
+
+        Only the core's table says who holds an address (recovery/identity.py: only the lease holder's requests
+        are facts about it), so a stranger, another MAC's address, a name with no MAC: all "not found"."""
+        mac = classify(name).mac
+        table = getattr(self.generated, "table", None)
+        row = table.at(client_ip) if table is not None and mac else None
+        if row is None or row.mac != mac or self.licences is None:
+            return None
+        try:
+            return self.licences.read(mac)
+        except (OSError, ValueError) as exc:
+            log.warning("a licence could not be read: %s", type(exc).__name__)
+            return None
+
+    def open(self, raw_name: bytes | str, client_ip: str | None = None, proto: str = "tftp"
+             ) -> tuple[str | None, Source | None]:
+        """-> (cleaned name or None if unservable, Source or None if not found).  `proto` ("tftp", "http"): how it
+        was asked (an MPP profile names its load over the same)."""
         name = servable_name(raw_name)
         if name is None:
             return None, None
         if self.refused is not None and self.refused(name):
             return name, None        # trust lists and signed configs: "not found" at once (reference §6)
-        body, load = self.render(name, client_ip)
+        if classify(name).kind is Kind.LICENCE:
+            # Never from the library or the root, whoever asks: a licence is one phone's (firmware/licences.py).
+            data = self.licence(name, client_ip)
+            if data is None:
+                return name, None
+            return name, Source(name, "licence", len(data), _slicer(data), data=data)
+        body, load = self.render(name, client_ip, proto)
         if body is not None:
             return name, Source(name, f"generated:{name}", len(body), _slicer(body), data=body, names=load)
         path = self.resolve(name)

@@ -184,7 +184,7 @@ class Handler(BaseHTTPRequestHandler):
         until = time.monotonic() + PARK_S
         while not self.files.knows(raw, ip) and time.monotonic() < until:
             time.sleep(PARK_STEP_S)      # this connection's own thread: nobody else waits
-        name, source = self.files.open(raw, ip)
+        name, source = self.files.open(raw, ip, proto="http")
         refusal = admission.decide(write=False, allowed=name is not None, found=source is not None)
         if refusal is not None:
             if not head:
@@ -226,7 +226,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _send_body(self, ip, port, name, source, wanted, first, last, length) -> None:
-        transfer = self.tracking.begin("http", ip, port, name, source.resolved, length, source.names)
+        transfer = self.tracking.begin("http", ip, port, name, source.resolved, length, source.names,
+                                       agent=self.headers.get("User-Agent"))
         sent, result = 0, "aborted"
         shares = self.shares
         deadline = time.monotonic() + shares.body_grace_s + length / shares.min_rate

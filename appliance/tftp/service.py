@@ -25,6 +25,7 @@ import time
 from .. import events as ev
 from ..firmware.catalog import Catalog
 from ..firmware.generated import Generated, refused
+from ..firmware.licences import Licences
 from ..recovery import lldp
 from ..recovery.answers import AnswerTable
 from ..recovery.facts import CatalogChanged, Retry
@@ -66,13 +67,14 @@ def build_generated(cfg, catalog, table: AnswerTable):
     """Generated configs naming what the core's answer table says (None without a catalog)."""
     if catalog is None:
         return None
-    return Generated(cfg, catalog, table)
+    return Generated(cfg, catalog, table, licences=Licences(cfg.tftp.root))
 
 
 def make_files(cfg, catalog, generated) -> Files:
     return Files(cfg.tftp.root, catalog=catalog, generated=generated,
                  cache_dir=cfg.cache_dir if catalog is not None else None,
-                 refused=refused if generated is not None else None)
+                 refused=refused if generated is not None else None,
+                 licences=generated.licences if generated is not None else None)
 
 
 def _die_with_parent() -> None:

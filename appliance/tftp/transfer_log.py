@@ -26,7 +26,9 @@ from .. import events as ev
 from ..batch import BatchWriter
 from ..firmware.names import classify
 from ..recovery.answers import AnswerTable
+from ..recovery.facts import MAX_TEXT as MAX_AGENT
 from ..recovery.facts import FileAsked, FileMissing, FileSent
+from ..text import clean
 
 log = logging.getLogger("tftp")
 
@@ -96,14 +98,18 @@ class TransferLog:
         self.writer.add([(time.time(), proto, kind, mac, data)])
 
     def begin(self, proto: str, ip: str, port: int, asked: str, resolved: str, total: int | None,
-              names: str | None = None) -> Transfer:
-        """An admitted transfer starts (`names`: the load a generated config or term file names)."""
+              names: str | None = None, agent: str | None = None) -> Transfer:
+        """An admitted transfer starts (`names`: the load a generated config or term file names; `agent`: an HTTP
+        request's User-Agent, told to the core cleaned and cut to what a fact may carry)."""
         mac = self.mac_for(ip, asked)
         t = Transfer(f"{proto}-{self._prefix}-{next(self._ids)}", proto, ip, port, mac, asked, resolved, total,
                      time.time())
         with self.lock:
             self.running[t.key] = t
-        self._tell(FileAsked(t.started, ip, asked, proto, mac, served=names))
+        said = clean(agent, MAX_AGENT) if agent else None
+        if said is not None and not (said.isascii() and said.isprintable()):
+            said = None        # the core refuses such a fact whole: the request must still count, the agent need not
+        self._tell(FileAsked(t.started, ip, asked, proto, mac, served=names, agent=said))
         self._event(ev.FILE_REQUEST, mac, {"ip": ip, "mac": mac, "file": asked, "resolved": resolved,
                                            "total": total, "proto": proto}, proto)
         return t

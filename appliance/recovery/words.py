@@ -50,7 +50,7 @@ def _short(model: str) -> str:
 
 def _floor(n: Need) -> str:
     model = _short(n.model)
-    other = f" ({n.high} or later by Cisco's stricter release note)" if n.high and n.high != n.low else ""
+    other = f" ({n.high} or later to be safe: Cisco's notes differ)" if n.high and n.high != n.low else ""
     if n.vid:
         head = f"this {model} is {n.vid}: it needs {n.low} or later{other}"
     else:

@@ -11,7 +11,8 @@ import argparse
 import json
 import sys
 
-from . import floors
+from . import floors, mpp, mpp_load, mpp_truth, provisioning
+from .mpp_phone import MppSimPhone
 from .phone import SimPhone, run_fleet
 
 MAX_PHONES = 500
@@ -24,7 +25,8 @@ def parser(**kw) -> argparse.ArgumentParser:
     p.add_argument("--interface", help="do DHCP on this interface (inside a namespace)")
     p.add_argument("--server", help="no DHCP: a fixed lease on 127.0.0.1 naming this TFTP/HTTP server")
     p.add_argument("--port", type=int, default=69, help="TFTP port")
-    p.add_argument("--http-port", type=int, default=6970)
+    p.add_argument("--http-port", type=int, default=None, help="HTTP port (default 6970; --mpp: 80, a URL's own "
+                                                                  "port otherwise)")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--model", default="7965")
     p.add_argument("--load", default=None, help="load the phone runs (factory reset: ran before the reset)")
@@ -54,6 +56,25 @@ def parser(**kw) -> argparse.ArgumentParser:
                    help="7800/8800: refuse a manifest whose hwcompat lacks this bit (default: hwcompat ignored)")
     p.add_argument("--hardware-revision", default="1.0", help="the page's <hardwareRevision>")
     p.add_argument("--device-type", type=int, default=None, help="<loadInformationNNN> number, if not the model's")
+    m = p.add_argument_group("MPP (multiplatform) phones", "68xx, or a 7800/8800 on MPP, transition or Enterprise "
+                             "firmware that converts (tools/phonesim/mpp.py); readings where the evidence is open")
+    m.add_argument("--mpp", action="store_true", help="model an MPP-capable phone: profile <PSN>.xml, Upgrade_Rule, "
+                                                      "licences; --load may be an MPP, transition or Enterprise load")
+    m.add_argument("--user-agent-version", choices=mpp_load.UA_VERSIONS, default=mpp_load.DOTTED)
+    m.add_argument("--licence-check", choices=mpp_truth.LICENCE_CHECKS, default=mpp_truth.LICENCE_NAME,
+                   help="name: non-empty, named for its MAC; mac: also holds the MAC as text (a stand-in)")
+    m.add_argument("--profile-order", choices=provisioning.ORDERS, default=provisioning.FILE_FIRST)
+    m.add_argument("--dhcp-option-order", default=",".join(map(str, provisioning.OPTION_ORDER)),
+                   help="which of 66, 160, 159, 150 names the server first")
+    m.add_argument("--lease-option", action="append", default=[], metavar="CODE=TEXT",
+                   help="with --server: an option of the fixed lease (default 66=<server>)")
+    m.add_argument("--direct-migration", choices=mpp.DIRECT_READINGS, default=mpp.PROFILE_FIRST,
+                   help="an Enterprise >= 14.0(1) phone told an MPP load: profile first or load first")
+    m.add_argument("--tftp-no-slash", action="store_true", help="TFTP names without the URL's leading '/'")
+    m.add_argument("--no-device-wrapper", action="store_true", help="refuse a <device> around <flat-profile>")
+    m.add_argument("--raw-components", action="store_true", help="MPP components not in a signed container")
+    m.add_argument("--trans-auth-type", default=None, help="Transition Authorization Type set by an earlier conversion")
+    m.add_argument("--v24-bound", action="store_true", help="a 7821 above V24 cannot convert (one reading)")
     return p
 
 
@@ -61,23 +82,59 @@ def main(argv: list[str] | None = None) -> int:
     return run(parser().parse_args(argv))
 
 
+def _lease_options(items: list[str]) -> dict[int, bytes] | None:
+    if not items:
+        return None
+    out: dict[int, bytes] = {}
+    for item in items:
+        code, sep, text = item.partition("=")
+        if not sep or not code.strip().isdigit() or not 1 <= int(code) <= 254:
+            raise ValueError(f"--lease-option {item[:40]!r}: give CODE=TEXT, e.g. 160=http://10.0.0.1:6970/")
+        out[int(code)] = text.encode("ascii", "replace")
+    return out
+
+
+def _option_order(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise ValueError(f"--dhcp-option-order {text[:40]!r}: give codes such as 66,160,159,150") from None
+
+
+def build(args: argparse.Namespace) -> list:
+    """The phones the parsed flags describe (ValueError naming what cannot exist)."""
+    n = max(1, min(args.count, MAX_PHONES))
+    macs = [f"{args.first_mac + i + 1:012x}" for i in range(n)]
+    if args.mpp:
+        order, options = _option_order(args.dhcp_option_order), _lease_options(args.lease_option)
+        return [MppSimPhone(mac, args.model, args.load, vid=args.vid, platform=args.platform, option_order=order,
+                            order=args.profile_order, ua_version=args.user_agent_version,
+                            licence_check=args.licence_check, tftp_slash=not args.tftp_no_slash,
+                            device_wrapper=not args.no_device_wrapper, raw_components=args.raw_components,
+                            direct=args.direct_migration, v24_bound=args.v24_bound, v20_floor=args.v20_floor,
+                            hardware_bit=args.hardware_bit, trans_auth_type=args.trans_auth_type,
+                            tftp_port=args.port, http_port=args.http_port or 80, retry_s=args.retry_seconds,
+                            reboot_s=args.reboot_seconds, lease_options=options, web_port=args.web_port)
+                for mac in macs]
+    return [SimPhone(mac, args.model, args.load, web=False if args.no_web else None,
+                     obey_web_access=not args.ignore_web_access, http_first=args.http_first, itl=args.itl,
+                     factory_reset=args.factory_reset, capitalised=args.capitalised,
+                     leading_slash=args.leading_slash, hardware_floor=args.hardware_floor,
+                     web_port=args.web_port, tftp_port=args.port, http_port=args.http_port or 6970,
+                     retry_s=args.retry_seconds, term_retry_s=args.term_retry_seconds,
+                     reboot_s=args.reboot_seconds, platform=args.platform, vid=args.vid,
+                     v20_floor=args.v20_floor, hardware_bit=args.hardware_bit,
+                     hardware_revision=args.hardware_revision, device_type=args.device_type)
+            for mac in macs]
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the phones the parsed flags describe, run them, print one JSON summary line each."""
     if not (args.interface or args.server):
         print("phonesim: give --interface (DHCP) or --server (fixed lease)", file=sys.stderr)
         return 2
-    n = max(1, min(args.count, MAX_PHONES))
     try:
-        phones = [SimPhone(f"{args.first_mac + i + 1:012x}", args.model, args.load, web=False if args.no_web else None,
-                           obey_web_access=not args.ignore_web_access, http_first=args.http_first, itl=args.itl,
-                           factory_reset=args.factory_reset, capitalised=args.capitalised,
-                           leading_slash=args.leading_slash, hardware_floor=args.hardware_floor,
-                           web_port=args.web_port, tftp_port=args.port, http_port=args.http_port,
-                           retry_s=args.retry_seconds, term_retry_s=args.term_retry_seconds,
-                           reboot_s=args.reboot_seconds, platform=args.platform, vid=args.vid,
-                           v20_floor=args.v20_floor, hardware_bit=args.hardware_bit,
-                           hardware_revision=args.hardware_revision, device_type=args.device_type)
-                  for i in range(n)]
+        phones = build(args)
     except ValueError as exc:
         print(f"phonesim: {exc}", file=sys.stderr)
         return 2

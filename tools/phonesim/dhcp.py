@@ -26,6 +26,7 @@ class Lease:
     mask: str
     tftp: str | None
     server_id: str | None
+    options: dict | None = None      # every option of the ACK (code -> bytes): MPP phones read 66/160/159/150
 
 
 def _ip(raw: bytes) -> str:
@@ -50,10 +51,11 @@ def parse_options(buf: bytes) -> dict[int, bytes]:
 
 
 class DhcpClient:
-    def __init__(self, mac: bytes, vendor_class: str, hostname: str, xid: int):
+    def __init__(self, mac: bytes, vendor_class: str, hostname: str, xid: int, prl: bytes = PRL):
         if len(mac) != 6:
             raise ValueError("MAC must be 6 bytes")
         self.mac, self.vendor_class, self.hostname, self.xid = mac, vendor_class, hostname, xid
+        self.prl = prl
         self.state = "init"          # init -> selecting -> requesting -> bound | nak
         self.lease: Lease | None = None
         self._offer: tuple[bytes, bytes] | None = None    # (yiaddr, server id option)
@@ -62,7 +64,7 @@ class DhcpClient:
         fixed = _FIXED.pack(1, 1, 6, 0, self.xid, 0, 0x8000, bytes(4), bytes(4), bytes(4), bytes(4),
                             self.mac + bytes(10), bytes(64), bytes(128))
         opts = [(53, bytes((mtype,))), (61, b"\x01" + self.mac), (12, self.hostname.encode("ascii")),
-                (60, self.vendor_class.encode("latin-1")), (55, PRL), *extra]
+                (60, self.vendor_class.encode("latin-1")), (55, self.prl), *extra]
         body = fixed + MAGIC + b"".join(bytes((c, len(v))) + v for c, v in opts) + b"\xff"
         return body + bytes(max(0, BOOTP_MIN - len(body)))
 
@@ -91,7 +93,8 @@ class DhcpClient:
         if self.state == "requesting" and mtype == bytes((ACK,)):
             self.state = "bound"
             self.lease = Lease(_ip(yiaddr), _ip(opts[1]) if len(opts.get(1, b"")) >= 4 else "255.255.255.0",
-                               self._tftp(opts, siaddr), _ip(opts[54]) if len(opts.get(54, b"")) >= 4 else None)
+                               self._tftp(opts, siaddr), _ip(opts[54]) if len(opts.get(54, b"")) >= 4 else None,
+                               opts)
         elif self.state == "requesting" and mtype == bytes((NAK,)):
             self.state = "nak"
         return None

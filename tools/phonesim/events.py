@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TFTP, HTTP = "tftp", "http"
+TFTP, HTTP, HTTPS = "tftp", "http", "https"
 
 
 # --- events: the world -> the phone ---------------------------------------------------------------
@@ -22,6 +22,7 @@ class Leased:
     now: float
     ip: str
     tftp: str | None           # option 150 / 66 / siaddr; None: the lease names no TFTP server
+    options: dict | None = None    # every option of the ACK (code -> bytes), for MPP phones (provisioning.py)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class Fetch:
     name: str
     via: str
     server: str
+    port: int | None = None        # None: the phone's configured TFTP/HTTP port; MPP URLs name theirs
+    user_agent: str | None = None  # HTTP User-Agent (MPP phones send one on every request)
 
 
 @dataclass(frozen=True)

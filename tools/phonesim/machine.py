@@ -196,7 +196,8 @@ class PhoneMachine:
         running = None if spec.factory_reset else spec.start
         self.flash = Flash(running, spec.start, loader=running, itl=ANOTHER_CLUSTER if spec.itl else None,
                            web=bool(spec.web))
-        self.state, self.wake = State.OFF, None
+        self.state: State = State.OFF
+        self.wake: Wake | None = None
         self.boot = Boot()
         self.boots = 0
         self.settled = False
@@ -429,7 +430,7 @@ class PhoneMachine:
             man = manifest5.parse(box.payload)
         except manifest5.ManifestError as exc:
             return self._refuse(now, offered_text, LOAD_ID_INCORRECT, f"manifest unreadable: {exc}", Wake.CONFIG)
-        offered = parse_load(self.boot.offered_text)
+        offered = self._place(self.boot.offered_text)
         if offered is None or offered.family not in self.spec.model.load_families:
             return self._refuse(now, offered_text, LOAD_ID_INCORRECT, "names no load the phone can place", Wake.CONFIG)
         # The manifest says its version ([CISCO-ID] version = 11-0-1-11 in sip78xx.11-0-1-11.loads, §1.2); a
@@ -437,7 +438,7 @@ class PhoneMachine:
         if man.version.lower() != offered.text.split(".", 1)[1].lower():
             return self._refuse(now, offered.text, VERSION_ERROR,
                                 f"the manifest is version {man.version[:40]!r}, not {offered.text}", Wake.CONFIG)
-        v = verdict(self.spec.model, self.flash.knows, offered, self.spec.floor)
+        v = self._verdict(offered)
         if v.accepted:
             v = hwcompat_verdict(self.spec.hardware_bit, man.hwcompat)
         if not v.accepted:
@@ -456,6 +457,14 @@ class PhoneMachine:
             b.queue.append(asked)
         self._screen(now, "Upgrading")
         return self._next()
+
+    def _place(self, text: str | None) -> LoadId | None:
+        """The load a 5th-generation config names (a subclass places more: tools/phonesim/mpp.py)."""
+        return parse_load(text)
+
+    def _verdict(self, offered: LoadId):
+        """Whether the running load takes `offered` (truth.py; a subclass adds conversions)."""
+        return verdict(self.spec.model, self.flash.knows, offered, self.spec.floor)
 
     def _refuse(self, now: float, load: str, screen: str, why: str, wake: Wake) -> list[Action]:
         """Refused: no component fetched, lease and load kept (§0.0 item 5)."""

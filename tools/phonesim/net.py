@@ -54,14 +54,15 @@ def tftp_get(server: str, port: int, name: str, *, source: str | None = None, op
 
 
 def http_get(server: str, port: int, name: str, *, source: str | None = None, timeout: float = 3.0,
-             max_bytes: int = MAX_BYTES, marks: dict | None = None) -> tuple[bytes | None, str | None]:
+             max_bytes: int = MAX_BYTES, marks: dict | None = None,
+             headers: dict[str, str] | None = None) -> tuple[bytes | None, str | None]:
     """GET http://server:port/<name> as newer loads do before TFTP (§2.1); marks as tftp_get's (the status
-    line's arrival)."""
+    line's arrival); headers: sent as given (an MPP phone's User-Agent)."""
     path = name if name.startswith("/") else "/" + name
     conn = http.client.HTTPConnection(server, port, timeout=timeout,
                                       source_address=(source, 0) if source else None)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
         if marks is not None:
             marks["first"] = time.monotonic()

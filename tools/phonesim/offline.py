@@ -34,9 +34,10 @@ class Files:
 def drive(machine: PhoneMachine, serve: Serve, *, ip: str = "10.0.0.10", tftp: str | None = "10.0.0.1",
           lease: Callable[[int], bool] | None = None, max_steps: int = 2000, until: float = 3600.0,
           step_s: float = 0.05, stop: Callable[[PhoneMachine], bool] | None = None,
-          on_action: Callable[[float, object], None] | None = None) -> PhoneMachine:
+          on_action: Callable[[float, object], None] | None = None, options: dict | None = None) -> PhoneMachine:
     """Run `machine` from power-on.  `lease(n)` says whether the n-th DHCP (1-based) gets an answer;
-    `stop(machine)` ends the run early; `on_action(now, action)` sees every action."""
+    `stop(machine)` ends the run early; `on_action(now, action)` sees every action; `options` are the
+    lease's DHCP options (code -> bytes, read by MPP phones).  Any machine with `handle` runs (mpp.MppPhone)."""
     now = 0.0
     actions = list(machine.handle(PowerOn(now)))
     asks = 0
@@ -50,7 +51,7 @@ def drive(machine: PhoneMachine, serve: Serve, *, ip: str = "10.0.0.10", tftp: s
         if isinstance(action, AskLease):
             asks += 1
             ok = lease(asks) if lease else True
-            event = Leased(now, ip, tftp) if ok else NoLease(now)
+            event = Leased(now, ip, tftp, options) if ok else NoLease(now)
         elif isinstance(action, Fetch):
             data = serve(action.name, action.via)
             event = (Fetched(now, action.name, action.via, data) if data is not None

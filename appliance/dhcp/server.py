@@ -24,6 +24,7 @@ CLIENT_PORT_OFFSET = 1
 BROADCAST = "255.255.255.255"
 MODEL_RE = re.compile(r"CP-(\d{4})")
 # Options a reply keeps when option 57 makes it drop others to fit.
+OPT_MPP_URL_159, OPT_MPP_URL_160 = 159, 160
 KEEP_WHEN_SHORT = frozenset((codec.OPT_SUBNET, codec.OPT_TFTP_SERVERS, codec.OPT_LEASE_TIME))
 # Distinct (reply type, option 55, lease time, option 57) answers kept built; a client sending random
 # option 55s only makes the cache start over.
@@ -48,6 +49,7 @@ class ServerSettings:
     others_share: str = "100%"        # what clients that are not phones may hold ("25%" or "40"; "100%": no
                                       # share kept for phones, as before fair shares); see leases.py
     others_lease_seconds: int = 0     # their lease length; 0: lease_seconds
+    profile_port: int = 6970          # HTTP :6970 of the file service, named in options 159/160 (0: TFTP instead)
 
     @classmethod
     def from_config(cls, cfg) -> "ServerSettings":
@@ -58,7 +60,7 @@ class ServerSettings:
             router=cfg.dhcp.router,
             reservations=tuple((normalize_mac(m), ip) for m, ip in cfg.dhcp.reservations.items()),
             server_port=cfg.dhcp.port, others_share=cfg.dhcp.others_share,
-            others_lease_seconds=cfg.dhcp.others_lease_seconds,
+            others_lease_seconds=cfg.dhcp.others_lease_seconds, profile_port=cfg.tftp.http_port,
         )
 
     @property
@@ -123,6 +125,7 @@ class Server:
                                         "releases", "informs", "malformed", "ignored", "exhausted", "refused",
                                         "others_refused", "declines_dropped")}
         self._static = self._static_options()
+        self._asked_only = self._profile_options()
         self._server_id = codec.ip_bytes(settings.address)
         self._siaddr = (settings.tftp_servers or (settings.address,))[0]
         self._answers: dict[tuple, tuple[dict[int, bytes], bytes]] = {}    # see _answer
@@ -141,6 +144,17 @@ class Server:
         opts[codec.OPT_TFTP_NAME] = tftp[0].encode()
         opts[codec.OPT_TFTP_SERVERS] = b"".join(codec.ip_bytes(t) for t in tftp)
         return opts
+
+    def _profile_options(self) -> dict[int, bytes]:
+        """Options 159 and 160, sent only to a client that asks for them (its option 55): multiplatform (3PCC)
+        phones read the provisioning server from 66, 160, 159 or 150 (phone-families.md §3.4 [F24]), and 160/159
+        carry a URL.  Whether the phone takes the URL whole or as a server its own Profile Rule `/$PSN.xml` is
+        added to is UNCONFIRMED: this URL is the whole profile URL ($PSN is the phone's macro for its product
+        name), and 66/150 name the same station for the other reading.  Other clients never see them (159 and 160
+        are other protocols' options in IANA's registry)."""
+        host = (self.s.tftp_servers or (self.s.address,))[0]
+        url = (f"http://{host}:{self.s.profile_port}/$PSN.xml" if self.s.profile_port else f"tftp://{host}/$PSN.xml")
+        return {OPT_MPP_URL_159: url.encode(), OPT_MPP_URL_160: url.encode()}
 
     def _answer(self, out: Outcome, req: Message, mtype: int, yiaddr: str, lease_seconds: int | None,
                 durable: bool) -> None:
@@ -174,6 +188,8 @@ class Server:
         for code in req.prl:
             if code in rest:
                 options[code] = rest.pop(code)
+            elif code in self._asked_only:
+                options[code] = self._asked_only[code]
         options.update(rest)
         return options
 

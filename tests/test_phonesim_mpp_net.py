@@ -1,0 +1,149 @@
+"""The MPP phone model on real sockets, on loopback: a test-local HTTP server (logging each path and its
+User-Agent) and a test-local TFTP server (serving files, "File not found" otherwise) hand it a profile,
+a licence and hand-built 5th-generation firmware.
+
+What only sockets show: the lease's option 66 names the server, the profile is asked over TFTP and then
+HTTP, every HTTP request carries the User-Agent of the load the phone runs at that moment, the
+Upgrade_Rule's tftp:// URL is followed over TFTP, and a 7841 converts Enterprise -> transition -> MPP.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.test_phonesim_families import cnf, load5
+from tests.test_phonesim_mpp import MAC, MPP78, NEW88, OLD88, SEP, T88, TL78, profile
+from tools.phonesim.mpp_phone import MppSimPhone
+
+FAST = dict(retry_s=0.3, reboot_s=0.2, register_s=0.5)
+BLOCK = 512
+
+
+class Station:
+    """HTTP and TFTP on loopback serving `files` (names without the leading '/', any case); TFTP serves
+    `tftp_files` instead when given."""
+
+    def __init__(self, files: dict[str, bytes], tftp_files: dict[str, bytes] | None = None):
+        self.files = {k.lower(): v for k, v in files.items()}
+        self.tftp_files = self.files if tftp_files is None else {k.lower(): v for k, v in tftp_files.items()}
+        self.http_log: list[tuple[str, str | None]] = []
+        self.tftp_log: list[str] = []
+        station = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                station.http_log.append((self.path, self.headers.get("User-Agent")))
+                data = station.files.get(self.path.lstrip("/").lower())
+                if data is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.udp.settimeout(0.1)
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self.http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True),
+                         threading.Thread(target=self._tftp, daemon=True)]
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"http_port": self.http.server_port, "tftp_port": self.udp.getsockname()[1]}
+
+    def _tftp(self) -> None:
+        while not self._stop.is_set():
+            try:
+                pkt, addr = self.udp.recvfrom(2048)
+            except socket.timeout:
+                continue
+            if pkt[:2] != b"\x00\x01":
+                continue
+            name = pkt[2:].split(b"\0", 1)[0].decode("latin-1")
+            self.tftp_log.append(name)
+            data = self.tftp_files.get(name.lstrip("/").lower())
+            if data is None:
+                self.udp.sendto(struct.pack("!HH", 5, 1) + b"File not found\0", addr)
+                continue
+            threading.Thread(target=self._send, args=(data, addr), daemon=True).start()
+
+    def _send(self, data: bytes, addr) -> None:
+        """One transfer from its own port (TID), each block resent at most 5 times, 1 s apart."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            s.settimeout(1.0)
+            for n in range(len(data) // BLOCK + 1):
+                pkt = struct.pack("!HH", 3, (n + 1) & 0xFFFF) + data[n * BLOCK:(n + 1) * BLOCK]
+                for _ in range(5):
+                    s.sendto(pkt, addr)
+                    try:
+                        ack = s.recv(16)
+                    except socket.timeout:
+                        continue
+                    if ack[:4] == struct.pack("!HH", 4, (n + 1) & 0xFFFF):
+                        break
+                else:
+                    return
+
+    def __enter__(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self.http.shutdown()
+        self.http.server_close()
+        for t in self._threads:
+            t.join(5)
+        self.udp.close()
+
+
+def test_8851_profile_over_tftp_then_http_firmware_over_tftp_and_its_new_user_agent():
+    files = {f"mpp/{k}": v for k, v in load5(NEW88, tags=T88, size=2500).items()}
+    files["8851-3PCC.xml"] = profile(f"tftp://127.0.0.1/mpp/{NEW88}.loads")
+    tftp_files = {k: v for k, v in files.items() if k.startswith("mpp/")}       # TFTP: firmware only
+    with Station(files, tftp_files) as st:
+        phone = MppSimPhone(MAC, "8851", OLD88, platform=3, lease_options={66: b"127.0.0.1"}, **st.ports, **FAST)
+        out = phone.run(server="127.0.0.1", deadline=30, linger_s=0.5)
+    assert out["load"] == NEW88 and out["installed"] == [NEW88] and out["end"] == "settled", out
+    assert out["firmware"] == "mpp" and out["boots"] == 2
+    assert st.tftp_log[0] == "/8851-3PCC.xml"                          # TFTP first, not there
+    assert [n for n in st.tftp_log if n.startswith("/mpp/")] == [
+        f"/mpp/{NEW88}.loads", *[f"/mpp/{k}388xx.12-0-1MPP0001-100.sbn" for k in ("sboot", "kern", "rootfs")]]
+    profiles = [(p, ua) for p, ua in st.http_log if p == "/8851-3PCC.xml"]
+    assert profiles[0] == ("/8851-3PCC.xml", "Cisco-CP-8851-3PCC/11.3.3 (001234ab45de)")
+    assert profiles[-1] == ("/8851-3PCC.xml", "Cisco-CP-8851-3PCC/12.0.1 (001234ab45de)")
+    assert all(ua and ua.startswith("Cisco-CP-8851-3PCC/") for _, ua in st.http_log)
+
+
+def test_7841_converts_enterprise_transition_mpp_with_its_licence_over_http():
+    files = dict(load5(TL78))
+    files.update({f"mpp/{k}": v for k, v in load5(MPP78).items()})
+    files[SEP] = cnf(TL78)
+    files["7841-3PCC.xml"] = profile(f"http://127.0.0.1/mpp/{MPP78}.loads", "http://127.0.0.1/lic/$MAU.lic", "Classic")
+    files[f"lic/{MAC}.lic"] = b"licence bytes from Cisco"
+    with Station(files, tftp_files={}) as st:                          # TFTP answers "File not found"
+        phone = MppSimPhone(MAC, "7841", "sip78xx.12-5-1SR1-4", vid="V04", **st.ports, **FAST)
+        start = time.monotonic()
+        out = phone.run(server="127.0.0.1", deadline=40, linger_s=0.5)
+    assert out["installed"] == [TL78, MPP78] and out["firmware"] == "mpp" and out["end"] == "settled", out
+    assert time.monotonic() - start < 40
+    assert st.tftp_log.count("/7841-3PCC.xml") >= 1                   # each profile round: TFTP, then HTTP
+    paths = [p for p, _ in st.http_log]
+    assert paths.index(f"/{SEP}") < paths.index(f"/{TL78}.loads") < paths.index("/7841-3PCC.xml")
+    assert paths.index(f"/lic/{MAC}.lic") < paths.index(f"/mpp/{MPP78}.loads")
+    enterprise_uas = {ua for p, ua in st.http_log[:paths.index("/7841-3PCC.xml")]}
+    assert enterprise_uas == {None}                                     # the Enterprise phone sends none
+    lic_ua = dict(st.http_log)[f"/lic/{MAC}.lic"]
+    assert lic_ua == "Cisco-CP-7841-3PCC/11.2.3 (001234ab45de)"        # the transition load names its version
+    assert "licence bytes" not in str(out)

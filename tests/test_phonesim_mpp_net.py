@@ -133,7 +133,8 @@ def test_7841_converts_enterprise_transition_mpp_with_its_licence_over_http():
     files["7841-3PCC.xml"] = profile(f"http://127.0.0.1/mpp/{MPP78}.loads", "http://127.0.0.1/lic/$MAU.lic", "Classic")
     files[f"lic/{MAC}.lic"] = b"licence bytes from Cisco"
     with Station(files, tftp_files={}) as st:                          # TFTP answers "File not found"
-        phone = MppSimPhone(MAC, "7841", "sip78xx.12-5-1SR1-4", vid="V04", **st.ports, **FAST)
+        phone = MppSimPhone(MAC, "7841", "sip78xx.12-5-1SR1-4", vid="V04", enterprise_http_port=st.http.server_port,
+                            **st.ports, **FAST)
         start = time.monotonic()
         out = phone.run(server="127.0.0.1", deadline=40, linger_s=0.5)
     assert out["installed"] == [TL78, MPP78] and out["firmware"] == "mpp" and out["end"] == "settled", out

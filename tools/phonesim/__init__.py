@@ -10,7 +10,9 @@ imports `appliance`; tests cross-check the product against it.
 
     from tools.phonesim import SimPhone, run_fleet
     SimPhone("001e7a650001", "CP-7965G", "SCCP45.8-3-2S", web=False).run("lan0")
+    MppSimPhone("001234ab45de", "8851", "sip88xx.11-3-3MPP0001-377").run("lan0")     # MPP (mpp.py)
 """
+from .mpp_phone import MppSimPhone
 from .phone import SimPhone, run_fleet, shipped_load
 
-__all__ = ["SimPhone", "run_fleet", "shipped_load"]
+__all__ = ["MppSimPhone", "SimPhone", "run_fleet", "shipped_load"]

@@ -113,7 +113,8 @@ def build(args: argparse.Namespace) -> list:
                             device_wrapper=not args.no_device_wrapper, raw_components=args.raw_components,
                             direct=args.direct_migration, v24_bound=args.v24_bound, v20_floor=args.v20_floor,
                             hardware_bit=args.hardware_bit, trans_auth_type=args.trans_auth_type,
-                            tftp_port=args.port, http_port=args.http_port or 80, retry_s=args.retry_seconds,
+                            tftp_port=args.port, http_port=args.http_port or 80,
+                            enterprise_http_port=args.http_port or 6970, retry_s=args.retry_seconds,
                             reboot_s=args.reboot_seconds, lease_options=options, web_port=args.web_port)
                 for mac in macs]
     return [SimPhone(mac, args.model, args.load, web=False if args.no_web else None,

@@ -12,7 +12,7 @@ Families beyond the 7900 (phone-families.md §2.1, §4.1, §4.2; cisco-phones.md
 `SIP8941_8945.9-3-1-18`, 7800/8800 Enterprise `sip78xx.11-0-1-11`,
 `sip78xx.14-0-1-0001-135`, `sip88xx.12-5-1SR3-74`, `sip88xx.14-0-1MN-1036`,
 `sip8845_65.12-5-1SR2-2`.  MPP (`...MPP0001-377`) and transition (`TLexE2M`) loads
-are not placed: those phones are not modelled.
+are not placed here, so the Enterprise model never takes one for its own: mpp_load.py places them.
 """
 from __future__ import annotations
 

@@ -591,4 +591,6 @@ class MppPhone:
         return out
 
     def __getattr__(self, name: str):
+        if name == "inner":                     # not set yet (copy, pickle): never recurse
+            raise AttributeError(name)
         return getattr(self.inner, name)

@@ -41,8 +41,9 @@ class MppSimPhone(SimPhone):
     (an MPP, transition or Enterprise load; default: a real MPP load of its family, mpp_truth.SHIPPED).
 
     Readings (mpp.MppSpec): option_order, order, ua_version, licence_check, tftp_slash, device_wrapper,
-    raw_components, direct, v24_bound, trans_auth_type.  lease_options: the DHCP options of the fixed
-    lease a run(server=...) gets (code -> bytes; default {66: server}).  Result: run() as SimPhone's, its
+    raw_components, direct, v24_bound, trans_auth_type.  enterprise_http_port: where the Enterprise firmware
+    (before a conversion, or after going back) asks over HTTP (6970, as every 7800/8800).  lease_options: the
+    DHCP options of the fixed lease a run(server=...) gets (code -> bytes; default {66: server}).  Result: run() as SimPhone's, its
     summary with `firmware` (enterprise, transition, mpp), `user_agent`, and each fetch's `user_agent`."""
 
     spec: MppSpec                 # type: ignore[assignment]
@@ -56,7 +57,7 @@ class MppSimPhone(SimPhone):
                  trans_auth_type: str | None = None, tftp_port: int = 69, http_port: int = 80,
                  retry_s: float = 5.0, reboot_s: float = 3.0, register_s: float = 30.0,
                  lease_options: dict[int, bytes] | None = None, tftp_options: dict | None = None,
-                 web_port: int = 0):
+                 web_port: int = 0, enterprise_http_port: int = 6970):
         hexmac = mac.replace(":", "").replace("-", "").upper()
         if len(hexmac) != 12 or any(c not in "0123456789ABCDEF" for c in hexmac):
             raise ValueError(f"not a MAC: {mac!r}")
@@ -73,6 +74,7 @@ class MppSimPhone(SimPhone):
                             register_s=register_s)
         self.machine = MppPhone(self.spec)
         self.web_port, self.tftp_port, self.http_port = web_port, tftp_port, http_port
+        self.enterprise_http_port = enterprise_http_port
         self.tftp_options = tftp_options
         self.lease_options = lease_options
         self.ip: str | None = None
@@ -107,7 +109,9 @@ class MppSimPhone(SimPhone):
         data: bytes | None
         err: str | None
         port = action.port
-        if port is None or port == DEFAULT_PORTS.get(action.via):
+        if port is None:                          # the Enterprise firmware: HTTP :6970 then TFTP (machine.py)
+            port = self.enterprise_http_port if action.via == HTTP else self.tftp_port
+        elif port == DEFAULT_PORTS.get(action.via):
             port = self.http_port if action.via == HTTP else self.tftp_port
         if not _ipv4(action.server):
             data, err = None, f"{action.server[:60]}: a host name (the model does no DNS)"

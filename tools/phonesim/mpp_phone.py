@@ -44,7 +44,8 @@ class MppSimPhone(SimPhone):
     raw_components, direct, v24_bound, trans_auth_type.  enterprise_http_port: where the Enterprise firmware
     (before a conversion, or after going back) asks over HTTP (6970, as every 7800/8800).  lease_options: the
     DHCP options of the fixed lease a run(server=...) gets (code -> bytes; default {66: server}).  Result:
-    run() as SimPhone's, its summary with `firmware` (enterprise, transition, mpp), `user_agent`, and each fetch's `user_agent`."""
+    run() as SimPhone's, its summary with `firmware` (enterprise, transition, mpp), `user_agent`, and each
+    fetch's `user_agent`."""
 
     spec: MppSpec                 # type: ignore[assignment]
     machine: MppPhone             # type: ignore[assignment]

@@ -511,3 +511,33 @@ def test_cli_flags_reach_the_phone():
         "major.minor", "mac", "protocol-first", (160, 66), "load-first", False)
     assert p.lease_options == {160: b"http://127.0.0.1:6970/"} and p.http_port == 80
     assert p.machine.summary()["user_agent"] == "Cisco-CP-8841-3PCC/11.3 (00562b043615)"
+
+
+def test_the_dhcp_client_asks_for_and_keeps_the_mpp_options():
+    import struct
+
+    from tools.phonesim.dhcp import _FIXED, MAGIC, DhcpClient, parse_options
+    c = DhcpClient(bytes.fromhex(MAC), provisioning.vendor_class("CP-8851-3PCC"), f"SEP{MAC}", 7, prl=provisioning.PRL)
+    sent = parse_options(c.discover()[_FIXED.size + 4:])
+    assert {66, 150, 159, 160} <= set(sent[55]) and sent[60] == b"Cisco Systems, Inc. IP Phone CP-8851-3PCC\x00"
+
+    def reply(kind: int, opts: list[tuple[int, bytes]]) -> bytes:
+        fixed = _FIXED.pack(2, 1, 6, 0, 7, 0, 0, bytes(4), bytes((10, 0, 0, 9)), bytes(4), bytes(4),
+                            bytes.fromhex(MAC) + bytes(10), bytes(64), bytes(128))
+        body = b"".join(bytes((k, len(v))) + v for k, v in [(53, bytes((kind,))), (54, bytes((10, 0, 0, 1))), *opts])
+        return fixed + MAGIC + body + b"\xff"
+
+    url = b"http://10.0.0.1:6970/"
+    assert c.receive(reply(2, [])) is not None
+    c.receive(reply(5, [(1, bytes((255, 255, 255, 0))), (160, url), (150, bytes((10, 0, 0, 1)))]))
+    assert c.lease is not None and c.lease.options is not None and c.lease.options[160] == url
+    assert struct.unpack("!B", c.lease.options[53])[0] == 5
+    got = provisioning.servers(c.lease.options, (160, 150))
+    assert [(b.scheme, b.host, b.port) for b in got] == [("http", "10.0.0.1", 6970)]
+
+
+def test_every_truth_row_names_its_source():
+    assert all(m.source for m in mpp_truth.MODELS.values()) and all(r.source for r in mpp_truth.ELIGIBILITY)
+    assert {m.name for m in mpp_truth.MODELS.values() if m.enterprise is None} == {"6821", "6841", "6851", "6861", "6871"}
+    for family, load in mpp_truth.SHIPPED.items():
+        assert fw(load).family == family and fw(load).kind == mpp_load.MPP

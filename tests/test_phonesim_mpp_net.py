@@ -148,3 +148,20 @@ def test_7841_converts_enterprise_transition_mpp_with_its_licence_over_http():
     lic_ua = dict(st.http_log)[f"/lic/{MAC}.lic"]
     assert lic_ua == "Cisco-CP-7841-3PCC/11.2.3 (001234ab45de)"        # the transition load names its version
     assert "licence bytes" not in str(out)
+
+
+def test_the_cli_runs_an_mpp_phone_against_a_station(capsys):
+    import json
+
+    from tools.phonesim.__main__ import main
+    files = {f"mpp/{k}": v for k, v in load5(NEW88, tags=T88, size=2500).items()}
+    files["8851-3PCC.xml"] = profile(f"http://127.0.0.1/mpp/{NEW88}.loads")
+    with Station(files, tftp_files={}) as st:
+        code = main(["--server", "127.0.0.1", "--mpp", "--model", "CP-8851-3PCC", "--load", OLD88,
+                     "--first-mac", "001234ab45dd", "--port", str(st.ports["tftp_port"]), "--http-port",
+                     str(st.ports["http_port"]), "--lease-option", "66=127.0.0.1", "--user-agent-version",
+                     "major.minor", "--deadline", "30", "--reboot-seconds", "0.2", "--retry-seconds", "0.3"])
+    assert code == 0
+    (out,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert out["load"] == NEW88 and out["end"] == "settled" and out["user_agent"] == "Cisco-CP-8851-3PCC/12.0 (001234ab45de)"
+    assert ("/8851-3PCC.xml", "Cisco-CP-8851-3PCC/11.3 (001234ab45de)") in st.http_log

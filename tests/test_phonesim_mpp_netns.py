@@ -1,10 +1,10 @@
 """The MPP phone model against the station's own DHCP and TFTP, in namespaces the test builds.
 
-Only the phone's side is asserted (what the station answers for `8851-3PCC.xml` is being built, issue 27
-items 1-2: the round's order is checked up to the first file found): the model takes a real lease from `serve dhcp` with its MPP option 60 and parameter list,
-reads the server from the options the station sends (66/150), and asks that server for `/8851-3PCC.xml`
-then `/Cisco/CP-8851-3PCC/<mac>.cfg`, over TFTP, HTTP (port 80, with its User-Agent) and HTTPS (tried and
-failed in the model), in that order, each round.
+Only the phone's side is asserted: what the station answers for `8851-3PCC.xml` is being built (issue 27
+items 1-2), so the round's order is checked up to the first file found.  The model takes a real lease
+from `serve dhcp` with its MPP option 60 and parameter list, reads the server from the options the station
+sends (66/150), and asks it for `/8851-3PCC.xml` then `/Cisco/CP-8851-3PCC/<mac>.cfg`, over TFTP, HTTP
+(port 80, with its User-Agent) and HTTPS (tried and failed in the model), in that order, each round.
 """
 from __future__ import annotations
 

@@ -406,6 +406,9 @@ def test_direct_from_14_0_1_profile_first_and_load_first():
     assert m.installed == [MPP78] and f"{MPP78}.loads" in fetched(m) and f"/mpp/{MPP78}.loads" not in fetched(m)
     m = drive(phone("7841", ENT78_14, vid="V20", direct=LOAD_FIRST), _without_licence(files), until=60)
     assert not m.installed and m.summary()["staged"] == MPP78 and m.flash.running.text == ENT78_14
+    assert m.summary()["firmware"] == mpp_load.ENTERPRISE and m.summary()["migrating"]
+    assert m.summary()["user_agent"] == "Cisco-CP-7841-3PCC/14.0.1 (001234ab45de)"
+    assert {r["screen"] for r in m.refused} == {mpp_truth.LICENCE_MISSING}
 
 
 def _without_licence(files: Files) -> Files:

@@ -191,8 +191,7 @@ class MppMachine:
     def summary(self) -> dict:
         f = self.flash
         return {"mac": self.spec.mac, "model": self.spec.model.name, "start": self.spec.start.text,
-                "load": f.running.text, "firmware": TRANSITION if f.running.kind == TRANSITION else
-                (MPP if f.running.kind == MPP else ENTERPRISE), "migrating": f.migrating,
+                "load": f.running.text, "firmware": f.running.kind, "migrating": f.migrating,
                 "staged": f.staged.text if f.staged else None, "trans_auth_type": f.trans_auth_type,
                 "user_agent": self.user_agent, "boots": self.boots, "settled": self.settled,
                 "installed": list(self.installed), "refused": list(self.refused),
@@ -219,6 +218,7 @@ class MppMachine:
     def _ask_lease(self, now: float) -> list:
         self.state, self.wake = State.DHCP, None
         self.boot = Boot()
+        # option 12: an MPP phone's host name is not in the reference; SEP<MAC> as the Enterprise firmware (UNCONFIRMED)
         return [AskLease(self.vendor_class, "SEP" + self.spec.mac)]
 
     def _leased(self, ev: Leased) -> list:
@@ -558,7 +558,7 @@ class MppPhone:
     def firmware(self) -> str:
         if isinstance(self.inner, ConvertingEnterprise):
             return ENTERPRISE
-        return TRANSITION if self.inner.flash.running.kind == TRANSITION else MPP
+        return self.inner.flash.running.kind          # an Enterprise load in migration mode stays "enterprise"
 
     def handle(self, event: Event) -> list:
         actions = self.inner.handle(event)

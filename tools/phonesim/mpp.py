@@ -328,7 +328,7 @@ class MppMachine:
             return self._settle(now)
         verdict, licence = mpp_truth.take(self.spec.model, f.running, target, vid=self.spec.vid,
                                           migrating=f.migrating, trans_auth_type=f.trans_auth_type,
-                                          v24_bound=self.spec.v24_bound, v20_floor=self.spec.v20_floor)
+                                          v20_floor=self.spec.v20_floor)
         if not verdict.accepted:
             return self._refuse(now, target.text, verdict.screen or LOAD_ID_INCORRECT, verdict.why)
         self.settled = False

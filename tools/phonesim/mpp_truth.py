@@ -157,7 +157,7 @@ def mpp_floor(model: MppModel, vid: str | None) -> Verdict | None:
 
 
 def take(model: MppModel, running: Firmware, target: Firmware, *, vid: str | None, migrating: bool,
-         trans_auth_type: str | None, v24_bound: bool = False, v20_floor: str = floors.V20_RN) -> tuple[Verdict, bool]:
+         trans_auth_type: str | None, v20_floor: str = floors.V20_RN) -> tuple[Verdict, bool]:
     """Whether a phone running `running` (in MPP provisioning: an MPP load, a transition load, or an Enterprise
     load in migration mode) installs `target` named by its Upgrade_Rule, and whether it needs a licence first."""
     if target.kind == TRANSITION:

@@ -64,7 +64,7 @@ def _from_option(code: int, raw: bytes) -> list[Base]:
     if code == 66:
         return [Base(None, text, None)] if text and _HOST.match(text) else []
     if code == 150:
-        if text and ";" in text or (text and re.fullmatch(r"[0-9.]+", text) and text.count(".") == 3):
+        if text and (";" in text or (re.fullmatch(r"[0-9.]+", text) and text.count(".") == 3)):
             hosts = [h.strip() for h in text.split(";")]
             return [Base(None, h, None) for h in hosts if _is_ipv4(h)]
         if raw and len(raw) % 4 == 0:

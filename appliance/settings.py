@@ -89,6 +89,9 @@ class Upgrade:
     strategy: str = _f("choice:stepwise|direct", "stepwise")
     targets: dict[str, str] = _f("table", {})
     convert: dict[str, str] = _f("table", {})
+    # [upgrade] convert entries that move phones between Enterprise and multiplatform firmware ("mpp",
+    # "enterprise"), split off by recovery/validate.py: canonical model or 12-digit lower-case MAC -> "mpp" | "sip".
+    platform: dict[str, str] = _f("table", {}, derived=True)
     rules: list[dict] = _f("rules", [])
     web_port: int = _f("int", 80)
     neighbours: bool = _f("bool", True)

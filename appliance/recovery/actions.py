@@ -30,6 +30,8 @@ class Context(Protocol):
 
     def term_model(self, name: Name) -> str | None: ...
 
+    def conversion_need(self, p: Phone) -> Need | None: ...
+
 SETTLE_S = 20.0          # took its config, fetched nothing: it runs what it was named
 MANIFEST_WAIT_S = 20.0   # a manifest and then silence: rejected (real phones fetch the first file at once)
 STALL_S = 45.0           # a download that stopped part way
@@ -61,6 +63,15 @@ def learn(p: Phone, load: str, how: str, ts: float) -> list[Output]:
 def offer(ctx: Context, p: Phone, ts: float) -> None:
     """Name the plan's current step in this config (and say so)."""
     b = p.boot
+    convert_need = ctx.conversion_need(p)
+    if convert_need is not None:
+        # [upgrade] convert asks what cannot be done (no licence, a model or VID Cisco excludes): its config names
+        # the load it runs, and the tech reads what is missing (phone-families.md §3.6: refuse without a licence).
+        p.plan, p.step = [], 0
+        b.offered, b.term, b.took_config, b.config_at = p.current, None, True, ts
+        go(p, S.STUCK, Note(Code.CONVERT_REFUSED, (convert_need,)))
+        p.stuck_on = "conversion"
+        return
     b.offered, b.term, b.took_config, b.config_at = p.step_load, None, True, ts
     floor_need = _floor_need(ctx, p)
     if floor_need is not None:
@@ -137,6 +148,8 @@ def configure(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
 
 
 def configure_stuck(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
+    if p.stuck_on == "conversion" and ctx.conversion_need(p) is None:
+        return configure(ctx, p, ts, arg)         # its licence was added (or [upgrade] convert changed)
     if p.stuck_on == "missing":
         plan = ctx.plan(p)
         p.plan, p.step = plan.steps, 0

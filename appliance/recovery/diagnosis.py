@@ -32,6 +32,8 @@ class Code(str, enum.Enum):
     TRUST_LIST = "trust list"              # (reset keys or "",)
     RETRIED = "retried"                    # (by,)
     RESTORED = "restored"                  # (words,): a note recorded before notes were typed
+    CONVERT_REFUSED = "convert refused"    # (need,): [upgrade] convert asks a conversion it cannot make (Need kinds
+                                           # "licence", "convert model", "convert hardware")
 
 
 class Why(str, enum.Enum):
@@ -65,6 +67,9 @@ class Need:
     source: str = ""        # the rule's citation: for developers (docs, logs at DEBUG), never in the words
     vid: str = ""
     newest: str = ""
+    # Conversions (phone-families.md §3): "licence" (low: the file to add, "<MAC>.lic"), "convert model" and "convert
+    # hardware" (high: why Cisco does not allow it; vid: its VID), "transition" (a transition load for `model`),
+    # "convert minimum" (a `proto` load of `low` or later to convert from).
 
 
 @dataclass(frozen=True)

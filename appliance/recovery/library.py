@@ -15,7 +15,7 @@ from .plan import HardwareFloor, Plan
 
 class Planner(Protocol):
     def __call__(self, model: str, current: str | None, hint: str | None, rejected: frozenset[str],
-                 floor: HardwareFloor | None = None, /) -> Plan: ...
+                 floor: HardwareFloor | None = None, convert: str | None = None, /) -> Plan: ...
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,11 @@ class Library:
     term_of(model) -> str | None: the term file ("term65.default.loads") a factory-reset phone of it asks.
     models() -> list of model names XMLDefault.cnf.xml covers (their defaults are pushed to the workers).
     is_7940(model) -> bool: a 7940/60 (loaders ask OS79XX.TXT and SIPDefault.cnf, not SEP<MAC>.cnf.xml).
+    conversion(mac, model) -> "mpp" | "sip" | None: [upgrade] convert moves this phone (its MAC first, then its
+        model) to multiplatform or Enterprise firmware; the planner's `convert` argument once the core allows it.
+    licensed(mac) -> bool: its conversion licence (`<MAC>.lic`) is in the volume; nothing else of it is told.
+    convert_refusal(model, vid) -> (kind, why) | None: Cisco does not list the model ("model") or its hardware
+        version ("hardware") as eligible for conversion (firmware/conversion.toml).
     """
     planner: Planner
     components_of: Callable[[str], int] = lambda load: 0
@@ -47,3 +52,6 @@ class Library:
     term_of: Callable[[str], str | None] = lambda model: None
     models: Callable[[], list[str]] = lambda: []
     is_7940: Callable[[str], bool] = lambda model: False
+    conversion: Callable[[str, str], str | None] = lambda mac, model: None
+    licensed: Callable[[str], bool] = lambda mac: False
+    convert_refusal: Callable[[str, str | None], tuple[str, str] | None] = lambda model, vid: None

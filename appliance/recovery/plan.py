@@ -4,8 +4,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from appliance.firmware import conversion
 from appliance.firmware.models import normalize_model
-from appliance.firmware.versions import MGCP, SCCP, SIP, protocol
+from appliance.firmware.versions import MGCP, MPP, SCCP, SIP, TRANSITION, protocol
 
 from .diagnosis import Need
 from .rules import Rule, all_rules, version_key
@@ -14,7 +15,7 @@ from .rules import Rule, all_rules, version_key
 # than one for its model.  SCCP first is an inference, not a fact about the phone: Cisco shipped the
 # 79xx with SCCP.  The tracker should prefer evidence when it has some (a 7940 asking for
 # SIPDefault.cnf or OS79XX.TXT is on SIP; CDP or the phone's web page naming a SIPnn/P0S3 load).
-UNKNOWN_LOAD_PREFERENCE = (SCCP, SIP, MGCP)
+UNKNOWN_LOAD_PREFERENCE = (SCCP, SIP, MGCP, MPP)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ def running_protocol(catalog, model: str, current: str | None) -> str | None:
     """The protocol the phone runs: its load's; for an unknown load, the one the library has complete
     loads of for the model (several: UNKNOWN_LOAD_PREFERENCE); None when nothing says."""
     known = protocol(current)
+    if known == TRANSITION:
+        return MPP            # a transition load exists only to carry its phone on to MPP (phone-families.md §3.3)
     if known:
         return known
     have = {load.protocol for load in catalog.loads_for_model(model) if load.complete}
@@ -184,8 +187,75 @@ def fit_floor(floor: HardwareFloor, model: str, proto: str | None, target: str, 
                 newest=newest)
 
 
+def _newest(ids: list[str], at_least: tuple | None = None) -> str | None:
+    fit = [a for a in ids if (k := version_key(a)) is not None and (at_least is None or k >= at_least)]
+    return max(fit, key=lambda a: version_key(a) or ()) if fit else None
+
+
+def conversion_plan(catalog, cfg, model: str, current: str | None, to: str,
+                    rejected: frozenset[str] | set[str] = frozenset(), hint: str | None = None) -> Plan | None:
+    """Cisco's path between Enterprise and multiplatform firmware for one phone (phone-families.md §3.1, §3.5), or
+    None when the phone already runs firmware of kind `to` (then it is planned as any phone).
+
+    Enterprise -> MPP: an Enterprise release of at least 12.5(1) first (its newest, when its own is unknown or
+    older), then below 14.0(1) a transition load, then the MPP target.  Cisco's "14.(1)" is read both ways: from
+    14.0(1) to 14.1(1) a transition load is used when the library has one, else the MPP load directly.
+    MPP -> Enterprise: MPP 11.3(5) or later first (its newest MPP load when older or unknown), then the Enterprise
+    target.  A load the phone refused is never planned again.
+
+    Args:
+        to: MPP or SIP (Enterprise).
+        hint: the kind of firmware it runs when `current` is unknown (MPP: it asked a 3PCC profile).
+    Returns:
+        the Plan, whose `missing` names what to add ("target", "newer", "transition") when a step is not in the
+        library; None when no conversion applies.
+    """
+    running = protocol(current) or hint
+    if (running == MPP and to == MPP) or (running in (SIP, SCCP, MGCP) and to == SIP) or (
+            running is None and to == SIP):
+        return None          # already on that kind (a phone of unknown load is planned as Enterprise anyway)
+
+    def ids(proto: str) -> list[str]:
+        return [a for a in _catalog_ids(catalog, model, proto) if a not in rejected]
+
+    target = target_for(catalog, cfg, model, to)
+    if not target or target in rejected:
+        return Plan([], missing=Need("target", model, to, refused=tuple(sorted(rejected))))
+    steps: list[str] = []
+    ckey = version_key(current) if current else None
+    if to == MPP:
+        if running == TRANSITION:
+            return Plan([target])
+        minimum = conversion.ENTERPRISE_MINIMUM
+        base = ckey
+        if base is None or base < minimum:
+            first = _newest(ids(SIP), minimum)
+            if first is None:
+                return Plan([], missing=Need("convert minimum", model, SIP, low=conversion.human(minimum),
+                                             refused=tuple(sorted(rejected))))
+            steps.append(first)
+            base = version_key(first)
+        transition = _newest(ids(TRANSITION))
+        if base is not None and base < conversion.DIRECT_LOW or (base is not None and base < conversion.DIRECT_HIGH
+                                                                  and transition is not None):
+            if transition is None:
+                return Plan([], missing=Need("transition", model, TRANSITION, refused=tuple(sorted(rejected))))
+            steps.append(transition)
+        return Plan(steps + [target])
+    minimum = conversion.MPP_BACK_MINIMUM
+    if ckey is None or ckey < minimum:
+        first = _newest(ids(MPP), minimum)
+        if first is None:
+            return Plan([], missing=Need("convert minimum", model, MPP, low=conversion.human(minimum),
+                                         refused=tuple(sorted(rejected))))
+        if first != current:
+            steps.append(first)
+    return Plan(steps + [target])
+
+
 def plan_phone(catalog, cfg, model: str, current: str | None, protocol_hint: str | None = None,
-               rejected: frozenset[str] | set[str] = frozenset(), floor: HardwareFloor | None = None) -> Plan:
+               rejected: frozenset[str] | set[str] = frozenset(), floor: HardwareFloor | None = None,
+               convert: str | None = None) -> Plan:
     """The plan for one phone, given what it refused so far.
 
     A refused stone gives way to the next candidate stone in the library, else to the target itself
@@ -199,9 +269,15 @@ def plan_phone(catalog, cfg, model: str, current: str | None, protocol_hint: str
             SIPDefault.cnf), else None.
         rejected: load IDs it refused (Auth Fail, File auth error, Load rejected HC).
         floor: its hardware floor when its VID is known (fit_floor); None: no floor applies.
+        convert: MPP or SIP when the core moves this phone between Enterprise and multiplatform firmware (its
+            licence present, its model and hardware eligible): conversion_plan.  None: it stays on its kind.
     Returns:
         the Plan: steps from the next load to offer to the target; `missing` says what to add.
     """
+    if convert is not None:
+        converting = conversion_plan(catalog, cfg, model, current, convert, rejected, protocol_hint)
+        if converting is not None:
+            return converting
     proto = target_protocol(catalog, cfg, model, current) if current or not protocol_hint else None
     if proto is None and protocol_hint:
         convert = per_model(cfg.upgrade.convert, model)

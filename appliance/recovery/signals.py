@@ -50,7 +50,7 @@ def read(p: Phone, name: Name, fact: FileAsked | FileSent | FileMissing) -> list
     if isinstance(fact, FileMissing):
         return [Signal.MISSING] if kind in (Kind.MANIFEST, Kind.TERM, Kind.COMPONENT, Kind.LOADER_7940,
                                             Kind.APP_7940) else []
-    if kind == Kind.CONFIG:
+    if kind in (Kind.CONFIG, Kind.PROFILE):      # a 3PCC profile is a multiplatform phone's config (§3.4)
         if not isinstance(fact, FileAsked):
             return []
         if b.manifest and b.took_firmware and (b.app or not (b.loader and not b.app)):

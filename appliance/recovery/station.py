@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import time
 
-from appliance.firmware import floors
+from appliance.firmware import conversion, floors
+from appliance.firmware.licences import Licences
 from appliance.firmware.models import MODELS, by_name, model_from_vendor_class
 
 from . import identify
@@ -19,7 +20,7 @@ from .hub import Hub, socket_path
 from .library import Library
 from .memory import from_row
 from .phone import Phone
-from .plan import plan_phone
+from .plan import per_model, plan_phone
 from .rules import all_rules, model_has_rule
 from .tracker import Tracker
 from .webpoll import WebPoller
@@ -71,9 +72,20 @@ def make_library(catalog, cfg) -> Library:
         m = by_name(model) if model else None
         return bool(m and m.is_7940)
 
+    platform = dict(getattr(cfg.upgrade, "platform", {}) or {})
+    licences = Licences(cfg.tftp.root)
+
+    def converts(mac: str, model: str) -> str | None:
+        return platform.get(mac.lower()) or (per_model(platform, model) if model else None)
+
+    def convert_refusal(model: str, vid: str | None) -> tuple[str, str] | None:
+        found = conversion.refusal(model, vid)
+        return (found.kind, found.why) if found else None
+
     return Library(
-        planner=lambda model, current, hint, rejected, floor=None: plan_phone(catalog, cfg, model, current, hint,
-                                                                              rejected, floor),
+        planner=lambda model, current, hint, rejected, floor=None, convert=None: plan_phone(
+            catalog, cfg, model, current, hint, rejected, floor, convert),
+        conversion=converts, licensed=licences.present, convert_refusal=convert_refusal,
         components_of=components_of, platforms_of=platforms_of, floor=floor, has_stones=has_stones,
         reset_keys=reset_keys,
         upgradable=not_upgradable, term_of=term_of,

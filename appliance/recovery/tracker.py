@@ -23,11 +23,13 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable
 
+from appliance.firmware.mpp import is_mpp_vendor_class, licence_name, parse_user_agent, reports
 from appliance.firmware.names import Kind, Name, classify
+from appliance.firmware.versions import MPP, SIP, TRANSITION, protocol, version_key
 
 from . import neighbours
-from .actions import LOADER_7940_MODEL, MANIFEST_WAIT_S, REBOOT_S, SETTLE_S, STALL_S, TRUST_WAIT_S, go
-from .diagnosis import Code, Note
+from .actions import LOADER_7940_MODEL, MANIFEST_WAIT_S, REBOOT_S, SETTLE_S, STALL_S, TRUST_WAIT_S, go, learn
+from .diagnosis import Code, Need, Note
 from .facts import (
     Answer,
     Answers,
@@ -61,7 +63,7 @@ NEIGHBOUR_HOWS = ("cdp", "lldp")
 # What only a phone asks for: a lease holder without option 60 (old 7940/60 loaders send none) becomes a phone
 # at the first of these; anything else (a laptop reading a manual, an unknown name) never does.
 PHONE_FILES = (Kind.CONFIG, Kind.SIGNED_CONFIG, Kind.TRUST_LIST, Kind.TERM, Kind.MANIFEST, Kind.LOADER_7940,
-               Kind.APP_7940)
+               Kind.APP_7940, Kind.PROFILE)
 
 
 class TransitionError(AssertionError):
@@ -129,7 +131,41 @@ class Tracker:
 
     # ---- what the library says ------------------------------------------------------------------------------
     def plan(self, p: Phone) -> Plan:
+        to = self.converting(p)
+        if to is not None:
+            return self.lib.planner(p.model, p.current, p.protocol_hint, frozenset(p.rejected), self.floor(p), to)
         return self.lib.planner(p.model, p.current, p.protocol_hint, frozenset(p.rejected), self.floor(p))
+
+    def _conversion(self, p: Phone) -> tuple[str | None, Need | None]:
+        """(the firmware kind [upgrade] convert moves this phone to when it may go, what stops it otherwise).
+
+        Only for a phone on the other kind: an MPP phone set to "mpp" (or one converted already) is no conversion.
+        It may go when Cisco lists its model and hardware as eligible and its licence `<MAC>.lic` is in the volume
+        (phone-families.md §3.1-3.2, §3.6); the licence is asked last, so a phone that can never convert says so
+        rather than asking for a licence."""
+        want = self.lib.conversion(p.mac, p.model) if p.model else None
+        if want is None:
+            return None, None
+        running = protocol(p.current) or p.protocol
+        if running == TRANSITION:
+            running = MPP if want == MPP else running
+        if running == want or (want == SIP and running in (None, "sccp", "mgcp")):
+            return None, None
+        refused = self.lib.convert_refusal(p.model, p.vid)
+        if refused is not None:
+            kind, why = refused
+            return None, Need(f"convert {kind}", p.model, want, high=why, vid=p.vid or "")
+        if not self.lib.licensed(p.mac):
+            return None, Need("licence", p.model, want, low=licence_name(p.mac))
+        return want, None
+
+    def converting(self, p: Phone) -> str | None:
+        """MPP or SIP when the phone is being converted to that kind (allowed), else None."""
+        return self._conversion(p)[0]
+
+    def conversion_need(self, p: Phone) -> Need | None:
+        """What stops the conversion [upgrade] convert asks for this phone (its licence, its model, its VID)."""
+        return self._conversion(p)[1]
 
     def floor(self, p: Phone) -> HardwareFloor | None:
         """The phone's hardware floor: only for a known VID (an unknown one is never a floor)."""
@@ -154,6 +190,10 @@ class Tracker:
             p, out = self._new(mac, ev.model, ev.ts)
         if p is None:
             return out          # a laptop, a printer -- or a 7940 loader without option 60: a phone at its first phone file
+        if is_mpp_vendor_class(ev.vendor_class) and not p.current and p.protocol != MPP:
+            p.protocol = MPP    # option 60 ends -3PCC: it runs multiplatform firmware (cisco-phones.md §1.3)
+            if not p.boot.manifest:
+                p.plan, p.step = self.plan(p).steps, 0
         if ev.model and ev.model != p.model and (not p.model or p.model == LOADER_7940_MODEL):
             p.model = ev.model
             if not p.boot.manifest:
@@ -187,12 +227,44 @@ class Tracker:
         p.last = max(p.last, fact.ts)
         self._touched.add(p.mac)
         out: list[Output] = born
+        if name.kind is Kind.PROFILE or isinstance(fact, FileAsked) and fact.agent:
+            out += self._multiplatform(p, name, fact)
         signals = read(p, name, fact)
         for signal in signals:
             out += self._run(p, signal, fact.ts, (name, fact))
-        if signals and isinstance(fact, FileAsked) and name.kind == Kind.CONFIG and p.boot.offered != fact.served:
+        if signals and isinstance(fact, FileAsked) and name.kind in (Kind.CONFIG, Kind.PROFILE) \
+                and p.boot.offered != fact.served:
             p.boot.offered = fact.served          # the worker's table was a moment behind: it got what it got
         return out
+
+    def _multiplatform(self, p: Phone, name: Name, fact: FileAsked | FileSent | FileMissing) -> list[Output]:
+        """A profile request or an MPP User-Agent from the lease holder: it runs multiplatform firmware now.
+
+        A profile asked with no install under way means the load the station thought it ran is not what it runs
+        (a page read before a conversion, a phone swapped): that load is dropped, never carried into an MPP plan.
+        The User-Agent's MAC must be the holder's (else it is no word about this phone); its version is matched to
+        the plan's loads only (mpp.reports: "11.0" names no load), so a phone already on its target is known so."""
+        ua = parse_user_agent(fact.agent) if isinstance(fact, FileAsked) and fact.agent else None
+        if ua is not None and ua.mac != p.mac:
+            ua = None
+        if name.kind is not Kind.PROFILE and ua is None:
+            return []
+        if not p.model:
+            p.model = name.model or (ua.model if ua else "")
+        running = protocol(p.current)
+        if running in (MPP, TRANSITION) or (p.boot.manifest and p.boot.took_firmware):
+            return []                 # known, or an install whose next profile request says it took
+        changed = p.protocol != MPP or p.current is not None
+        p.current, p.protocol = None, MPP
+        if ua is not None:
+            for load in dict.fromkeys([*p.plan, *self.plan(p).steps]):
+                if reports(ua.version, version_key(load)):
+                    out = learn(p, load, "agent", fact.ts)
+                    p.plan, p.step = self.plan(p).steps, 0
+                    return out
+        if changed:
+            p.plan, p.step = self.plan(p).steps, 0
+        return []
 
     def _reported(self, fact: LoadReported, now: float) -> list[Output]:
         mac = fact.mac.lower()
@@ -355,6 +427,10 @@ class Tracker:
                 steps = self.lib.planner(model, None, None, frozenset()).steps
                 if steps:
                     found.append((model, steps[0]))
+                # what an MPP phone's profile names when the core knows nothing else of it (generated.py)
+                mpp = self.lib.planner(model, None, MPP, frozenset()).steps
+                if mpp and protocol(mpp[0]) == MPP:
+                    found.append((f"{model}-3PCC", mpp[0]))
             if tuple(found) != self._defaults:
                 self._defaults = defaults = tuple(found)
         if not rows and defaults is None:

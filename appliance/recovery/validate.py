@@ -6,17 +6,22 @@ exits 2 before anything starts.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable
 
 from .. import config
 from ..config import Config, ConfigError
+from ..firmware import conversion
 from ..firmware.models import by_name
-from ..firmware.versions import protocol
+from ..firmware.versions import MPP, SIP, protocol
 from .plan import per_model
 from .rules import parse_rule
 
-CONVERT_TO = ("sccp", "sip")
+CONVERT_TO = ("sccp", "sip", "mpp", "enterprise")
+# Multiplatform conversions: "enterprise" is the 7800/8800's Enterprise firmware, SIP (phone-families.md §2.1).
+PLATFORM = {"mpp": MPP, "enterprise": SIP}
+_MAC = re.compile(r"^[0-9a-f]{2}(?:[:\-.]?[0-9a-f]{2}){5}$", re.I)
 
 
 def check_upgrade(cfg: Config) -> Config:
@@ -35,8 +40,46 @@ def check_upgrade(cfg: Config) -> Config:
         except (ValueError, TypeError) as exc:
             key, _, why = str(exc).partition(": ")
             raise ConfigError(cfg.where(key), key, why or str(exc)) from None
+    plain = {k: v for k, v in up.convert.items() if not _platform_entry(k, v)}
     return cfg.replace(upgrade=type(up)(**{**config.section_dict(up),
-                                           "convert": _convert(cfg.where, up.convert, up.targets)}))
+                                           "convert": _convert(cfg.where, plain, up.targets),
+                                           "platform": _platform(cfg.where, up.convert)}))
+
+
+def _platform_entry(name: str, value: object) -> bool:
+    """An entry that converts between Enterprise and MPP (value "mpp"/"enterprise"), or one keyed by a MAC."""
+    return (isinstance(value, str) and value.strip().lower() in PLATFORM) or bool(_MAC.match(name.strip()))
+
+
+def _platform(where: Callable[[str], str], table: dict[str, str]) -> dict[str, str]:
+    """[upgrade] convert entries to or from multiplatform firmware, per model or per MAC (phone-families.md §3).
+
+    A key is a model (any spelling) or a MAC (any separators); the value "mpp" or "enterprise".  A model Cisco
+    lists as not eligible (8831, the MPP-only 6800) is an error here, naming why; a MAC's model is known only
+    when the phone comes, so the core refuses an ineligible one then, with the same words.
+    Returns:
+        canonical model or 12-digit lower-case MAC -> "mpp" | "sip".
+    """
+    out: dict[str, str] = {}
+    for name, value in table.items():
+        if not _platform_entry(name, value):
+            continue
+        key = f"upgrade.convert.{name}"
+        want = value.strip().lower() if isinstance(value, str) else ""
+        if want not in PLATFORM:
+            raise ConfigError(where(key), key, f"a MAC converts between Enterprise and multiplatform firmware: "
+                                               f"must be 'mpp' or 'enterprise', got {value!r}")
+        if _MAC.match(name.strip()):
+            out[re.sub(r"[:\-.]", "", name.strip()).lower()] = PLATFORM[want]
+            continue
+        model = by_name(name)
+        if model is None:
+            raise ConfigError(where(key), key, f"unknown phone model {name!r}")
+        refused = conversion.refusal(model.name, None)
+        if refused is not None and refused.kind == "model":
+            raise ConfigError(where(key), key, f"{model.name} cannot be converted: {refused.why}")
+        out[model.name] = PLATFORM[want]
+    return out
 
 
 def _convert(where: Callable[[str], str], table: dict[str, str], targets: dict[str, str]) -> dict[str, str]:

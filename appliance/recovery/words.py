@@ -77,6 +77,19 @@ def need(n: Need | None) -> str:
     if n.kind == "newer":
         return (f"the firmware library has no other{proto} load for {model} it could take: add a newer one "
                 f"(its cmterm zip){refused}")
+    if n.kind == "licence":
+        return (f"it is set to convert, and its licence {n.low} is not in the firmware volume's licences folder: "
+                f"add the {n.low} Cisco issued for this phone, or take it out of [upgrade] convert")
+    if n.kind in ("convert model", "convert hardware"):
+        vid = f" (this one is {n.vid})" if n.vid else ""
+        return f"it cannot be converted: {n.high}{vid}; take it out of [upgrade] convert"
+    if n.kind == "transition":
+        return (f"converting a {_short(model)} from this release goes through a transition load: add its "
+                "transition (TLexE2M) package to the firmware library")
+    if n.kind == "convert minimum":
+        kind = "multiplatform" if n.proto == "mpp" else "Enterprise"
+        return (f"Cisco converts it only from {kind} {n.low} or later, and the library has no such load for "
+                f"{model}: add one (its cmterm zip)")
     if n.kind == "target":
         return f"add a complete{proto} load for {model} to the firmware library (its cmterm zip){refused}"
     return f"the firmware library has no other load it could take: add a stepping stone for {model}{refused}"
@@ -129,6 +142,8 @@ def _say(code: Code, a: tuple) -> str:
                 f"Security > Trust List, **# to unlock, Erase) or {reset}")
     if code == Code.RETRIED:
         return f"plan restarted on request ({a[0]})"
+    if code == Code.CONVERT_REFUSED:
+        return f"not converted: {need(a[0])}"
     if code == Code.RESTORED:
         return str(a[0]) if a else ""
     return code.value

@@ -15,7 +15,7 @@ EXAMPLES = {
     Code.TERM_MISSING: ("term65.default.loads", "S"), Code.FILE_MISSING: ("x.sbn",), Code.NO_LOAD: (NEED,),
     Code.NOT_UPGRADABLE: ("CP-7937G", ".bin"), Code.OLD_APP: ("P",), Code.RESTART_TO_GO_ON: ("S", "T"),
     Code.STALLED: ("S", 1, 5), Code.NO_RETURN: ("S", 5), Code.TRUST_LIST: ("**#",), Code.RETRIED: ("api",),
-    Code.RESTORED: ("old words",),
+    Code.RESTORED: ("old words",), Code.CONVERT_REFUSED: (Need("licence", "CP-7841", "mpp", low="00562B043615.lic"),),
 }
 
 

@@ -82,13 +82,15 @@ comma := ,
 CA_SECRET = $(if $(CA),--secret id=ca$(comma)src=$(CA))
 # podman writes OCI images by default, and the OCI image config has no HEALTHCHECK: podman drops it with only
 # a warning.  Docker's format keeps it (tests/test_image.py inspects the built image for it).
+# podman 4.3 leaves BUILDPLATFORM (the Dockerfile's native stage, where the C parts compile) undefined.
 IS_PODMAN = $(filter podman,$(notdir $(firstword $(ENGINE))))
 FORMAT_FLAG = $(if $(IS_PODMAN),--format docker)
+PODMAN_BUILD_FLAGS = $(if $(IS_PODMAN),--format docker --build-arg BUILDPLATFORM=linux/$(shell $(ENGINE) info --format '{{.Host.Arch}}' 2>/dev/null))
 
 # BUILD_FLAGS: extra build options (podman without an engine: see ../shared/reference/container-testing.md).
 BUILD_FLAGS ?=
 image:
-	DOCKER_BUILDKIT=1 $(ENGINE) build $(FORMAT_FLAG) $(BUILD_FLAGS) $(CA_SECRET) -t $(IMAGE) .
+	DOCKER_BUILDKIT=1 $(ENGINE) build $(PODMAN_BUILD_FLAGS) $(BUILD_FLAGS) $(CA_SECRET) -t $(IMAGE) .
 
 buildx:
 	docker buildx build --platform $(PLATFORMS) $(CA_SECRET) -t $(IMAGE) $(BUILDX_FLAGS) .
@@ -131,7 +133,7 @@ else
 	-$(ENGINE) manifest rm $(PUBLISH_REF) >/dev/null 2>&1
 	$(ENGINE) manifest create $(PUBLISH_REF)
 	$(if $(PUBLISH_FROM),for img in $(PUBLISH_FROM); do $(ENGINE) manifest add $(PUBLISH_REF) containers-storage:$$img || exit 1; done,\
-	  $(ENGINE) build --platform $(PLATFORMS) --manifest $(PUBLISH_REF) $(FORMAT_FLAG) $(BUILD_FLAGS) $(CA_SECRET) .)
+	  $(ENGINE) build --platform $(PLATFORMS) --manifest $(PUBLISH_REF) $(PODMAN_BUILD_FLAGS) $(BUILD_FLAGS) $(CA_SECRET) .)
 	$(ENGINE) manifest push --all --format v2s2 $(PUSH_FLAGS) $(PUBLISH_REF) docker://$(PUBLISH_REF)
 	@echo "published $(PUBLISH_REF): $$($(ENGINE) manifest inspect $(PUBLISH_REF) | $(PYTHON) -c \
 	  'import json,sys; print(" ".join("/".join(filter(None, (m["platform"]["os"], m["platform"]["architecture"], m["platform"].get("variant")))) for m in json.load(sys.stdin)["manifests"]))')"

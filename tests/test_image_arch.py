@@ -4,7 +4,8 @@ Follows /work/shared/reference/container-testing.md ("Other architectures"): qem
 binfmt-support registered as root, a debootstrapped Debian 12 base per architecture imported locally
 (cached under /var/cache/recovery-station), the Dockerfile's BASE build argument pointing at it.
 Each image must say its version, pass check-config, import the C pump and run the lldpd built for
-it, and serve one file over TFTP to curl on the host's loopback.  Where the machine cannot emulate,
+it (both cross-compiled on the host in the Dockerfile's native stage), and serve one file over TFTP
+to curl on the host's loopback.  Where the machine cannot emulate,
 the tests skip saying why.
 """
 from __future__ import annotations
@@ -57,6 +58,10 @@ def ensure_base(deb_arch: str, pod_arch: str, variant: str, env: dict) -> str:
     return name
 
 
+def host_arch(env: dict[str, str]) -> str:
+    return sh("podman", "info", "--format", "{{.Host.Arch}}", env=env, timeout=60).stdout.strip()
+
+
 def build_arch_image(platform: str, env: dict[str, str]) -> dict:
     """The station image for `platform` (a key of ARCHES) built under qemu on a local Debian base, as
     localhost/recovery-station:test-<Debian arch>; podman's layer cache makes a rebuild of an unchanged tree
@@ -69,8 +74,11 @@ def build_arch_image(platform: str, env: dict[str, str]) -> dict:
     started = time.monotonic()
     base = ensure_base(deb_arch, pod_arch, variant, env)
     image = f"localhost/recovery-station:test-{deb_arch}"
-    cmd = ["podman", "build", "--platform", platform, "--build-arg", f"BASE={base}", "--format=docker", "--pull=never",
-           "--isolation=chroot", "--network=host", "-t", image]
+    # BUILDPLATFORM: the Dockerfile's native stage (where lldpd and the pump are cross-compiled) runs on the host's
+    # own architecture; podman 4.3 does not set it
+    cmd = ["podman", "build", "--platform", platform, "--build-arg", f"BUILDPLATFORM=linux/{host_arch(env)}",
+           "--build-arg", f"BASE={base}", "--format=docker", "--pull=never", "--isolation=chroot", "--network=host",
+           "-t", image]
     if CA.exists():
         cmd += ["--secret", f"id=ca,src={CA}"]
     result = subprocess.run(cmd + [str(REPO)], capture_output=True, text=True, timeout=3600, env=env)

@@ -253,34 +253,59 @@ def test_compose_file_starts_the_station_and_serves_a_phone(image, tmp_path):
     """compose.yaml as shipped (caps, env, volumes, init, restart policy), with two changes a test
     needs, in an override file: the image this module built, and host networking whose host is a
     namespace this test made (podman cannot run inside `ip netns exec`: it remounts /sys and runc
-    then finds no cgroups)."""
+    then finds no cgroups).
+
+    A newcomer's path: the station comes up with an empty ./firmware and says so (red health naming
+    the firmware folder, the container's healthcheck failing); once loads are copied into ./firmware
+    on the host it turns green by itself, and then a phone leases."""
     tag = f"{os.getpid() % 100000}"
     st_ns, ph_ns, st_if, ph_if = f"cmpst{tag}", f"cmpph{tag}", f"vcs{tag}", f"vcp{tag}"
     proj = tmp_path / "station"
     proj.mkdir()
     shutil.copy(REPO / "compose.yaml", proj / "compose.yaml")
     shutil.copytree(REPO / "config", proj / "config")
-    for load in (STONE45, TARGET45):       # a library the station can recover a 7965 from: green, not "empty"
-        synth.write_load(proj / "firmware", load, size_bytes=20000, components=2)
+    (proj / "firmware").mkdir()
     (proj / "override.yaml").write_text(f'services:\n  station:\n    image: {IMAGE}\n'
                                         f'    network_mode: "ns:/run/netns/{st_ns}"\n')
     env = dict(image, STATION_INTERFACE=st_if, STATION_API_TOKEN="t0ken")
     compose = [COMPOSE, "-p", f"station{tag}", "-f", "compose.yaml", "-f", "override.yaml"]
+
+    def health() -> dict:
+        out = sh("ip", "netns", "exec", st_ns, "curl", "-s", "--max-time", "3",
+                 "http://10.214.7.1:8080/api/v1/health", check=False).stdout
+        return json.loads(out) if out.startswith("{") else {}
+
+    def wait_health(pred, seconds: float) -> dict:
+        deadline, doc = time.time() + seconds, {}
+        while time.time() < deadline:
+            doc = health()
+            if pred(doc):
+                return doc
+            time.sleep(1)
+        logs = sh(*compose, "logs", env=env, cwd=proj, check=False, timeout=60)
+        raise AssertionError(json.dumps(doc)[:2000] + logs.stdout[-4000:] + logs.stderr[-4000:])
+
+    def healthcheck() -> subprocess.CompletedProcess:
+        names = sh("podman", "ps", "--format", "{{.Names}}", "--filter", f"name=station{tag}", env=env).stdout.split()
+        assert len(names) == 1, names
+        return sh("podman", "healthcheck", "run", names[0], env=env, check=False, timeout=60)
+
     try:
         station_and_phone_namespaces(st_ns, ph_ns, st_if, ph_if, "10.214.7.1/24")
         up = sh(*compose, "up", "-d", "--no-build", env=env, cwd=proj, timeout=180, check=False)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-        deadline, doc = time.time() + 90, {}
-        while time.time() < deadline:
-            out = sh("ip", "netns", "exec", st_ns, "curl", "-s", "--max-time", "3",
-                     "http://10.214.7.1:8080/api/v1/health", check=False).stdout
-            doc = json.loads(out) if out.startswith("{") else {}
-            if doc.get("ok"):
-                break
-            time.sleep(1)
-        logs = sh(*compose, "logs", env=env, cwd=proj, check=False, timeout=60)
-        assert doc.get("ok"), logs.stdout[-4000:] + logs.stderr[-4000:]
+        doc = wait_health(lambda d: d.get("ok") is False and any(p.get("code") == "no-firmware"
+                                                                 for p in d.get("problems", [])), 90)
+        red = [p for p in doc["problems"] if p["code"] == "no-firmware"][0]
+        assert red["severity"] == "red" and "/firmware" in red["do"], red
+        check = healthcheck()
+        assert check.returncode != 0, check.stdout + check.stderr
+        for load in (STONE45, TARGET45):       # a library the station can recover a 7965 from
+            synth.write_load(proj / "firmware", load, size_bytes=20000, components=2)
+        doc = wait_health(lambda d: d.get("ok") is True, 90)
         assert {s["name"] for s in doc["services"] if s["status"] == "up"} >= {"dhcp", "tftp", "dns", "api"}, doc
+        check = healthcheck()
+        assert check.returncode == 0, check.stdout + check.stderr
         lease = sh("ip", "netns", "exec", ph_ns, "busybox", "udhcpc", "-i", ph_if, "-n", "-q", "-t", "5",
                    "-s", "/bin/true", timeout=60, check=False)
         assert "lease of 10.214.7." in lease.stdout + lease.stderr, lease.stdout + lease.stderr

@@ -914,13 +914,19 @@ def test_cdp_and_lldp_med_announcements_name_each_phones_load_before_it_fetches_
     seen = [line.split() for line in (tmp / "sniffed.txt").read_text().splitlines()[1:]]
     assert any(src == A for src, _dst, _n in seen), "the sniffer saw nothing: it proves nothing"
     assert not [s for s in seen if s[0] == station_mac], f"the station sent {len(seen)} CDP/LLDP frames"
+    # lldpd read the station's lldpd.conf (asked of lldpd itself: its start-up lines are DEBUG in the station's log).
+    conf = lab.run("srv", "lldpcli", "-u", str(lldp.run_dir_for(state) / lldp.SOCKET_NAME), "-f", "keyvalue", "show",
+                   "configuration", timeout=20)
+    assert f"configuration.config.max-neighbors={lldp.MAX_NEIGHBOURS}" in conf.stdout.splitlines(), conf.stdout
     log = (tmp / "station.log").read_text()
-    assert f"maximum neighbors set to new value {lldp.MAX_NEIGHBOURS}" in log, "lldpd read the station's lldpd.conf"
     assert "Permission denied" not in log
     # Everything is still up after the bad frames and the flood.
     health = json.loads(lab.run("srv", "env", *station_vars, PYTHON_E2E(), "-m", "appliance", "status", "--json",
                                 timeout=30).stdout)["health"]
-    assert health["ok"], health
+    # Up, not "ok": this library has no term files, so health rightly calls each model seen red for factory-reset
+    # phones; nothing else may be wrong.
+    assert all(s["status"] == "up" for s in health["services"] if s["expected"]), health["services"]
+    assert all(p["code"].startswith("no-start-for-factory-reset:") for p in health["problems"]), health["problems"]
     lldpd = [p for p in _station_pids(lab.members["srv"])
              if Path(f"/proc/{p}/comm").exists() and Path(f"/proc/{p}/comm").read_text().strip() == "lldpd"]
     assert len(lldpd) == 2, lldpd            # its monitor and its unprivileged child

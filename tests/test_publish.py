@@ -2,12 +2,12 @@
 release workflow that runs it on tags.
 
 The registry is Debian's `docker-registry` (the reference distribution server), started by this test on a
-loopback port with its storage in a temporary directory.  To keep the CPU low the list is made of the images
-the image tests build (amd64, and arm64 under qemu; podman's layer cache makes both rebuilds take seconds
-after those tests) through the Makefile's PUBLISH_FROM, not a fresh build for three platforms.  Then the
-registry is read as a pulling client reads it: the tag is a manifest list naming both architectures, each
-entry's config says its architecture and keeps the HEALTHCHECK, and `podman pull --platform linux/arm64`
-(what a Pi does) gets the arm64 image.
+loopback port with its storage in a temporary directory.  To keep the CPU low the lists hold two platforms,
+amd64 and arm64 (under qemu), whose layers the image tests already built: once through the Makefile's
+podman build, once through PUBLISH_FROM (images already built).  Then the registry is read as a pulling
+client reads it: the tag is a manifest list naming both architectures, each entry's config says its
+architecture and keeps the HEALTHCHECK, and `podman pull --platform linux/arm64` (what a Pi does) gets
+the arm64 image.  The Docker path (buildx --push) needs a Docker engine; the release workflow runs it.
 """
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ import urllib.request
 
 import pytest
 
-from tests.test_image import IMAGE, REPO, ensure_base, ensure_engine, make_image, podman_env, sh
-from tests.test_image_arch import build_arch_image
+from tests.test_image import BASE, CA, IMAGE, REPO, ensure_base, ensure_engine, make_image, podman_env, sh
+from tests.test_image_arch import build_arch_image, ensure_emulation
+from tests.test_image_arch import ensure_base as ensure_arch_base
 
 LIST_TYPES = ("application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json")
 IMAGE_TYPES = ("application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json")
@@ -100,50 +101,87 @@ def registry(tmp_path):
         log.close()
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(3600)
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (podman, binfmt)")
-def test_publish_pushes_each_architecture_under_one_manifest_list(registry, tmp_path):
+def published_platforms(registry: str, tag: str) -> list[str]:
+    """Read REGISTRY's NAME:tag as a pulling client does: it must be a manifest list; each entry's config must be
+    of the architecture the list says and keep the HEALTHCHECK.  Returns the list's architectures, sorted."""
+    base = f"http://{registry}/v2/{NAME}"
+    ctype, body = get(f"{base}/manifests/{tag}", LIST_TYPES + IMAGE_TYPES)
+    doc = json.loads(body)
+    assert ctype in LIST_TYPES and doc.get("mediaType") in LIST_TYPES, (ctype, doc)
+    arches = {m["platform"]["architecture"]: m["digest"] for m in doc["manifests"]}
+    for arch, digest in arches.items():
+        _, body = get(f"{base}/manifests/{digest}", IMAGE_TYPES)
+        _, body = get(f"{base}/blobs/{json.loads(body)['config']['digest']}")
+        config = json.loads(body)
+        assert config["architecture"] == arch, config.get("architecture")
+        assert config["config"].get("Healthcheck", {}).get("Test") == \
+            ["CMD", "python", "-m", "appliance.api.healthcheck"], f"{arch}: the pushed image lost its HEALTHCHECK"
+    return sorted(arches)
+
+
+def make_publish(env: dict[str, str], registry: str, tag: str, *args: str) -> str:
+    started = time.monotonic()
+    out = subprocess.run(["make", "-C", str(REPO), "publish", "ENGINE=podman", f"REGISTRY={registry}/{NAME}", f"TAG={tag}",
+                          "PUSH_FLAGS=--tls-verify=false", *args], capture_output=True, text=True, timeout=1800, env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    print(f"make publish TAG={tag} in {time.monotonic() - started:.0f} s")
+    return out.stdout
+
+
+@pytest.fixture
+def podman(tmp_path):
+    """podman's environment here, and the local list refs a test made, removed after it."""
     ensure_engine()
     ensure_base()
     env = podman_env(tmp_path)
-    started = time.monotonic()
-    make_image(env)
-    arm64 = build_arch_image("linux/arm64", env)["image"]
-    print(f"amd64 + arm64 images (cached by the image tests when they ran first) in {time.monotonic() - started:.0f} s")
-    ref = f"{registry}/{NAME}:t{os.getpid()}"
-    try:
-        started = time.monotonic()
-        out = subprocess.run(["make", "-C", str(REPO), "publish", "ENGINE=podman", f"REGISTRY={registry}/{NAME}",
-                              f"TAG=t{os.getpid()}", f"PUBLISH_FROM={IMAGE} {arm64}", "PUSH_FLAGS=--tls-verify=false"],
-                             capture_output=True, text=True, timeout=900, env=env)
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-        print(f"make publish (2 architectures) in {time.monotonic() - started:.0f} s")
-        assert "linux/amd64" in out.stdout and "linux/arm64" in out.stdout, out.stdout
-
-        base = f"http://{registry}/v2/{NAME}"
-        ctype, body = get(f"{base}/manifests/t{os.getpid()}", LIST_TYPES + IMAGE_TYPES)
-        doc = json.loads(body)
-        assert ctype in LIST_TYPES and doc.get("mediaType") in LIST_TYPES, (ctype, doc)
-        arches = {m["platform"]["architecture"]: m["digest"] for m in doc["manifests"]}
-        assert sorted(arches) == ["amd64", "arm64"], doc
-        for arch, digest in arches.items():
-            _, body = get(f"{base}/manifests/{digest}", IMAGE_TYPES)
-            config_digest = json.loads(body)["config"]["digest"]
-            _, body = get(f"{base}/blobs/{config_digest}")
-            config = json.loads(body)
-            assert config["architecture"] == arch, config.get("architecture")
-            assert config["config"].get("Healthcheck", {}).get("Test") == \
-                ["CMD", "python", "-m", "appliance.api.healthcheck"], f"{arch}: the pushed image lost its HEALTHCHECK"
-
-        # what a Pi's engine does with the tag: pick its own architecture from the list
-        sh("podman", "manifest", "rm", ref, env=env)            # the local list, so the pull reads the registry's
-        pulled = sh("podman", "pull", "--tls-verify=false", "--platform", "linux/arm64", ref, env=env, timeout=600,
-                    check=False)
-        assert pulled.returncode == 0, pulled.stdout[-2000:] + pulled.stderr[-2000:]
-        got = json.loads(sh("podman", "image", "inspect", ref, env=env).stdout)[0]["Architecture"]
-        assert got == "arm64"
-    finally:
+    made: list[str] = []
+    yield env, made
+    for ref in made:
         subprocess.run(["podman", "manifest", "rm", ref], capture_output=True, env=env, timeout=120)
         subprocess.run(["podman", "rmi", "-f", ref], capture_output=True, env=env, timeout=120)
 
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (podman, binfmt)")
+def test_publish_builds_each_platform_and_pushes_one_manifest_list(registry, podman):
+    """The Makefile's own podman path (one build per platform into a manifest list, then `manifest push --all`),
+    for amd64 and arm64.  The registry-less base is a local manifest list of the two imported Debian bases,
+    passed as BASE; the layers the image tests built are reused, so the two builds take about a minute."""
+    env, made = podman
+    arm_base = ensure_arch_base("arm64", "arm64", "", env)
+    ensure_emulation("qemu-aarch64")
+    bases = f"localhost/debian-bookworm-minbase:pub{os.getpid()}"
+    made.append(bases)
+    sh("podman", "manifest", "create", bases, env=env)
+    for img in (BASE, arm_base):
+        sh("podman", "manifest", "add", bases, f"containers-storage:{img}", env=env)
+    tag = f"b{os.getpid()}"
+    made.append(f"{registry}/{NAME}:{tag}")
+    flags = f"BUILD_FLAGS=--build-arg BASE={bases} --pull=never --isolation=chroot --network=host"
+    out = make_publish(env, registry, tag, "PLATFORMS=linux/amd64,linux/arm64", flags,
+                       *([f"CA={CA}"] if CA.exists() else []))
+    assert "linux/amd64 linux/arm64" in out, out[-2000:]
+    assert published_platforms(registry, tag) == ["amd64", "arm64"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (podman, binfmt)")
+def test_publish_from_built_images_and_a_pi_pulls_its_own(registry, podman):
+    """PUBLISH_FROM: images already built (the image tests' amd64 and arm64, cached) under one list; then
+    `podman pull --platform linux/arm64`, what a Pi's engine does with the tag, gets the arm64 image."""
+    env, made = podman
+    make_image(env)
+    arm64 = build_arch_image("linux/arm64", env)["image"]
+    tag = f"f{os.getpid()}"
+    ref = f"{registry}/{NAME}:{tag}"
+    made.append(ref)
+    out = make_publish(env, registry, tag, f"PUBLISH_FROM={IMAGE} {arm64}")
+    assert "linux/amd64" in out and "linux/arm64" in out, out[-2000:]
+    assert published_platforms(registry, tag) == ["amd64", "arm64"]
+    sh("podman", "manifest", "rm", ref, env=env)                # the local list, so the pull reads the registry's
+    pulled = sh("podman", "pull", "--tls-verify=false", "--platform", "linux/arm64", ref, env=env, timeout=600,
+                check=False)
+    assert pulled.returncode == 0, pulled.stdout[-2000:] + pulled.stderr[-2000:]
+    assert json.loads(sh("podman", "image", "inspect", ref, env=env).stdout)[0]["Architecture"] == "arm64"

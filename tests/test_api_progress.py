@@ -73,3 +73,30 @@ def test_attach_reads_sizes_from_the_catalog_and_leaves_other_phones_alone(tmp_p
     assert docs[1]["progress"] is None and docs[2]["progress"] is None
     attach(docs, store, None)
     assert docs[0]["progress"] is None
+
+
+def test_a_7800_phone_waits_only_for_its_own_platforms_files(tmp_path):
+    """A 7800 load lists two platforms and a phone fetches one of them (phone-families.md §1.2): its bar
+    counts the manifest and that platform's files, never the other platform's."""
+    load = "sip78xx.12-8-1-0001-455"
+    synth.write_load(tmp_path / "fw", load, size_bytes=300_000)
+    cat = Catalog(tmp_path / "fw", tmp_path / "cache")
+    cat.scan()
+    files = load_files(cat, load)
+    groups = [p["files"] for p in cat.load(load).platforms]
+    assert files is not None and len(groups) == 2 and all(groups)
+    second = [(n, s) for n, s in files if n in groups[1]]
+    assert len(second) == len(groups[1])
+    store = Store(tmp_path / "station.db")
+    store.transfers.write([{"key": "m", "mac": "001e7a784100", "client_ip": "10.0.0.11", "file": files[0][0],
+                            "bytes": files[0][1], "total": files[0][1], "result": "complete", "started": 10.0,
+                            "updated": 10.1, "duration": 0.1},
+                           {"key": "c", "mac": "001e7a784100", "client_ip": "10.0.0.11", "file": second[0][0],
+                            "bytes": second[0][1], "total": second[0][1], "result": "complete", "started": 11.0,
+                            "updated": 12.0, "duration": 1.0}])
+    docs = [{"mac": "001e7a784100", "state": "downloading", "plan": [load], "step": 0}]
+    attach(docs, store, cat)
+    progress = docs[0]["progress"]
+    assert progress["files"] == 1 + len(groups[1]) and progress["files_done"] == 2
+    assert progress["total"] == files[0][1] + sum(s for _, s in second)
+    assert progress["bytes"] == files[0][1] + second[0][1]

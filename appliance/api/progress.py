@@ -80,6 +80,23 @@ def load_files(catalog: Any, load_id: str) -> list[tuple[str, int]] | None:
     return out
 
 
+def platform_groups(catalog: Any, load_id: str) -> list[set[str]]:
+    """The files of each platform a 7800/8800 load lists (empty for a load of one file set)."""
+    load = catalog.load(load_id)
+    return [{_key(n) for n in p.get("files", ())} for p in (getattr(load, "platforms", None) or [])]
+
+
+def own_platform(files: list[tuple[str, int]], groups: list[set[str]], transfers: list[dict]) -> list[tuple[str, int]]:
+    """The manifest and the files of the platform this phone fetches: a 7800/8800 takes only its own platform's
+    (reference phone-families.md §1.2), so the other platforms' bytes are never its to wait for.  Before it
+    fetched a component the first platform stands in."""
+    if not groups:
+        return files
+    fetched = {_key(t.get("file")) for t in transfers}
+    chosen = next((g for g in groups if fetched & g), groups[0])
+    return [f for i, f in enumerate(files) if i == 0 or _key(f[0]) in chosen]
+
+
 def attach(phones: list[dict], store: Any, catalog: Any) -> list[dict]:
     """Set each phone doc's "progress" (whole_load) while it fetches a load the catalog knows, else None.
 
@@ -95,6 +112,7 @@ def attach(phones: list[dict], store: Any, catalog: Any) -> list[dict]:
             log.warning("load progress unavailable for %s: %s", plan[step], exc)
             continue
         if files:
-            doc["progress"] = whole_load(plan[step], files, store.transfers.recent(mac=doc["mac"],
-                                                                                     limit=TRANSFERS_LOOKED_AT))
+            transfers = store.transfers.recent(mac=doc["mac"], limit=TRANSFERS_LOOKED_AT)
+            files = own_platform(files, platform_groups(catalog, plan[step]), transfers)
+            doc["progress"] = whole_load(plan[step], files, transfers)
     return phones

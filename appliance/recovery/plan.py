@@ -228,6 +228,11 @@ def conversion_plan(catalog, cfg, model: str, current: str | None, to: str,
             return Plan([target])
         minimum = conversion.ENTERPRISE_MINIMUM
         base = ckey
+        offered = _newest(ids(TRANSITION))
+        if base is None and offered is not None:
+            # Release unknown (no page read): the transition load, which any release from 12.5(1) takes; refused,
+            # it is planned again after the newest Enterprise load, as for a phone known to be older.
+            return Plan([offered, target])
         if base is None or base < minimum:
             first = _newest(ids(SIP), minimum)
             if first is None:
@@ -235,7 +240,7 @@ def conversion_plan(catalog, cfg, model: str, current: str | None, to: str,
                                              refused=tuple(sorted(rejected))))
             steps.append(first)
             base = version_key(first)
-        transition = _newest(ids(TRANSITION))
+        transition = _newest(_catalog_ids(catalog, model, TRANSITION)) if steps else _newest(ids(TRANSITION))
         if base is not None and base < conversion.DIRECT_LOW or (base is not None and base < conversion.DIRECT_HIGH
                                                                   and transition is not None):
             if transition is None:

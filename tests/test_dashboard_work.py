@@ -51,7 +51,8 @@ def seed(store: Store, fw: Path) -> dict:
                         step=0, current_load="SCCP45.8-3-2S", target_load=TARGET,
                         hostname="<script>alert(1)</script>")
     store.phones.upsert(DONE, model="CP-8845", ip="10.0.0.11", state="done", plan=["sip88xx.14-2-1-0001-22"],
-                        step=1, current_load="sip88xx.14-2-1-0001-22", target_load="sip88xx.14-2-1-0001-22")
+                        step=1, current_load="sip88xx.14-2-1-0001-22", target_load="sip88xx.14-2-1-0001-22",
+                        hints={"memory": {"vid": "V15"}})
     store.phones.upsert(WAITING, model="CP-7965G", ip="10.0.0.14", state="waiting", current_load=STONE,
                         target_load=TARGET, plan=[TARGET],
                         diagnosis=f"already on {STONE}, which its config named, so it stays there: "
@@ -149,7 +150,9 @@ def test_wide_summary_order_whole_load_progress_and_columns_that_stay_put(statio
 
     stuck = page.locator(f'tr[data-mac="{STUCK_A}"]').inner_text()
     assert "stuck" in stuck and "Next: it holds another cluster's trust list" in stuck and "press Retry" in stuck
-    assert "Next: nothing: it runs its target" in page.locator(f'tr[data-mac="{DONE}"]').inner_text()
+    done = page.locator(f'tr[data-mac="{DONE}"]').inner_text()
+    assert "Next: nothing: it runs its target" in done and "hardware V15" in done, done
+    assert "hardware" not in page.locator(f'tr[data-mac="{STUCK_A}"] .who').inner_text()    # no VID read: nothing
 
     fw = page.locator('#fw-models tr[data-model="CP-7965G"][data-protocol="sccp"]')
     assert fw.locator(".load.stone").inner_text() == STONE and fw.locator(".load.target").inner_text() == TARGET

@@ -176,6 +176,11 @@
     tr.dataset.group = group(p);
     const who = el("td", "who");
     who.appendChild(el("div", "model", p.model || "unknown model"));
+    if (p.vid) {                              // hardware version from its page: the floors depend on it
+      const v = el("div", "small vid", "hardware " + p.vid);
+      v.title = "hardware version (VID) read from the phone's web page";
+      who.appendChild(v);
+    }
     who.appendChild(el("div", "mac", fmtMac(p.mac)));
     [p.hostname, p.vendor_class].filter(Boolean).forEach((text) => {
       const d = el("div", "small host", text);

@@ -7,6 +7,8 @@ from typing import Any
 
 from .. import problems
 from ..config import Config
+from ..firmware.versions import ENTERPRISE, MPP, firmware_type
+from ..recovery.diagnosis import Code
 from ..recovery.facts import PhoneState
 from ..recovery.identify import vid_text
 from ..recovery.words import STATE_WORDS
@@ -91,11 +93,13 @@ def phone(row: dict, running: dict | None = None, progress: dict | None = None) 
         "state": state, "state_words": STATE_WORDS.get(state, state),
         "diagnosis": shown(row.get("diagnosis"), MAX_DIAGNOSIS), "transfer": transfer(running) if running else None,
         "progress": progress, "vid": vid(row),
+        "firmware": firmware_type(row.get("current_load")), "target_firmware": firmware_type(row.get("target_load")),
+        "conversion": conversion(row),
     }
 
 
 # How the tracker learned a phone's current load (its memory's "how") -> the word the API and dashboard show.
-LOAD_SOURCES = ("step", "settled", "web", "cdp", "lldp")
+LOAD_SOURCES = ("step", "settled", "web", "cdp", "lldp", "agent")
 
 
 def _memory(row: dict) -> dict:
@@ -108,6 +112,22 @@ def _memory(row: dict) -> dict:
             hints = None
     memory = hints.get("memory") if isinstance(hints, dict) else None
     return memory if isinstance(memory, dict) else {}
+
+
+def conversion(row: dict) -> str | None:
+    """A move between Enterprise and multiplatform firmware ([upgrade] convert), as its own result: "converted"
+    (done, on the other kind's target), "converting", "refused" (stuck: no licence, a model or VID Cisco excludes;
+    the diagnosis says which), None for a phone no conversion concerns."""
+    memory = _memory(row)
+    note = memory.get("note")
+    if isinstance(note, list) and note and note[0] == Code.CONVERT_REFUSED.value:
+        return "refused"
+    started = memory.get("converted_from")
+    if started not in (ENTERPRISE, MPP):
+        return None
+    now = firmware_type(row.get("current_load"))
+    done = row.get("state") == PhoneState.DONE.value and row.get("current_load") == row.get("target_load")
+    return "converted" if done and now not in (None, started) else "converting"
 
 
 def vid(row: dict) -> str | None:
@@ -175,12 +195,13 @@ def event(row: dict) -> dict:
 
 
 REPORT_FIELDS = ["mac", "model", "vid", "ip", "first_seen", "last_seen", "load_before", "load_after", "target_load",
-                 "result", "diagnosis", "duration"]
+                 "result", "diagnosis", "duration", "firmware", "conversion"]
 def result(row: dict) -> str:
-    """"recovered" only when the phone runs its target; "failed" when stuck; "needs restart" when waiting."""
+    """"recovered" only when the phone runs its target ("converted" when that moved it between Enterprise and
+    multiplatform firmware); "failed" when stuck; "needs restart" when waiting."""
     state = row.get("state") or PhoneState.SEEN.value
     if state == PhoneState.DONE.value and row.get("current_load") and row.get("current_load") == row.get("target_load"):
-        return "recovered"
+        return "converted" if conversion(row) == "converted" else "recovered"
     if state == PhoneState.STUCK.value:
         return "failed"
     return "needs restart" if state == PhoneState.WAITING.value else "in progress"
@@ -195,6 +216,7 @@ def report(store: Store) -> list[dict]:
             "load_before": shown(p.get("load_before")), "load_after": shown(p.get("current_load")),
             "target_load": shown(p.get("target_load")), "result": result(p),
             "diagnosis": shown(p.get("diagnosis"), MAX_DIAGNOSIS), "duration": round(p["last_seen"] - p["first_seen"], 1),
+            "firmware": firmware_type(p.get("current_load")), "conversion": conversion(p),
         })
     return rows
 

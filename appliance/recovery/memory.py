@@ -47,7 +47,8 @@ def to_row(p: Phone) -> dict:
                 "how": p.how, "before": p.before, "protocol": p.protocol, "note": p.note.as_list(),
                 "stuck_on": p.stuck_on, "rejected": sorted(p.rejected), "installed_app": p.installed_app,
                 "term_served": p.term_served, "vid": p.vid, "hardware_revision": p.hardware_revision,
-                "reported": p.reported, "boot": boot_to_dict(p.boot), "last": p.last}}}
+                "reported": p.reported, "converted_from": p.converted_from, "boot": boot_to_dict(p.boot),
+                "last": p.last}}}
 
 
 def from_row(row: dict) -> Phone:
@@ -70,7 +71,8 @@ def from_row(row: dict) -> Phone:
         words = mem.get("detail") if isinstance(mem.get("detail"), str) else row.get("diagnosis")
         note = Note(Code.RESTORED, (str(words or ""),)) if words else Note(Code.SEEN)
     p.note = note
-    for key in ("how", "before", "protocol", "stuck_on", "installed_app", "reported", "term_served"):
+    for key in ("how", "before", "protocol", "stuck_on", "installed_app", "reported", "term_served",
+                "converted_from"):
         if isinstance(mem.get(key), str):
             setattr(p, key, mem[key])
     p.vid = vid_text(mem.get("vid"))

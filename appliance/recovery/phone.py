@@ -52,6 +52,7 @@ class Phone:
     reported: str | None = None      # a page/CDP string that maps to no load: shown, never used
     vid: str | None = None           # hardware version from its page's UDI ("V20"): its hardware floor
     hardware_revision: str | None = None   # its page's hardwareRevision ("1.0"): shown; floors are stated in VIDs
+    converted_from: str | None = None   # "enterprise" or "mpp": the firmware it ran when its conversion began
     boot: Boot = field(default_factory=Boot)
     last: float = 0.0
     timeline: list[tuple[float, str, Note]] = field(default_factory=list)   # (ts, state, note)

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from appliance.firmware.mpp import is_mpp_vendor_class, licence_name, parse_user_agent, reports
 from appliance.firmware.names import Kind, Name, classify
-from appliance.firmware.versions import MPP, SIP, TRANSITION, protocol, version_key
+from appliance.firmware.versions import ENTERPRISE, MPP, SIP, TRANSITION, protocol, version_key
 
 from . import neighbours
 from .actions import LOADER_7940_MODEL, MANIFEST_WAIT_S, REBOOT_S, SETTLE_S, STALL_S, TRUST_WAIT_S, go, learn
@@ -133,6 +133,8 @@ class Tracker:
     def plan(self, p: Phone) -> Plan:
         to = self.converting(p)
         if to is not None:
+            if p.converted_from is None:         # for the API and report: a conversion is its own result
+                p.converted_from = ENTERPRISE if to == MPP else MPP
             return self.lib.planner(p.model, p.current, p.protocol_hint, frozenset(p.rejected), self.floor(p), to)
         return self.lib.planner(p.model, p.current, p.protocol_hint, frozenset(p.rejected), self.floor(p))
 

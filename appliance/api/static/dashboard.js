@@ -38,7 +38,12 @@
 
   // How the station learned the load a phone runs (API load_source); cdp/lldp are the phone's own claim.
   const SOURCES = { step: "installed here", settled: "took its config", web: "its web page",
-                    cdp: "CDP announcement", lldp: "LLDP-MED announcement", other: "reported" };
+                    cdp: "CDP announcement", lldp: "LLDP-MED announcement", agent: "its HTTP User-Agent",
+                    other: "reported" };
+  // The kind of firmware a load is (API firmware/target_firmware) and a conversion's result (API conversion).
+  const FIRMWARE = { enterprise: "Enterprise firmware", mpp: "MPP (multiplatform) firmware",
+                     transition: "transition load (Enterprise to MPP)" };
+  const CONVERSION = { converted: "converted", converting: "converting", refused: "conversion refused" };
 
   const loadName = (name, cls) => {
     const s = el("span", "load" + (cls ? " " + cls : ""), name);
@@ -180,6 +185,22 @@
       const v = el("div", "small vid", "hardware " + p.vid);
       v.title = "hardware version (VID) read from the phone's web page";
       who.appendChild(v);
+    }
+    // Enterprise or MPP beside the load, where it can be either (an MPP or transition load, an MPP target, a
+    // conversion); a conversion is its own result.  A 79xx runs Enterprise firmware only: nothing to say.
+    const kinds = [p.firmware, p.target_firmware];
+    if (p.conversion || kinds.includes("mpp") || kinds.includes("transition")) {
+      const kind = FIRMWARE[p.firmware] || "firmware unknown";
+      const to = p.conversion && p.target_firmware && p.target_firmware !== p.firmware
+        ? " → " + (FIRMWARE[p.target_firmware] || p.target_firmware) : "";
+      const f = el("div", "small firmware", kind + to);
+      f.dataset.firmware = p.firmware || "";
+      who.appendChild(f);
+      if (p.conversion) {
+        const c = el("div", "small conversion", CONVERSION[p.conversion] || p.conversion);
+        c.dataset.conversion = p.conversion;
+        who.appendChild(c);
+      }
     }
     who.appendChild(el("div", "mac", fmtMac(p.mac)));
     [p.hostname, p.vendor_class].filter(Boolean).forEach((text) => {

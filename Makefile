@@ -130,7 +130,7 @@ publish:
 ifeq ($(IS_PODMAN),)
 	docker buildx build --platform $(PLATFORMS) $(CA_SECRET) $(BUILDX_FLAGS) --push -t $(PUBLISH_REF) .
 else
-	-$(ENGINE) manifest rm $(PUBLISH_REF) >/dev/null 2>&1
+	$(ENGINE) manifest rm $(PUBLISH_REF) >/dev/null 2>&1 || true   # a list left by an earlier publish
 	$(ENGINE) manifest create $(PUBLISH_REF)
 	$(if $(PUBLISH_FROM),for img in $(PUBLISH_FROM); do $(ENGINE) manifest add $(PUBLISH_REF) containers-storage:$$img || exit 1; done,\
 	  $(ENGINE) build --platform $(PLATFORMS) --manifest $(PUBLISH_REF) $(PODMAN_BUILD_FLAGS) $(BUILD_FLAGS) $(CA_SECRET) .)

@@ -36,6 +36,7 @@ class Library:
     term_of(model) -> str | None: the term file ("term65.default.loads") a factory-reset phone of it asks.
     models() -> list of model names XMLDefault.cnf.xml covers (their defaults are pushed to the workers).
     is_7940(model) -> bool: a 7940/60 (loaders ask OS79XX.TXT and SIPDefault.cnf, not SEP<MAC>.cnf.xml).
+    mpp_floor(model, vid) -> (minimum, safe) | None: as `floor`, for multiplatform firmware (88x1 V15+: MPP 11.3(3)).
     conversion(mac, model) -> "mpp" | "sip" | None: [upgrade] convert moves this phone (its MAC first, then its
         model) to multiplatform or Enterprise firmware; the planner's `convert` argument once the core allows it.
     licensed(mac) -> bool: its conversion licence (`<MAC>.lic`) is in the volume; nothing else of it is told.
@@ -52,6 +53,7 @@ class Library:
     term_of: Callable[[str], str | None] = lambda model: None
     models: Callable[[], list[str]] = lambda: []
     is_7940: Callable[[str], bool] = lambda model: False
+    mpp_floor: Callable[[str, str | None], tuple[str, str] | None] = lambda model, vid: None
     conversion: Callable[[str, str], str | None] = lambda mac, model: None
     licensed: Callable[[str], bool] = lambda mac: False
     convert_refusal: Callable[[str, str | None], tuple[str, str] | None] = lambda model, vid: None

@@ -281,6 +281,12 @@ def plan_phone(catalog, cfg, model: str, current: str | None, protocol_hint: str
     """
     if convert is not None:
         converting = conversion_plan(catalog, cfg, model, current, convert, rejected, protocol_hint)
+        if converting is not None and floor is not None and convert == MPP and converting.steps:
+            # its MPP floor (a V15+ 88x1: 11.3(3)) holds for the load it converts to as for any it runs
+            fitted = fit_floor(floor, model, MPP, converting.steps[-1], _catalog_ids(catalog, model, MPP), rejected)
+            if isinstance(fitted, Need):
+                return Plan([], missing=fitted)
+            converting.steps[-1] = fitted
         if converting is not None:
             return converting
     proto = target_protocol(catalog, cfg, model, current) if current or not protocol_hint else None

@@ -57,6 +57,10 @@ def make_library(catalog, cfg) -> Library:
         found = floors.floor_for(model, vid) if vid else floors.highest_floor(model)
         return (found.minimum or "", found.safe) if found else None
 
+    def mpp_floor(model: str, vid: str | None) -> tuple[str, str] | None:
+        found = floors.floor_for(model, vid, "mpp") if vid else None
+        return (found.minimum or "", found.safe) if found else None
+
     def has_stones(model: str) -> bool:
         return model_has_rule(all_rules(cfg.upgrade.rules), model)
 
@@ -85,7 +89,7 @@ def make_library(catalog, cfg) -> Library:
     return Library(
         planner=lambda model, current, hint, rejected, floor=None, convert=None: plan_phone(
             catalog, cfg, model, current, hint, rejected, floor, convert),
-        conversion=converts, licensed=licences.present, convert_refusal=convert_refusal,
+        conversion=converts, licensed=licences.present, convert_refusal=convert_refusal, mpp_floor=mpp_floor,
         components_of=components_of, platforms_of=platforms_of, floor=floor, has_stones=has_stones,
         reset_keys=reset_keys,
         upgradable=not_upgradable, term_of=term_of,

@@ -171,8 +171,14 @@ class Tracker:
 
     def floor(self, p: Phone) -> HardwareFloor | None:
         """The phone's hardware floor: only for a known VID (an unknown one is never a floor)."""
-        found = self.lib.floor(p.model, p.vid) if p.vid and p.model else None
-        return HardwareFloor(p.vid, found[0], found[1]) if found and p.vid else None
+        if not (p.vid and p.model):
+            return None
+        # A phone on (or being converted to) multiplatform firmware has MPP floors: a V15+ 88x1 takes nothing
+        # under MPP 11.3(3) (floors.toml, firmware "mpp"; phone-families.md §1.4, §3.2).
+        to = self._conversion(p)[0]
+        mpp = to == MPP or (to is None and p.protocol_hint in (MPP, TRANSITION))
+        found = self.lib.mpp_floor(p.model, p.vid) if mpp else self.lib.floor(p.model, p.vid)
+        return HardwareFloor(p.vid, found[0], found[1]) if found else None
 
     def term_model(self, name: Name) -> str | None:
         """The model a term file belongs to (the first model that asks it)."""

@@ -160,3 +160,21 @@ def test_a_model_key_for_an_ineligible_model_stops_startup_naming_it(station_env
         station(station_env, convert="8831=mpp")
     assert "upgrade.convert.8831" in str(info.value) or "convert.8831" in str(info.value)
     assert "not eligible" in str(info.value)
+
+
+def test_a_v15_8851_on_mpp_is_held_to_its_mpp_floor(station_env):
+    """88x1 V15+ take nothing under MPP 11.3(3) (floors.toml, firmware "mpp"): with only 11.3(1) it is stuck naming
+    the floor; the Enterprise floor (12.6) is not the one an MPP phone is held to."""
+    root = Path(station_env["APPLIANCE_TFTP_ROOT"])
+    synth.write_zip(root, MPP_OLD, size_bytes=6_000)
+    cfg = validate.load(environ=station_env)
+    cat = Catalog.from_config(cfg)
+    cat.scan()
+    core = make_tracker(cat, cfg)
+    ph = Phone(core, P8851, "10.0.0.51", "Cisco Systems, Inc. IP Phone CP-8851-3PCC")
+    ph.feed(LoadReported(ph.t, P8851, None, "", vid="V15"))
+    ph.ask("8851-3PCC.xml")
+    assert ph.p.state is S.STUCK and "V15" in say(ph.p.note) and "11.3(3)" in say(ph.p.note)
+    synth.write_zip(root, MPP_NEW, size_bytes=6_000)
+    cat.scan()
+    assert core.plan(ph.p).steps == [MPP_NEW]

@@ -89,3 +89,17 @@ def test_profiles_over_both_protocols_and_no_licence_in_the_log(station):
     assert code == "200" and b"Trans_Auth" not in body and MPP_NEW.encode() in body
     log = station.logtext()
     assert "LICENCE-A" not in log and "LICENCE-B" not in log and "do-not-leak" not in log
+
+
+@pytest.mark.parametrize("agent", [
+    "Cisco-CP-8851-3PCC/11.3.3 (00562b043615)\x1b[2J\x1b]0;owned\x07", "Cisco-CP-8851-3PCC/" + "9" * 5000 + " (00562b043615)",
+    "Cisco-CP-8851-3PCC/11.3.3 (00562b043616)", "\u202eCisco-CP-8851-3PCC/11.3.3 (00562b043615)", "x" * 8000,
+])
+def test_hostile_user_agents_cost_nothing(station, agent):
+    """A User-Agent is a phone's claim: control characters, bidi overrides, oversize, another MAC.  The profile is
+    still served (the agent never decides what a file says), the service stays up and logs no traceback."""
+    r = subprocess.run(["curl", "-sS", "--max-time", "10", "--interface", IP_A, "-A", agent, "-o", "/dev/null", "-w",
+                        "%{http_code}", f"http://127.0.0.1:{station.http_port}/8851-3PCC.xml"], capture_output=True)
+    assert r.stdout in (b"200", b"431", b"400"), r
+    assert tftp_get(station.port, "8851-3PCC.xml", src=IP_A) is not None
+    assert station.proc.poll() is None and "Traceback" not in station.logtext()

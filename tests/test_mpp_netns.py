@@ -168,3 +168,19 @@ def test_a_licence_is_never_served_to_another_macs_address(lab_factory):
     code = lab.run("ph2", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
                    f"http://{STATION}:6970/{MAC_7841.upper()}.lic", timeout=30)
     assert code.stdout == "404", code.stdout + code.stderr
+
+
+def test_an_mpp_8851_set_to_enterprise_with_its_licence_goes_back(lab_factory):
+    """MPP -> Enterprise (phone-families.md §3.5): from MPP 11.3(5) the profile names the Enterprise load with the
+    licence rule; the phone ends on Enterprise, the report's result 'converted'."""
+    ent88, mpp88 = "sip88xx.12-5-1SR3-74", "sip88xx.11-3-5MPP0001-20"
+    lab, state = lab_factory((ent88, mpp88), licences=(MAC_8851,), UPGRADE_CONVERT=f"{MAC_8851}=enterprise")
+    out = simulate(lab, "ph", MAC_8851, "--model", "8851", "--load", mpp88, "--vid", "V08", "--deadline", "150")
+    assert out["load"] == ent88, out
+    row = wait_row(state, MAC_8851, lambda r: r.get("state") == "done", time.time() + 30)
+    assert row.get("state") == "done" and row.get("current_load") == ent88, row
+    report = subprocess.run([PYTHON, "-m", "appliance", "report", "--format", "json"], capture_output=True, text=True,
+                            env={**station_env(state), "APPLIANCE_NETWORK_INTERFACE": "lo"}, cwd=str(REPO),
+                            timeout=60)
+    (mine,) = [r for r in json.loads(report.stdout)["phones"] if r["mac"] == MAC_8851]
+    assert mine["result"] == "converted" and mine["firmware"] == "enterprise", mine

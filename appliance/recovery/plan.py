@@ -219,7 +219,7 @@ def conversion_plan(catalog, cfg, model: str, current: str | None, to: str,
         return [a for a in _catalog_ids(catalog, model, proto) if a not in rejected]
 
     target = target_for(catalog, cfg, model, to)
-    if not target or target in rejected:
+    if not target or (target in rejected and to == MPP):
         return Plan([], missing=Need("target", model, to, refused=tuple(sorted(rejected))))
     steps: list[str] = []
     ckey = version_key(current) if current else None
@@ -248,6 +248,10 @@ def conversion_plan(catalog, cfg, model: str, current: str | None, to: str,
             steps.append(transition)
         return Plan(steps + [target])
     minimum = conversion.MPP_BACK_MINIMUM
+    if ckey is None and target not in rejected:
+        # MPP release unknown (a profile names none): the Enterprise load directly, which any MPP from 11.3(5)
+        # takes; refused, the newest MPP load comes first and the Enterprise load after it.
+        return Plan([target])
     if ckey is None or ckey < minimum:
         first = _newest(ids(MPP), minimum)
         if first is None:
@@ -255,6 +259,8 @@ def conversion_plan(catalog, cfg, model: str, current: str | None, to: str,
                                          refused=tuple(sorted(rejected))))
         if first != current:
             steps.append(first)
+    if not steps and target in rejected:
+        return Plan([], missing=Need("target", model, to, refused=tuple(sorted(rejected))))
     return Plan(steps + [target])
 
 

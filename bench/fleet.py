@@ -1,16 +1,23 @@
 """Fleet and footprint: the whole station (`appliance run`) against dnsmasq configured by hand, as a tech would.
 
+Two shelves (bench/shelf.py): 50 7965s (figures compared across commits), and a
+mixed shelf of 7965s, 7841s of both platforms, a 6921 and an 8945.
+
 Station: `appliance run` (supervisord + dhcp, tftp, dns, api) with synthetic
 stone and target loads (appliance.firmware.synth) in its firmware volume; the
-phones (bench/fleet_phones.py: 7965s of the independent phone model,
-tools.phonesim, with web access off) boot, the station's plan sends each
-through the stone and then to the target on its own.
+phones (bench/fleet_phones.py: the independent phone model, tools.phonesim,
+with web access off) boot, the station's plan sends each 7965 through the
+stone and then to the target, every other phone to its target, on its own.
 
 By hand: one dnsmasq (DHCP with option 150, TFTP, its default ping check) over
-the same load files plus a static SEP<MAC>.cnf.xml per phone naming the stone
-(bench/fleet_sep.cnf.xml).  The tech waits for every phone to take the stone,
-rewrites the configs to name the target and resets the phones.  The tech's own
-reaction time is not counted, which flatters the hand-configured side.
+the same load files plus a static SEP<MAC>.cnf.xml per phone
+(bench/fleet_sep.cnf.xml) naming what a tech would write for its model: the
+stone for a 7965, the target for the others.  The tech waits for every 7965 to
+take the stone, rewrites their configs to name the target and resets them;
+the other phones go on by themselves meanwhile (their own process, started
+with the 7965s).  dnsmasq serves no HTTP :6970, so a 7841 or an 8945 finds it
+closed and falls back to TFTP, as a real one would.  The tech's own reaction
+time is not counted, which flatters the hand-configured side.
 
 Where the time went: every phone model writes down when each of its DHCP
 exchanges, downloads and modelled pauses began and ended (bench/fleet_phones.py
@@ -37,14 +44,26 @@ import time
 from pathlib import Path
 
 from bench import report
-from bench.common import Deadline, finish, memory, scenario, summary, tree, unavailable
+from bench.common import Deadline, finish, memory, scenario, speed_ratio, summary, tree, unavailable
 from bench.dhcp_lab import PYTHON, REPO, Lab, station_env
+from bench.shelf import (
+    FLEET,
+    MIXED,
+    STONE,
+    Group,
+    Phone,
+    groups_arg,
+    label_counts,
+    layout,
+    library,
+    model_times,
+    transports,
+)
 
 HERE = Path(__file__).resolve().parent
 SERVER, CLIENT = "10.79.0.1", "10.79.0.250"
 POOL = ("10.79.0.2", "10.79.0.201")
 MODEL = "7965"
-STONE, TARGET, START_LOAD = "SCCP45.8-5-2S", "SCCP45.9-4-2SR4-3S", "SCCP45.8-3-1S"
 MEMORY_TARGET_MB = 120
 MEMORY_TARGET_MIB = MEMORY_TARGET_MB * 1e6 / 2**20
 PEER = "dnsmasq by hand"
@@ -59,12 +78,15 @@ def missing_part(module: str, what: str) -> str | None:
     return None
 
 
-def write_loads(firmware: Path, load_bytes: int) -> None:
+def write_loads(firmware: Path, load_bytes: int, shelf: tuple[Group, ...] = FLEET) -> None:
+    """The shelf's stones and targets; a 7800 load holds both platforms' files, so it gets twice the bytes
+    and each phone fetches about `load_bytes`, as a 7965 does."""
     from appliance.firmware import synth
 
     firmware.mkdir(parents=True, exist_ok=True)
-    for load in (STONE, TARGET):
-        synth.write_load(firmware, load, size_bytes=load_bytes, components=5)
+    for load in library(shelf):
+        synth.write_load(firmware, load, size_bytes=load_bytes * (2 if synth.is_gen5(load) else 1),
+                         components=5)
     for path in [firmware, *firmware.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
@@ -136,10 +158,12 @@ class Side:
         offer = json.loads(out.strip().splitlines()[-1]).get("offer") if out.strip() else None
         return offer - t0 if offer else None
 
-    def write_configs(self, load: str, macs: list[str]) -> None:
+    def write_configs(self, load: str | dict[str, str], macs: list[str]) -> None:
+        """SEP<MAC>.cnf.xml naming `load` (or {mac: load}) for each MAC, as the tech writes them."""
         template = (HERE / "fleet_sep.cnf.xml").read_text()
         for mac in macs:
-            (self.root / f"SEP{mac.upper()}.cnf.xml").write_text(template.replace("@LOAD@", load)
+            named = load if isinstance(load, str) else load[mac]
+            (self.root / f"SEP{mac.upper()}.cnf.xml").write_text(template.replace("@LOAD@", named)
                                                                   .replace("@SERVER@", SERVER))
 
     def stop(self) -> None:
@@ -169,11 +193,20 @@ def start_time(pid: int) -> int | None:
         return None
 
 
-def phones(lab: Lab, count: int, current: str, timeout: float, reboot_s: float,
-           timeline: Path | None = None) -> dict:
+def reset_client(lab: Lab) -> None:
+    """The client namespace's interface back to the bench's own address: the last fleet's leases gone."""
     lab.run("cli", "ip", "-4", "addr", "flush", "dev", "lan0")
     lab.run("cli", "ip", "addr", "add", f"{CLIENT}/16", "dev", "lan0")
-    res = lab.run("cli", PYTHON, str(HERE / "fleet_phones.py"), "--count", str(count), "--current", current,
+
+
+def phones(lab: Lab, shelf: list[dict], timeout: float, reboot_s: float, timeline: Path | None = None,
+           flush: bool = True) -> dict:
+    """Boot these phones (bench/fleet_phones.py --shelf groups) and return its JSON document.  `flush` first
+    clears the client interface; never while another fleet is running there (it would drop their leases)."""
+    if flush:
+        reset_client(lab)
+    count = sum(g["count"] for g in shelf)
+    res = lab.run("cli", PYTHON, str(HERE / "fleet_phones.py"), "--shelf", json.dumps(shelf),
                   "--timeout", str(timeout), "--reboot-s", str(reboot_s),
                   *(["--timeline", str(timeline)] if timeline else []), timeout=timeout + 60)
     try:
@@ -292,10 +325,6 @@ def by_hand_breakdown(first: dict[str, dict], second: dict[str, dict], phase1_s:
     return fleet_breakdown(out)
 
 
-def macs_of(count: int) -> list[str]:
-    return [bytes((0x00, 0x1E, 0x7A, 0x42, n >> 8 & 0xFF, n & 0xFF)).hex() for n in range(count)]
-
-
 def settle_memory(pid: int, wait: float) -> dict:
     time.sleep(wait)
     samples = []
@@ -309,32 +338,73 @@ def settle_memory(pid: int, wait: float) -> dict:
             "pss_mib_by_process": samples[-1]["pss_mib_by_process"]}
 
 
-def fleet_station(side: Side, count: int, timeout: float, reboot_s: float) -> dict:
+def on_target(result: dict, target: str, offset: float = 0.0) -> float | None:
+    """Seconds from the fleet's power-on until this phone was done on `target` (`offset`: when its round
+    began), None when it did not end there."""
+    if result.get("final") != target or result.get("done_s") is None or result.get("error"):
+        return None
+    return offset + result["done_s"]
+
+
+def fleet_station(side: Side, plan: list[Phone], timeout: float, reboot_s: float) -> dict:
     sampler = Sampler(side.proc.pid)
-    doc = phones(side.lab, count, START_LOAD, timeout, reboot_s, side.work / "timeline.jsonl")
+    doc = phones(side.lab, groups_arg(plan), timeout, reboot_s, side.work / "timeline.jsonl")
     mem = sampler.stop()
-    return {"fleet": doc, "stone_s": all_installed(doc, count, STONE), "memory": mem,
-            "breakdown": station_breakdown(read_timelines(side.work / "timeline.jsonl"))}
+    target = {p.mac: p.group.target for p in plan}
+    for r in doc.get("phones", []):
+        r["target_s"] = on_target(r, target.get(r["mac"], ""))
+    stoned = [p for p in plan if p.group.stone]
+    timelines = read_timelines(side.work / "timeline.jsonl")
+    return {"fleet": doc, "stone_s": all_installed(doc, len(stoned), STONE, {p.mac for p in stoned}),
+            "memory": mem, "breakdown": station_breakdown(timelines), "transports": transports([timelines], plan)}
 
 
-def fleet_by_hand(side: Side, count: int, timeout: float, reboot_s: float) -> dict:
-    macs = macs_of(count)
+def fleet_by_hand(side: Side, plan: list[Phone], timeout: float, reboot_s: float) -> dict:
+    """The tech's way: configs naming the stone (7965s) or the target (the rest); once every 7965 has the
+    stone, the swap and their reset; the rest run meanwhile in a fleet of their own, started together."""
+    stoned = [p for p in plan if p.group.stone]
+    direct = [p for p in plan if not p.group.stone]
     sampler = Sampler(side.proc.pid)
-    side.write_configs(STONE, macs)
-    first = phones(side.lab, count, START_LOAD, timeout, reboot_s, side.work / "timeline-stone.jsonl")
+    side.write_configs({p.mac: p.group.stone or p.group.target for p in plan}, [p.mac for p in plan])
+    reset_client(side.lab)
+    alone: dict = {"phones": []}
+    others = threading.Thread(target=lambda: alone.update(phones(
+        side.lab, groups_arg(direct), timeout, reboot_s, side.work / "timeline-direct.jsonl", flush=False)),
+        daemon=True)
+    if direct:
+        others.start()
+    first = (phones(side.lab, groups_arg(stoned), timeout, reboot_s, side.work / "timeline-stone.jsonl",
+                    flush=False) if stoned else {"phones": [], "wall_s": 0.0})
     t = time.monotonic()
-    side.write_configs(TARGET, macs)
+    side.write_configs({p.mac: p.group.target for p in stoned}, [p.mac for p in stoned])
     swap = time.monotonic() - t
-    on_stone = [p for p in first.get("phones", []) if p["final"] == STONE and not p["error"]]
-    second = (phones(side.lab, count, STONE, timeout, reboot_s, side.work / "timeline-target.jsonl")
-              if len(on_stone) == count else {"phones": []})
+    on_stone = [r for r in first.get("phones", []) if r["final"] == STONE and not r["error"]]
+    # Round two starts on the stone; with others still on the segment their leases stay on the interface.
+    second = (phones(side.lab, groups_arg(stoned, {p.group: STONE for p in stoned}), timeout, reboot_s,
+                     side.work / "timeline-target.jsonl", flush=not direct)
+              if stoned and len(on_stone) == len(stoned) else {"phones": []})
+    if direct:
+        others.join(timeout + 90)
     mem = sampler.stop()
     wall = (first["wall_s"] + swap + second["wall_s"]) if second.get("wall_s") and first.get("wall_s") else None
-    split = by_hand_breakdown(read_timelines(side.work / "timeline-stone.jsonl"),
-                              read_timelines(side.work / "timeline-target.jsonl"), first.get("wall_s"), swap)
-    return {"fleet": {"count": count, "wall_s": wall, "phones": second.get("phones") or first.get("phones", []),
-                      "phase1_s": first.get("wall_s"), "phase2_s": second.get("wall_s"), "swap_s": swap},
-            "stone_s": all_installed(first, count, STONE), "memory": mem, "breakdown": split}
+    if direct:
+        ends = [r.get("done_s") for r in alone.get("phones", [])]
+        wall = None if wall is None or None in ends or len(ends) < len(direct) else max([wall, *ends])
+    target = {p.mac: p.group.target for p in plan}
+    for r in second.get("phones", []):
+        r["target_s"] = on_target(r, target[r["mac"]], first["wall_s"] + swap)
+    for r in alone.get("phones", []):
+        r["target_s"] = on_target(r, target[r["mac"]])
+    results = (second.get("phones") or first.get("phones", [])) + alone.get("phones", [])
+    round_one = {**read_timelines(side.work / "timeline-stone.jsonl"),
+                 **read_timelines(side.work / "timeline-direct.jsonl")}
+    round_two = read_timelines(side.work / "timeline-target.jsonl")
+    split = by_hand_breakdown(round_one, round_two, first.get("wall_s"), swap)
+    return {"fleet": {"count": len(plan), "wall_s": wall, "phones": results, "phase1_s": first.get("wall_s"),
+                      "phase2_s": second.get("wall_s"), "swap_s": swap, "errors": [alone.get("error")] if
+                      alone.get("error") else []},
+            "stone_s": all_installed(first, len(stoned), STONE), "memory": mem, "breakdown": split,
+            "transports": transports([round_one, round_two], plan)}
 
 
 def median_run(results: list[dict]) -> dict:
@@ -362,42 +432,147 @@ def keep_failure(side: Side, doc: dict, run_no: int, log) -> None:
         log(f"fleet: incomplete run not kept: {exc}")
 
 
-def all_installed(doc: dict, count: int, load: str) -> float | None:
-    """Seconds from power-on until the last phone had installed `load` (None unless every phone did)."""
-    times = [p.get("installed_s", {}).get(load) for p in doc.get("phones", [])]
-    return max(times) if len(times) == count and None not in times else None
+def all_installed(doc: dict, count: int, load: str, macs: set[str] | None = None) -> float | None:
+    """Seconds from power-on until the last phone (of `macs`, else every one) had installed `load` (None
+    unless every one of `count` did)."""
+    times = [p.get("installed_s", {}).get(load) for p in doc.get("phones", []) if macs is None or p["mac"] in macs]
+    return max(times) if times and len(times) == count and None not in times else None
 
 
-def outcome(doc: dict, count: int) -> tuple[float | None, int, list[str]]:
-    """(seconds until the last phone is done on the target, or None; phones on target; first errors)."""
+def outcome(doc: dict, plan: list[Phone]) -> tuple[float | None, int, list[str]]:
+    """(seconds until the last phone is done on its target, or None; phones on target; first errors)."""
+    target = {p.mac: p.group.target for p in plan}
     ps = doc.get("phones", [])
-    on_target = [p for p in ps if p["final"] == TARGET and p["done_s"] is not None and not p["error"]]
+    done = [p for p in ps if p.get("target_s") is not None]
     errors = sorted({f"{p['error']} (on {p['final']})" if p["error"] else
-                     f"settled on {p['final']}: its config kept naming the load it runs; the target {TARGET} "
-                     f"was never offered" for p in ps if p["error"] or p["final"] != TARGET})[:3]
-    if doc.get("error"):
-        errors.insert(0, doc["error"])
-    if len(on_target) < count:
-        return None, len(on_target), errors
-    return doc.get("wall_s") if "phase1_s" in doc else max(p["done_s"] for p in on_target), len(on_target), errors
+                     f"settled on {p['final']}: its config kept naming the load it runs; the target "
+                     f"{target.get(p['mac'])} was never offered"
+                     for p in ps if p["error"] or p["final"] != target.get(p["mac"])})[:3]
+    errors[:0] = [e for e in [doc.get("error"), *doc.get("errors", [])] if e]
+    if len(done) < len(plan):
+        return None, len(done), errors
+    return doc.get("wall_s") if "phase1_s" in doc else max(p["target_s"] for p in done), len(done), errors
+
+
+def run_side(lab: Lab, kind: str, work: Path, firmware: Path, plan: list[Phone], quick: bool, run_no: int,
+             runs: int, timeout: float, reboot_s: float, no_fleet: str | None, notes: list[str], log) -> dict | None:
+    """One side's run: start it, its idle memory, its fleet (unless `no_fleet`), stop it.  None (and a note)
+    when it sent no OFFER."""
+    side = Side(lab, kind, work, firmware, quick)
+    try:
+        startup = side.start()
+        if startup is None:
+            notes.append(f"run {run_no + 1}: {kind} sent no OFFER within 60 s")
+            return None
+        idle = settle_memory(side.proc.pid, 2.0 if quick else 5.0)
+        if no_fleet:
+            log(f"fleet run {run_no + 1}/{runs} {kind:15s} start-up {startup:.2f} s, idle "
+                f"{idle['pss_mib']:.0f} MiB PSS ({idle['rss_mib']:.0f} RSS); no fleet: {no_fleet}")
+            return {"startup_s": startup, "idle": idle}
+        res = (fleet_station if kind == "station" else fleet_by_hand)(side, plan, timeout, reboot_s)
+        res.update(startup_s=startup, idle=idle)
+        res["done_s"], res["on_target"], res["errors"] = outcome(res["fleet"], plan)
+        res["models"] = model_times(res["fleet"].get("phones", []), plan)
+        if res["on_target"] < len(plan):
+            keep_failure(side, res["fleet"], run_no, log)
+        res.pop("fleet")
+        log(f"fleet run {run_no + 1}/{runs} {kind:15s} start-up {startup:.2f} s, idle "
+            f"{idle['pss_mib']:.0f} MiB PSS, fleet {res['on_target']}/{len(plan)} on target in "
+            f"{res['done_s']} s, peak {res['memory'].get('pss_mib_peak')} MiB PSS"
+            + (f"  {res['errors']}" if res["errors"] else ""))
+        if len(label_counts(plan)) > 1:
+            log("  last phone of each model on its target: "
+                + ", ".join(f"{m} {t if t is None else round(t, 1)} s" for m, t in res["models"].items()))
+        for line in report.breakdown_table({kind: res["breakdown"]}):
+            log(f"  {line}")
+        return res
+    finally:
+        side.stop()
+
+
+def runs_of(lab: Lab, tag: str, work: Path, firmware: Path, plan: list[Phone], runs: int, quick: bool,
+            deadline: Deadline, timeout: float, reboot_s: float, no_fleet: str | None, notes: list[str],
+            log) -> dict[str, list]:
+    """`runs` runs of both sides over one shelf, the side that goes first alternating; {side: results}."""
+    raw: dict[str, list] = {"station": [], PEER: []}
+    what = "mixed shelf: " if tag else ""
+    for run_no in range(runs):
+        if not deadline.allows(40 if quick else 150):
+            notes.append(f"{what}time budget reached after {run_no} run(s)")
+            break
+        for kind in (("station", PEER) if run_no % 2 == 0 else (PEER, "station")):
+            res = run_side(lab, kind, work / f"{tag}{kind.replace(' ', '-')}-{run_no}", firmware, plan, quick,
+                           run_no, runs, timeout, reboot_s, no_fleet, notes, log)
+            if res is not None:
+                raw[kind].append(res)
+    return raw
+
+
+def mixed_name(plan: list[Phone], load_bytes: int) -> str:
+    counts = label_counts(plan)
+    stoned = sorted({p.group.label for p in plan if p.group.stone})
+    parts = [f"{counts[m]} {m}s through the stone" for m in stoned]
+    parts += [f"{n} {m}" + ("s" if n > 1 else "") for m, n in counts.items() if m not in stoned]
+    return (f"mixed shelf: {', '.join(parts)}, each to its target ({load_bytes / 1e6:.1f} MB per phone per "
+            f"load)")
+
+
+def mixed_scenario(name: str, plan: list[Phone], raw: dict[str, list], load_bytes: int, reboot_s: float,
+                   notes: list[str]) -> dict:
+    """The mixed shelf's row: the whole shelf on target, and per model the last phone on its target."""
+    sc = scenario("fleet", name, "time until the last phone runs its target", "s", False, phones=len(plan),
+                  load_bytes=load_bytes, on_target={}, errors={}, notes=notes, reboot_s=reboot_s, breakdown={},
+                  models=label_counts(plan), per_model={}, per_model_ratios={}, transports={},
+                  targets={p.group.label: p.group.target for p in plan})
+    for kind, results in raw.items():
+        if not results:
+            continue
+        sc["results"][kind] = summary([r["done_s"] for r in results])
+        sc["on_target"][kind] = summary([r["on_target"] for r in results])
+        sc["errors"][kind] = sorted({e for r in results for e in r["errors"]})[:5]
+        sc["breakdown"][kind] = median_run(results)["breakdown"]
+        sc["per_model"][kind] = {m: summary([r["models"].get(m) for r in results]) for m in sc["models"]}
+        sc["transports"][kind] = median_run(results).get("transports", {})
+    st = sc["per_model"].get("station", {})
+    for peer, per in sc["per_model"].items():
+        if peer != "station":
+            sc["per_model_ratios"][peer] = {m: speed_ratio((st.get(m) or {}).get("median"),
+                                                           (per.get(m) or {}).get("median"), False)
+                                            for m in sc["models"]}
+    errs = sc["errors"].get("station") or []
+    on = sc["on_target"].get("station", {}).get("values") or []
+    return finish(sc, [PEER], (f"phones on the target per run: {on}; " if on else "") + "; ".join(errs[:2]))
+
+
+def against_peer(sc: dict) -> dict:
+    """Issue 26: the fleet stays at least 1.0x dnsmasq by hand; the verdict goes with the row."""
+    r = sc["ratios"].get(PEER)
+    if sc["status"] == "ok" and PEER in sc["results"]:
+        sc["target"] = {"text": f"at least 1.0× {PEER}, ratio {'—' if r is None else f'{r:.2f}×'}",
+                        "met": r is not None and r >= 1.0}
+    return sc
 
 
 def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> list[dict]:
-    count = 5 if quick else 50
+    fleet_plan, mixed_plan = layout(FLEET, quick), layout(MIXED, quick)
+    count = len(fleet_plan)
     load_bytes = 512 * 1024 if quick else 7_000_000
     fleet_name = f"{count} phones through the stone to the target ({load_bytes / 1e6:.1f} MB per load)"
+    shelf_name = mixed_name(mixed_plan, load_bytes)
     why = missing_part("appliance.tftp.service", "the file service (`appliance serve tftp`), without which "
                                                   "`appliance run` stops,")
     if why:
         return [unavailable("fleet", fleet_name, why),
                 unavailable("fleet", f"first step: {count} phones have all installed the stone {STONE}", why),
+                unavailable("fleet", shelf_name, why),
                 unavailable("footprint", "memory of all processes", why),
                 unavailable("footprint", "start-up: process launched to first OFFER", why)]
     no_fleet = missing_part("appliance.firmware.synth", "the synthetic-load writer (appliance.firmware.synth)")
     timeout = 90.0 if quick else 400.0
     reboot_s = 3.0 if quick else 5.0
-    raw: dict[str, list] = {"station": [], PEER: []}
     notes: list[str] = []
+    mixed_notes: list[str] = []
+    mixed_raw: dict[str, list] = {"station": [], PEER: []}
     with Lab("fl") as lab:
         lab.add("srv", SERVER)
         lab.add("cli", CLIENT)
@@ -407,38 +582,14 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
             firmware.chmod(0o755)
         else:
             write_loads(firmware, load_bytes)
-        for run_no in range(runs):
-            if not deadline.allows(40 if quick else 150):
-                notes.append(f"time budget reached after {run_no} run(s)")
-                break
-            for kind in (("station", PEER) if run_no % 2 == 0 else (PEER, "station")):
-                side = Side(lab, kind, work / f"{kind.replace(' ', '-')}-{run_no}", firmware, quick)
-                try:
-                    startup = side.start()
-                    if startup is None:
-                        notes.append(f"run {run_no + 1}: {kind} sent no OFFER within 60 s")
-                        continue
-                    idle = settle_memory(side.proc.pid, 2.0 if quick else 5.0)
-                    if no_fleet:
-                        raw[kind].append({"startup_s": startup, "idle": idle})
-                        log(f"fleet run {run_no + 1}/{runs} {kind:15s} start-up {startup:.2f} s, idle "
-                            f"{idle['pss_mib']:.0f} MiB PSS ({idle['rss_mib']:.0f} RSS); no fleet: {no_fleet}")
-                        continue
-                    res = (fleet_station if kind == "station" else fleet_by_hand)(side, count, timeout, reboot_s)
-                    res.update(startup_s=startup, idle=idle)
-                    res["done_s"], res["on_target"], res["errors"] = outcome(res["fleet"], count)
-                    if res["on_target"] < count:
-                        keep_failure(side, res["fleet"], run_no, log)
-                    res.pop("fleet")
-                    raw[kind].append(res)
-                    log(f"fleet run {run_no + 1}/{runs} {kind:15s} start-up {startup:.2f} s, idle "
-                        f"{idle['pss_mib']:.0f} MiB PSS, fleet {res['on_target']}/{count} on target in "
-                        f"{res['done_s']} s, peak {res['memory'].get('pss_mib_peak')} MiB PSS"
-                        + (f"  {res['errors']}" if res["errors"] else ""))
-                    for line in report.breakdown_table({kind: res["breakdown"]}):
-                        log(f"  {line}")
-                finally:
-                    side.stop()
+        raw = runs_of(lab, "", work, firmware, fleet_plan, runs, quick, deadline, timeout, reboot_s, no_fleet,
+                      notes, log)
+        if not no_fleet:
+            # After the 50 7965s: a short budget drops mixed runs, never runs of the figures compared across
+            # commits.
+            write_loads(work / "firmware-mixed", load_bytes, MIXED)
+            mixed_raw = runs_of(lab, "mixed-", work, work / "firmware-mixed", mixed_plan, runs, quick, deadline,
+                                timeout, reboot_s, None, mixed_notes, log)
     peers = [PEER]
     fleet = scenario("fleet", fleet_name, "time until the last phone runs the target", "s", False, phones=count,
                      load_bytes=load_bytes, on_target={}, errors={}, notes=notes,
@@ -478,10 +629,11 @@ def run(work: Path, runs: int, quick: bool, deadline: Deadline, log=print) -> li
                         "met": bool(st is not None and st < MEMORY_TARGET_MIB)}
     if no_fleet:
         return [unavailable("fleet", fleet_name, no_fleet), unavailable("fleet", stone["name"], no_fleet),
-                finish(mem_idle, peers),
+                unavailable("fleet", shelf_name, no_fleet), finish(mem_idle, peers),
                 unavailable("footprint", mem_busy["name"], no_fleet), finish(startup, peers)]
     st_errors = fleet["errors"].get("station") or []
     on = fleet["on_target"].get("station", {}).get("values") or []
     why = (f"phones on the target per run: {on}; " if on else "") + "; ".join(st_errors[:2])
-    return [finish(fleet, peers, why), finish(stone, peers, why), finish(mem_idle, peers), finish(mem_busy, peers),
-            finish(startup, peers)]
+    return [against_peer(finish(fleet, peers, why)), finish(stone, peers, why),
+            against_peer(mixed_scenario(shelf_name, mixed_plan, mixed_raw, load_bytes, reboot_s, mixed_notes)),
+            finish(mem_idle, peers), finish(mem_busy, peers), finish(startup, peers)]

@@ -120,6 +120,45 @@ def breakdown_table(breakdowns: dict) -> list[str]:
     return lines
 
 
+def model_table(sc: dict) -> list[str]:
+    """A mixed shelf's per-model rows: the last phone of each model on its target, each side, the ratio."""
+    kinds = [k for k in sc.get("per_model", {})]
+    kinds.sort(key=lambda k: k != "station")
+    if not kinds:
+        return []
+    peers = [k for k in kinds if k != "station"]
+    lines = ["", f"Time until the last phone of each model runs its target ({sc['name']}), s ↓:", "",
+             "| model | phones | target | " + " | ".join(kinds) + "".join(f" | ratio vs {p}" for p in peers) + " |",
+             "|" + "---|" * (3 + len(kinds) + len(peers))]
+    for model, n in sc.get("models", {}).items():
+        row = [model, str(n), sc.get("targets", {}).get(model, "—")]
+        row += [cell(sc["per_model"][k].get(model)) for k in kinds]
+        row += [ratio(sc.get("per_model_ratios", {}).get(p, {}).get(model)) for p in peers]
+        lines.append("| " + " | ".join(row) + " |")
+    ways = sc.get("transports") or {}
+    if ways:
+        lines += ["", "How each model's files came (all its phones, the run reported below; HTTP refused = an HTTP "
+                      ":6970 request that got nothing, after which the phone asked TFTP):", "",
+                  "| model | " + " | ".join(f"{k}: HTTP, TFTP, HTTP refused" for k in ways) + " |",
+                  "|" + "---|" * (1 + len(ways))]
+        for model in sc.get("models", {}):
+            vals = [ways[k].get(model) for k in ways]
+            lines.append(f"| {model} | " + " | ".join(
+                "—" if v is None else f"{v['http']}, {v['tftp']}, {v['http_refused']}" for v in vals) + " |")
+    return lines + ["", MIXED_TEXT]
+
+
+MIXED_TEXT = ("The mixed shelf: 7965s go through the 8.5(2) stone as in the row above; 7841s (half of them "
+              "[PLATFORM_1], half [PLATFORM_2], each fetching only its platform's files), the 6921 and the 8945 "
+              "go straight to their targets (no stepping stone is known for them). By hand each SEP<MAC>.cnf.xml "
+              "names what a tech would write for that model: the stone for a 7965 (then the target after the "
+              "swap and reset), the target for the others, which run on by themselves while the 7965s wait for "
+              "the swap. dnsmasq serves no HTTP :6970, so there a 7841 or an 8945 finds HTTP closed and falls "
+              "back to TFTP for each file, as a real phone does; the station serves both and they take HTTP. A "
+              "7800 load holds both platforms' files and is written twice the size, so every phone fetches "
+              "about the same bytes per load.")
+
+
 def value_cell(value) -> str:
     if isinstance(value, dict) and "median" in value:
         return cell(value)
@@ -174,10 +213,25 @@ def why(sc: dict) -> str:
     if sc["section"] == "dhcp" and "drop_pct" in sc:
         d = sc["drop_pct"].get("station", {}).get("median")
         return f"; {fmt(d)}% of exchanges dropped" if d is not None else ""
+    if sc["section"] == "fleet" and len(sc.get("breakdown") or {}) > 1:
+        return fleet_why(sc["breakdown"])
     if sc["section"] == "footprint" and sc.get("processes", {}).get("station"):
         big = sorted(sc["processes"]["station"].items(), key=lambda kv: -kv[1])[:4]
         return "; largest (PSS): " + ", ".join(f"{name} {fmt(mib)} MiB" for name, mib in big)
     return ""
+
+
+def fleet_why(breakdowns: dict) -> str:
+    """The parts of the mean phone's time where the station spent more than the peer, biggest first."""
+    st = (breakdowns.get("station") or {}).get("mean") or {}
+    peer, other = next(((k, b.get("mean") or {}) for k, b in breakdowns.items() if k != "station"), ("", {}))
+    names = dict(BREAKDOWN_COLUMNS)
+    worse = sorted(((st[k] - other[k], k) for k, _ in BREAKDOWN_COLUMNS[1:]
+                    if st.get(k) is not None and other.get(k) is not None and st[k] > other[k]), reverse=True)
+    if not st or not worse:
+        return ""
+    return "; the mean phone spends more with the station in " + ", ".join(
+        f"{names[k]} ({fmt(st[k])} s against {fmt(other[k])} with {peer})" for _, k in worse[:3])
 
 
 def short_version(text: str) -> str:
@@ -224,6 +278,8 @@ def render(doc: dict) -> str:
                             "(a real 79x5 takes a minute or more, which would add the same to both)."]
             out += side_table(scs, "on_target", "Phones on the target load at the end")
             out += side_table(scs, "errors", "What stopped the phones that did not finish")
+            for sc in scs:
+                out += model_table(sc)
             for sc in scs:
                 if sc.get("breakdown"):
                     out += ["", f"Where the slowest phones' seconds went ({sc['name']}; the phone model's own "

@@ -67,7 +67,8 @@ class Need:
     source: str = ""        # the rule's citation: for developers (docs, logs at DEBUG), never in the words
     vid: str = ""
     newest: str = ""
-    # Conversions (phone-families.md §3): "licence" (low: the file to add, "<MAC>.lic"), "convert model" and "convert
+    # Conversions (phone-families.md §3): "licence" (low: the file to add, "<MAC>.lic"; high: why the file there is
+    # not usable, firmware/licences.py's words, "" when there is none), "convert model" and "convert
     # hardware" (high: why Cisco does not allow it; vid: its VID), "transition" (a transition load for `model`),
     # "convert minimum" (a `proto` load of `low` or later to convert from).
 

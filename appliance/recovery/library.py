@@ -40,6 +40,8 @@ class Library:
     conversion(mac, model) -> "mpp" | "sip" | None: [upgrade] convert moves this phone (its MAC first, then its
         model) to multiplatform or Enterprise firmware; the planner's `convert` argument once the core allows it.
     licensed(mac) -> bool: its conversion licence (`<MAC>.lic`) is in the volume; nothing else of it is told.
+    licence_problem(mac) -> str | None: why a file of that name cannot be its licence ("empty", "names another
+        phone's MAC, not this one"), None when there is none or it is usable (the station's words, never content).
     convert_refusal(model, vid) -> (kind, why) | None: Cisco does not list the model ("model") or its hardware
         version ("hardware") as eligible for conversion (firmware/conversion.toml).
     """
@@ -56,4 +58,5 @@ class Library:
     mpp_floor: Callable[[str, str | None], tuple[str, str] | None] = lambda model, vid: None
     conversion: Callable[[str, str], str | None] = lambda mac, model: None
     licensed: Callable[[str], bool] = lambda mac: False
+    licence_problem: Callable[[str], str | None] = lambda mac: None
     convert_refusal: Callable[[str, str | None], tuple[str, str] | None] = lambda model, vid: None

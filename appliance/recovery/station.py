@@ -90,6 +90,7 @@ def make_library(catalog, cfg) -> Library:
         planner=lambda model, current, hint, rejected, floor=None, convert=None: plan_phone(
             catalog, cfg, model, current, hint, rejected, floor, convert),
         conversion=converts, licensed=licences.present, convert_refusal=convert_refusal, mpp_floor=mpp_floor,
+        licence_problem=lambda mac: licences.problems().get(mac.lower()),
         components_of=components_of, platforms_of=platforms_of, floor=floor, has_stones=has_stones,
         reset_keys=reset_keys,
         upgradable=not_upgradable, term_of=term_of,

@@ -158,7 +158,7 @@ class Tracker:
             kind, why = refused
             return None, Need(f"convert {kind}", p.model, want, high=why, vid=p.vid or "")
         if not self.lib.licensed(p.mac):
-            return None, Need("licence", p.model, want, low=licence_name(p.mac))
+            return None, Need("licence", p.model, want, low=licence_name(p.mac), high=self.lib.licence_problem(p.mac) or "")
         return want, None
 
     def converting(self, p: Phone) -> str | None:

@@ -77,9 +77,14 @@ def need(n: Need | None) -> str:
     if n.kind == "newer":
         return (f"the firmware library has no other{proto} load for {model} it could take: add a newer one "
                 f"(its cmterm zip){refused}")
+    if n.kind == "licence" and n.high:
+        return (f"it is set to convert, and the {n.low} in the licences folder cannot be its licence ({n.high}): "
+                f"put the {n.low} Cisco issued for this phone there and restart the phone, or take it out of "
+                "[upgrade] convert")
     if n.kind == "licence":
         return (f"it is set to convert, and its licence {n.low} is not in the firmware volume's licences folder: "
-                f"add the {n.low} Cisco issued for this phone, or take it out of [upgrade] convert")
+                f"put the {n.low} Cisco issued for this phone there and restart the phone, or take it out of "
+                "[upgrade] convert")
     if n.kind in ("convert model", "convert hardware"):
         vid = f" (this one is {n.vid})" if n.vid else ""
         return f"it cannot be converted: {n.high}{vid}; take it out of [upgrade] convert"

@@ -14,7 +14,7 @@ from appliance.firmware import synth
 from appliance.firmware.catalog import Catalog
 from appliance.recovery import validate
 from appliance.recovery.diagnosis import Code
-from appliance.recovery.facts import Answers, FileAsked, FileSent, Lease, LoadReported
+from appliance.recovery.facts import Answers, FileAsked, FileSent, Lease, LoadReported, Retry
 from appliance.recovery.facts import PhoneState as S
 from appliance.recovery.station import make_tracker
 from appliance.recovery.words import say
@@ -178,3 +178,16 @@ def test_a_v15_8851_on_mpp_is_held_to_its_mpp_floor(station_env):
     synth.write_zip(root, MPP_NEW, size_bytes=6_000)
     cat.scan()
     assert core.plan(ph.p).steps == [MPP_NEW]
+
+
+def test_a_licence_file_that_cannot_be_one_is_named_with_why(station_env):
+    core, _, root = station(station_env, convert=f"{P7841}=mpp")
+    (root / "licences").mkdir()
+    (root / "licences" / f"{P7841.upper()}.lic").write_bytes(b"")
+    ph = Phone(core, P7841, "10.0.0.78", "Cisco Systems, Inc. IP Phone CP-7841")
+    ph.ask(f"SEP{P7841.upper()}.cnf.xml", "http")
+    assert ph.p.state is S.STUCK and "cannot be its licence (empty)" in say(ph.p.note)
+    (root / "licences" / f"{P7841.upper()}.lic").write_bytes(b"MAC=001122334455\n")
+    ph.feed(Retry(ph.t, P7841))
+    ph.ask(f"SEP{P7841.upper()}.cnf.xml", "http")
+    assert "another phone's MAC" in say(ph.p.note)

@@ -9,17 +9,18 @@ ARG BUILD_BASE=debian:bookworm-slim
 
 # The C parts (lldpd, the TFTP pump appliance/tftp/_pump.c) are compiled here, on the building machine's own
 # architecture, with Debian's cross compiler for the image's: under qemu the same compilation took most of a
-# Pi image's build (arm64: 13 min with a cached base).  For an image of the builder's own architecture the
-# "cross" compiler is the native one.
+# Pi image's build (arm64 on an amd64 host, podman --no-cache, cached base: 745 s before this stage, 304 s
+# with it).  For an image of the builder's own architecture the "cross" compiler is the native one.
 FROM --platform=$BUILDPLATFORM ${BUILD_BASE} AS native
 ARG TARGETPLATFORM
 ENV DEBIAN_FRONTEND=noninteractive
 # TARGETPLATFORM (set by buildx and podman from --platform; podman 4.3 leaves BUILDPLATFORM to the caller:
-# the Makefile passes it) -> Debian's architecture and GNU triplet
-RUN case "${TARGETPLATFORM}" in \
+# the Makefile passes it; a builder that sets neither builds for its own architecture) -> Debian's
+# architecture and GNU triplet
+RUN case "${TARGETPLATFORM:-linux/$(dpkg --print-architecture)}" in \
       linux/amd64) arch=amd64 triplet=x86_64-linux-gnu ;; \
       linux/arm64|linux/arm64/v8) arch=arm64 triplet=aarch64-linux-gnu ;; \
-      linux/arm/v7|linux/arm) arch=armhf triplet=arm-linux-gnueabihf ;; \
+      linux/arm/v7|linux/arm|linux/armhf) arch=armhf triplet=arm-linux-gnueabihf ;; \
       *) echo "no Debian cross compiler mapped for platform '${TARGETPLATFORM}'" >&2; exit 1 ;; \
     esac \
  && echo "arch=$arch triplet=$triplet" > /etc/target \

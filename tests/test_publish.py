@@ -161,7 +161,8 @@ def test_publish_builds_each_platform_and_pushes_one_manifest_list(registry, pod
     flags = f"BUILD_FLAGS=--build-arg BASE={bases} --pull=never --isolation=chroot --network=host"
     out = make_publish(env, registry, tag, "PLATFORMS=linux/amd64,linux/arm64", flags,
                        *([f"CA={CA}"] if CA.exists() else []))
-    assert "linux/amd64 linux/arm64" in out, out[-2000:]
+    said = [line for line in out.splitlines() if line.startswith(f"published {registry}/{NAME}:{tag}: ")]
+    assert said and sorted(said[0].split(": ", 1)[1].split()) == ["linux/amd64", "linux/arm64"], out[-2000:]
     assert published_platforms(registry, tag) == ["amd64", "arm64"]
 
 
@@ -178,7 +179,7 @@ def test_publish_from_built_images_and_a_pi_pulls_its_own(registry, podman):
     ref = f"{registry}/{NAME}:{tag}"
     made.append(ref)
     out = make_publish(env, registry, tag, f"PUBLISH_FROM={IMAGE} {arm64}")
-    assert "linux/amd64" in out and "linux/arm64" in out, out[-2000:]
+    assert f"published {ref}: " in out and "linux/amd64" in out and "linux/arm64" in out, out[-2000:]
     assert published_platforms(registry, tag) == ["amd64", "arm64"]
     sh("podman", "manifest", "rm", ref, env=env)                # the local list, so the pull reads the registry's
     pulled = sh("podman", "pull", "--tls-verify=false", "--platform", "linux/arm64", ref, env=env, timeout=600,

@@ -110,7 +110,7 @@ def test_check_config_the_c_pump_and_lldpd(arch_image):
     assert out.returncode == 0, out.stdout + out.stderr
     out = run_in(arch_image, "python", "-c", "import appliance.tftp._pump as p; print(p.__file__)")
     assert out.returncode == 0 and "_pump" in out.stdout, out.stdout + out.stderr
-    out = run_in(arch_image, "sh", "-c", "lldpd -v && lldpcli -v && id -u _lldpd")     # built in the Dockerfile's build stage
+    out = run_in(arch_image, "sh", "-c", "lldpd -v && lldpcli -v && id -u _lldpd")     # cross-compiled in the native stage
     assert out.returncode == 0 and out.stdout.split()[:2] == ["1.0.16", "1.0.16"], out.stdout + out.stderr
 
 

@@ -678,7 +678,7 @@ def test_supervisor_runs_the_launcher_and_every_variable_it_uses_is_set(lib):
     assert env["APPLIANCE_AUTOSTART_LLDPD"] == "true"
     used = set(re.findall(r"%\(ENV_(\w+)\)s", (REPO / "config" / "supervisord.conf").read_text()))
     assert used <= set(env), used - set(env)
-    # The image builds its own lldpd (in the Dockerfile's build stage: Debian's package links net-snmp, past the image's
+    # The image builds its own lldpd (in the Dockerfile's native stage: Debian's package links net-snmp, past the image's
     # size budget); tests/test_image.py proves that one hears a phone's CDP.
     make = (REPO / "Makefile").read_text()
     assert re.search(r"TEST_DEBS :=[^\n]*(\\\n[^\n]*)*\blldpd\b", make) and re.search(r"TEST_TOOLS :=[^\n]*\blldpd\b", make)

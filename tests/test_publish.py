@@ -23,8 +23,8 @@ import urllib.request
 
 import pytest
 
-from tests.test_image import BASE, CA, IMAGE, REPO, ensure_base, ensure_engine, make_image, podman_env, sh
-from tests.test_image_arch import build_arch_image, ensure_emulation
+from tests.test_image import BASE, CA, COMPOSE, IMAGE, REPO, ensure_base, ensure_engine, make_image, podman_env, sh
+from tests.test_image_arch import build_arch_image, ensure_emulation, host_arch
 from tests.test_image_arch import ensure_base as ensure_arch_base
 
 LIST_TYPES = ("application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json")
@@ -169,9 +169,10 @@ def test_publish_builds_each_platform_and_pushes_one_manifest_list(registry, pod
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (podman, binfmt)")
-def test_publish_from_built_images_and_a_pi_pulls_its_own(registry, podman):
+def test_publish_from_built_images_and_a_pi_pulls_its_own(registry, podman, tmp_path):
     """PUBLISH_FROM: images already built (the image tests' amd64 and arm64, cached) under one list; then
-    `podman pull --platform linux/arm64`, what a Pi's engine does with the tag, gets the arm64 image."""
+    `podman pull --platform linux/arm64`, what a Pi's engine does with the tag, gets the arm64 image, and
+    compose.yaml as shipped, with STATION_IMAGE naming the tag (README "Container"), pulls this host's."""
     env, made = podman
     make_image(env)
     arm64 = build_arch_image("linux/arm64", env)["image"]
@@ -186,3 +187,16 @@ def test_publish_from_built_images_and_a_pi_pulls_its_own(registry, podman):
                 check=False)
     assert pulled.returncode == 0, pulled.stdout[-2000:] + pulled.stderr[-2000:]
     assert json.loads(sh("podman", "image", "inspect", ref, env=env).stdout)[0]["Architecture"] == "arm64"
+    sh("podman", "rmi", "-f", ref, env=env)
+
+    if not os.path.exists(COMPOSE):
+        return
+    proj = tmp_path / "bench"
+    proj.mkdir()
+    shutil.copy(REPO / "compose.yaml", proj / "compose.yaml")
+    (tmp_path / "registries.conf").write_text(f'[[registry]]\nlocation = "{registry}"\ninsecure = true\n')
+    cenv = dict(env, STATION_IMAGE=ref, CONTAINERS_REGISTRIES_CONF=str(tmp_path / "registries.conf"))
+    pulled = sh(COMPOSE, "-p", f"pull{os.getpid()}", "pull", "station", env=cenv, cwd=proj, timeout=600, check=False)
+    assert pulled.returncode == 0, pulled.stdout[-2000:] + pulled.stderr[-2000:]
+    got = json.loads(sh("podman", "image", "inspect", ref, env=env).stdout)[0]["Architecture"]
+    assert got == host_arch(env), f"compose pulled {got} on a {host_arch(env)} host"

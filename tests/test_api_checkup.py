@@ -39,6 +39,14 @@ def test_an_empty_folder_and_a_missing_one_are_red(station_env):
     assert [p.code for p in found] == ["no-firmware"] and "no such folder" in found[0].what
 
 
+def test_in_a_container_the_advice_names_the_hosts_folder(station_env, monkeypatch):
+    """compose.yaml says what the host calls the folder mounted at /firmware; the tech copies into that one."""
+    cfg, store = setup(station_env)
+    monkeypatch.setenv(checkup.SHOWN_AS, "./firmware beside compose.yaml")
+    found = checkup.find(cfg, store)
+    assert "into ./firmware beside compose.yaml" in found[0].do and str(cfg.tftp.root) not in found[0].do, found
+
+
 def test_models_seen_are_judged_by_the_cores_own_plans(station_env):
     cfg, store = setup(station_env, (TARGET, False))
     now = time.time()

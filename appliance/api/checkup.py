@@ -9,6 +9,7 @@ then not judged, the rest is).  Reading a fact never raises: a part that cannot 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,14 @@ MAX_SEEN_ROWS = 5000
 _defaults_cache: tuple[tuple[int, int], dict[str, str]] | None = None
 
 
+# Set by compose.yaml: the folder a tech copies firmware into on the host ("./firmware"), which the container
+# sees as [tftp] root (/firmware); advice names the host's folder, the one the tech can open.
+SHOWN_AS = "APPLIANCE_FIRMWARE_SHOWN_AS"
+
+
 def station(cfg: Config) -> Station:
-    return Station(config=str(cfg.source), interface=cfg.network.interface, firmware_root=str(cfg.tftp.root),
+    root = os.environ.get(SHOWN_AS) or str(cfg.tftp.root)
+    return Station(config=str(cfg.source), interface=cfg.network.interface, firmware_root=root,
                    dhcp_enabled=bool(cfg.dhcp.enabled), guard_mode=str(cfg.dhcp.guard),
                    guard_interval=float(cfg.dhcp.guard_interval))
 

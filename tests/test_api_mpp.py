@@ -51,3 +51,19 @@ def test_the_report_carries_the_firmware_kind_and_the_conversion(tmp_path):
     assert got["firmware"] == "mpp" and got["conversion"] == "converted" and got["result"] == "converted"
     assert set(views.REPORT_FIELDS) == set(got)
     store.close()
+
+
+def test_the_firmware_panel_shows_mpp_targets_and_never_a_transition_load_as_one(station_config):
+    from pathlib import Path
+
+    from appliance.api.firmware import roles
+    from appliance.firmware import synth
+    from appliance.firmware.catalog import Catalog
+    root = Path(station_config.tftp.root)
+    for load in (ENT, TL, MPP):
+        synth.write_zip(root, load, size_bytes=4000)
+    cat = Catalog.from_config(station_config)
+    cat.scan()
+    got = {(r["model"], r["protocol"]): r["target"] for r in roles(cat, station_config)}
+    assert got[("CP-7841", "mpp")] == MPP and got[("CP-7841", "sip")] == ENT
+    assert not [k for k in got if k[1] == "transition"]

@@ -11,6 +11,7 @@ import threading
 from dataclasses import replace
 
 from ..config import Config
+from ..firmware.versions import TRANSITION
 
 log = logging.getLogger("api")
 _catalogs: dict[tuple[str, str], object] = {}
@@ -46,8 +47,8 @@ def roles(cat, cfg: Config) -> list[dict]:
     seen: set[tuple[str, str]] = set()
     out = []
     for load in cat.loads:
-        if load.is_term or not load.complete or not load.protocol:
-            continue
+        if load.is_term or not load.complete or not load.protocol or load.protocol == TRANSITION:
+            continue          # a transition load is never a target: it only carries a converting phone to MPP
         for model in load.models:
             if (model, load.protocol) in seen:
                 continue

@@ -285,6 +285,8 @@ def plan_phone(catalog, cfg, model: str, current: str | None, protocol_hint: str
     Returns:
         the Plan: steps from the next load to offer to the target; `missing` says what to add.
     """
+    if protocol_hint == TRANSITION:
+        protocol_hint = MPP          # a phone on a transition load is on its way to MPP (phone-families.md §3.3)
     if convert is not None:
         converting = conversion_plan(catalog, cfg, model, current, convert, rejected, protocol_hint)
         if converting is not None and floor is not None and convert == MPP and converting.steps:

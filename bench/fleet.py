@@ -301,28 +301,40 @@ def breakdown(phases: list[dict], waited_s: float = 0.0) -> dict:
             "address_s": round(address, 3), "pauses": {k: round(v, 3) for k, v in sorted(pauses.items())}}
 
 
-def fleet_breakdown(phones: dict[str, dict], n: int = SLOWEST) -> dict:
-    """The `n` slowest phones' breakdowns (slowest first, each with its MAC) and the mean over all phones."""
+MEAN_KEYS = ["total_s"] + [k for k, _ in PARTS] + ["first_byte_s", "address_s", "leases", "fetches", "configs"]
+
+
+def fleet_breakdown(phones: dict[str, dict], n: int = SLOWEST, labels: dict[str, str] | None = None) -> dict:
+    """The `n` slowest phones' breakdowns (slowest first, each with its MAC) and the mean over all phones;
+    with `labels` ({mac: model}) naming more than one model, also the mean phone of each ("models")."""
     ranked = sorted(phones.items(), key=lambda kv: -kv[1]["total_s"])
-    keys = ["total_s"] + [k for k, _ in PARTS] + ["first_byte_s", "address_s", "leases", "fetches", "configs"]
-    mean = {k: round(statistics.fmean(b[k] for b in phones.values()), 3) for k in keys} if phones else {}
-    return {"phones": len(phones), "slowest": [{"mac": mac, **b} for mac, b in ranked[:n]], "mean": mean}
+
+    def mean(group: list[dict]) -> dict:
+        return {k: round(statistics.fmean(b[k] for b in group), 3) for k in MEAN_KEYS} if group else {}
+    out = {"phones": len(phones), "slowest": [{"mac": mac, **b} for mac, b in ranked[:n]],
+           "mean": mean(list(phones.values()))}
+    models = list(dict.fromkeys((labels or {}).values()))
+    if len(models) > 1:
+        out["models"] = {m: {"phones": len(group), **mean(group)} for m in models
+                         if (group := [b for mac, b in phones.items() if (labels or {}).get(mac) == m])}
+    return out
 
 
-def station_breakdown(timelines: dict[str, dict]) -> dict:
-    return fleet_breakdown({mac: breakdown([rec]) for mac, rec in timelines.items()})
+def station_breakdown(timelines: dict[str, dict], labels: dict[str, str] | None = None) -> dict:
+    return fleet_breakdown({mac: breakdown([rec]) for mac, rec in timelines.items()}, labels=labels)
 
 
 def by_hand_breakdown(first: dict[str, dict], second: dict[str, dict], phase1_s: float | None,
-                      swap_s: float) -> dict:
-    """By hand every phone runs twice (stone, then target); between the two it waits on the stone until the
-    tech saw the last phone take it (the first phase's wall time) and swapped the configs."""
+                      swap_s: float, labels: dict[str, str] | None = None) -> dict:
+    """By hand a phone that needs the stone runs twice (stone, then target); between the two it waits on the
+    stone until the tech saw the last such phone take it (the first phase's wall time) and swapped the
+    configs.  A phone with no second round (its config named its target from the start) waits for nothing."""
     out = {}
     for mac, rec in first.items():
         phases = [rec] + ([second[mac]] if mac in second else [])
         waited = (max(0.0, phase1_s - phase_end(rec)) + swap_s) if mac in second and phase1_s else 0.0
         out[mac] = breakdown(phases, waited)
-    return fleet_breakdown(out)
+    return fleet_breakdown(out, labels=labels)
 
 
 def settle_memory(pid: int, wait: float) -> dict:
@@ -346,6 +358,10 @@ def on_target(result: dict, target: str, offset: float = 0.0) -> float | None:
     return offset + result["done_s"]
 
 
+def labels_of(plan: list[Phone]) -> dict[str, str]:
+    return {p.mac: p.group.label for p in plan}
+
+
 def fleet_station(side: Side, plan: list[Phone], timeout: float, reboot_s: float) -> dict:
     sampler = Sampler(side.proc.pid)
     doc = phones(side.lab, groups_arg(plan), timeout, reboot_s, side.work / "timeline.jsonl")
@@ -356,7 +372,8 @@ def fleet_station(side: Side, plan: list[Phone], timeout: float, reboot_s: float
     stoned = [p for p in plan if p.group.stone]
     timelines = read_timelines(side.work / "timeline.jsonl")
     return {"fleet": doc, "stone_s": all_installed(doc, len(stoned), STONE, {p.mac for p in stoned}),
-            "memory": mem, "breakdown": station_breakdown(timelines), "transports": transports([timelines], plan)}
+            "memory": mem, "breakdown": station_breakdown(timelines, labels_of(plan)),
+            "transports": transports([timelines], plan)}
 
 
 def fleet_by_hand(side: Side, plan: list[Phone], timeout: float, reboot_s: float) -> dict:
@@ -373,16 +390,16 @@ def fleet_by_hand(side: Side, plan: list[Phone], timeout: float, reboot_s: float
         daemon=True)
     if direct:
         others.start()
-    first = (phones(side.lab, groups_arg(stoned), timeout, reboot_s, side.work / "timeline-stone.jsonl",
-                    flush=False) if stoned else {"phones": [], "wall_s": 0.0})
+    first: dict = (phones(side.lab, groups_arg(stoned), timeout, reboot_s, side.work / "timeline-stone.jsonl",
+                           flush=False) if stoned else {"phones": [], "wall_s": 0.0})
     t = time.monotonic()
     side.write_configs({p.mac: p.group.target for p in stoned}, [p.mac for p in stoned])
     swap = time.monotonic() - t
     on_stone = [r for r in first.get("phones", []) if r["final"] == STONE and not r["error"]]
     # Round two starts on the stone; with others still on the segment their leases stay on the interface.
-    second = (phones(side.lab, groups_arg(stoned, {p.group: STONE for p in stoned}), timeout, reboot_s,
-                     side.work / "timeline-target.jsonl", flush=not direct)
-              if stoned and len(on_stone) == len(stoned) else {"phones": []})
+    second: dict = (phones(side.lab, groups_arg(stoned, {p.group: STONE for p in stoned}), timeout, reboot_s,
+                           side.work / "timeline-target.jsonl", flush=not direct)
+                    if stoned and len(on_stone) == len(stoned) else {"phones": []})
     if direct:
         others.join(timeout + 90)
     mem = sampler.stop()
@@ -399,7 +416,7 @@ def fleet_by_hand(side: Side, plan: list[Phone], timeout: float, reboot_s: float
     round_one = {**read_timelines(side.work / "timeline-stone.jsonl"),
                  **read_timelines(side.work / "timeline-direct.jsonl")}
     round_two = read_timelines(side.work / "timeline-target.jsonl")
-    split = by_hand_breakdown(round_one, round_two, first.get("wall_s"), swap)
+    split = by_hand_breakdown(round_one, round_two, first.get("wall_s"), swap, labels_of(plan))
     return {"fleet": {"count": len(plan), "wall_s": wall, "phones": results, "phase1_s": first.get("wall_s"),
                       "phase2_s": second.get("wall_s"), "swap_s": swap, "errors": [alone.get("error")] if
                       alone.get("error") else []},

@@ -113,10 +113,12 @@ def breakdown_table(breakdowns: dict) -> list[str]:
             mark = "" if r.get("finished", True) else " (not done)"
             lines.append(f"| {kind}{run} | {r['mac']}{mark} | " + " | ".join(fmt(r.get(k)) for k, _ in cols)
                          + f" | {r.get('leases', '—')} | {r.get('fetches', '—')} ({r.get('configs', '—')}) |")
-        m = b.get("mean") or {}
-        if m:
-            lines.append(f"| {kind}{run} | mean of {b['phones']} | " + " | ".join(fmt(m.get(k)) for k, _ in cols)
-                         + f" | {fmt(m.get('leases'))} | {fmt(m.get('fetches'))} ({fmt(m.get('configs'))}) |")
+        means = [(f"mean of {b['phones']}", b.get("mean") or {})]
+        means += [(f"mean of {m['phones']} {model}", m) for model, m in (b.get("models") or {}).items()]
+        for name, m in means:
+            if m:
+                lines.append(f"| {kind}{run} | {name} | " + " | ".join(fmt(m.get(k)) for k, _ in cols)
+                             + f" | {fmt(m.get('leases'))} | {fmt(m.get('fetches'))} ({fmt(m.get('configs'))}) |")
     return lines
 
 

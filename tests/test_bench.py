@@ -335,3 +335,20 @@ def test_render_gives_the_mixed_shelf_its_per_model_rows_and_its_target():
     assert ("- fleet: mixed shelf: 2 7965s: at least 1.0× dnsmasq by hand, ratio 0.50× — **missed** (station 20.0 s); "
             "the mean phone spends more with the station in transfers (15.0 s against 5.00 with dnsmasq by hand), "
             "config answer (2.00 s against 0.5 with dnsmasq by hand)") in md
+
+
+def test_a_mixed_fleets_breakdown_has_the_mean_phone_of_each_model():
+    from bench import fleet
+
+    def rec(mac, dhcp, took):
+        return {"mac": mac, "done_s": dhcp + took, "spans": [{"kind": "dhcp", "t0": 0.0, "t1": dhcp, "ok": True},
+                                                            {"kind": "fetch", "via": "http", "role": "component",
+                                                             "t0": dhcp, "first": dhcp, "t1": dhcp + took}]}
+    timelines = {"a": rec("a", 1.0, 9.0), "b": rec("b", 3.0, 7.0), "c": rec("c", 0.5, 1.5)}
+    one = fleet.station_breakdown(timelines, {"a": "7965", "b": "7965", "c": "7841"})
+    assert one["models"]["7965"]["phones"] == 2 and one["models"]["7965"]["dhcp_s"] == 2.0
+    assert one["models"]["7841"] == {**one["models"]["7841"], "phones": 1, "total_s": 2.0, "transfer_s": 1.5}
+    assert "models" not in fleet.station_breakdown(timelines, {"a": "7965", "b": "7965", "c": "7965"})
+    table = report.breakdown_table({"station": one})
+    assert any(line.startswith("| station | mean of 2 7965 | 10.0 | 2.00 | 8.00 |") for line in table), table
+    assert any(line.startswith("| station | mean of 1 7841 | 2.00 | 0.5 | 1.50 |") for line in table), table

@@ -403,7 +403,11 @@ def fleet_by_hand(side: Side, plan: list[Phone], timeout: float, reboot_s: float
     if direct:
         others.join(timeout + 90)
     mem = sampler.stop()
-    wall = (first["wall_s"] + swap + second["wall_s"]) if second.get("wall_s") and first.get("wall_s") else None
+    wall: float | None = None
+    if not stoned:
+        wall = 0.0
+    elif first.get("wall_s") and second.get("wall_s"):
+        wall = first["wall_s"] + swap + second["wall_s"]
     if direct:
         ends = [r.get("done_s") for r in alone.get("phones", [])]
         wall = None if wall is None or None in ends or len(ends) < len(direct) else max([wall, *ends])

@@ -139,6 +139,14 @@ def holder(proto: str, port: int, address: str = "", proc: Path = PROC) -> Holde
     return None
 
 
+def is_service(found: Holder | None, name: str) -> bool:
+    """Whether `found` is a process of the station's own service `name` (`appliance ... serve NAME`)."""
+    if found is None:
+        return False
+    words = found.command.split()
+    return "appliance" in words and "serve" in words and words[words.index("serve") + 1:][:1] == [name]
+
+
 def cannot_listen(proto: str, port: int, exc: OSError, alternative: str = "", address: str = "") -> BindFailure:
     """What a service says when `bind` to `port` failed with `exc`.
 

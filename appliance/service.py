@@ -13,6 +13,8 @@ service prunes (`store.BOUNDS`: the file service, transfers and events) within t
 """
 from __future__ import annotations
 
+import ctypes
+import errno
 import logging
 import os
 import selectors
@@ -35,6 +37,25 @@ WRITABLE_POLL_SECONDS = 5.0
 # state dir they wait, idle and saying so, instead of crash-looping into FATAL
 # (which would make `appliance run` stop the file service too).
 MUST_WRITE = {"dhcp": "a lease must be stored before its ACK, so no lease can be handed out"}
+
+PR_SET_PDEATHSIG = 1
+# How long a service waits for its own predecessor's port: a worker of the killed one that has not yet
+# noticed (die_with_parent makes that a fraction of a second; gunicorn's graceful exit is 5 s at most).
+LEFTOVER_WAIT_SECONDS = 10.0
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send `sig` to this (forked worker) process when its parent dies, so a parent
+    killed with SIGKILL leaves no worker holding the service's port; exits at once when the parent is
+    already gone (reparented between the fork and this call)."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, sig)
+    except (OSError, AttributeError):
+        return
+    if parent == 1 or os.getppid() != parent:
+        os._exit(0)
 
 
 class ServiceContext:
@@ -196,18 +217,25 @@ def cannot_listen(name: str, cfg: Config, proto: str, host: str, port: int, alte
     """For a service whose server binds later, out of our hands (gunicorn retries a taken port for 5 s, then
     exits with its own words): try the bind now; None when it is free, else say why as `ctx.cannot_listen`
     does and return the exit status."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)    # as gunicorn does: TIME_WAIT is no holder
-        sock.bind((host, port))
-        return None
-    except OSError as exc:
-        failure = ports.cannot_listen(proto, port, exc, alternative, host)
-        logging.getLogger(name).error("%s cannot start: %s", name, failure.line)
-        supervise.record_exit_cause(cfg.state_dir, name, failure.line, failure.permanent)
-        return 1
-    finally:
-        sock.close()
+    deadline = time.monotonic() + LEFTOVER_WAIT_SECONDS
+    while True:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does: TIME_WAIT is no holder
+            sock.bind((host, port))
+            return None
+        except OSError as exc:
+            # This service's own predecessor (killed, its worker still closing) is no one else: wait for it.
+            if (exc.errno == errno.EADDRINUSE and time.monotonic() < deadline
+                    and ports.is_service(ports.holder(proto, port, host), name)):
+                time.sleep(0.2)
+                continue
+            failure = ports.cannot_listen(proto, port, exc, alternative, host)
+            logging.getLogger(name).error("%s cannot start: %s", name, failure.line)
+            supervise.record_exit_cause(cfg.state_dir, name, failure.line, failure.permanent)
+            return 1
+        finally:
+            sock.close()
 
 
 class PollLoop:

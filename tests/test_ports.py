@@ -53,6 +53,15 @@ def test_advice_names_the_holder_and_what_to_stop():
         "or set [api] port to a free one")
 
 
+def test_is_service_knows_the_station_s_own_service_by_its_command():
+    api = Holder(7, "python", "/opt/venv/bin/python -m appliance --log-format text --log-level INFO serve api")
+    assert ports.is_service(api, "api")
+    assert not ports.is_service(api, "dns")                       # another of our services is not this one
+    assert not ports.is_service(Holder(8, "gunicorn", "gunicorn serve api"), "api")     # not the station
+    assert not ports.is_service(Holder(9, "python", "python -m appliance serve"), "api")
+    assert not ports.is_service(None, "api")
+
+
 def test_holder_found_through_proc_and_the_line_for_each_errno():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
         held.bind(("127.0.0.1", 0))

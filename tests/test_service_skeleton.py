@@ -11,7 +11,7 @@ import time
 
 from appliance import events as ev
 from appliance.batch import BatchWriter
-from appliance.service import CommandTail, PollLoop, ServiceContext
+from appliance.service import CommandTail, PollLoop, ServiceContext, cannot_listen
 from appliance.store import Store
 from tests.conftest import REPO, wait_for
 
@@ -109,3 +109,76 @@ def test_sigterm_stops_a_service_cleanly(station_env, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+HOLD = """
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True)
+time.sleep(float(sys.argv[1]))
+"""
+
+
+def _holder(tmp_path, seconds: float, *words: str) -> tuple[subprocess.Popen, int]:
+    """A process listening on a free loopback port for `seconds`, its (short) command line ending in `words`."""
+    script = tmp_path / "hold.py"
+    script.write_text(HOLD)
+    proc = subprocess.Popen([sys.executable, str(script), str(seconds), *words], stdout=subprocess.PIPE, text=True)
+    return proc, int(proc.stdout.readline())
+
+
+def test_a_service_waits_for_its_own_predecessor_s_port_but_not_for_a_stranger_s(station_config, tmp_path):
+    """A killed API's worker still closing is the same service: the successor waits for the port instead of
+    stopping the station as if someone else held it.  Anyone else's holder is said at once."""
+    ours, port = _holder(tmp_path, 1.5, "-m", "appliance", "serve", "api")
+    try:
+        t0 = time.monotonic()
+        assert cannot_listen("api", station_config, "tcp", "127.0.0.1", port) is None
+        assert time.monotonic() - t0 >= 0.5         # it waited for the holder to go
+    finally:
+        ours.kill()
+        ours.wait(5)
+    other, port = _holder(tmp_path, 30, "-m", "appliance", "serve", "dns")
+    try:
+        t0 = time.monotonic()
+        assert cannot_listen("api", station_config, "tcp", "127.0.0.1", port) == 1
+        assert time.monotonic() - t0 < 5
+    finally:
+        other.kill()
+        other.wait(5)
+
+
+FORKS = """
+import os, sys, time
+from appliance.service import die_with_parent
+child = os.fork()
+if child == 0:
+    die_with_parent()
+    time.sleep(60)
+    os._exit(0)
+print(child, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_worker_dies_with_its_parent_killed_by_sigkill():
+    """die_with_parent: a forked worker does not outlive a parent killed with SIGKILL (it would hold the
+    service's port against the parent's successor)."""
+    parent = subprocess.Popen([sys.executable, "-c", FORKS], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    try:
+        parent.kill()
+        parent.wait(5)
+
+        def gone() -> bool:
+            try:
+                with open(f"/proc/{child}/stat") as fh:
+                    return fh.read().split(") ", 1)[1].startswith("Z")
+            except FileNotFoundError:
+                return True
+        wait_for(gone, 5, "the worker to die with its parent")
+    finally:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -37,7 +37,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from .. import logs
 from ..config import Config
-from ..service import ServiceContext, cannot_listen
+from ..service import ServiceContext, cannot_listen, die_with_parent
 from .watch import Watch
 
 log = logging.getLogger("api")
@@ -127,6 +127,12 @@ def _ip(client) -> str:
 
 class FairThreadWorker(ThreadWorker):
     """gthread whose threads only ever see whole requests (see the module's docstring)."""
+
+    def init_process(self) -> None:
+        # A master killed with SIGKILL must not leave this worker holding the API's port: its successor
+        # would find the port taken (the worker notices a new parent only when its loop next turns).
+        die_with_parent()
+        super().init_process()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -14,7 +14,6 @@ every core instead of one GIL.
 """
 from __future__ import annotations
 
-import ctypes
 import gc
 import logging
 import multiprocessing
@@ -31,7 +30,8 @@ from ..recovery.answers import AnswerTable
 from ..recovery.facts import CatalogChanged, Retry
 from ..recovery.hub import Channel
 from ..recovery.station import build_hub
-from ..service import HEARTBEAT_SECONDS, CommandTail, PollLoop, ServiceContext, release_free_heap, run_service
+from ..service import (HEARTBEAT_SECONDS, CommandTail, PollLoop, ServiceContext, die_with_parent, release_free_heap,
+                       run_service)
 from ..store import Store
 from . import http as httpmod
 from .admission import reserve_of
@@ -47,7 +47,6 @@ REFRESH_SECONDS = 2.0
 RESTART_BACKOFF = 1.0
 COUNTERS = ("requests", "malformed", "refused", "not_found", "busy", "errors", "active", "pumped",
             "evicted", "expired", "timeout_declined")
-PR_SET_PDEATHSIG = 1
 
 
 def build_catalog(cfg, ctx: ServiceContext):
@@ -77,17 +76,9 @@ def make_files(cfg, catalog, generated) -> Files:
                  licences=generated.licences if generated is not None else None)
 
 
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-
-
 def worker_main(cfg, index: int, sock, limits: Limits, generation, counters, catalog, channel=None) -> None:
     """Body of one TFTP worker process (forked: inherits the socket, the scanned catalog and its tracker channel)."""
-    _die_with_parent()
+    die_with_parent()
     parent = os.getppid()
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))

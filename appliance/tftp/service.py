@@ -30,8 +30,7 @@ from ..recovery.answers import AnswerTable
 from ..recovery.facts import CatalogChanged, Retry
 from ..recovery.hub import Channel
 from ..recovery.station import build_hub
-from ..service import (HEARTBEAT_SECONDS, CommandTail, PollLoop, ServiceContext, die_with_parent, release_free_heap,
-                       run_service)
+from ..service import HEARTBEAT_SECONDS, CommandTail, PollLoop, ServiceContext, die_with_parent, release_free_heap, run_service
 from ..store import Store
 from . import http as httpmod
 from .admission import reserve_of

@@ -172,12 +172,23 @@ def memory(pids: list[int]) -> dict:
             "names": sorted(names), "rss_mib_by_process": by_name, "pss_mib_by_process": pss_by_name}
 
 
+def appliance_name(words: list[str]) -> str | None:
+    """`appliance serve api` for `python -m appliance --log-format text --log-level INFO serve api` (the verb
+    and its object, past the global options supervisord's command line puts first); None if not the station."""
+    if "appliance" not in words or "-m" not in words:
+        return None
+    rest = words[words.index("appliance") + 1:]
+    verb = next((i for i, w in enumerate(rest) if w in ("serve", "run", "simulate", "demo")), None)
+    return " ".join(["appliance", *(rest[verb:verb + 2] if verb is not None else rest[:2])])
+
+
 def process_name(pid: int) -> str:
     """`appliance serve tftp` rather than `python`, so a memory table says which service costs what."""
     args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     words = [a.decode(errors="replace") for a in args if a]
-    if "appliance" in words and "-m" in words:
-        return " ".join(words[words.index("appliance"):][:3])
+    named = appliance_name(words)
+    if named:
+        return named
     helper = next((i for i, w in enumerate(words) if w.endswith("supervise.sh")), None)
     if helper is not None:
         return "supervise.sh " + " ".join(words[helper + 1:helper + 2])   # `appliance run` after its exec

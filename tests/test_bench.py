@@ -19,7 +19,7 @@ from tests.conftest import needs_root, needs_tool
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from bench import report  # noqa: E402
-from bench.common import CpuGroup, speed_ratio, summary, tree_cpu  # noqa: E402
+from bench.common import CpuGroup, appliance_name, speed_ratio, summary, tree_cpu  # noqa: E402
 
 PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
 
@@ -352,3 +352,15 @@ def test_a_mixed_fleets_breakdown_has_the_mean_phone_of_each_model():
     table = report.breakdown_table({"station": one})
     assert any(line.startswith("| station | mean of 2 7965 | 10.0 | 2.00 | 8.00 |") for line in table), table
     assert any(line.startswith("| station | mean of 1 7841 | 2.00 | 0.5 | 1.50 |") for line in table), table
+
+
+def test_memory_tables_name_each_station_service_past_the_global_options():
+    """supervisord starts `python -m appliance --log-format text --log-level INFO serve api`: the memory table
+    must say `appliance serve api`, not lump every service under `appliance --log-format text`."""
+    py = "/opt/venv/bin/python"
+    assert appliance_name([py, "-m", "appliance", "--log-format", "text", "--log-level", "INFO", "serve", "api"]) \
+        == "appliance serve api"
+    assert appliance_name([py, "-m", "appliance", "serve", "tftp"]) == "appliance serve tftp"
+    assert appliance_name([py, "-m", "appliance", "run"]) == "appliance run"
+    assert appliance_name([py, "-m", "appliance", "check-config", "--json"]) == "appliance check-config --json"
+    assert appliance_name(["/usr/sbin/dnsmasq", "-k"]) is None

@@ -7,13 +7,11 @@ did not have, and once its config turns web access on its page carries the VID i
 from __future__ import annotations
 
 import re
-import socket
-import struct
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.request import urlopen
 
+from tests.loopback_station import Station
 from tests.test_phonesim_families import SEP, cnf, load5
 from tools.phonesim import SimPhone
 
@@ -22,70 +20,12 @@ START, TARGET = "sip78xx.14-0-1-0001-135", "sip78xx.14-4-1-0301-6"
 FAST = dict(retry_s=0.3, reboot_s=0.2, register_s=0.5)
 
 
-class Station:
-    """HTTP on one port (files, 404 otherwise), TFTP on another (error 1 for every RRQ); both log names."""
-
-    def __init__(self, files: dict[str, bytes]):
-        self.files = {k.lower(): v for k, v in files.items()}
-        self.http_asked: list[str] = []
-        self.tftp_asked: list[str] = []
-        station = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                name = self.path.lstrip("/")
-                station.http_asked.append(name)
-                data = station.files.get(name.lower())
-                if data is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
-        self.udp.settimeout(0.1)
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self.http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True),
-                         threading.Thread(target=self._tftp, daemon=True)]
-
-    def _tftp(self) -> None:
-        while not self._stop.is_set():
-            try:
-                pkt, addr = self.udp.recvfrom(2048)
-            except socket.timeout:
-                continue
-            if pkt[:2] == b"\x00\x01":
-                self.tftp_asked.append(pkt[2:].split(b"\0", 1)[0].decode("latin-1"))
-                self.udp.sendto(struct.pack("!HH", 5, 1) + b"File not found\0", addr)
-
-    def __enter__(self):
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self.http.shutdown()
-        self.http.server_close()
-        for t in self._threads:
-            t.join(5)
-        self.udp.close()
-
-
 def test_7841_http_first_then_tftp_and_its_page_with_the_vid():
     files = load5(TARGET)
     files[SEP] = cnf(TARGET, web=0)
     pages: list[str] = []
-    with Station(files) as st:
-        phone = SimPhone(MAC, "CP-7841", START, vid="V20", platform=2, web_port=0, http_port=st.http.server_port,
-                         tftp_port=st.udp.getsockname()[1], **FAST)
+    with Station(files, tftp_files={}) as st:             # TFTP: "File not found" for everything
+        phone = SimPhone(MAC, "CP-7841", START, vid="V20", platform=2, web_port=0, **st.ports, **FAST)
         assert phone.device_information() is None               # web access off before any config (§1.5)
 
         def poll() -> None:
@@ -106,10 +46,11 @@ def test_7841_http_first_then_tftp_and_its_page_with_the_vid():
     assert out["load"] == TARGET and out["end"] == "settled" and out["installed"] == [TARGET], out
     comps = [f["name"] for f in out["fetched"] if f["role"] == "component" and f["ok"]]
     assert comps == [f"{k}2.78xx.14-4-1-0301-6.sbn" for k in ("sboot", "kern", "rootfs")], comps
-    assert not [n for n in st.http_asked if n.lower().startswith(("sboot78xx", "kern78xx", "rootfs78xx"))]
+    http_asked = [path.lstrip("/") for path, _ in st.http_log]
+    assert not [n for n in http_asked if n.lower().startswith(("sboot78xx", "kern78xx", "rootfs78xx"))]
     # TFTP was asked for exactly the names HTTP had not (the trust files), never for a file HTTP served.
-    missing_over_http = {n.lower() for n in st.http_asked if n.lower() not in st.files}
-    assert st.tftp_asked and {n.lower() for n in st.tftp_asked} == missing_over_http, (st.tftp_asked, st.http_asked)
+    missing_over_http = {n.lower() for n in http_asked if n.lower() not in st.files}
+    assert st.tftp_log and {n.lower() for n in st.tftp_log} == missing_over_http, (st.tftp_log, http_asked)
     assert pages, "the page never came up"
     udi = re.search(r"<udi>(.*)</udi>", pages[0], re.S).group(1)
     assert udi.split("\n")[2:4] == ["CP-7841", "V20"] and f"<versionID>{TARGET}</versionID>" in pages[0]

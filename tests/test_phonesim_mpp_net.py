@@ -8,104 +8,14 @@ Upgrade_Rule's tftp:// URL is followed over TFTP, and a 7841 converts Enterprise
 """
 from __future__ import annotations
 
-import socket
-import struct
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.loopback_station import Station
 from tests.test_phonesim_families import cnf, load5
 from tests.test_phonesim_mpp import MAC, MPP78, NEW88, OLD88, SEP, T88, TL78, profile
 from tools.phonesim.mpp_phone import MppSimPhone
 
 FAST = dict(retry_s=0.3, reboot_s=0.2, register_s=0.5)
-BLOCK = 512
-
-
-class Station:
-    """HTTP and TFTP on loopback serving `files` (names without the leading '/', any case); TFTP serves
-    `tftp_files` instead when given."""
-
-    def __init__(self, files: dict[str, bytes], tftp_files: dict[str, bytes] | None = None):
-        self.files = {k.lower(): v for k, v in files.items()}
-        self.tftp_files = self.files if tftp_files is None else {k.lower(): v for k, v in tftp_files.items()}
-        self.http_log: list[tuple[str, str | None]] = []
-        self.tftp_log: list[str] = []
-        station = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                station.http_log.append((self.path, self.headers.get("User-Agent")))
-                data = station.files.get(self.path.lstrip("/").lower())
-                if data is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
-        self.udp.settimeout(0.1)
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self.http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True),
-                         threading.Thread(target=self._tftp, daemon=True)]
-
-    @property
-    def ports(self) -> dict[str, int]:
-        return {"http_port": self.http.server_port, "tftp_port": self.udp.getsockname()[1]}
-
-    def _tftp(self) -> None:
-        while not self._stop.is_set():
-            try:
-                pkt, addr = self.udp.recvfrom(2048)
-            except socket.timeout:
-                continue
-            if pkt[:2] != b"\x00\x01":
-                continue
-            name = pkt[2:].split(b"\0", 1)[0].decode("latin-1")
-            self.tftp_log.append(name)
-            data = self.tftp_files.get(name.lstrip("/").lower())
-            if data is None:
-                self.udp.sendto(struct.pack("!HH", 5, 1) + b"File not found\0", addr)
-                continue
-            threading.Thread(target=self._send, args=(data, addr), daemon=True).start()
-
-    def _send(self, data: bytes, addr) -> None:
-        """One transfer from its own port (TID), each block resent at most 5 times, 1 s apart."""
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            s.settimeout(1.0)
-            for n in range(len(data) // BLOCK + 1):
-                pkt = struct.pack("!HH", 3, (n + 1) & 0xFFFF) + data[n * BLOCK:(n + 1) * BLOCK]
-                for _ in range(5):
-                    s.sendto(pkt, addr)
-                    try:
-                        ack = s.recv(16)
-                    except socket.timeout:
-                        continue
-                    if ack[:4] == struct.pack("!HH", 4, (n + 1) & 0xFFFF):
-                        break
-                else:
-                    return
-
-    def __enter__(self):
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self.http.shutdown()
-        self.http.server_close()
-        for t in self._threads:
-            t.join(5)
-        self.udp.close()
 
 
 def test_8851_profile_over_tftp_then_http_firmware_over_tftp_and_its_new_user_agent():

@@ -44,17 +44,18 @@ PR_SET_PDEATHSIG = 1
 LEFTOVER_WAIT_SECONDS = 10.0
 
 
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
+def die_with_parent(parent: int | None = None, sig: int = signal.SIGTERM) -> None:
     """Ask the kernel to send `sig` to this (forked worker) process when its parent dies, so a parent
-    killed with SIGKILL leaves no worker holding the service's port; exits at once when the parent is
-    already gone (reparented between the fork and this call)."""
-    parent = os.getppid()
+    killed with SIGKILL leaves no worker holding the service's port.  `parent`: the PID that forked it, when
+    known; if that one is already gone (died between the fork and this call), exit now.
+
+    Never judged by the parent being PID 1: in a container the service itself may be PID 1."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, sig)
     except (OSError, AttributeError):
         return
-    if parent == 1 or os.getppid() != parent:
+    if parent is not None and os.getppid() != parent:
         os._exit(0)
 
 
@@ -218,6 +219,7 @@ def cannot_listen(name: str, cfg: Config, proto: str, host: str, port: int, alte
     exits with its own words): try the bind now; None when it is free, else say why as `ctx.cannot_listen`
     does and return the exit status."""
     deadline = time.monotonic() + LEFTOVER_WAIT_SECONDS
+    unseen = 0
     while True:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -225,11 +227,14 @@ def cannot_listen(name: str, cfg: Config, proto: str, host: str, port: int, alte
             sock.bind((host, port))
             return None
         except OSError as exc:
-            # This service's own predecessor (killed, its worker still closing) is no one else: wait for it.
-            if (exc.errno == errno.EADDRINUSE and time.monotonic() < deadline
-                    and ports.is_service(ports.holder(proto, port, host), name)):
-                time.sleep(0.2)
-                continue
+            if exc.errno == errno.EADDRINUSE and time.monotonic() < deadline:
+                found = ports.holder(proto, port, host)
+                # This service's own predecessor (killed, its worker still closing) is no one else: wait for
+                # it.  No holder in sight may be one that closed just now: one more try before saying so.
+                if ports.is_service(found, name) or (found is None and unseen < 1):
+                    unseen += found is None
+                    time.sleep(0.2)
+                    continue
             failure = ports.cannot_listen(proto, port, exc, alternative, host)
             logging.getLogger(name).error("%s cannot start: %s", name, failure.line)
             supervise.record_exit_cause(cfg.state_dir, name, failure.line, failure.permanent)

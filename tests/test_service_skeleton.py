@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+
+import pytest
 
 from appliance import events as ev
 from appliance.batch import BatchWriter
@@ -182,3 +185,26 @@ def test_a_worker_dies_with_its_parent_killed_by_sigkill():
             os.kill(child, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+PID_ONE = """
+import os
+from appliance.service import die_with_parent
+assert os.getpid() == 1, os.getpid()
+child = os.fork()
+if child == 0:
+    die_with_parent()
+    die_with_parent(1)
+    print("worker alive", flush=True)
+    os._exit(0)
+os.waitpid(child, 0)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")
+def test_a_worker_of_a_service_running_as_pid_1_lives():
+    """In a container the service may be PID 1 (a kit running `serve tftp`): its workers' parent is then PID 1,
+    and that must not read as an orphan (stop 29's TFTP workers exited at once, over and over, in the images)."""
+    out = subprocess.run(["unshare", "--pid", "--fork", sys.executable, "-c", PID_ONE], cwd=REPO,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip() == "worker alive", out.stdout + out.stderr

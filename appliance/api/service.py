@@ -131,7 +131,7 @@ class FairThreadWorker(ThreadWorker):
     def init_process(self) -> None:
         # A master killed with SIGKILL must not leave this worker holding the API's port: its successor
         # would find the port taken (the worker notices a new parent only when its loop next turns).
-        die_with_parent()
+        die_with_parent(self.ppid)
         super().init_process()
 
     def __init__(self, *args, **kwargs):

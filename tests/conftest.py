@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -62,3 +63,30 @@ def fixed_table(load: str, macs: tuple[tuple[str, str, str], ...] = (),
     table.apply(Answers(1, tuple(Answer(mac, ip, model, load, load, load) for mac, ip, model in macs),
                         tuple((m, load) for m in models)))
     return table
+
+
+def phone_rows(state: Path) -> dict[str, dict]:
+    """The station's phones table (`state`/station.db) by MAC, read as a tech's sqlite3 would: no product code."""
+    conn = sqlite3.connect(state / "station.db", timeout=10)
+    try:
+        conn.row_factory = sqlite3.Row
+        return {r["mac"]: dict(r) for r in conn.execute("SELECT * FROM phones")}
+    finally:
+        conn.close()
+
+
+def settled(row: dict) -> bool:
+    """A phone row the station is done with, either way."""
+    return row.get("state") in ("done", "stuck")
+
+
+def wait_rows(state: Path, macs: list[str], ok=settled, until: float = 0.0) -> dict[str, dict]:
+    """The phone rows once `ok(row)` holds for every MAC in `macs`, polled each second until the wall clock
+    passes `until`; then the rows as they are (the test's asserts say what is missing)."""
+    rows: dict[str, dict] = {}
+    while time.time() < until:
+        rows = phone_rows(state)
+        if all(ok(rows.get(m) or {}) for m in macs):
+            break
+        time.sleep(1)
+    return rows

@@ -14,7 +14,6 @@ MPP, transition and Enterprise 7800/8800 loads.
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_root, needs_tool
+from tests.conftest import needs_root, needs_tool, phone_rows
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -37,19 +36,10 @@ ENT8831 = "sip8831.10-3-1-16"
 MAC_8851, MAC_7841, MAC_8831 = "001e7a885101", "001e7a784101", "001e7a883101"
 
 
-def phones(state: Path) -> dict[str, dict]:
-    conn = sqlite3.connect(state / "station.db", timeout=10)
-    try:
-        conn.row_factory = sqlite3.Row
-        return {r["mac"]: dict(r) for r in conn.execute("SELECT * FROM phones")}
-    finally:
-        conn.close()
-
-
 def wait_row(state: Path, mac: str, ok, until: float) -> dict:
     row: dict = {}
     while time.time() < until:
-        row = phones(state).get(mac) or {}
+        row = phone_rows(state).get(mac) or {}
         if ok(row):
             break
         time.sleep(1)

@@ -10,7 +10,6 @@ The 7800/8800 end-to-end tests need the product's 5th-generation container (issu
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 import threading
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_root, needs_tool
+from tests.conftest import needs_root, needs_tool, wait_rows
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -30,25 +29,6 @@ STATION = "10.79.0.1"
 SIX9_OLD, SIX9_TARGET = "SCCP69xx.9-3-1-3", "SCCP69xx.9-4-1-3SR3"
 EIGHT94_OLD, EIGHT94_TARGET = "SCCP894x.9-4-2SR1-2", "SCCP894x.9-4-2SR3-1"
 MAC_6921, MAC_8945 = "001e7a692101", "001e7a894501"
-
-
-def phones(state: Path) -> dict[str, dict]:
-    conn = sqlite3.connect(state / "station.db", timeout=10)
-    try:
-        conn.row_factory = sqlite3.Row
-        return {r["mac"]: dict(r) for r in conn.execute("SELECT * FROM phones")}
-    finally:
-        conn.close()
-
-
-def wait_phones(state: Path, macs: list[str], until: float) -> dict[str, dict]:
-    rows: dict[str, dict] = {}
-    while time.time() < until:
-        rows = phones(state)
-        if all(rows.get(m, {}).get("state") in ("done", "stuck", "failed") for m in macs):
-            break
-        time.sleep(1)
-    return rows
 
 
 @pytest.fixture
@@ -101,7 +81,7 @@ def test_6921_and_8945_reach_their_targets(station):
     # The station serves the same root on HTTP :6970: the 8945's manifest and components came over HTTP.
     assert {f["via"] for f in got if f["role"] in ("manifest", "component")} == {"http"}, got
     assert f"{EIGHT94_TARGET}.loads:ok" in p8945["log"], p8945["log"]
-    rows = wait_phones(state, [MAC_6921, MAC_8945], time.time() + 45)
+    rows = wait_rows(state, [MAC_6921, MAC_8945], until=time.time() + 45)
     for mac, target in ((MAC_6921, SIX9_TARGET), (MAC_8945, EIGHT94_TARGET)):
         row = rows.get(mac)
         assert row and row["state"] == "done" and row["current_load"] == target, row

@@ -17,7 +17,6 @@ two platforms).
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 import threading
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_root, needs_tool
+from tests.conftest import needs_root, needs_tool, wait_rows
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -39,29 +38,10 @@ V20_RUNS = "sip78xx.14-0-1-0301-212"       # 14.0(1)SR3: a V20 7841 runs nothing
 MAC_P1, MAC_P2, MAC_V20 = "001e7a784101", "001e7a784201", "001e7a782001"
 
 
-def phones(state: Path) -> dict[str, dict]:
-    conn = sqlite3.connect(state / "station.db", timeout=10)
-    try:
-        conn.row_factory = sqlite3.Row
-        return {r["mac"]: dict(r) for r in conn.execute("SELECT * FROM phones")}
-    finally:
-        conn.close()
-
-
 def memory(row: dict) -> dict:
     hints = row.get("hints")
     hints = json.loads(hints) if isinstance(hints, str) else hints or {}
     return hints.get("memory") or {}
-
-
-def wait_rows(state: Path, macs: list[str], ok, until: float) -> dict[str, dict]:
-    rows: dict[str, dict] = {}
-    while time.time() < until:
-        rows = phones(state)
-        if all(ok(rows.get(m) or {}) for m in macs):
-            break
-        time.sleep(1)
-    return rows
 
 
 def start(tmp_path: Path, loads: tuple[str, ...], **env_overrides: str):
@@ -132,7 +112,7 @@ def test_7841s_reach_their_target_over_http_fetching_only_their_platforms_files(
         assert comps == platform_files(TARGET, platform), comps
         got = [f for f in r["fetched"] if f["ok"] and f["name"].startswith(("sip78xx", "sboot", "kern", "rootfs"))]
         assert {f["via"] for f in got} == {"http"}, got      # HTTP :6970 first, and the station serves it there
-    rows = wait_rows(state, [MAC_P1, MAC_P2], lambda r: r.get("state") == "done", time.time() + 45)
+    rows = wait_rows(state, [MAC_P1, MAC_P2], lambda r: r.get("state") == "done", until=time.time() + 45)
     for mac in (MAC_P1, MAC_P2):
         row = rows.get(mac) or {}
         assert row.get("state") == "done" and row.get("current_load") == TARGET, row
@@ -156,7 +136,7 @@ def test_a_v20_7841_offered_a_load_under_its_floor_ends_stuck_naming_its_vid_and
     if asked:
         assert any(x.get("screen") == "Load rejected HC" for x in r["refused"]), r["refused"]
     assert r["load"] == V20_RUNS and r["end"] == "settled", json.dumps(r)     # kept its load, and was left alone
-    rows = wait_rows(state, [MAC_V20], lambda row: row.get("state") == "stuck", time.time() + 20)
+    rows = wait_rows(state, [MAC_V20], lambda row: row.get("state") == "stuck", until=time.time() + 20)
     row = rows.get(MAC_V20) or {}
     assert row.get("state") == "stuck", row
     words = row.get("diagnosis") or ""
@@ -194,7 +174,7 @@ def test_a_v20_7841_whose_page_stays_off_is_told_the_models_highest_floor(lab_fa
     r = v20_run(lab, "14.0(1)", "--ignore-web-access")
     assert sum(f["name"] == f"{OLD}.loads" for f in r["fetched"]) <= 3, r["fetched"]
     assert r["load"] == V20_RUNS and r["end"] == "settled", json.dumps(r)
-    rows = wait_rows(state, [MAC_V20], lambda row: row.get("state") == "stuck", time.time() + 20)
+    rows = wait_rows(state, [MAC_V20], lambda row: row.get("state") == "stuck", until=time.time() + 20)
     row = rows.get(MAC_V20) or {}
     words = row.get("diagnosis") or ""
     assert row.get("state") == "stuck" and memory(row).get("vid") is None, row

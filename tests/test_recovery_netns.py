@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_root, needs_tool
+from tests.conftest import needs_root, needs_tool, wait_rows
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -29,25 +29,6 @@ pytestmark = [pytest.mark.netns, needs_root(), needs_tool("ip"),
 
 STATION = "10.78.0.1"
 STONE, TARGET = "SCCP45.8-5-2S", "SCCP45.9-4-2SR3-3S"
-
-
-def phones(state: Path) -> dict[str, dict]:
-    conn = sqlite3.connect(state / "station.db", timeout=10)
-    try:
-        conn.row_factory = sqlite3.Row
-        return {r["mac"]: dict(r) for r in conn.execute("SELECT * FROM phones")}
-    finally:
-        conn.close()
-
-
-def wait_phones(state: Path, macs: list[str], until: float) -> dict[str, dict]:
-    rows: dict[str, dict] = {}
-    while time.time() < until:
-        rows = phones(state)
-        if all(rows.get(m, {}).get("state") in ("done", "stuck") for m in macs):
-            break
-        time.sleep(1)
-    return rows
 
 
 @pytest.fixture
@@ -108,7 +89,7 @@ def test_7965_via_stone_and_7940_via_811_and_trust_list(station):
     assert p7940["load"] == "P00308010200" and "P00308010100.loads:ok" in p7940["log"], p7940
     assert p7940["installed"] == ["P00308010100", "P00308010200"] and p7940["pending_app"] is None, p7940
     macs = ["001e7a650001", "001e7a650002", "001e7a400001", "001e7a770001"]
-    rows = wait_phones(state, macs, time.time() + 45)
+    rows = wait_rows(state, macs, until=time.time() + 45)
     for m in macs:
         assert rows[m]["state"] == "done", rows.get(m)
         timeline = [s for _, s, _ in json.loads(rows[m]["hints"])["timeline"]]
@@ -125,7 +106,7 @@ def test_7965_via_stone_and_7940_via_811_and_trust_list(station):
     finally:
         conn.close()
     assert {"load": STONE, "how": "web"} in learned, learned
-    rows = wait_phones(state, ["001e7a990001", "001e7a750001"], time.time() + 20)
+    rows = wait_rows(state, ["001e7a990001", "001e7a750001"], until=time.time() + 20)
     trust, missing = rows["001e7a990001"], rows["001e7a750001"]
     assert trust["state"] == "stuck" and "trust list" in trust["diagnosis"] and "123456789*0#" in trust["diagnosis"], trust
     assert missing["state"] == "stuck" and "rejected" in missing["diagnosis"], missing
@@ -146,7 +127,7 @@ def test_fifty_phones_at_once_all_done(station):
     bad = [r for r in results if r["load"] != TARGET or r["end"] != "settled"]
     assert not bad, json.dumps(bad[:2])
     macs = [r["mac"].lower() for r in results]
-    rows = wait_phones(state, macs, time.time() + 45)
+    rows = wait_rows(state, macs, until=time.time() + 45)
     not_done = {m: (rows.get(m) or {}).get("state") for m in macs if (rows.get(m) or {}).get("state") != "done"}
     assert not not_done, not_done
     for m in macs:

@@ -375,8 +375,15 @@ def _refloor(ctx: Context, p: Phone) -> None:
 
 
 def keep(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
-    """Mid-install its page still shows the old load (stale); its hardware is what it is, so that is kept."""
+    """Mid-install its page still shows the old load (stale); its hardware is what it is, so that is kept.
+
+    Mid-download (not yet rebooting, when its page may already be the new load's) the load it shows is still
+    the one it ran before this step: when nothing earlier said what that was (its page read only after it had
+    taken its config, on a loaded station), it is the phone's load before, though never its current load."""
     _hardware_seen(p, arg)
+    if (p.state == S.DOWNLOADING and isinstance(arg, LoadReported) and arg.load and p.before is None
+            and p.current is None and arg.load != p.boot.offered):
+        p.before = arg.load
     return []
 
 

@@ -297,3 +297,39 @@ def test_a_download_the_stations_own_restart_cut_is_not_a_refusal():
     again.handle(FileAsked(c.now, IP, CONFIG, served=again.answer(MAC).config), c.now)
     p = again.phones[MAC]
     assert again.answer(MAC).config == STONE and not p.rejected and p.boot.offered == STONE
+
+
+OLD = "SCCP45.8-3-2S"
+
+
+def test_a_page_read_only_mid_download_still_names_the_load_before_never_the_current_one():
+    """On a loaded station the page may be read only after the phone took its config: mid-download it still
+    shows the load it ran, which is its load before this recovery, not what it runs now."""
+    t, c = core()
+    lease(t, c)
+    ask(t, c)                                             # offered the stone, its load unknown
+    feed(t, c, FileSent(c.now + 1, IP, f"{STONE}.loads"))
+    p = t.phones[MAC]
+    assert p.state == S.DOWNLOADING and p.before is None
+    feed(t, c, LoadReported(c.now, MAC, OLD, OLD, "web"))
+    assert (p.before, p.current, p.state) == (OLD, None, S.DOWNLOADING)
+    for name in (f"{STONE}-a.sbn", f"{STONE}-b.sbn"):
+        feed(t, c, FileSent(c.now + 1, IP, name))
+    lease(t, c)
+    ask(t, c)
+    assert (p.before, p.current) == (OLD, STONE)
+
+
+def test_a_page_read_while_rebooting_or_naming_the_offered_load_is_not_the_load_before():
+    t, c = core()
+    lease(t, c)
+    ask(t, c)
+    feed(t, c, FileSent(c.now + 1, IP, f"{STONE}.loads"))
+    feed(t, c, LoadReported(c.now, MAC, STONE, STONE, "web"))     # the load it is taking: not what it ran
+    assert t.phones[MAC].before is None
+    for name in (f"{STONE}-a.sbn", f"{STONE}-b.sbn"):
+        feed(t, c, FileSent(c.now + 1, IP, name))
+    p = t.phones[MAC]
+    assert p.state == S.REBOOTING
+    feed(t, c, LoadReported(c.now, MAC, STONE, STONE, "web"))     # back up already: its page is the new load's
+    assert p.before is None

@@ -195,9 +195,10 @@ def _read_until(proc: subprocess.Popen, want: str, deadline: float) -> str:
 
 def test_logs_follow_prints_new_events_until_interrupted(station_env):
     store = prepare(station_env)
+    # As from a terminal: SIGINT at its default even when this test runs as a background job (which ignores it)
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "logs", "-f", "-n", "1", "--mac", PHONE],
                             env=dict(os.environ, **station_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 30
         assert "dhcp.ack" in _read_until(proc, "dhcp.ack", deadline)

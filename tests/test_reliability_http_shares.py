@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import needs_root, needs_tool, wait_for
 from tests.reliability_figures import record_attack
-from tests.reliability_station import assert_store_within_bounds, store_size
+from tests.reliability_station import POLL, assert_store_within_bounds, store_size
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -94,24 +94,6 @@ while time.monotonic() < end and not os.path.exists(stop):
         held[kind] += 1
     time.sleep(0.5)
 print(json.dumps({"stats": stats, "held_at_end": held}), flush=True)
-'''
-
-# The tech's laptop: GET /api/v1/health every 0.5 s until `stop` exists; every latency, or the failure.
-POLL = r'''
-import json, os, sys, time, urllib.request, urllib.error
-url, stop, limit, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-polls, end = [], time.monotonic() + limit
-while time.monotonic() < end and not os.path.exists(stop):
-    t0 = time.monotonic()
-    try:
-        code = urllib.request.urlopen(url, timeout=timeout).status
-    except urllib.error.HTTPError as e:
-        code = e.code
-    except OSError as e:
-        code = repr(e)
-    polls.append([round(time.monotonic() - t0, 4), code])
-    time.sleep(0.5)
-print(json.dumps(polls), flush=True)
 '''
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import needs_root, needs_tool
-from tests.test_recovery_netns import phones as rows
+from tests.conftest import phone_rows as rows
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))

@@ -384,6 +384,7 @@ def keep(ctx: Context, p: Phone, ts: float, arg: Any) -> list[Output]:
     if (p.state == S.DOWNLOADING and isinstance(arg, LoadReported) and arg.load and p.before is None
             and p.current is None and arg.load != p.boot.offered):
         p.before = arg.load
+        return [LoadLearned(ts, p.mac, arg.load, arg.how)]     # what it runs now, said; its current stays unknown
     return []
 
 

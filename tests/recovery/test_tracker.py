@@ -20,6 +20,7 @@ from appliance.recovery.facts import (
     FileSent,
     Forget,
     Lease,
+    LoadLearned,
     LoadReported,
     OtherRead,
     PhoneChanged,
@@ -311,8 +312,9 @@ def test_a_page_read_only_mid_download_still_names_the_load_before_never_the_cur
     feed(t, c, FileSent(c.now + 1, IP, f"{STONE}.loads"))
     p = t.phones[MAC]
     assert p.state == S.DOWNLOADING and p.before is None
-    feed(t, c, LoadReported(c.now, MAC, OLD, OLD, "web"))
+    out = feed(t, c, LoadReported(c.now, MAC, OLD, OLD, "web"))
     assert (p.before, p.current, p.state) == (OLD, None, S.DOWNLOADING)
+    assert [(o.load, o.how) for o in out if isinstance(o, LoadLearned)] == [(OLD, "web")]   # said, as read
     for name in (f"{STONE}-a.sbn", f"{STONE}-b.sbn"):
         feed(t, c, FileSent(c.now + 1, IP, name))
     lease(t, c)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_root, needs_tool, phone_rows
+from tests.conftest import needs_root, needs_tool, wait_rows
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -37,13 +37,7 @@ MAC_8851, MAC_7841, MAC_8831 = "001e7a885101", "001e7a784101", "001e7a883101"
 
 
 def wait_row(state: Path, mac: str, ok, until: float) -> dict:
-    row: dict = {}
-    while time.time() < until:
-        row = phone_rows(state).get(mac) or {}
-        if ok(row):
-            break
-        time.sleep(1)
-    return row
+    return wait_rows(state, [mac], ok, until).get(mac) or {}
 
 
 @pytest.fixture
